@@ -1,0 +1,94 @@
+/**
+ * Perspective crop of a quadrilateral into an upright rectangle, as
+ * PaddleOCR's get_rotate_crop_image does with cv2.getPerspectiveTransform +
+ * cv2.warpPerspective(INTER_CUBIC, BORDER_REPLICATE).
+ */
+import type { Point, Quad } from './geometry.js';
+import type { RgbImage } from './image.js';
+
+/** Solves A x = b in place (Gaussian elimination, partial pivoting). */
+function solve(a: number[][], b: number[]): number[] {
+  const n = b.length;
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r][c]) > Math.abs(a[piv][c])) piv = r;
+    if (Math.abs(a[piv][c]) < 1e-12) throw new Error('degenerate quadrilateral: no perspective transform');
+    [a[c], a[piv]] = [a[piv], a[c]];
+    [b[c], b[piv]] = [b[piv], b[c]];
+    for (let r = c + 1; r < n; r++) {
+      const f = a[r][c] / a[c][c];
+      for (let k = c; k < n; k++) a[r][k] -= f * a[c][k];
+      b[r] -= f * b[c];
+    }
+  }
+  const x = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = b[r];
+    for (let k = r + 1; k < n; k++) s -= a[r][k] * x[k];
+    x[r] = s / a[r][r];
+  }
+  return x;
+}
+
+/** The 3x3 homography (row-major, h[8] = 1) taking each `from` point to the matching `to` point. */
+export function perspectiveTransform(from: readonly Point[], to: readonly Point[]): number[] {
+  const a: number[][] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const { x, y } = from[i];
+    const { x: u, y: v } = to[i];
+    a.push([x, y, 1, 0, 0, 0, -x * u, -y * u]); b.push(u);
+    a.push([0, 0, 0, x, y, 1, -x * v, -y * v]); b.push(v);
+  }
+  return [...solve(a, b), 1];
+}
+
+// OpenCV's bicubic kernel (A = -0.75).
+function cubicWeights(t: number, w: Float64Array): void {
+  const A = -0.75;
+  const x0 = t + 1, x1 = t, x2 = 1 - t;
+  w[0] = ((A * x0 - 5 * A) * x0 + 8 * A) * x0 - 4 * A;
+  w[1] = ((A + 2) * x1 - (A + 3)) * x1 * x1 + 1;
+  w[2] = ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1;
+  w[3] = 1 - w[0] - w[1] - w[2];
+}
+
+/**
+ * Samples `quad` (top-left, top-right, bottom-right, bottom-left, in `src`
+ * pixels) into a width x height image: output pixel (0,0) lands on quad[0]
+ * and (width, height) on quad[2].
+ */
+export function warpQuad(src: RgbImage, quad: Quad, width: number, height: number): RgbImage {
+  const rect: Point[] = [{ x: 0, y: 0 }, { x: width, y: 0 }, { x: width, y: height }, { x: 0, y: height }];
+  const h = perspectiveTransform(rect, quad);
+  const out = new Uint8Array(width * height * 3);
+  const s = src.data;
+  const sw = src.width, sh = src.height;
+  const wx = new Float64Array(4), wy = new Float64Array(4);
+  const cols = new Int32Array(4), rows = new Int32Array(4);
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const z = h[6] * x + h[7] * y + h[8];
+      const fx = (h[0] * x + h[1] * y + h[2]) / z;
+      const fy = (h[3] * x + h[4] * y + h[5]) / z;
+      const ix = Math.floor(fx), iy = Math.floor(fy);
+      cubicWeights(fx - ix, wx);
+      cubicWeights(fy - iy, wy);
+      for (let k = 0; k < 4; k++) {
+        // BORDER_REPLICATE
+        cols[k] = Math.min(Math.max(ix - 1 + k, 0), sw - 1) * 3;
+        rows[k] = Math.min(Math.max(iy - 1 + k, 0), sh - 1) * sw * 3;
+      }
+      for (let c = 0; c < 3; c++) {
+        let acc = 0;
+        for (let r = 0; r < 4; r++) {
+          const base = rows[r] + c;
+          acc += wy[r] * (wx[0] * s[base + cols[0]] + wx[1] * s[base + cols[1]] + wx[2] * s[base + cols[2]] + wx[3] * s[base + cols[3]]);
+        }
+        out[o++] = acc <= 0 ? 0 : acc >= 255 ? 255 : Math.round(acc);
+      }
+    }
+  }
+  return { width, height, data: out };
+}

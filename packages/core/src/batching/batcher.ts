@@ -1,0 +1,202 @@
+import type { Item } from '../tensor/types.js';
+import type { BatchResult, ItemOutcome } from '../runtime/types.js';
+import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
+
+/** What one item learns about the batch it rode in. */
+export interface ItemRun {
+  outcome: ItemOutcome;
+  /** Identity of the batch, so a request sharing one batch counts its compute once. */
+  batchId: number;
+  batchSize: number;
+  queueWaitMs: number;
+  computeMs: number;
+  coldStart: boolean;
+  initMs?: number;
+}
+
+export interface BatcherOptions {
+  stage: string;
+  maxSize: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  queueTimeoutMs: number;
+  /** Batches in flight at once (worker sessions, Lambda concurrency). */
+  concurrency: number;
+  /** Axis of the per-item tensors allowed to differ (padded later); other dims must match to share a batch. */
+  padAxis?: number;
+  /** Whole-batch call timeout. */
+  timeoutMs: number;
+  run: (items: Item[]) => Promise<BatchResult>;
+}
+
+interface Pending {
+  item: Item;
+  key: string;
+  enqueuedAt: number;
+  resolve: (r: ItemRun) => void;
+  reject: (e: Error) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+let nextBatchId = 1;
+
+/**
+ * Dynamic batcher for one stage, in the manner of Triton's dynamic batcher:
+ * a batch leaves when it has `maxSize` compatible items or its oldest item has
+ * waited `maxDelayMs`, and only while fewer than `concurrency` batches are in
+ * flight — so under load, items queue up behind busy instances and leave in
+ * bigger batches, merging concurrent requests and fan-out items alike.
+ */
+export class Batcher {
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly drained: (() => void)[] = [];
+
+  constructor(private readonly opts: BatcherOptions) {}
+
+  get queued(): number { return this.queue.length; }
+  get busy(): number { return this.inFlight; }
+
+  submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
+    const { stage, maxQueue } = this.opts;
+    if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 503));
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.queue.length >= maxQueue) {
+      return Promise.reject(new OverloadedError(
+        `stage '${stage}' is overloaded: ${this.queue.length} items queued (max_queue ${maxQueue})`,
+        this.retryAfterSeconds()));
+    }
+    return new Promise<ItemRun>((resolve, reject) => {
+      const p: Pending = { item, key: shapeKey(item, this.opts.padAxis), enqueuedAt: performance.now(), resolve, reject, signal };
+      if (signal) {
+        p.onAbort = () => {
+          const i = this.queue.indexOf(p);
+          if (i >= 0) { this.queue.splice(i, 1); reject(abortReason(signal)); }
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  /** Stop taking work; resolves once queued and in-flight batches have finished. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.pump();
+    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.drained.push(r));
+  }
+
+  private retryAfterSeconds(): number {
+    // A rough drain estimate: one max-delay window per queued batch, at least a second.
+    const batches = Math.ceil(this.queue.length / this.opts.maxSize / Math.max(1, this.opts.concurrency));
+    return Math.max(1, Math.ceil((batches * Math.max(this.opts.maxDelayMs, 50)) / 1000));
+  }
+
+  private pump(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.expire();
+    while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
+      const head = this.queue[0];
+      const waited = performance.now() - head.enqueuedAt;
+      const ready = this.countCompatible(head.key) >= this.opts.maxSize;
+      if (!ready && waited < this.opts.maxDelayMs && !this.closed) {
+        this.timer = setTimeout(() => this.pump(), this.opts.maxDelayMs - waited + 0.5);
+        break;
+      }
+      const batch = this.take(head.key);
+      this.dispatch(batch);
+    }
+    if (this.closed && this.queue.length === 0 && this.inFlight === 0) {
+      for (const r of this.drained.splice(0)) r();
+    }
+  }
+
+  /** Remove up to maxSize queued items compatible with `key`, oldest first. */
+  private take(key: string): Pending[] {
+    const out: Pending[] = [];
+    for (let i = 0; i < this.queue.length && out.length < this.opts.maxSize; ) {
+      if (this.queue[i].key === key) out.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    return out;
+  }
+
+  private countCompatible(key: string): number {
+    let n = 0;
+    for (const p of this.queue) if (p.key === key && ++n >= this.opts.maxSize) break;
+    return n;
+  }
+
+  /** Fail items that have waited past the queue timeout. */
+  private expire(): void {
+    const now = performance.now();
+    for (let i = 0; i < this.queue.length; ) {
+      const p = this.queue[i];
+      if (now - p.enqueuedAt > this.opts.queueTimeoutMs) {
+        this.queue.splice(i, 1);
+        this.detach(p);
+        p.reject(new TimeoutError(
+          `stage '${this.opts.stage}': item waited ${Math.round(now - p.enqueuedAt)} ms in the queue (queue_timeout_ms ${this.opts.queueTimeoutMs})`));
+      } else i++;
+    }
+  }
+
+  private detach(p: Pending): void {
+    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+  }
+
+  private dispatch(batch: Pending[]): void {
+    this.inFlight++;
+    const start = performance.now();
+    const batchId = nextBatchId++;
+    for (const p of batch) this.detach(p);
+    const { stage, timeoutMs } = this.opts;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`)), timeoutMs);
+    });
+    Promise.race([this.opts.run(batch.map((p) => p.item)), timeout])
+      .then((result) => {
+        if (result.outcomes.length !== batch.length) {
+          throw new StageError(stage, `returned ${result.outcomes.length} outcomes for a batch of ${batch.length}`);
+        }
+        batch.forEach((p, i) => p.resolve({
+          outcome: result.outcomes[i],
+          batchId,
+          batchSize: batch.length,
+          queueWaitMs: start - p.enqueuedAt,
+          computeMs: result.computeMs,
+          coldStart: result.coldStart,
+          initMs: result.initMs,
+        }));
+      })
+      .catch((err: unknown) => {
+        const e = err instanceof EnsembleError ? err : new StageError(stage, err instanceof Error ? err.message : String(err));
+        for (const p of batch) p.reject(e);
+      })
+      .finally(() => {
+        clearTimeout(timer);
+        this.inFlight--;
+        this.pump();
+      });
+  }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new EnsembleError('request aborted', 499);
+}
+
+/** Items batch together only when their tensors agree in dtype and shape (except the pad axis). */
+export function shapeKey(item: Item, padAxis?: number): string {
+  return Object.keys(item).sort().map((k) => {
+    const t = item[k];
+    const dims = t.shape.map((d, i) => (i === padAxis ? '*' : String(d)));
+    return `${k}:${t.datatype}[${dims.join(',')}]`;
+  }).join(';');
+}

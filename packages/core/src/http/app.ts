@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import type { PipelineRegistry } from '../pipelines/registry.js';
+import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Manifest } from '../manifest/types.js';
+import type { Tensor } from '../tensor/types.js';
+import type { InferRequestJson } from '../tensor/protocol.js';
+import {
+  INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
+} from '../tensor/codec.js';
+import { BadRequestError, EnsembleError, NotFoundError, OverloadedError } from '../errors.js';
+import { RunFailure } from '../executor/executor.js';
+import { jsonEncodable } from '../tensor/json-data.js';
+import { readBody } from './body.js';
+import { validateInputs } from './validate-inputs.js';
+import { modelMetadata, serverMetadata } from './metadata.js';
+
+export interface AppOptions {
+  registry: PipelineRegistry;
+  runs: RunStore;
+  /** Recorded in run records ('local', 'lambda'). */
+  transport?: string;
+  /** Runs before any route; return a Response to refuse (auth). */
+  guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
+}
+
+/**
+ * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
+ * @hono/node-server locally and by hono/aws-lambda on Lambda.
+ */
+export function createApp({ registry, runs, transport = 'local', guard }: AppOptions): Hono {
+  const app = new Hono();
+
+  if (guard) {
+    app.use('*', async (c, next) => {
+      const refused = await guard(c);
+      if (refused) return refused;
+      await next();
+    });
+  }
+
+  app.get('/v2/health/live', (c) => c.json({ live: true }));
+  app.get('/v2/health/ready', (c) => {
+    const ready = registry.allReady();
+    return c.json({ ready }, ready ? 200 : 503);
+  });
+  app.get('/v2', (c) => c.json(serverMetadata()));
+  app.get('/v2/models', (c) => c.json({ models: registry.names().map((n) => ({ name: n, version: registry.manifest(n).version, ready: registry.isReady(n) })) }));
+
+  for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    app.get(base, (c) => c.json(modelMetadata(registry.manifest(c.req.param('name') ?? '', c.req.param('version')))));
+    app.get(`${base}/ready`, (c) => {
+      const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
+      const ready = registry.isReady(m.name);
+      return c.json({ name: m.name, ready }, ready ? 200 : 503);
+    });
+    app.post(`${base}/infer`, (c) => infer(c));
+  }
+
+  app.get('/v2/runs/:id', async (c) => {
+    const rec = await runs.get(c.req.param('id'));
+    if (!rec) throw new NotFoundError(`no run '${c.req.param('id')}'`);
+    return c.json(rec);
+  });
+  app.get('/v2/models/:name/runs', async (c) => {
+    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
+    return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
+  });
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+  app.onError((err, c) => errorResponse(c, err));
+
+  async function infer(c: Context): Promise<Response> {
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const runId = randomUUID();
+    const name = c.req.param('name') ?? '';
+    let version = c.req.param('version') ?? '';
+    let stages: StageRunRecord[] = [];
+    const record = (status: number, error?: string) => {
+      const rec: RunRecord = {
+        id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
+        startedAt: startedAt.toISOString(), durationMs: Math.round((performance.now() - t0) * 100) / 100,
+        stages, transport,
+      };
+      if (error !== undefined) rec.error = error;
+      runs.put(rec);
+    };
+    try {
+      const p = registry.get(name, version || undefined);
+      version = p.manifest.version;
+      const { request, tensors } = await decodeBody(c, p.manifest);
+      validateInputs(p.manifest, tensors);
+      const wanted = requestedOutputs(p.manifest, request);
+      let result;
+      try {
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs: timeoutParam(request) });
+      } catch (e) {
+        if (e instanceof RunFailure) { stages = e.stages; throw e.cause; }
+        throw e;
+      }
+      stages = result.stages;
+      const encoded = encodeInferResponse(
+        { model_name: p.manifest.name, model_version: p.manifest.version, id: request.id, parameters: { run_id: runId } },
+        wanted.map((o) => ({ name: o, tensor: result.outputs[o] as Tensor, binary: wantsBinaryOutput(request, o) || !jsonEncodable(result.outputs[o] as Tensor) })),
+      );
+      record(200);
+      const headers: Record<string, string> = { 'x-ensemble-run-id': runId };
+      if (encoded.headerLength !== undefined) {
+        headers['content-type'] = 'application/octet-stream';
+        headers[INFERENCE_HEADER_CONTENT_LENGTH] = String(encoded.headerLength);
+      } else {
+        headers['content-type'] = 'application/json';
+      }
+      return new Response(encoded.body, { status: 200, headers });
+    } catch (err) {
+      const e = toEnsembleError(err);
+      record(e.status, e.message);
+      const res = errorResponse(c, e);
+      res.headers.set('x-ensemble-run-id', runId);
+      return res;
+    }
+  }
+
+  return app;
+}
+
+/** OIP JSON, JSON + binary blobs, or (for a pipeline with one BYTES input) the raw bytes of that input. */
+async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequestJson; tensors: Record<string, Tensor> }> {
+  const body = await readBody(c.req.raw, m.maxRequestBytes);
+  const headerLength = parseHeaderLength(c.req.header(INFERENCE_HEADER_CONTENT_LENGTH));
+  const type = (c.req.header('content-type') ?? '').toLowerCase();
+  // Only an image or an octet stream without the binary-data header is a raw body; anything else
+  // (curl's default form type included) is read as Open Inference Protocol JSON.
+  const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
+  if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength);
+  const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
+  if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
+    throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);
+  }
+  const only = bytesInputs[0];
+  return { request: { inputs: [] }, tensors: { [only.name]: { datatype: 'BYTES', shape: [1], data: [body] } } };
+}
+
+function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {
+  const all = m.outputs.map((o) => o.name);
+  if (!request.outputs?.length) return all;
+  return request.outputs.map((o) => {
+    if (!all.includes(o.name)) {
+      throw new BadRequestError(`unknown output '${o.name}'; model '${m.name}' has ${all.map((n) => `'${n}'`).join(', ')}`);
+    }
+    return o.name;
+  });
+}
+
+/** `parameters.timeout` in milliseconds bounds the whole request. */
+function timeoutParam(request: InferRequestJson): number | undefined {
+  const t = request.parameters?.timeout;
+  if (t === undefined) return undefined;
+  if (typeof t !== 'number' || !(t > 0)) throw new BadRequestError(`parameters.timeout must be a positive number of milliseconds, got ${JSON.stringify(t)}`);
+  return t;
+}
+
+function toEnsembleError(err: unknown): EnsembleError {
+  if (err instanceof EnsembleError) return err;
+  // Hono's own HTTPException and body errors carry a status; anything else is ours to own as 500.
+  const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
+  return new EnsembleError(err instanceof Error ? err.message : String(err), status);
+}
+
+function errorResponse(c: Context, err: unknown): Response {
+  const e = toEnsembleError(err);
+  const headers: Record<string, string> = {};
+  if (e instanceof OverloadedError) headers['retry-after'] = String(e.retryAfterSeconds);
+  // 499 (client went away) is nginx's convention; no one is listening, but keep the record honest.
+  return c.json({ error: e.message }, e.status as 400, headers);
+}

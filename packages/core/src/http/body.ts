@@ -1,0 +1,36 @@
+import { BadRequestError, PayloadTooLargeError } from '../errors.js';
+
+/**
+ * Read a request body, refusing with 413 as soon as it passes `limit` bytes —
+ * before buffering it all, so a huge chunked upload cannot exhaust memory.
+ */
+export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new PayloadTooLargeError(`request body of ${declared} bytes is over the ${limit} byte limit`);
+  }
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    let r: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      r = await reader.read();
+    } catch {
+      throw new BadRequestError('request body could not be read');
+    }
+    if (r.done) break;
+    size += r.value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new PayloadTooLargeError(`request body is over the ${limit} byte limit`);
+    }
+    chunks.push(r.value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) { out.set(c, off); off += c.byteLength; }
+  return out;
+}

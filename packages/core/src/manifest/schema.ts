@@ -1,0 +1,290 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { DATATYPES, type Datatype } from '../tensor/types.js';
+import {
+  DEFAULT_BATCH, DEFAULT_GRAPH_OPTIMIZATION, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SCALE,
+  DEFAULT_TIMEOUT_MS, DEFAULT_VERSION, LAMBDA_MEMORY_MB,
+} from './defaults.js';
+import {
+  child, fail, need, readBool, readEnum, readInt, readList, readMap, readNumber, readString, type Scope,
+} from './fields.js';
+import { DEFAULTS, PIPELINE, stageWhere, type Locator } from './locator.js';
+import { toPlain, type YNode } from './parse.js';
+import type {
+  BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
+} from './types.js';
+
+/** The manifest as the YAML states it: defaults filled, paths absolute, no DAG yet. */
+export type StaticManifest = Omit<Manifest, 'order' | 'levels' | 'tensors'>;
+
+/** A function stage output written with its type: `{ name, datatype, shape }`. */
+export interface TypedOutput {
+  stage: string;
+  local: string;
+  spec: TensorSpec;
+}
+
+export interface SchemaResult {
+  manifest: StaticManifest;
+  typedOutputs: TypedOutput[];
+}
+
+export const PIPELINE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+const SHA256 = /^[0-9a-f]{64}$/i;
+const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
+
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'inputs', 'outputs', 'defaults', 'stages'] as const;
+const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
+const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
+const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
+const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency'] as const;
+const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options'] as const;
+const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
+const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
+
+/** Validates the parsed YAML of `file` and fills every default. */
+export function readManifest(root: YNode, file: string, loc: Locator): SchemaResult {
+  const dir = path.dirname(file);
+  const s: Scope = { loc, where: PIPELINE };
+  const top = readMap(s, root, '', TOP_KEYS);
+
+  const name = readString(s, need(s, top.name, 'name'), 'name');
+  if (!PIPELINE_NAME.test(name)) {
+    fail(s, 'name', `'${name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_', starting with a letter or digit (it appears in URLs)`);
+  }
+  const version = top.version ? readString(s, top.version, 'version', { numbers: true }) : DEFAULT_VERSION;
+  const description = top.description ? readString(s, top.description, 'description') : undefined;
+  const maxRequestBytes = top.max_request_bytes
+    ? readInt(s, top.max_request_bytes, 'max_request_bytes', 1)
+    : DEFAULT_MAX_REQUEST_BYTES;
+
+  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs');
+  const outputs = readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs');
+
+  const defaults = readDefaults({ loc, where: DEFAULTS }, top.defaults);
+
+  const stageNodes = readList(s, need(s, top.stages, 'stages', 'required: the pipeline needs at least one stage'), 'stages');
+  if (stageNodes.length === 0) fail(s, 'stages', 'the pipeline needs at least one stage');
+  const stages: StageSpec[] = [];
+  const typedOutputs: TypedOutput[] = [];
+  const seen = new Map<string, number>();
+  stageNodes.forEach((node, i) => {
+    const { stage, typed } = readStage(loc, node, i, dir, defaults);
+    const first = seen.get(stage.name);
+    if (first !== undefined) {
+      fail({ loc, where: stageWhere(stage.name) }, 'name', `stage name '${stage.name}' is used twice (stages[${first}] and stages[${i}])`);
+    }
+    seen.set(stage.name, i);
+    stages.push(stage);
+    typedOutputs.push(...typed);
+  });
+
+  const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes };
+  if (description !== undefined) manifest.description = description;
+  return { manifest, typedOutputs };
+}
+
+interface Defaults {
+  batch: Partial<BatchSpec>;
+  scale: Partial<ScaleSpec>;
+  timeoutMs?: number;
+}
+
+function readDefaults(s: Scope, node: YNode | undefined): Defaults {
+  if (!node) return { batch: {}, scale: {} };
+  const m = readMap(s, node, '', DEFAULTS_KEYS);
+  return {
+    batch: m.batch ? readBatch(s, m.batch, 'batch') : {},
+    scale: m.scale ? readScale(s, m.scale, 'scale') : {},
+    timeoutMs: m.timeout_ms ? readNumber(s, m.timeout_ms, 'timeout_ms', 1) : undefined,
+  };
+}
+
+function readTensorList(s: Scope, node: YNode, field: string): TensorSpec[] {
+  const items = readList(s, node, field);
+  if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
+  const specs: TensorSpec[] = [];
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    const spec = readTensorSpec(s, item, `${field}[${i}]`);
+    if (seen.has(spec.name)) fail(s, `${field}[${i}].name`, `tensor '${spec.name}' is listed twice`);
+    seen.add(spec.name);
+    specs.push(spec);
+  });
+  return specs;
+}
+
+/** `{ name, datatype, shape }` where dim 0 is the item (batch) dimension, always -1. */
+function readTensorSpec(s: Scope, node: YNode, field: string): TensorSpec {
+  const m = readMap(s, node, field, TENSOR_KEYS);
+  const name = readString(s, need(s, m.name, child(field, 'name')), child(field, 'name'));
+  const datatype = readEnum<Datatype>(s, need(s, m.datatype, child(field, 'datatype')), child(field, 'datatype'), DATATYPES);
+  const shapeField = child(field, 'shape');
+  const dims = readList(s, need(s, m.shape, shapeField), shapeField);
+  if (dims.length === 0) fail(s, shapeField, `tensor '${name}': shape needs at least the item dimension: [-1, ...]`, m.shape);
+  const shape = dims.map((d, i) => {
+    const v = readInt(s, d, `${shapeField}[${i}]`, -1);
+    if (v === 0) fail(s, `${shapeField}[${i}]`, 'dimensions are -1 (free) or >= 1', d);
+    return v;
+  });
+  if (shape[0] !== -1) {
+    fail(s, `${shapeField}[0]`, `tensor '${name}': dim 0 must be -1 (it is the item/batch dimension), got ${shape[0]}`, dims[0]);
+  }
+  const spec: TensorSpec = { name, datatype, shape };
+  if (m.description) spec.description = readString(s, m.description, child(field, 'description'));
+  return spec;
+}
+
+function readStage(
+  loc: Locator, node: YNode, index: number, dir: string, defaults: Defaults,
+): { stage: StageSpec; typed: TypedOutput[] } {
+  // Name the stage in errors as soon as we can tell its name.
+  const nameNode = node.kind === 'map' ? node.entries.get('name')?.value : undefined;
+  const hasName = nameNode?.kind === 'scalar' && typeof nameNode.value === 'string' && nameNode.value !== '';
+  const s: Scope = { loc, where: hasName ? stageWhere(nameNode.value as string) : `stages[${index}]` };
+  loc.set(s.where, '', node.line);
+  if (node.kind !== 'map') fail(s, '', `a stage is a mapping with name, kind, inputs and outputs, got a ${node.kind === 'seq' ? 'list' : 'value'}`, node);
+
+  let kindNode = node.entries.get('kind')?.value;
+  if (kindNode?.kind === 'scalar' && kindNode.value === null) kindNode = undefined;
+  // Without a kind, a typo such as `kidn:` is the likelier mistake: report it first.
+  if (!kindNode) readMap(s, node, '', [...new Set<string>([...ONNX_KEYS, ...FUNCTION_KEYS])]);
+  const kind = readEnum(s, need(s, kindNode, 'kind', 'required: onnx or function'), 'kind', ['onnx', 'function'] as const);
+  const hints: Record<string, string> = kind === 'onnx'
+    ? { module: 'only function stages take a module (this stage is kind: onnx)', fanout: 'only function stages can fan out (this stage is kind: onnx)' }
+    : { weights: 'only onnx stages take weights (this stage is kind: function)', session: 'only onnx stages take session options (this stage is kind: function)' };
+  const m = readMap(s, node, '', kind === 'onnx' ? ONNX_KEYS : FUNCTION_KEYS, hints);
+
+  const name = readString(s, need(s, m.name, 'name'), 'name');
+  if (!STAGE_NAME.test(name)) fail(s, 'name', `'${name}' is not a valid stage name: use letters, digits, '-' and '_'`);
+
+  const inputs = readStageIo(s, need(s, m.inputs, 'inputs', 'required: the tensors this stage reads'), 'inputs', false);
+  const outputs = readStageIo(s, need(s, m.outputs, 'outputs', 'required: the tensors this stage writes'), 'outputs', kind === 'function');
+
+  const batch: BatchSpec = { ...DEFAULT_BATCH, ...defaults.batch, ...(m.batch ? readBatch(s, m.batch, 'batch') : {}) };
+  const scale: ScaleSpec = { ...DEFAULT_SCALE, ...defaults.scale, ...(m.scale ? readScale(s, m.scale, 'scale') : {}) };
+  if (scale.reservedConcurrency !== undefined && scale.provisionedConcurrency !== undefined
+      && scale.provisionedConcurrency > scale.reservedConcurrency) {
+    fail(s, 'scale.provisioned_concurrency', `${scale.provisionedConcurrency} exceeds scale.reserved_concurrency (${scale.reservedConcurrency})`);
+  }
+  const timeoutMs = m.timeout_ms ? readNumber(s, m.timeout_ms, 'timeout_ms', 1) : defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let options: Record<string, unknown> = {};
+  if (m.options) {
+    if (m.options.kind !== 'map') fail(s, 'options', 'expected a mapping', m.options);
+    options = toPlain(m.options) as Record<string, unknown>;
+  }
+  const base = { name, inputs: inputs.map, outputs: outputs.map, batch, scale, timeoutMs, options };
+  const typed = outputs.typed.map(({ local, spec }) => ({ stage: name, local, spec }));
+
+  if (kind === 'onnx') {
+    const stage: OnnxStage = {
+      ...base,
+      kind,
+      weights: readWeights(s, need(s, m.weights, 'weights', 'required: { key, sha256 } of the ONNX model'), dir),
+      session: { graphOptimization: DEFAULT_GRAPH_OPTIMIZATION },
+    };
+    if (m.session) {
+      const sm = readMap(s, m.session, 'session', ['graph_optimization']);
+      if (sm.graph_optimization) {
+        stage.session.graphOptimization = readEnum(s, sm.graph_optimization, 'session.graph_optimization', GRAPH_OPTIMIZATIONS);
+      }
+    }
+    return { stage, typed };
+  }
+  const moduleNode = need(s, m.module, 'module', 'required: path of the TypeScript module, relative to this file');
+  const module = path.resolve(dir, readString(s, moduleNode, 'module'));
+  if (!isFile(module)) fail(s, 'module', `file not found: ${module}`, moduleNode);
+  const stage: FunctionStage = {
+    ...base,
+    kind,
+    module,
+    fanout: m.fanout ? readBool(s, m.fanout, 'fanout') : false,
+  };
+  return { stage, typed };
+}
+
+/**
+ * Stage inputs/outputs: a list of tensor names (local name = tensor name) or a
+ * map { local: tensor }. Function outputs may be typed `{ name, datatype, shape }`.
+ */
+function readStageIo(
+  s: Scope, node: YNode, field: string, typedAllowed: boolean,
+): { map: Record<string, string>; typed: { local: string; spec: TensorSpec }[] } {
+  const map: Record<string, string> = {};
+  const typed: { local: string; spec: TensorSpec }[] = [];
+  const entry = (local: string, value: YNode, f: string): void => {
+    if (value.kind === 'map' && typedAllowed) {
+      const spec = readTensorSpec(s, value, f);
+      typed.push({ local, spec });
+      map[local] = spec.name;
+      return;
+    }
+    if (value.kind !== 'scalar' || typeof value.value !== 'string' || value.value === '') {
+      fail(s, f, `expected a tensor name${typedAllowed ? ' or { name, datatype, shape }' : ''}`, value);
+    }
+    map[local] = value.value;
+  };
+  if (node.kind === 'seq') {
+    readList(s, node, field).forEach((item, i) => {
+      const local = item.kind === 'map' ? item.entries.get('name')?.value : item;
+      const localName = local?.kind === 'scalar' && typeof local.value === 'string' ? local.value : undefined;
+      if (localName !== undefined && localName in map) fail(s, `${field}[${i}]`, `tensor '${localName}' is listed twice`, item);
+      const f = localName !== undefined ? `${field}.${localName}` : `${field}[${i}]`;
+      s.loc.set(s.where, f, item.line);
+      entry(localName ?? '', item, f);
+    });
+  } else if (node.kind === 'map') {
+    s.loc.set(s.where, field, node.line);
+    for (const [local, { keyLine, value }] of node.entries) {
+      s.loc.set(s.where, `${field}.${local}`, keyLine);
+      entry(local, value, `${field}.${local}`);
+    }
+  } else {
+    fail(s, field, 'expected a list of tensor names or a mapping { local name: tensor }', node);
+  }
+  if (Object.keys(map).length === 0) fail(s, field, 'needs at least one tensor', node);
+  return { map, typed };
+}
+
+function readWeights(s: Scope, node: YNode, dir: string): OnnxStage['weights'] {
+  const m = readMap(s, node, 'weights', ['key', 'sha256', 'source']);
+  const key = readString(s, need(s, m.key, 'weights.key', 'required: object key in the weights bucket'), 'weights.key');
+  const shaNode = need(s, m.sha256, 'weights.sha256', 'required: 64 hex characters');
+  const sha256 = readString(s, shaNode, 'weights.sha256', { numbers: true });
+  if (!SHA256.test(sha256)) fail(s, 'weights.sha256', `expected 64 hex characters, got '${sha256}'`, shaNode);
+  const weights: OnnxStage['weights'] = { key, sha256: sha256.toLowerCase() };
+  if (m.source) weights.source = path.resolve(dir, readString(s, m.source, 'weights.source'));
+  return weights;
+}
+
+function readBatch(s: Scope, node: YNode, field: string): Partial<BatchSpec> {
+  const m = readMap(s, node, field, BATCH_KEYS);
+  const b: Partial<BatchSpec> = {};
+  if (m.max_size) b.maxSize = readInt(s, m.max_size, `${field}.max_size`, 1);
+  if (m.max_delay_ms) b.maxDelayMs = readNumber(s, m.max_delay_ms, `${field}.max_delay_ms`, 0);
+  if (m.max_queue) b.maxQueue = readInt(s, m.max_queue, `${field}.max_queue`, 1);
+  if (m.queue_timeout_ms) b.queueTimeoutMs = readNumber(s, m.queue_timeout_ms, `${field}.queue_timeout_ms`, 1);
+  if (m.pad_axis) b.padAxis = readInt(s, m.pad_axis, `${field}.pad_axis`, 0);
+  if (m.pad_value) b.padValue = readNumber(s, m.pad_value, `${field}.pad_value`);
+  return b;
+}
+
+function readScale(s: Scope, node: YNode, field: string): Partial<ScaleSpec> {
+  const m = readMap(s, node, field, SCALE_KEYS);
+  const c: Partial<ScaleSpec> = {};
+  if (m.instances) c.instances = readInt(s, m.instances, `${field}.instances`, 1);
+  if (m.threads) c.threads = readInt(s, m.threads, `${field}.threads`, 1);
+  if (m.memory_mb) c.memoryMb = readInt(s, m.memory_mb, `${field}.memory_mb`, LAMBDA_MEMORY_MB.min, LAMBDA_MEMORY_MB.max);
+  if (m.reserved_concurrency) c.reservedConcurrency = readInt(s, m.reserved_concurrency, `${field}.reserved_concurrency`, 0);
+  if (m.provisioned_concurrency) c.provisionedConcurrency = readInt(s, m.provisioned_concurrency, `${field}.provisioned_concurrency`, 0);
+  return c;
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Shapes in a manifest and in ONNX metadata both include the batch dim; -1 is
+ * a free dimension. Two shapes agree when their ranks match and every dim
+ * other than dim 0 that both fix is equal (dim 0 is the batch, chosen at run time).
+ */
+export function shapeMismatch(a: readonly number[], b: readonly number[]): string | undefined {
+  if (a.length !== b.length) return `rank ${a.length} vs ${b.length}`;
+  for (let i = 1; i < a.length; i++) {
+    if (a[i] !== -1 && b[i] !== -1 && a[i] !== b[i]) return `dim ${i} is ${a[i]} vs ${b[i]}`;
+  }
+  return undefined;
+}
+
+export function formatShape(shape: readonly (number | string)[]): string {
+  return `[${shape.join(', ')}]`;
+}

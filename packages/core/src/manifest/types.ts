@@ -1,0 +1,107 @@
+import type { Datatype } from '../tensor/types.js';
+
+/**
+ * A pipeline manifest after loading and validation (see docs/manifest.md for
+ * the YAML form). Every optional YAML field has its default filled in here.
+ */
+export interface TensorSpec {
+  name: string;
+  datatype: Datatype;
+  /**
+   * Shape of the whole tensor as the API sees it. For pipeline inputs and
+   * outputs dim 0 is the item (batch) dimension and is -1; -1 elsewhere means
+   * a free dimension.
+   */
+  shape: number[];
+  description?: string;
+}
+
+export interface BatchSpec {
+  /** Largest batch a stage call receives. 1 disables batching. */
+  maxSize: number;
+  /** How long the oldest queued item may wait for the batch to fill. */
+  maxDelayMs: number;
+  /** Items queued per stage before new requests get 429. */
+  maxQueue: number;
+  /** An item waiting longer than this in the queue fails with 504. */
+  queueTimeoutMs: number;
+  /**
+   * Items whose shapes differ along this axis of the per-item tensor (no batch
+   * dim) are zero-padded to the largest in the batch. Without it only items of
+   * equal shapes share a batch.
+   */
+  padAxis?: number;
+  padValue: number;
+}
+
+export interface ScaleSpec {
+  /** Local: worker sessions. Lambda: provisioned concurrency hint. */
+  instances: number;
+  /** Intra-op threads per ONNX Runtime session. */
+  threads: number;
+  /** Lambda memory size. */
+  memoryMb: number;
+  /** Lambda reserved concurrency; the Lambda transport caps parallel chunks at it. */
+  reservedConcurrency?: number;
+  provisionedConcurrency?: number;
+}
+
+interface StageBase {
+  name: string;
+  /** Stage-local name -> pipeline tensor name, for what it reads. */
+  inputs: Record<string, string>;
+  /** Stage-local name -> pipeline tensor name, for what it writes. */
+  outputs: Record<string, string>;
+  batch: BatchSpec;
+  scale: ScaleSpec;
+  timeoutMs: number;
+  /** Free-form options passed to the stage (function stages read them). */
+  options: Record<string, unknown>;
+}
+
+export interface OnnxStage extends StageBase {
+  kind: 'onnx';
+  weights: {
+    /** Object key in the weights bucket. */
+    key: string;
+    sha256: string;
+    /** Local file `ensemble push` uploads from (absolute after loading). */
+    source?: string;
+  };
+  session: {
+    graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
+  };
+}
+
+export interface FunctionStage extends StageBase {
+  kind: 'function';
+  /** Absolute path of the TypeScript module. */
+  module: string;
+  /** One input item may produce many output items (one image -> many lines). */
+  fanout: boolean;
+}
+
+export type StageSpec = OnnxStage | FunctionStage;
+
+export interface Manifest {
+  name: string;
+  version: string;
+  description?: string;
+  /** Absolute path of the YAML file and its folder. */
+  file: string;
+  dir: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  stages: StageSpec[];
+  /** Request body limit for this pipeline. */
+  maxRequestBytes: number;
+  /** Stage names in a topological order (producers before consumers). */
+  order: string[];
+  /**
+   * Lineage depth of every tensor: 0 for pipeline inputs, +1 after each
+   * fan-out stage. A stage runs at the deepest level of its inputs.
+   */
+  levels: Record<string, number>;
+  /** Every tensor whose type is known statically (pipeline I/O, typed function outputs). */
+  tensors: Record<string, TensorSpec>;
+}

@@ -1,0 +1,65 @@
+import type { Manifest } from '../manifest/types.js';
+import type { StageTransport } from '../transport/types.js';
+import { Executor } from '../executor/executor.js';
+import { NotFoundError, NotReadyError } from '../errors.js';
+
+export interface LoadedPipeline {
+  manifest: Manifest;
+  executor: Executor;
+}
+
+/**
+ * The pipelines a gateway serves, by name (and version). A pipeline is
+ * registered as soon as its manifest is known and becomes ready once its
+ * stages are loaded, so health checks can tell "loading" from "unknown".
+ */
+export class PipelineRegistry {
+  private readonly loaded = new Map<string, LoadedPipeline>();
+  private readonly known = new Map<string, Manifest>();
+  private readonly failures = new Map<string, string>();
+
+  constructor(readonly transport: StageTransport) {}
+
+  async add(manifest: Manifest): Promise<LoadedPipeline> {
+    this.known.set(manifest.name, manifest);
+    try {
+      const executor = await Executor.create(manifest, this.transport);
+      const p = { manifest, executor };
+      this.loaded.set(manifest.name, p);
+      return p;
+    } catch (e) {
+      this.failures.set(manifest.name, e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  names(): string[] { return [...this.known.keys()].sort(); }
+
+  manifest(name: string, version?: string): Manifest {
+    const m = this.known.get(name);
+    if (!m) throw new NotFoundError(`unknown model '${name}'`);
+    if (version !== undefined && version !== m.version) {
+      throw new NotFoundError(`model '${name}' has no version '${version}' (serving version '${m.version}')`);
+    }
+    return m;
+  }
+
+  /** The loaded pipeline, or 404 (unknown) / 503 (still loading or failed to load). */
+  get(name: string, version?: string): LoadedPipeline {
+    this.manifest(name, version);
+    const p = this.loaded.get(name);
+    if (!p) {
+      const why = this.failures.get(name);
+      throw new NotReadyError(why ? `model '${name}' failed to load: ${why}` : `model '${name}' is still loading`);
+    }
+    return p;
+  }
+
+  isReady(name: string): boolean { return this.loaded.has(name); }
+  allReady(): boolean { return this.names().every((n) => this.loaded.has(n)); }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.loaded.values()].map((p) => p.executor.close()));
+    await this.transport.close();
+  }
+}

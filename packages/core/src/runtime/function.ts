@@ -1,0 +1,40 @@
+import { pathToFileURL } from 'node:url';
+import type { FunctionStage } from '../manifest/types.js';
+import type { Item } from '../tensor/types.js';
+import type { BatchResult, FunctionStageContext, FunctionStageModule, ItemOutcome, StageRuntime } from './types.js';
+import { EnsembleError, StageError } from '../errors.js';
+
+/** Load a function stage's module and wrap it as a StageRuntime. */
+export async function createFunctionRuntime(stage: FunctionStage, pipeline: string, dir: string): Promise<StageRuntime> {
+  const t0 = performance.now();
+  const mod = (await import(pathToFileURL(stage.module).href)) as { default?: FunctionStageModule; stage?: FunctionStageModule };
+  const impl = mod.default ?? mod.stage;
+  if (!impl || typeof impl.process !== 'function') {
+    throw new StageError(stage.name, `${stage.module} does not export a stage (default export with process())`);
+  }
+  const ctx: FunctionStageContext = { stage: stage.name, pipeline, options: stage.options, dir };
+  await impl.init?.(ctx);
+  const initMs = performance.now() - t0;
+  let cold = true;
+
+  return {
+    async run(items: Item[]): Promise<BatchResult> {
+      const start = performance.now();
+      const outcomes = await Promise.all(items.map(async (item): Promise<ItemOutcome> => {
+        try {
+          const out = await impl.process(item, ctx);
+          if (Array.isArray(out) !== stage.fanout) {
+            return { ok: false, error: stage.fanout ? 'a fanout stage must return an array of items' : 'returned an array but the stage is not fanout: true' };
+          }
+          return { ok: true, items: Array.isArray(out) ? out : [out] };
+        } catch (e) {
+          return { ok: false, error: e instanceof Error ? e.message : String(e), status: e instanceof EnsembleError ? e.status : 500 };
+        }
+      }));
+      const coldStart = cold;
+      cold = false;
+      return { outcomes, computeMs: performance.now() - start, coldStart, initMs: coldStart ? initMs : undefined };
+    },
+    async close() { /* nothing held */ },
+  };
+}

@@ -1,0 +1,68 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxStage } from '../manifest/types.js';
+import type { Item, Tensor } from '../tensor/types.js';
+import type { BatchResult, StageRuntime } from './types.js';
+import { splitRows, stackRows } from '../tensor/rows.js';
+import { fromOrt, toOrt } from './ort-tensors.js';
+import { StageError } from '../errors.js';
+
+export interface OnnxRuntimeOptions {
+  stage: OnnxStage;
+  /** Local file of the verified weights. */
+  modelPath: string;
+}
+
+/**
+ * One ONNX Runtime session for one stage. Items (keyed by model input name)
+ * are stacked into a batch along a new dim 0, padded along the stage's pad
+ * axis when their shapes differ, and the outputs split back per item.
+ */
+export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions): Promise<StageRuntime> {
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(modelPath, {
+    intraOpNumThreads: stage.scale.threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: stage.session.graphOptimization,
+    executionMode: 'sequential',
+  });
+  const initMs = performance.now() - t0;
+  let cold = true;
+  const inputNames = Object.keys(stage.inputs);
+  const outputNames = Object.keys(stage.outputs);
+
+  return {
+    async run(items: Item[]): Promise<BatchResult> {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const name of inputNames) {
+        const parts = items.map((it) => it[name]);
+        if (parts.some((p) => p === undefined)) throw new StageError(stage.name, `input '${name}' missing from an item`);
+        feeds[name] = toOrt(stackRows(parts, { padAxis: stage.batch.padAxis, padValue: stage.batch.padValue }));
+      }
+      const start = performance.now();
+      let results: ort.InferenceSession.OnnxValueMapType;
+      try {
+        results = await session.run(feeds, outputNames);
+      } catch (e) {
+        throw new StageError(stage.name, e instanceof Error ? e.message : String(e));
+      }
+      const computeMs = performance.now() - start;
+      const perOutput: Record<string, Tensor[]> = {};
+      for (const name of outputNames) {
+        const rows = splitRows(fromOrt(results[name] as ort.Tensor, `stage '${stage.name}' output '${name}'`));
+        if (rows.length !== items.length) {
+          throw new StageError(stage.name, `output '${name}' has ${rows.length} rows for a batch of ${items.length}`);
+        }
+        perOutput[name] = rows;
+      }
+      const coldStart = cold;
+      cold = false;
+      return {
+        outcomes: items.map((_, i) => ({ ok: true as const, items: [Object.fromEntries(outputNames.map((n) => [n, perOutput[n][i]]))] })),
+        computeMs,
+        coldStart,
+        initMs: coldStart ? initMs : undefined,
+      };
+    },
+    async close() { await session.release(); },
+  };
+}

@@ -1,0 +1,46 @@
+import type { Item } from '../tensor/types.js';
+
+/**
+ * The stage call: a batch of items in, one outcome per item out. An outcome
+ * holds the items it produced (exactly one for ONNX stages, any number for a
+ * fan-out function stage) or that item's own error; one bad item does not fail
+ * its batch-mates.
+ */
+export type ItemOutcome =
+  | { ok: true; items: Item[] }
+  | { ok: false; error: string; status?: number };
+
+export interface BatchResult {
+  outcomes: ItemOutcome[];
+  /** Wall time of the model / function itself, without queueing. */
+  computeMs: number;
+  /** True when this call paid for loading the stage (session creation, weights). */
+  coldStart: boolean;
+  initMs?: number;
+}
+
+/** Something that can run a batch for one stage: an ONNX session, a function module. */
+export interface StageRuntime {
+  run(items: Item[]): Promise<BatchResult>;
+  close(): Promise<void>;
+}
+
+/** What a function stage's module exports (default export or named `stage`). */
+export interface FunctionStageContext {
+  stage: string;
+  pipeline: string;
+  /** The stage's `options` from the manifest. */
+  options: Record<string, unknown>;
+  /** Folder of the manifest, for stage files such as dictionaries. */
+  dir: string;
+}
+
+export interface FunctionStageModule {
+  /** Called once before the first item. */
+  init?(ctx: FunctionStageContext): Promise<void> | void;
+  /**
+   * One item in. Return one item (1:1) or, for a `fanout: true` stage, an
+   * array of items (possibly empty). Throw to fail this item only.
+   */
+  process(item: Item, ctx: FunctionStageContext): Promise<Item | Item[]> | Item | Item[];
+}

@@ -1,0 +1,220 @@
+import {
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { EnsembleError } from '../errors.js';
+import { fromItem, toItem } from './attribute-values.js';
+import { RUNS_TABLE_KEYS } from './runs-table.js';
+import type { RunRecord, RunStore } from './types.js';
+
+export { RUNS_TABLE_KEYS, ensureRunsTable, runsTableDefinition } from './runs-table.js';
+
+export interface DynamoRunStoreOptions {
+  dynamo: DynamoDBClient;
+  table: string;
+  /** Records expire this many days after they started; 0 keeps them forever. Default 30. */
+  ttlDays?: number;
+  /** Told about every failed write (which is retried) and every record DynamoDB refuses outright. */
+  onError?: (e: unknown) => void;
+  /** PutItem calls in flight at once. Default 4. */
+  concurrency?: number;
+}
+
+interface Pending {
+  seq: number;
+  id: string;
+  item: Record<string, AttributeValue>;
+  attempts: number;
+}
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5_000;
+const DAY_SECONDS = 86_400;
+
+/**
+ * Run records in DynamoDB, written off the request path: put() only queues,
+ * a background writer sends PutItem and retries failures with backoff.
+ */
+export class DynamoRunStore implements RunStore {
+  private readonly dynamo: DynamoDBClient;
+  private readonly table: string;
+  private readonly ttlDays: number;
+  private readonly onError: (e: unknown) => void;
+  private readonly concurrency: number;
+
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private consecutiveFailures = 0;
+  /** Sequence numbers let flush() wait for what was queued before it, not for later puts. */
+  private nextSeq = 1;
+  /** Every seq below this is written (or refused); finished ones above it wait in `finished`. */
+  private lowWater = 1;
+  private readonly finished = new Set<number>();
+  private readonly waiters: Array<{ target: number; resolve: () => void }> = [];
+
+  constructor(opts: DynamoRunStoreOptions) {
+    this.dynamo = opts.dynamo;
+    this.table = opts.table;
+    this.ttlDays = opts.ttlDays ?? 30;
+    this.onError = opts.onError ?? defaultOnError;
+    this.concurrency = Math.max(1, opts.concurrency ?? 4);
+  }
+
+  put(record: RunRecord): void {
+    // Marshal now: the caller may reuse or mutate the object after put() returns.
+    const item = this.toItem(record);
+    this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0 });
+    this.pump();
+  }
+
+  flush(): Promise<void> {
+    const target = this.nextSeq - 1;
+    if (this.lowWater > target) return Promise.resolve();
+    // A pending retry must keep the process alive while someone waits for it.
+    this.retryTimer?.ref();
+    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+  }
+
+  async get(id: string): Promise<RunRecord | undefined> {
+    const out = await this.dynamo.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { [RUNS_TABLE_KEYS.partitionKey]: { S: id } },
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item ? fromRunItem(out.Item) : undefined;
+  }
+
+  async listByPipeline(pipeline: string, limit = 20): Promise<RunRecord[]> {
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new EnsembleError(`listByPipeline: limit must be a positive integer, got ${limit}`, 400);
+    }
+    const { index } = RUNS_TABLE_KEYS;
+    const records: RunRecord[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: index.name,
+          KeyConditionExpression: '#p = :p',
+          ExpressionAttributeNames: { '#p': index.partitionKey },
+          ExpressionAttributeValues: { ':p': { S: pipeline } },
+          ScanIndexForward: false,
+          Limit: limit - records.length,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) records.push(fromRunItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start && records.length < limit);
+    return records;
+  }
+
+  private toItem(record: RunRecord): Record<string, AttributeValue> {
+    const { partitionKey, index, ttl } = RUNS_TABLE_KEYS;
+    for (const key of [partitionKey, index.partitionKey, index.sortKey] as const) {
+      const v = record[key];
+      if (typeof v !== 'string' || v === '') {
+        throw new EnsembleError(`run record needs a non-empty string '${key}', got ${JSON.stringify(v)}`);
+      }
+    }
+    const item = toItem(record as unknown as Record<string, unknown>);
+    if (this.ttlDays > 0) {
+      const started = Date.parse(record.startedAt);
+      const base = Number.isFinite(started) ? started : Date.now();
+      item[ttl] = { N: String(Math.floor(base / 1000) + Math.round(this.ttlDays * DAY_SECONDS)) };
+    }
+    return item;
+  }
+
+  private pump(): void {
+    while (this.retryTimer === undefined && this.inFlight < this.concurrency && this.queue.length > 0) {
+      this.write(this.queue.shift()!);
+    }
+  }
+
+  private write(p: Pending): void {
+    this.inFlight++;
+    p.attempts++;
+    this.dynamo
+      .send(new PutItemCommand({ TableName: this.table, Item: p.item }))
+      .then(
+        () => {
+          this.consecutiveFailures = 0;
+          this.finish(p.seq);
+        },
+        (e: unknown) => {
+          if (isRefused(e)) {
+            // DynamoDB will never take this item (too large, malformed): retrying would wedge flush() forever.
+            this.report(new EnsembleError(`run record ${p.id} refused by DynamoDB table ${this.table}: ${message(e)}`));
+            this.finish(p.seq);
+            return;
+          }
+          this.consecutiveFailures++;
+          this.report(new EnsembleError(`writing run record ${p.id} to ${this.table} failed (attempt ${p.attempts}), retrying: ${message(e)}`));
+          this.queue.unshift(p);
+          this.scheduleRetry();
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.consecutiveFailures - 1, 16));
+    const jitter = Math.random() * delay * 0.2;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, delay + jitter);
+    // Without a flush() waiting, a retry alone should not hold the process open.
+    if (this.waiters.length === 0) this.retryTimer.unref();
+  }
+
+  private finish(seq: number): void {
+    this.finished.add(seq);
+    while (this.finished.delete(this.lowWater)) this.lowWater++;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (w.target < this.lowWater) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private report(e: unknown): void {
+    try {
+      this.onError(e);
+    } catch {
+      // A throwing error hook must not stop the writer.
+    }
+  }
+}
+
+function fromRunItem(item: Record<string, AttributeValue>): RunRecord {
+  const value = fromItem(item);
+  delete value[RUNS_TABLE_KEYS.ttl];
+  return value as unknown as RunRecord;
+}
+
+function isRefused(e: unknown): boolean {
+  return (e as { name?: string }).name === 'ValidationException';
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function defaultOnError(e: unknown): void {
+  process.stderr.write(`ensemble: run store: ${message(e)}\n`);
+}

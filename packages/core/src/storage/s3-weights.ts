@@ -1,0 +1,111 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { EnsembleError } from '../errors.js';
+import { isSha256 } from './hash.js';
+import { isNotFound, s3Url } from './s3-errors.js';
+import type { WeightStore } from './types.js';
+
+export interface S3WeightStoreOptions {
+  s3: S3Client;
+  bucket: string;
+  /** Files land in `<cacheDir>/sha256/<hash>`; the cache is keyed by content, not by S3 key. */
+  cacheDir: string;
+}
+
+/** Metadata key holding an object's sha256 (`x-amz-meta-sha256` on the wire). */
+export const SHA256_METADATA = 'sha256';
+
+export class S3WeightStore implements WeightStore {
+  private readonly s3: S3Client;
+  private readonly bucket: string;
+  private readonly dir: string;
+  /** One download per hash, however many stages ask at once. */
+  private readonly downloads = new Map<string, Promise<string>>();
+
+  constructor(opts: S3WeightStoreOptions) {
+    this.s3 = opts.s3;
+    this.bucket = opts.bucket;
+    this.dir = join(opts.cacheDir, 'sha256');
+  }
+
+  async resolve(key: string, sha256: string): Promise<string> {
+    const expected = sha256.toLowerCase();
+    if (!isSha256(expected)) {
+      throw new EnsembleError(`weights object ${s3Url(this.bucket, key)}: '${sha256}' is not a sha256 hex digest`);
+    }
+    const path = join(this.dir, expected);
+    // Verified on the way in, so a cached file is trusted without touching S3.
+    if (await isFile(path)) return path;
+
+    let download = this.downloads.get(expected);
+    if (!download) {
+      download = this.download(key, expected, path).finally(() => this.downloads.delete(expected));
+      this.downloads.set(expected, download);
+    }
+    return download;
+  }
+
+  async head(key: string): Promise<{ exists: boolean; sha256?: string; size?: number }> {
+    try {
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const result: { exists: boolean; sha256?: string; size?: number } = { exists: true };
+      const recorded = out.Metadata?.[SHA256_METADATA];
+      if (recorded) result.sha256 = recorded;
+      if (out.ContentLength !== undefined) result.size = out.ContentLength;
+      return result;
+    } catch (e) {
+      if (isNotFound(e)) return { exists: false };
+      throw e;
+    }
+  }
+
+  private async download(key: string, expected: string, path: string): Promise<string> {
+    const url = s3Url(this.bucket, key);
+    let body: Readable;
+    try {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!(out.Body instanceof Readable)) throw new EnsembleError(`weights object ${url}: S3 returned no body`);
+      body = out.Body;
+    } catch (e) {
+      if (isNotFound(e)) throw new EnsembleError(`weights object ${url} not found`, 500);
+      throw e;
+    }
+
+    await mkdir(this.dir, { recursive: true });
+    // Same folder as the target so the rename is atomic; random so concurrent processes never share it.
+    const tmp = join(this.dir, `.${expected}.${process.pid}.${randomBytes(6).toString('hex')}.part`);
+    const hash = createHash('sha256');
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, hashing, createWriteStream(tmp));
+      const actual = hash.digest('hex');
+      if (actual !== expected) {
+        throw new EnsembleError(`weights object ${url} has sha256 ${actual}, expected ${expected}`);
+      }
+      await rename(tmp, path);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+    return path;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}

@@ -1,0 +1,53 @@
+/** Per-stage line of a run record. */
+export interface StageRunRecord {
+  stage: string;
+  /** Batches this request's items went through, and their sizes (shared batches count whole). */
+  batches: number;
+  batchSizes: number[];
+  /** Items of this request the stage handled. */
+  items: number;
+  queueWaitMs: number;
+  computeMs: number;
+  coldStart: boolean;
+  initMs?: number;
+  error?: string;
+}
+
+export type RunStatus = 'succeeded' | 'failed';
+
+/** One DynamoDB item per inference request, failures included. */
+export interface RunRecord {
+  id: string;
+  pipeline: string;
+  version: string;
+  status: RunStatus;
+  /** HTTP status the caller got. */
+  httpStatus: number;
+  /** ISO-8601 start time. */
+  startedAt: string;
+  durationMs: number;
+  stages: StageRunRecord[];
+  error?: string;
+  /** Which transport ran it ('local', 'lambda'). */
+  transport?: string;
+}
+
+export interface RunStore {
+  /** Queue a record for writing; never blocks the request on DynamoDB. */
+  put(record: RunRecord): void;
+  get(id: string): Promise<RunRecord | undefined>;
+  /** Most recent first, through the pipeline/time index (no scan). */
+  listByPipeline(pipeline: string, limit?: number): Promise<RunRecord[]>;
+  /** Write everything queued; called on shutdown. */
+  flush(): Promise<void>;
+}
+
+export interface WeightStore {
+  /**
+   * A local file holding the object `key`, verified against `sha256`,
+   * downloaded once and cached on disk by hash.
+   */
+  resolve(key: string, sha256: string): Promise<string>;
+  /** Whether `key` exists in the bucket, and its sha256 if recorded. */
+  head(key: string): Promise<{ exists: boolean; sha256?: string; size?: number }>;
+}

@@ -1,0 +1,333 @@
+/**
+ * Open Inference Protocol v2 request/response bodies, JSON tensors and the
+ * binary tensor data extension. With an `Inference-Header-Content-Length: N`
+ * HTTP header, the first N bytes of the body are the JSON header and the rest
+ * are the blobs of the tensors carrying `parameters.binary_data_size`,
+ * concatenated in the order those tensors are listed. Without it the whole
+ * body is JSON. JSON element conventions are in json-data.ts.
+ */
+import { BadRequestError, EnsembleError } from '../errors.js';
+import { elementCount, isDatatype, tensorProblem } from './datatypes.js';
+import { blobToData, dataToBlob } from './binary-data.js';
+import { dataToJson, jsonTensorData } from './json-data.js';
+import type { Fail } from './json-data.js';
+import type {
+  InferInputJson, InferOutputJson, InferParameters, InferRequestJson, InferRequestedOutputJson, InferResponseJson,
+  TensorParameters,
+} from './protocol.js';
+import type { Tensor } from './types.js';
+
+/** HTTP header announcing the JSON header's byte length in a binary body. */
+export const INFERENCE_HEADER_CONTENT_LENGTH = 'Inference-Header-Content-Length';
+
+/** An encoded body; headerLength is set only when binary blobs follow the JSON. */
+export interface EncodedBody {
+  body: Uint8Array;
+  headerLength?: number;
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+const badRequest: Fail = (message) => {
+  throw new BadRequestError(message);
+};
+// A server that answers with a body we cannot read is a bad gateway from the client's side.
+const badResponse: Fail = (message) => {
+  throw new EnsembleError(message, 502);
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parse the Inference-Header-Content-Length header value (absent -> undefined). */
+export function parseHeaderLength(value: string | null | undefined): number | undefined {
+  if (value === undefined || value === null || value.trim() === '') return undefined;
+  const v = value.trim();
+  if (!/^[0-9]{1,15}$/.test(v)) {
+    throw new BadRequestError(`${INFERENCE_HEADER_CONTENT_LENGTH} must be a non-negative integer, got '${value}'`);
+  }
+  return Number(v);
+}
+
+function splitBody(body: Uint8Array, headerLength: number | undefined, what: string, fail: Fail) {
+  if (headerLength === undefined) return { json: body, binary: undefined };
+  if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.byteLength) {
+    fail(`${what}: ${INFERENCE_HEADER_CONTENT_LENGTH} ${headerLength} does not fit a body of ${body.byteLength} bytes`);
+  }
+  return { json: body.subarray(0, headerLength), binary: body.subarray(headerLength) };
+}
+
+function parseJson(bytes: Uint8Array, what: string, fail: Fail): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(strictUtf8.decode(bytes));
+  } catch (e) {
+    return fail(`${what}: malformed JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(value)) return fail(`${what}: body must be a JSON object`);
+  return value;
+}
+
+function checkParameters(v: unknown, where: string, fail: Fail): InferParameters | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) return fail(`${where}: parameters must be a JSON object`);
+  return v;
+}
+
+interface DecodedTensors {
+  entries: (InferInputJson | InferOutputJson)[];
+  tensors: Record<string, Tensor>;
+}
+
+/**
+ * Validate and decode the tensors of a request (`inputs`) or a response
+ * (`outputs`). Every message names the tensor. Binary sizes are checked
+ * against the body before anything large is allocated.
+ */
+function decodeTensors(
+  list: unknown[], binary: Uint8Array | undefined, kind: 'input' | 'output', headerLength: number | undefined, fail: Fail,
+): DecodedTensors {
+  const seen = new Set<string>();
+  const entries: (InferInputJson | InferOutputJson)[] = [];
+  const binarySizes: number[] = [];
+  list.forEach((raw, i) => {
+    if (!isObject(raw)) fail(`${kind} #${i}: must be a JSON object`);
+    const r = raw as Record<string, unknown>;
+    if (typeof r.name !== 'string' || r.name === '') fail(`${kind} #${i}: name must be a non-empty string`);
+    const name = r.name as string;
+    const where = `${kind} '${name}'`;
+    if (seen.has(name)) fail(`${where}: duplicate ${kind} name`);
+    seen.add(name);
+    if (typeof r.datatype !== 'string' || !isDatatype(r.datatype)) {
+      fail(`${where}: unknown datatype ${JSON.stringify(r.datatype) ?? 'undefined'}`);
+    }
+    if (!Array.isArray(r.shape)) fail(`${where}: shape must be an array of non-negative integers`);
+    for (const d of r.shape as unknown[]) {
+      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+        fail(`${where}: shape ${JSON.stringify(r.shape)} has an invalid dim ${JSON.stringify(d)} (need a non-negative integer)`);
+      }
+    }
+    const parameters = checkParameters(r.parameters, where, fail) as TensorParameters | undefined;
+    const size = parameters?.binary_data_size;
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        fail(`${where}: binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
+      }
+      if (r.data !== undefined) fail(`${where}: has both data and binary_data_size`);
+      if (binary === undefined) {
+        fail(`${where}: binary_data_size is set but there is no ${INFERENCE_HEADER_CONTENT_LENGTH} header`);
+      }
+      binarySizes.push(size);
+    } else if (r.data === undefined) {
+      fail(`${where}: has neither data nor binary_data_size`);
+    }
+    const entry: InferInputJson = { name, shape: (r.shape as number[]).slice(), datatype: r.datatype as Tensor['datatype'] };
+    if (parameters !== undefined) entry.parameters = parameters;
+    entries.push(entry);
+  });
+
+  if (binary !== undefined) {
+    const total = binarySizes.reduce((a, b) => a + b, 0);
+    if (total !== binary.byteLength) {
+      const named = entries
+        .filter((e) => e.parameters?.binary_data_size !== undefined)
+        .map((e) => `'${e.name}' (${e.parameters!.binary_data_size} bytes)`);
+      const who = named.length ? `binary ${kind}s ${named.join(', ')} add up to ${total} bytes` : `no ${kind} has binary_data_size`;
+      fail(`${who}, but the body has ${binary.byteLength} bytes after the ${headerLength}-byte JSON header`);
+    }
+  }
+
+  const tensors: Record<string, Tensor> = {};
+  let offset = 0;
+  list.forEach((raw, i) => {
+    const e = entries[i];
+    const where = `${kind} '${e.name}'`;
+    const scoped: Fail = (m) => fail(`${where}: ${m}`);
+    const size = e.parameters?.binary_data_size;
+    const count = elementCount(e.shape);
+    const data = size === undefined
+      ? jsonTensorData(e.datatype, e.shape, (raw as Record<string, unknown>).data, scoped)
+      : blobToData(e.datatype, binary!.subarray(offset, offset + size), count, scoped);
+    if (size !== undefined) offset += size;
+    tensors[e.name] = { datatype: e.datatype, shape: e.shape.slice(), data };
+  });
+  return { entries, tensors };
+}
+
+/**
+ * Decode an inference request. `headerLength` is the Inference-Header-Content-Length
+ * value (see parseHeaderLength). The returned request carries no `data`: the
+ * values are in `tensors`, keyed by input name. Throws BadRequestError naming the input.
+ */
+export function decodeInferRequest(
+  body: Uint8Array, headerLength?: number,
+): { request: InferRequestJson; tensors: Record<string, Tensor> } {
+  const fail = badRequest;
+  const what = 'inference request';
+  const { json, binary } = splitBody(body, headerLength, what, fail);
+  const raw = parseJson(json, what, fail);
+  const request: InferRequestJson = { inputs: [] };
+  if (raw.id !== undefined) {
+    if (typeof raw.id !== 'string') fail(`${what}: id must be a string`);
+    request.id = raw.id as string;
+  }
+  const parameters = checkParameters(raw.parameters, what, fail);
+  if (parameters !== undefined) {
+    if (parameters.binary_data_output !== undefined && typeof parameters.binary_data_output !== 'boolean') {
+      fail(`${what}: parameter binary_data_output must be a boolean`);
+    }
+    request.parameters = parameters;
+  }
+  if (raw.outputs !== undefined) {
+    if (!Array.isArray(raw.outputs)) fail(`${what}: outputs must be an array`);
+    const seen = new Set<string>();
+    request.outputs = (raw.outputs as unknown[]).map((o, i) => {
+      if (!isObject(o) || typeof o.name !== 'string' || o.name === '') {
+        return fail(`requested output #${i}: must be an object with a non-empty name`);
+      }
+      const where = `requested output '${o.name}'`;
+      if (seen.has(o.name)) fail(`${where}: duplicate output name`);
+      seen.add(o.name);
+      const out: InferRequestedOutputJson = { name: o.name };
+      const p = checkParameters(o.parameters, where, fail);
+      if (p !== undefined) {
+        if (p.binary_data !== undefined && typeof p.binary_data !== 'boolean') fail(`${where}: binary_data must be a boolean`);
+        out.parameters = p;
+      }
+      return out;
+    });
+  }
+  if (!Array.isArray(raw.inputs)) fail(`${what}: missing 'inputs' array`);
+  const { entries, tensors } = decodeTensors(raw.inputs as unknown[], binary, 'input', headerLength, fail);
+  request.inputs = entries as InferInputJson[];
+  return { request, tensors };
+}
+
+/**
+ * Whether an output should go back in binary form: the requested output's own
+ * `binary_data` when it sets one (true or false), else the request-level
+ * `binary_data_output` (default false). This is Triton's precedence.
+ */
+export function wantsBinaryOutput(request: InferRequestJson, outputName: string): boolean {
+  const own = request.outputs?.find((o) => o.name === outputName)?.parameters?.binary_data;
+  if (typeof own === 'boolean') return own;
+  return request.parameters?.binary_data_output === true;
+}
+
+/** One tensor to put on the wire, as JSON data or as a binary blob. */
+export interface TensorToEncode {
+  name: string;
+  tensor: Tensor;
+  binary: boolean;
+}
+
+/** JSON header + blobs for a list of tensors; shared by request and response encoding. */
+function encodeBody(
+  header: Record<string, unknown>, key: 'inputs' | 'outputs', items: TensorToEncode[], kind: string,
+  error: (m: string) => Error,
+): EncodedBody {
+  const seen = new Set<string>();
+  const blobs: Uint8Array[] = [];
+  header[key] = items.map(({ name, tensor, binary }) => {
+    const where = `${kind} '${name}'`;
+    if (seen.has(name)) throw error(`${where}: duplicate ${kind} name`);
+    seen.add(name);
+    const problem = tensorProblem(tensor);
+    if (problem !== undefined) throw error(`${where}: ${problem}`);
+    const entry: Record<string, unknown> = { name, datatype: tensor.datatype, shape: tensor.shape };
+    if (binary) {
+      const blob = dataToBlob(tensor.datatype, tensor.data);
+      blobs.push(blob);
+      entry.parameters = { binary_data_size: blob.byteLength };
+    } else {
+      entry.data = dataToJson(tensor.datatype, tensor.data, where);
+    }
+    return entry;
+  });
+  const json = utf8.encode(JSON.stringify(header));
+  if (blobs.length === 0) return { body: json };
+  let total = json.byteLength;
+  for (const b of blobs) total += b.byteLength;
+  const body = new Uint8Array(total);
+  body.set(json, 0);
+  let off = json.byteLength;
+  for (const b of blobs) {
+    body.set(b, off);
+    off += b.byteLength;
+  }
+  return { body, headerLength: json.byteLength };
+}
+
+/**
+ * Encode an inference response. Outputs with `binary: true` go after the JSON
+ * header; the rest are flat JSON data. A BYTES output that is not valid UTF-8
+ * cannot be JSON (EnsembleError): check jsonEncodable() and send it binary.
+ */
+export function encodeInferResponse(
+  meta: { model_name: string; model_version?: string; id?: string; parameters?: Record<string, unknown> },
+  outputs: TensorToEncode[],
+): EncodedBody {
+  const header: Record<string, unknown> = { model_name: meta.model_name };
+  if (meta.model_version !== undefined) header.model_version = meta.model_version;
+  if (meta.id !== undefined) header.id = meta.id;
+  if (meta.parameters !== undefined) header.parameters = meta.parameters;
+  return encodeBody(header, 'outputs', outputs, 'output', (m) => new EnsembleError(m));
+}
+
+export interface EncodeRequestOptions {
+  id?: string;
+  /** true: every input binary; a list: those inputs binary, the rest JSON. */
+  binary?: boolean | string[];
+  /** Outputs to ask for; `binary` sets each one's binary_data parameter. */
+  outputs?: { name: string; binary?: boolean }[];
+  parameters?: Record<string, unknown>;
+}
+
+/** Encode an inference request (client side: CLI, tests, benchmarks). */
+export function encodeInferRequest(inputs: Record<string, Tensor>, opts: EncodeRequestOptions = {}): EncodedBody {
+  const header: Record<string, unknown> = {};
+  if (opts.id !== undefined) header.id = opts.id;
+  if (opts.parameters !== undefined) header.parameters = opts.parameters;
+  const binary = opts.binary ?? false;
+  const items = Object.entries(inputs).map(([name, tensor]) => ({
+    name, tensor, binary: Array.isArray(binary) ? binary.includes(name) : binary,
+  }));
+  if (opts.outputs !== undefined) {
+    header.outputs = opts.outputs.map((o) => (o.binary === undefined
+      ? { name: o.name }
+      : { name: o.name, parameters: { binary_data: o.binary } }));
+  }
+  return encodeBody(header, 'inputs', items, 'input', (m) => new BadRequestError(m));
+}
+
+/**
+ * Decode an inference response (client side). The returned response carries
+ * no `data`: values are in `tensors`, keyed by output name. A body that is not
+ * a valid response throws EnsembleError with status 502.
+ */
+export function decodeInferResponse(
+  body: Uint8Array, headerLength?: number,
+): { response: InferResponseJson; tensors: Record<string, Tensor> } {
+  const fail = badResponse;
+  const what = 'inference response';
+  const { json, binary } = splitBody(body, headerLength, what, fail);
+  const raw = parseJson(json, what, fail);
+  if (typeof raw.model_name !== 'string') fail(`${what}: model_name must be a string`);
+  const response: InferResponseJson = { model_name: raw.model_name as string, outputs: [] };
+  if (raw.model_version !== undefined) {
+    if (typeof raw.model_version !== 'string') fail(`${what}: model_version must be a string`);
+    response.model_version = raw.model_version as string;
+  }
+  if (raw.id !== undefined) {
+    if (typeof raw.id !== 'string') fail(`${what}: id must be a string`);
+    response.id = raw.id as string;
+  }
+  const parameters = checkParameters(raw.parameters, what, fail);
+  if (parameters !== undefined) response.parameters = parameters;
+  if (!Array.isArray(raw.outputs)) fail(`${what}: missing 'outputs' array`);
+  const { entries, tensors } = decodeTensors(raw.outputs as unknown[], binary, 'output', headerLength, fail);
+  response.outputs = entries as InferOutputJson[];
+  return { response, tensors };
+}

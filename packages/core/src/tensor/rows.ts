@@ -1,0 +1,156 @@
+/**
+ * Moving between items (tensors without a batch dim) and batches (dim 0 is
+ * the item). Results never share storage with their inputs: parts may be
+ * transferred to worker threads, which detaches their buffers.
+ */
+import { EnsembleError } from '../errors.js';
+import { allocate, elementCount } from './datatypes.js';
+import { toHalfBits } from './fp16.js';
+import type { Datatype, NumericData, Tensor, TensorData } from './types.js';
+
+// The NumericData union is not callable as one type; every member has these.
+interface Copyable {
+  subarray(begin: number, end: number): Copyable;
+  set(src: Copyable, offset: number): void;
+  slice(begin: number, end: number): NumericData;
+  fill(value: number | bigint): unknown;
+}
+
+function copyInto(dst: TensorData, dstOff: number, src: TensorData, srcOff: number, len: number): void {
+  if (len === 0) return;
+  if (Array.isArray(dst)) {
+    const s = src as Uint8Array[];
+    for (let k = 0; k < len; k++) dst[dstOff + k] = s[srcOff + k];
+    return;
+  }
+  (dst as unknown as Copyable).set((src as unknown as Copyable).subarray(srcOff, srcOff + len), dstOff);
+}
+
+function sliceData(data: TensorData, begin: number, end: number): TensorData {
+  return Array.isArray(data) ? data.slice(begin, end) : (data as unknown as Copyable).slice(begin, end);
+}
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function checkLength(t: Tensor, what: string): void {
+  const n = elementCount(t.shape);
+  if (t.data.length !== n) {
+    throw new EnsembleError(`${what}: shape ${fmt(t.shape)} needs ${n} elements but data has ${t.data.length}`);
+  }
+}
+
+/** Split along dim 0; each part drops dim 0 (a rank-1 tensor gives scalars, shape []). */
+export function splitRows(t: Tensor): Tensor[] {
+  if (t.shape.length === 0) throw new EnsembleError('splitRows: a scalar (shape []) has no rows');
+  checkLength(t, 'splitRows');
+  const rows = t.shape[0];
+  const itemShape = t.shape.slice(1);
+  const per = elementCount(itemShape);
+  const out: Tensor[] = new Array(rows);
+  for (let i = 0; i < rows; i++) {
+    out[i] = { datatype: t.datatype, shape: itemShape.slice(), data: sliceData(t.data, i * per, (i + 1) * per) };
+  }
+  return out;
+}
+
+function padFill(dt: Datatype, padValue: number): number | bigint | undefined {
+  if (dt === 'BYTES') return undefined; // BYTES pads with empty byte strings
+  if (dt === 'BOOL') return padValue ? 1 : 0;
+  if (dt === 'FP16') return toHalfBits(padValue);
+  if (dt === 'INT64' || dt === 'UINT64') {
+    if (!Number.isInteger(padValue)) throw new EnsembleError(`stackRows: pad value ${padValue} is not an integer for ${dt}`);
+    return BigInt(padValue);
+  }
+  return padValue;
+}
+
+export interface StackOptions {
+  /** Axis of the per-item shape along which parts may differ; smaller parts are padded at the end. */
+  padAxis?: number;
+  /** Value written into padding (default 0; converted to half bits for FP16; BYTES pads with empty strings). */
+  padValue?: number;
+}
+
+/** Stack items into a batch: adds dim 0 of size parts.length. */
+export function stackRows(parts: Tensor[], opts: StackOptions = {}): Tensor {
+  if (parts.length === 0) throw new EnsembleError('stackRows: no parts to stack (use emptyRows)');
+  const { datatype, shape: firstShape } = parts[0];
+  const rank = firstShape.length;
+  const { padAxis, padValue = 0 } = opts;
+  if (padAxis !== undefined && (!Number.isInteger(padAxis) || padAxis < 0 || padAxis >= rank)) {
+    throw new EnsembleError(`stackRows: pad axis ${padAxis} is not an axis of item shape ${fmt(firstShape)}`);
+  }
+  const target = firstShape.slice();
+  parts.forEach((p, i) => {
+    if (p.datatype !== datatype) {
+      throw new EnsembleError(`stackRows: part ${i} has datatype ${p.datatype}, part 0 has ${datatype}`);
+    }
+    if (p.shape.length !== rank) {
+      throw new EnsembleError(`stackRows: part ${i} has shape ${fmt(p.shape)}, part 0 has ${fmt(firstShape)} (ranks differ)`);
+    }
+    checkLength(p, `stackRows: part ${i}`);
+    for (let a = 0; a < rank; a++) {
+      if (a === padAxis) target[a] = Math.max(target[a], p.shape[a]);
+      else if (p.shape[a] !== firstShape[a]) {
+        const hint = padAxis === undefined ? '' : ` (only axis ${padAxis} may differ)`;
+        throw new EnsembleError(`stackRows: part ${i} has shape ${fmt(p.shape)}, part 0 has ${fmt(firstShape)}${hint}`);
+      }
+    }
+  });
+
+  const per = elementCount(target);
+  const data = allocate(datatype, parts.length * per);
+  const needsPad = padAxis !== undefined && parts.some((p) => p.shape[padAxis] !== target[padAxis]);
+  if (needsPad) {
+    const fill = padFill(datatype, padValue);
+    if (fill !== undefined && fill !== 0 && fill !== 0n) (data as unknown as Copyable).fill(fill);
+  }
+  parts.forEach((p, i) => {
+    const base = i * per;
+    if (padAxis === undefined || p.shape[padAxis] === target[padAxis]) {
+      copyInto(data, base, p.data, 0, per);
+      return;
+    }
+    // Rows of the padded axis and everything after it are contiguous in both layouts.
+    const outer = elementCount(p.shape.slice(0, padAxis));
+    const inner = elementCount(p.shape.slice(padAxis + 1));
+    const srcRun = p.shape[padAxis] * inner;
+    const dstRun = target[padAxis] * inner;
+    for (let o = 0; o < outer; o++) copyInto(data, base + o * dstRun, p.data, o * srcRun, srcRun);
+  });
+  return { datatype, shape: [parts.length, ...target], data };
+}
+
+/** A batch of zero items; -1 (unknown) dims of the item shape become 0. */
+export function emptyRows(datatype: Datatype, itemShape: number[]): Tensor {
+  return { datatype, shape: [0, ...itemShape.map((d) => (d < 0 ? 0 : d))], data: allocate(datatype, 0) };
+}
+
+/** Concatenate batches along their existing dim 0. */
+export function concatRows(tensors: Tensor[]): Tensor {
+  if (tensors.length === 0) throw new EnsembleError('concatRows: no tensors to concatenate');
+  const { datatype, shape: firstShape } = tensors[0];
+  if (firstShape.length === 0) throw new EnsembleError('concatRows: a scalar (shape []) has no rows');
+  const rest = firstShape.slice(1);
+  let rows = 0;
+  tensors.forEach((t, i) => {
+    if (t.datatype !== datatype) {
+      throw new EnsembleError(`concatRows: tensor ${i} has datatype ${t.datatype}, tensor 0 has ${datatype}`);
+    }
+    const same = t.shape.length === firstShape.length && rest.every((d, a) => t.shape[a + 1] === d);
+    if (!same) {
+      throw new EnsembleError(`concatRows: tensor ${i} has shape ${fmt(t.shape)}, tensor 0 has ${fmt(firstShape)} (only dim 0 may differ)`);
+    }
+    checkLength(t, `concatRows: tensor ${i}`);
+    rows += t.shape[0];
+  });
+  const data = allocate(datatype, rows * elementCount(rest));
+  let off = 0;
+  for (const t of tensors) {
+    copyInto(data, off, t.data, 0, t.data.length);
+    off += t.data.length;
+  }
+  return { datatype, shape: [rows, ...rest], data };
+}

@@ -1,0 +1,48 @@
+import type { Manifest } from '../manifest/types.js';
+import type { Item } from '../tensor/types.js';
+import type { BatchResult, StageRuntime } from '../runtime/types.js';
+import type { WeightStore } from '../storage/types.js';
+import type { StageTransport } from './types.js';
+import { createOnnxRuntime } from '../runtime/onnx.js';
+import { NotReadyError } from '../errors.js';
+
+/**
+ * ONNX stages run on sessions inside this process: `instances` sessions per
+ * stage, each used by one batch at a time (the batcher never has more batches
+ * in flight than instances).
+ */
+export class InProcessTransport implements StageTransport {
+  readonly kind = 'local';
+  private readonly pools = new Map<string, { free: StageRuntime[]; all: StageRuntime[] }>();
+
+  constructor(private readonly weights: WeightStore) {}
+
+  async load(manifest: Manifest): Promise<void> {
+    for (const stage of manifest.stages) {
+      if (stage.kind !== 'onnx') continue;
+      const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+      const all: StageRuntime[] = [];
+      for (let i = 0; i < stage.scale.instances; i++) all.push(await createOnnxRuntime({ stage, modelPath }));
+      this.pools.set(key(manifest.name, stage.name), { free: [...all], all });
+    }
+  }
+
+  async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
+    const pool = this.pools.get(key(pipeline, stage));
+    if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
+    const rt = pool.free.pop();
+    if (!rt) throw new NotReadyError(`stage '${stage}' has no free session`);
+    try {
+      return await rt.run(items);
+    } finally {
+      pool.free.push(rt);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const pool of this.pools.values()) await Promise.all(pool.all.map((r) => r.close()));
+    this.pools.clear();
+  }
+}
+
+function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
