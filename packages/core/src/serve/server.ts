@@ -8,7 +8,7 @@ import { verifyManifest } from '../manifest/verify.js';
 import { PipelineRegistry } from '../pipelines/registry.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
-import { InProcessTransport } from '../transport/in-process.js';
+import { WorkerPoolTransport } from '../transport/worker-pool.js';
 import { createApp } from '../http/app.js';
 import { openEnvironment, type Environment } from './environment.js';
 
@@ -20,7 +20,7 @@ export interface ServerOptions {
   /** Serve only these pipelines (default: every models/<name>/pipeline.yaml). */
   pipelines?: string[];
   env?: Record<string, string | undefined>;
-  /** Build the transport once the environment is known (default: in-process sessions). */
+  /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
 }
@@ -54,7 +54,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
     }
 
-    const transport = await (opts.transport ?? ((e) => new InProcessTransport(e.weights)))(env);
+    const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
     const registry = new PipelineRegistry(transport);
     cleanup.unshift(() => registry.close());
     for (const m of selected) {

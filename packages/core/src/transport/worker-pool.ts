@@ -1,0 +1,155 @@
+import { Worker } from 'node:worker_threads';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
+import type { Item } from '../tensor/types.js';
+import type { BatchResult } from '../runtime/types.js';
+import type { WeightStore } from '../storage/types.js';
+import type { StageTransport } from './types.js';
+import type { FromWorker, ToWorker } from './worker-protocol.js';
+import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
+
+const ENTRY = new URL('./stage-worker-entry.mjs', import.meta.url);
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<number>;
+  /** The batch it is running, if any. */
+  current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+  /** The first result after a (re)start is a cold start. */
+  initMs?: number;
+}
+
+interface StagePool {
+  stage: OnnxStage;
+  modelPath: string;
+  slots: Slot[];
+  waiting: ((s: Slot) => void)[];
+}
+
+/**
+ * Local transport: each ONNX stage is `instances` worker threads, each with
+ * its own session and `threads` intra-op threads. A worker that crashes or
+ * passes the stage timeout is terminated and replaced; only its in-flight
+ * batch fails.
+ */
+export class WorkerPoolTransport implements StageTransport {
+  readonly kind = 'local';
+  private readonly pools = new Map<string, StagePool>();
+  private nextId = 1;
+  private closing = false;
+
+  constructor(private readonly weights: WeightStore) {}
+
+  async load(manifest: Manifest): Promise<void> {
+    for (const stage of manifest.stages) {
+      if (stage.kind !== 'onnx') continue;
+      const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+      const pool: StagePool = { stage, modelPath, slots: [], waiting: [] };
+      for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
+      this.pools.set(key(manifest.name, stage.name), pool);
+      await Promise.all(pool.slots.map((s) => s.ready));
+    }
+  }
+
+  /** The worker threads of a stage (for tests and diagnostics). */
+  workersOf(pipeline: string, stage: string): Worker[] {
+    return this.pools.get(key(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
+  }
+
+  async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
+    const pool = this.pools.get(key(pipeline, stage));
+    if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
+    const slot = await this.acquire(pool);
+    await slot.ready;
+    const id = this.nextId++;
+    return new Promise<BatchResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // A hung session cannot be interrupted; the thread goes, a fresh one takes its place.
+        this.replace(pool, slot, new TimeoutError(`stage '${stage}' timed out after ${pool.stage.timeoutMs} ms (worker restarted)`));
+      }, pool.stage.timeoutMs);
+      slot.current = { id, resolve, reject, timer };
+      slot.worker.postMessage({ type: 'run', id, items } satisfies ToWorker);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const all = [...this.pools.values()].flatMap((p) => p.slots);
+    await Promise.all(all.map((s) => s.worker.terminate()));
+    this.pools.clear();
+  }
+
+  private acquire(pool: StagePool): Promise<Slot> {
+    const free = pool.slots.find((s) => !s.current && !this.reserved.has(s));
+    if (free) { this.reserved.add(free); return Promise.resolve(free); }
+    return new Promise((r) => pool.waiting.push((s) => { this.reserved.add(s); r(s); }));
+  }
+
+  private readonly reserved = new Set<Slot>();
+
+  private release(pool: StagePool, slot: Slot): void {
+    this.reserved.delete(slot);
+    const next = pool.waiting.shift();
+    if (next) next(slot);
+  }
+
+  private spawn(pool: StagePool): Slot {
+    const worker = new Worker(ENTRY, { name: `ensemble:${pool.stage.name}` });
+    const slot: Slot = { worker, ready: Promise.resolve(0) };
+    slot.ready = new Promise<number>((resolve, reject) => {
+      worker.once('error', reject);
+      const onInit = (m: FromWorker) => {
+        if (m.type === 'ready') { slot.initMs = m.initMs; worker.off('message', onInit); resolve(m.initMs); }
+        else if (m.type === 'init-error') { worker.off('message', onInit); reject(new StageError(pool.stage.name, m.message)); }
+      };
+      worker.on('message', onInit);
+    });
+    slot.ready.catch(() => undefined);
+    worker.on('message', (m: FromWorker) => this.onMessage(pool, slot, m));
+    worker.on('error', (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)));
+    worker.on('exit', (code) => {
+      if (!this.closing && pool.slots.includes(slot)) {
+        this.replace(pool, slot, new StageError(pool.stage.name, `worker exited with code ${code}`));
+      }
+    });
+    worker.postMessage({ type: 'init', stage: pool.stage, modelPath: pool.modelPath } satisfies ToWorker);
+    return slot;
+  }
+
+  private onMessage(pool: StagePool, slot: Slot, m: FromWorker): void {
+    if (m.type !== 'result' && m.type !== 'error') return;
+    const cur = slot.current;
+    if (!cur || cur.id !== m.id) return;
+    clearTimeout(cur.timer);
+    slot.current = undefined;
+    if (m.type === 'result') {
+      const r = m.result;
+      // The session was made when the worker started; the first batch reports that as its cold start.
+      if (slot.initMs !== undefined) { r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined; }
+      else r.coldStart = false;
+      cur.resolve(r);
+    } else {
+      cur.reject(new StageError(pool.stage.name, m.message, m.status ?? 500));
+    }
+    this.release(pool, slot);
+  }
+
+  /** Fail the slot's batch with `err`, kill its thread and put a fresh one in its place. */
+  private replace(pool: StagePool, slot: Slot, err: EnsembleError): void {
+    const i = pool.slots.indexOf(slot);
+    if (i < 0) return;
+    const cur = slot.current;
+    slot.current = undefined;
+    if (cur) { clearTimeout(cur.timer); cur.reject(err); }
+    this.reserved.delete(slot);
+    slot.worker.removeAllListeners();
+    slot.worker.on('error', () => undefined);
+    void slot.worker.terminate();
+    if (this.closing) { pool.slots.splice(i, 1); return; }
+    const fresh = this.spawn(pool);
+    pool.slots[i] = fresh;
+    const next = pool.waiting.shift();
+    if (next) next(fresh);
+  }
+}
+
+function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
