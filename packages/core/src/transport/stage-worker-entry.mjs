@@ -1,4 +1,4 @@
-// Worker threads start as plain Node: register tsx, then load the TypeScript worker.
+// Worker processes start as plain Node: register tsx, then load the TypeScript worker.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -1,33 +1,25 @@
-import { parentPort } from 'node:worker_threads';
 import type { StageRuntime } from '../runtime/types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { EnsembleError } from '../errors.js';
 
 /**
- * One stage instance in its own thread with its own ONNX Runtime session, so
+ * One stage instance in its own process with its own ONNX Runtime session, so
  * `instances` sessions of a stage really run at once and a crash or hang takes
- * down one batch, not the gateway.
+ * down one batch, not the gateway. (Not a worker thread: terminating a thread
+ * inside a native session.run aborts the whole process.)
  */
-const port = parentPort!;
+if (!process.send) throw new Error('stage-worker must be started with an IPC channel (child_process.fork)');
+const port = {
+  postMessage: (m: FromWorker) => process.send!(m),
+  on: (event: 'message', fn: (m: ToWorker) => void) => process.on(event, fn),
+};
+// The parent going away (even by SIGKILL) closes the channel: don't linger as an orphan.
+process.on('disconnect', () => process.exit(0));
 let runtime: StageRuntime | undefined;
 
 function send(msg: FromWorker): void {
-  // Outputs are this thread's own buffers: move them instead of copying.
-  const transfer: ArrayBuffer[] = [];
-  if (msg.type === 'result') {
-    const seen = new Set<ArrayBufferLike>();
-    for (const o of msg.result.outcomes) {
-      if (!o.ok) continue;
-      for (const item of o.items) {
-        for (const t of Object.values(item)) {
-          const bufs = Array.isArray(t.data) ? t.data.map((b) => b.buffer) : [t.data.buffer];
-          for (const b of bufs) if (!seen.has(b) && b instanceof ArrayBuffer) { seen.add(b); transfer.push(b); }
-        }
-      }
-    }
-  }
-  port.postMessage(msg, transfer);
+  port.postMessage(msg);
 }
 
 port.on('message', (msg: ToWorker) => {

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
@@ -7,10 +8,10 @@ import type { StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
 
-const ENTRY = new URL('./stage-worker-entry.mjs', import.meta.url);
+const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
 interface Slot {
-  worker: Worker;
+  worker: ChildProcess;
   ready: Promise<number>;
   /** The batch it is running, if any. */
   current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
@@ -26,10 +27,12 @@ interface StagePool {
 }
 
 /**
- * Local transport: each ONNX stage is `instances` worker threads, each with
+ * Local transport: each ONNX stage is `instances` worker processes, each with
  * its own session and `threads` intra-op threads. A worker that crashes or
- * passes the stage timeout is terminated and replaced; only its in-flight
- * batch fails.
+ * passes the stage timeout is killed and replaced; only its in-flight batch
+ * fails. Processes, not threads: a thread cannot be stopped inside a native
+ * session.run without aborting the gateway, and a native crash in a thread
+ * would take the gateway with it.
  */
 export class WorkerPoolTransport implements StageTransport {
   readonly kind = 'local';
@@ -50,8 +53,8 @@ export class WorkerPoolTransport implements StageTransport {
     }
   }
 
-  /** The worker threads of a stage (for tests and diagnostics). */
-  workersOf(pipeline: string, stage: string): Worker[] {
+  /** The worker processes of a stage (for tests and diagnostics). */
+  workersOf(pipeline: string, stage: string): ChildProcess[] {
     return this.pools.get(key(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
   }
 
@@ -67,14 +70,14 @@ export class WorkerPoolTransport implements StageTransport {
         this.replace(pool, slot, new TimeoutError(`stage '${stage}' timed out after ${pool.stage.timeoutMs} ms (worker restarted)`));
       }, pool.stage.timeoutMs);
       slot.current = { id, resolve, reject, timer };
-      slot.worker.postMessage({ type: 'run', id, items } satisfies ToWorker);
+      slot.worker.send({ type: 'run', id, items } satisfies ToWorker);
     });
   }
 
   async close(): Promise<void> {
     this.closing = true;
     const all = [...this.pools.values()].flatMap((p) => p.slots);
-    await Promise.all(all.map((s) => s.worker.terminate()));
+    await Promise.all(all.map((s) => stop(s.worker)));
     this.pools.clear();
   }
 
@@ -93,7 +96,8 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   private spawn(pool: StagePool): Slot {
-    const worker = new Worker(ENTRY, { name: `ensemble:${pool.stage.name}` });
+    // 'advanced' serialization carries typed arrays across the channel as such.
+    const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     const slot: Slot = { worker, ready: Promise.resolve(0) };
     slot.ready = new Promise<number>((resolve, reject) => {
       worker.once('error', reject);
@@ -106,12 +110,12 @@ export class WorkerPoolTransport implements StageTransport {
     slot.ready.catch(() => undefined);
     worker.on('message', (m: FromWorker) => this.onMessage(pool, slot, m));
     worker.on('error', (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)));
-    worker.on('exit', (code) => {
+    worker.on('exit', (code, signal) => {
       if (!this.closing && pool.slots.includes(slot)) {
-        this.replace(pool, slot, new StageError(pool.stage.name, `worker exited with code ${code}`));
+        this.replace(pool, slot, new StageError(pool.stage.name, `worker exited (${signal ?? `code ${code}`})`));
       }
     });
-    worker.postMessage({ type: 'init', stage: pool.stage, modelPath: pool.modelPath } satisfies ToWorker);
+    worker.send({ type: 'init', stage: pool.stage, modelPath: pool.modelPath } satisfies ToWorker);
     return slot;
   }
 
@@ -143,7 +147,7 @@ export class WorkerPoolTransport implements StageTransport {
     this.reserved.delete(slot);
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => undefined);
-    void slot.worker.terminate();
+    slot.worker.kill('SIGKILL');
     if (this.closing) { pool.slots.splice(i, 1); return; }
     const fresh = this.spawn(pool);
     pool.slots[i] = fresh;
@@ -153,3 +157,11 @@ export class WorkerPoolTransport implements StageTransport {
 }
 
 function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
+
+function stop(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    worker.once('exit', () => resolve());
+    worker.kill('SIGTERM');
+  });
+}

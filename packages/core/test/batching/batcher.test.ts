@@ -1,0 +1,243 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Batcher, type BatcherOptions, type ItemRun } from '../../src/batching/batcher.js';
+import { OverloadedError, TimeoutError } from '../../src/errors.js';
+import type { BatchResult } from '../../src/runtime/types.js';
+import type { Item, Tensor } from '../../src/tensor/types.js';
+
+/** A per-item FP32 tensor `v` of the given shape, filled with `value`. */
+function item(value: number, shape: number[] = [2]): Item {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { v: { datatype: 'FP32', shape, data: new Float32Array(n).fill(value) } };
+}
+
+const first = (t: Tensor): number => (t.data as Float32Array)[0];
+
+/** A promise with its resolve exposed, to hold a stage call open until the test says so. */
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => { open = r; });
+  return { promise, open };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A batcher whose stage doubles every item's values and remembers each batch
+ * it was given (the first value of every item), optionally waiting on `hold`.
+ */
+function doubling(opts: Partial<BatcherOptions> = {}, hold?: Promise<void>) {
+  const batches: number[][] = [];
+  const run = async (items: Item[]): Promise<BatchResult> => {
+    batches.push(items.map((it) => first(it.v)));
+    if (hold) await hold;
+    return {
+      outcomes: items.map((it) => ({
+        ok: true as const,
+        items: [{ v: { ...it.v, data: Float32Array.from(it.v.data as Float32Array, (x) => x * 2) } }],
+      })),
+      computeMs: 1,
+      coldStart: batches.length === 1,
+    };
+  };
+  const batcher = new Batcher({
+    stage: 'double', maxSize: 4, maxDelayMs: 0, maxQueue: 100, queueTimeoutMs: 30_000,
+    concurrency: 1, timeoutMs: 30_000, run, ...opts,
+  });
+  made.push(batcher);
+  return { batcher, batches };
+}
+
+const made: Batcher[] = [];
+afterEach(async () => {
+  for (const b of made.splice(0)) await b.close();
+});
+
+const resultOf = (r: ItemRun): number => {
+  if (!r.outcome.ok) throw new Error(r.outcome.error);
+  return first(r.outcome.items[0].v);
+};
+
+describe('Batcher', () => {
+  it('sends a batch as soon as max_size compatible items are queued, without waiting for max_delay', async () => {
+    // A delay no test would survive: only the size trigger can release these items.
+    const { batcher, batches } = doubling({ maxSize: 4, maxDelayMs: 3_600_000 });
+    const runs = await Promise.all([1, 2, 3, 4].map((v) => batcher.submit(item(v))));
+    expect(batches).toEqual([[1, 2, 3, 4]]);
+    expect(runs.map((r) => r.batchSize)).toEqual([4, 4, 4, 4]);
+    expect(new Set(runs.map((r) => r.batchId)).size).toBe(1);
+    expect(runs.map(resultOf)).toEqual([2, 4, 6, 8]);
+
+    // A fifth item alone does not make a batch: it waits for more (or the delay).
+    const fifth = batcher.submit(item(5));
+    await sleep(20);
+    expect(batcher.queued).toBe(1);
+    expect(batches).toHaveLength(1);
+    // close() drains it anyway.
+    await batcher.close();
+    expect(resultOf(await fifth)).toBe(10);
+    expect(batches).toEqual([[1, 2, 3, 4], [5]]);
+  });
+
+  it('sends a partial batch once its oldest item has waited max_delay, gathering what arrived meanwhile', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 150 });
+    const a = batcher.submit(item(1));
+    await sleep(10);
+    expect(batches).toHaveLength(0);
+    const b = batcher.submit(item(2));
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(batches).toEqual([[1, 2]]);
+    expect(ra.batchId).toBe(rb.batchId);
+    expect(ra.batchSize).toBe(2);
+    // The batch left because of the delay, not because it was full: the first item waited for it.
+    expect(ra.queueWaitMs).toBeGreaterThanOrEqual(149);
+    expect(ra.queueWaitMs).toBeGreaterThan(rb.queueWaitMs);
+  });
+
+  it('with max_delay 0 and a free instance, each item leaves at once on its own', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 0, concurrency: 4 });
+    await Promise.all([1, 2, 3].map((v) => batcher.submit(item(v))));
+    expect(batches).toEqual([[1], [2], [3]]);
+  });
+
+  it('merges items of concurrent submitters into one batch and gives each its own result', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 40 });
+    // Two "requests" submitting at the same time, interleaved.
+    const requestA = Promise.all([batcher.submit(item(10)), batcher.submit(item(11))]);
+    const requestB = Promise.all([batcher.submit(item(20)), batcher.submit(item(21)), batcher.submit(item(22))]);
+    const [ra, rb] = await Promise.all([requestA, requestB]);
+    expect(batches).toEqual([[10, 11, 20, 21, 22]]);
+    expect(ra.map(resultOf)).toEqual([20, 22]);
+    expect(rb.map(resultOf)).toEqual([40, 42, 44]);
+    expect(new Set([...ra, ...rb].map((r) => r.batchId)).size).toBe(1);
+    expect([...ra, ...rb].every((r) => r.batchSize === 5)).toBe(true);
+  });
+
+  it('keeps items of different shapes in different batches', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 40, concurrency: 2 });
+    const runs = await Promise.all([
+      batcher.submit(item(1, [2])), batcher.submit(item(2, [3])), batcher.submit(item(3, [2])), batcher.submit(item(4, [3])),
+    ]);
+    expect(batches.map((b) => [...b].sort())).toEqual(expect.arrayContaining([[1, 3], [2, 4]]));
+    expect(batches).toHaveLength(2);
+    expect(runs.map((r) => r.batchSize)).toEqual([2, 2, 2, 2]);
+    expect(runs[0].batchId).toBe(runs[2].batchId);
+    expect(runs[0].batchId).not.toBe(runs[1].batchId);
+    // Different datatypes never share either.
+    const ints: Item = { v: { datatype: 'INT32', shape: [2], data: Int32Array.of(7, 7) } };
+    const { batcher: mixed, batches: mixedBatches } = doubling({ maxSize: 8, maxDelayMs: 40, concurrency: 2 });
+    await Promise.all([mixed.submit(item(1, [2])), mixed.submit(ints).catch(() => undefined)]);
+    expect(mixedBatches).toHaveLength(2);
+  });
+
+  it('lets items that differ only along pad_axis share a batch, but not along another axis', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 40, padAxis: 1, concurrency: 2 });
+    const runs = await Promise.all([
+      batcher.submit(item(1, [2, 3])), batcher.submit(item(2, [2, 5])), batcher.submit(item(3, [2, 1])),
+      batcher.submit(item(4, [3, 5])), // axis 0 differs: not paddable
+    ]);
+    expect(batches).toHaveLength(2);
+    expect(batches).toContainEqual([1, 2, 3]);
+    expect(batches).toContainEqual([4]);
+    expect(runs.slice(0, 3).every((r) => r.batchSize === 3 && r.batchId === runs[0].batchId)).toBe(true);
+    expect(runs[3].batchSize).toBe(1);
+  });
+
+  it('refuses items beyond max_queue with a 429 OverloadedError carrying Retry-After seconds', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 1, maxQueue: 2, concurrency: 1 }, held.promise);
+    const inFlight = batcher.submit(item(1));
+    await sleep(5);
+    expect(batcher.busy).toBe(1);
+    const queued = [batcher.submit(item(2)), batcher.submit(item(3))];
+    expect(batcher.queued).toBe(2);
+    const refused = await batcher.submit(item(4)).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(OverloadedError);
+    const e = refused as OverloadedError;
+    expect(e.status).toBe(429);
+    expect(e.message).toContain("stage 'double'");
+    expect(e.message).toContain('max_queue 2');
+    expect(Number.isInteger(e.retryAfterSeconds)).toBe(true);
+    expect(e.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    // The refused item never reached the stage; the others still complete.
+    held.open();
+    expect((await Promise.all([inFlight, ...queued])).map(resultOf)).toEqual([2, 4, 6]);
+    expect(batches.flat()).toEqual([1, 2, 3]);
+  });
+
+  it('fails an item that waits longer than queue_timeout_ms with 504, even while every instance stays busy', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 1, queueTimeoutMs: 50, concurrency: 1 }, held.promise);
+    const inFlight = batcher.submit(item(1));
+    const waiting = batcher.submit(item(2));
+    // The instance stays busy until the queued item has failed: nothing else will wake the queue up.
+    const err = await waiting.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).status).toBe(504);
+    expect((err as Error).message).toContain("stage 'double'");
+    expect((err as Error).message).toContain('queue_timeout_ms 50');
+    expect(batcher.queued).toBe(0);
+    held.open();
+    expect(resultOf(await inFlight)).toBe(2);
+    expect(batches).toEqual([[1]]);
+  });
+
+  it('fails the whole batch with 504 naming the stage when a call outlives timeout_ms', async () => {
+    const { batcher } = doubling({ maxSize: 2, maxDelayMs: 20, timeoutMs: 50 }, new Promise(() => undefined));
+    const err = await Promise.all([batcher.submit(item(1)), batcher.submit(item(2))]).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toBe("stage 'double' timed out after 50 ms");
+    made.splice(made.indexOf(batcher), 1); // its call never ends, so close() would wait forever
+  });
+
+  it('drops a queued item when its signal aborts, and refuses an already-aborted one', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 1, concurrency: 1 }, held.promise);
+    const inFlight = batcher.submit(item(1));
+    const ac = new AbortController();
+    const queued = batcher.submit(item(2), ac.signal);
+    expect(batcher.queued).toBe(1);
+    ac.abort(new TimeoutError('gone'));
+    await expect(queued).rejects.toThrow('gone');
+    expect(batcher.queued).toBe(0);
+    await expect(batcher.submit(item(3), ac.signal)).rejects.toThrow('gone');
+    held.open();
+    await inFlight;
+    expect(batches).toEqual([[1]]);
+  });
+
+  it('close() lets queued and in-flight items finish, then refuses new ones with 503', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 2, maxDelayMs: 3_600_000, concurrency: 1 }, held.promise);
+    const a = [batcher.submit(item(1)), batcher.submit(item(2))]; // full batch: in flight
+    const b = batcher.submit(item(3)); // queued behind it
+    await sleep(5);
+    let closed = false;
+    const closing = batcher.close().then(() => { closed = true; });
+    await sleep(20);
+    expect(closed).toBe(false);
+    const refused = await batcher.submit(item(4)).then(() => undefined, (e: unknown) => e);
+    expect((refused as { status?: number }).status).toBe(503);
+    held.open();
+    await closing;
+    expect((await Promise.all([...a, b])).map(resultOf)).toEqual([2, 4, 6]);
+    expect(batches).toEqual([[1, 2], [3]]);
+  });
+
+  it('passes per-item errors to their own items only', async () => {
+    const batcher = new Batcher({
+      stage: 'picky', maxSize: 4, maxDelayMs: 20, maxQueue: 10, queueTimeoutMs: 1000, concurrency: 1, timeoutMs: 1000,
+      run: async (items) => ({
+        outcomes: items.map((it) => (first(it.v) < 0
+          ? { ok: false as const, error: 'negative', status: 400 }
+          : { ok: true as const, items: [it] })),
+        computeMs: 0,
+        coldStart: false,
+      }),
+    });
+    made.push(batcher);
+    const [good, bad] = await Promise.all([batcher.submit(item(1)), batcher.submit(item(-1))]);
+    expect(good.outcome.ok).toBe(true);
+    expect(bad.outcome).toEqual({ ok: false, error: 'negative', status: 400 });
+    expect(good.batchId).toBe(bad.batchId);
+  });
+});

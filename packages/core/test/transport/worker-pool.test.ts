@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { WorkerPoolTransport } from '../../src/transport/worker-pool.js';
+import { S3WeightStore } from '../../src/storage/s3-weights.js';
+import { ensureBucket } from '../../src/storage/bucket.js';
+import { pushObject } from '../../src/storage/push.js';
+import { loadManifest } from '../../src/manifest/load.js';
+import type { Manifest } from '../../src/manifest/types.js';
+import type { Item } from '../../src/tensor/types.js';
+import { StageError, TimeoutError } from '../../src/errors.js';
+import { scaleModel, slowModel, writeModel } from '../fixtures/models.js';
+import { startLocal, tempDir, type Local } from '../storage/local.js';
+import { removePipelines, writePipeline } from '../manifest/helpers.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let local: Local;
+let weights: S3WeightStore;
+let manifest: Manifest;
+
+function row(v: number[]): Item {
+  return { x: { datatype: 'FP32', shape: [4], data: Float32Array.from(v) } };
+}
+
+beforeAll(async () => {
+  tmp = await tempDir('pool');
+  local = await startLocal(join(tmp.dir, 'data'));
+  await ensureBucket(local.s3, 'weights');
+  const scale = await writeModel(tmp.dir, 'scale.onnx', scaleModel(3));
+  const slow = await writeModel(tmp.dir, 'slow.onnx', slowModel());
+  for (const [key, m] of [['t/scale.onnx', scale], ['t/slow.onnx', slow]] as const) {
+    await pushObject({ s3: local.s3, bucket: 'weights', key, file: m.path });
+  }
+  weights = new S3WeightStore({ s3: local.s3, bucket: 'weights', cacheDir: join(tmp.dir, 'cache') });
+  const { file } = await writePipeline(`
+name: pool
+inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 4] }, { name: z, datatype: FP32, shape: [-1, 4] }]
+stages:
+  - name: triple
+    kind: onnx
+    weights: { key: t/scale.onnx, sha256: ${scale.sha256} }
+    inputs: { x: x }
+    outputs: { y: y }
+    scale: { instances: 2 }
+  - name: slow
+    kind: onnx
+    weights: { key: t/slow.onnx, sha256: ${slow.sha256} }
+    inputs: { x: x }
+    outputs: { y: z }
+    timeout_ms: 1500
+`);
+  manifest = await loadManifest(file);
+});
+
+afterAll(async () => {
+  await local?.close();
+  await removePipelines();
+  await tmp?.cleanup();
+});
+
+describe('WorkerPoolTransport', () => {
+  it('runs a batch in a worker process and reports the first call as the cold start', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(manifest);
+      expect(pool.workersOf('pool', 'triple')).toHaveLength(2);
+      const first = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4]), row([-1, 0, 0.5, 2])]);
+      const out = first.outcomes.map((o) => (o.ok ? Array.from(o.items[0].y.data as Float32Array) : o.error));
+      expect(out).toEqual([[3, 6, 9, 12], [-3, 0, 1.5, 6]]);
+      expect(first.coldStart).toBe(true);
+      expect(first.initMs).toBeGreaterThan(0);
+      // Two instances: each is cold once, then warm.
+      const more = await Promise.all([0, 1, 2, 3].map(() => pool.invoke('pool', 'triple', [row([1, 1, 1, 1])])));
+      expect(more.filter((r) => r.coldStart).length).toBeLessThanOrEqual(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a killed worker fails only its own batch; the pool replaces it and keeps serving', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(manifest);
+      const [victim] = pool.workersOf('pool', 'slow');
+      const inFlight = pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
+      await new Promise((r) => setTimeout(r, 30));
+      victim.kill('SIGKILL');
+      await expect(inFlight).rejects.toBeInstanceOf(StageError);
+      await expect(inFlight).rejects.toThrow(/stage 'slow'.*exited/);
+      // A healthy stage is untouched, and the replaced one serves the next batch.
+      const next = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
+      expect(next.outcomes[0].ok).toBe(true);
+      expect(pool.workersOf('pool', 'slow')[0]).not.toBe(victim);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a batch past the stage timeout gets 504 and the hung worker is restarted', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(manifest);
+      const before = pool.workersOf('pool', 'slow')[0];
+      // slowModel's cost grows with the batch: 64 rows take far longer than the 1.5 s timeout.
+      const big = Array.from({ length: 64 }, (_, i) => row([i, 1, 2, 3]));
+      const err = await pool.invoke('pool', 'slow', big).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TimeoutError);
+      expect((err as TimeoutError).status).toBe(504);
+      expect((err as Error).message).toMatch(/stage 'slow' timed out/);
+      expect(pool.workersOf('pool', 'slow')[0]).not.toBe(before);
+      const ok = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
+      expect(ok.outcomes[0].ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+});
