@@ -100,17 +100,22 @@ export class Batcher {
   private pump(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     this.expire();
+    let wakeAt = Infinity;
     while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
       const head = this.queue[0];
       const waited = performance.now() - head.enqueuedAt;
       const ready = this.countCompatible(head.key) >= this.opts.maxSize;
       if (!ready && waited < this.opts.maxDelayMs && !this.closed) {
-        this.timer = setTimeout(() => this.pump(), this.opts.maxDelayMs - waited + 0.5);
+        wakeAt = head.enqueuedAt + this.opts.maxDelayMs;
         break;
       }
       const batch = this.take(head.key);
       this.dispatch(batch);
     }
+    // Queued items must time out even while every instance stays busy and no submit wakes the queue;
+    // the queue is in arrival order, so its head expires first.
+    if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
+    if (wakeAt < Infinity) this.timer = setTimeout(() => this.pump(), Math.max(0, wakeAt - performance.now()) + 0.5);
     if (this.closed && this.queue.length === 0 && this.inFlight === 0) {
       for (const r of this.drained.splice(0)) r();
     }
