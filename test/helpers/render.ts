@@ -28,16 +28,31 @@ function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** Render text lines to an encoded image. */
-export async function renderTextImage(opts: RenderOptions): Promise<Buffer> {
+export interface TextLayout {
+  width: number;
+  height: number;
+  padding: number;
+  /** Distance between the tops of consecutive lines. */
+  pitch: number;
+}
+
+/** Where renderTextImage puts things: line i spans y = padding + i * pitch .. + pitch. */
+export function textLayout(opts: RenderOptions): TextLayout {
   const size = opts.size ?? 32;
-  const font = opts.font ?? 'DejaVu Sans';
   const padding = opts.padding ?? Math.round(size * 0.8);
   const pitch = Math.round(size * (opts.lineHeight ?? 1.6));
   const longest = Math.max(0, ...opts.lines.map((l) => l.length));
   // DejaVu's widest glyphs (bold, mono) run to about 0.7 em; overestimating only adds margin.
   const width = opts.width ?? Math.max(64, Math.ceil(longest * size * 0.72) + 2 * padding);
   const height = Math.max(64, 2 * padding + pitch * opts.lines.length);
+  return { width, height, padding, pitch };
+}
+
+/** Render text lines to an encoded image. */
+export async function renderTextImage(opts: RenderOptions): Promise<Buffer> {
+  const size = opts.size ?? 32;
+  const font = opts.font ?? 'DejaVu Sans';
+  const { width, height, padding, pitch } = textLayout(opts);
   const texts = opts.lines.map((line, i) => {
     const y = padding + i * pitch + Math.round(size * 1.05);
     return `<text x="${padding}" y="${y}" xml:space="preserve">${escapeXml(line)}</text>`;

@@ -17,10 +17,12 @@ export interface DbOptions {
   maxCandidates: number;
   /** Rectangles with a shorter side below this (in map pixels) are noise. */
   minSize: number;
+  /** Dilate the binary map with a 2x2 kernel first, joining regions a pixel apart (use_dilation). */
+  useDilation: boolean;
 }
 
 /** PaddleOCR's inference defaults (tools/infer/utility.py). */
-export const DB_DEFAULTS: DbOptions = { thresh: 0.3, boxThresh: 0.6, unclipRatio: 1.5, maxCandidates: 1000, minSize: 3 };
+export const DB_DEFAULTS: DbOptions = { thresh: 0.3, boxThresh: 0.6, unclipRatio: 1.5, maxCandidates: 1000, minSize: 3, useDilation: false };
 
 export interface ProbMap {
   width: number;
@@ -66,6 +68,18 @@ export function meanInside(prob: ProbMap, quad: Quad): number {
   return n === 0 ? 0 : sum / n;
 }
 
+/** cv2.dilate with a 2x2 kernel (anchor at its centre): a pixel is set if it or its left, upper or upper-left neighbour is. */
+function dilate2x2(mask: Uint8Array, width: number, height: number): void {
+  // Bottom-right to top-left, so every read sees the undilated value.
+  for (let y = height - 1; y >= 0; y--) {
+    for (let x = width - 1; x >= 0; x--) {
+      const i = y * width + x;
+      if (mask[i]) continue;
+      if ((x > 0 && mask[i - 1]) || (y > 0 && mask[i - width]) || (x > 0 && y > 0 && mask[i - width - 1])) mask[i] = 1;
+    }
+  }
+}
+
 /**
  * Boxes from a probability map of size (width, height) that was computed on
  * the source image resized to it; results are in source pixels
@@ -76,6 +90,7 @@ export function dbBoxes(prob: ProbMap, srcWidth: number, srcHeight: number, opts
   const { width, height, data } = prob;
   const mask = new Uint8Array(width * height);
   for (let i = 0; i < mask.length; i++) mask[i] = data[i] > opts.thresh ? 1 : 0;
+  if (opts.useDilation) dilate2x2(mask, width, height);
   const found: DetectedBox[] = [];
   for (const region of findRegions(mask, width, height, opts.maxCandidates)) {
     const rect = minAreaRect(convexHull(region.extremes));
@@ -103,18 +118,24 @@ export function dbBoxes(prob: ProbMap, srcWidth: number, srcHeight: number, opts
 }
 
 /**
- * predict_system.sorted_boxes: by top-left corner (y, then x), then boxes whose
- * top-left corners are within `lineTolerance` px vertically are put left to
- * right. (PaddleOCR's original loop never compares the first two boxes; the
- * fixed version in later releases does, and so does this.)
+ * predict_system.sorted_boxes: by top-left corner (y, then x), then a box whose
+ * top-left corner is level with its predecessor's is moved left of it when it
+ * starts further left. PaddleOCR calls boxes level when their tops differ by
+ * less than 10 px; a fixed pixel count fails for large text (a word without
+ * ascenders sits a fifth of the font size lower), so here the tolerance is the
+ * larger of `lineTolerance` and half the smaller box's height. (PaddleOCR's
+ * original loop also never compares the first two boxes; its later releases
+ * fix that, and so does this.)
  */
 export function sortReadingOrder<T extends { quad: readonly Point[] }>(boxes: T[], lineTolerance = 10): T[] {
   const out = [...boxes].sort((a, b) => a.quad[0].y - b.quad[0].y || a.quad[0].x - b.quad[0].x);
+  const height = (b: T) => distance(b.quad[0], b.quad[3]);
   for (let i = 0; i < out.length - 1; i++) {
     for (let j = i; j >= 0; j--) {
-      const a = out[j].quad[0], b = out[j + 1].quad[0];
-      if (Math.abs(b.y - a.y) < lineTolerance && b.x < a.x) {
-        [out[j], out[j + 1]] = [out[j + 1], out[j]];
+      const a = out[j], b = out[j + 1];
+      const tolerance = Math.max(lineTolerance, Math.min(height(a), height(b)) / 2);
+      if (Math.abs(b.quad[0].y - a.quad[0].y) < tolerance && b.quad[0].x < a.quad[0].x) {
+        [out[j], out[j + 1]] = [b, a];
       } else {
         break;
       }

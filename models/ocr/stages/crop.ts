@@ -1,6 +1,6 @@
 /**
  * Fan-out: rgb (UINT8 [h, w, 3]) + boxes (FP32 [n, 4, 2]) -> n items, each
- * line (UINT8 [h, w, 3]: the box cut out and straightened) and box
+ * line (UINT8 [h, w, 3]: the box cut out and straightened) and line_box
  * (FP32 [4, 2]: its corners in the source image). No boxes, no items.
  *
  * As PaddleOCR's get_rotate_crop_image: the crop is as wide as the box's
@@ -30,7 +30,7 @@ const stage: FunctionStageModule = {
       const height = Math.max(1, Math.trunc(Math.max(distance(quad[0], quad[3]), distance(quad[1], quad[2]))));
       let line = warpQuad(img, quad, width, height);
       if (line.height / line.width >= 1.5) line = rotate90CounterClockwise(line);
-      out.push({ line: imageToTensor(line), box: float32([4, 2], b.slice()) });
+      out.push({ line: imageToTensor(line), line_box: float32([4, 2], b.slice()) });
     }
     return out;
   },

@@ -1,12 +1,11 @@
 /**
  * rec_prob (FP32 [T, C]: per time step, the softmax over blank + dictionary
- * + space) -> text (BYTES scalar, UTF-8) and confidence (FP32 scalar: mean
- * probability of the kept characters, 0 for an empty line), by greedy CTC
- * decoding as PaddleOCR's CTCLabelDecode.
+ * + space) -> line_text (BYTES scalar, UTF-8) and line_confidence (FP32
+ * scalar: mean probability of the kept characters, 0 for an empty line), by
+ * greedy CTC decoding as PaddleOCR's CTCLabelDecode.
  *
- * Every line is returned, however low its confidence or empty its text:
- * PaddleOCR's drop_score (0.5) filter is left to the caller, who gets the
- * confidence with each line and can choose their own cut-off.
+ * Every line is decoded, however low its confidence or empty its text;
+ * dropping lines (PaddleOCR's drop_score) is filter-lines' job.
  *
  * options: dictionary (path to ppocr_keys_v1.txt, relative to the manifest;
  * a node_modules path is also searched for in parent folders),
@@ -46,7 +45,7 @@ const stage: FunctionStageModule = {
       throw new Error(`input 'rec_prob' has ${classes} classes but the dictionary gives ${charset.length} (blank + characters${booleanOption(ctx, 'use_space_char', true) ? ' + space' : ''})`);
     }
     const { text, confidence } = ctcGreedyDecode(prob.data, steps, charset);
-    return { text: bytesScalar(encoder.encode(text)), confidence: float32Scalar(confidence) };
+    return { line_text: bytesScalar(encoder.encode(text)), line_confidence: float32Scalar(confidence) };
   },
 };
 

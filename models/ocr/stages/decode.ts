@@ -7,6 +7,7 @@
  * 400 before any pixel is decoded.
  */
 import sharp from 'sharp';
+import type { Metadata, OutputInfo } from 'sharp';
 import { BadRequestError } from '../../../packages/core/src/errors.js';
 import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
 import { imageToTensor } from '../lib/image.js';
@@ -25,7 +26,7 @@ const stage: FunctionStageModule = {
 
     // The header alone tells the format and size; checking them first keeps
     // other formats (SVG, TIFF, ...) and decompression bombs away from the decoder.
-    let meta: sharp.Metadata;
+    let meta: Metadata;
     try {
       meta = await sharp(input).metadata();
     } catch {
@@ -37,7 +38,7 @@ const stage: FunctionStageModule = {
       throw new BadRequestError(`image: ${meta.width}x${meta.height} is over the ${maxPixels} pixel limit`);
     }
 
-    let decoded: { data: Buffer; info: sharp.OutputInfo };
+    let decoded: { data: Buffer; info: OutputInfo };
     try {
       decoded = await sharp(input, { limitInputPixels: maxPixels })
         .rotate()

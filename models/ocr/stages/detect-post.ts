@@ -8,10 +8,11 @@
  * does not need the image itself (which would be a large payload on Lambda).
  *
  * options (PaddleOCR's names and inference defaults): thresh 0.3,
- * box_thresh 0.6, unclip_ratio 1.5, max_candidates 1000; line_tolerance 10
- * (px: boxes whose tops differ by less are one line, ordered left to right);
- * emit_scores false (box_scores is only emitted when asked for, so the
- * pipeline need not route a tensor nobody reads).
+ * box_thresh 0.6, unclip_ratio 1.5, use_dilation false, max_candidates 1000;
+ * line_tolerance 10 (px: boxes whose tops differ by less, or by less than
+ * half their height, are one line, ordered left to right); emit_scores false
+ * (box_scores is only emitted when asked for, so the pipeline need not route
+ * a tensor nobody reads).
  */
 import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
 import { DB_DEFAULTS, dbBoxes, sortReadingOrder } from '../lib/db-postprocess.js';
@@ -26,6 +27,7 @@ const stage: FunctionStageModule = {
       unclipRatio: numberOption(ctx, 'unclip_ratio', DB_DEFAULTS.unclipRatio, { min: 0 }),
       maxCandidates: numberOption(ctx, 'max_candidates', DB_DEFAULTS.maxCandidates, { min: 1, integer: true }),
       minSize: DB_DEFAULTS.minSize,
+      useDilation: booleanOption(ctx, 'use_dilation', DB_DEFAULTS.useDilation),
     };
     const lineTolerance = numberOption(ctx, 'line_tolerance', 10, { min: 0 });
     const emitScores = booleanOption(ctx, 'emit_scores', false);

@@ -39,8 +39,15 @@ export function detectionSize(width: number, height: number, limitSideLen: numbe
     h = Math.trunc(h * r);
     w = Math.trunc(w * r);
   }
-  // Python's round() is half-to-even; at exact halves the difference is one 32-px step either way.
-  return { width: Math.max(Math.round(w / 32) * 32, 32), height: Math.max(Math.round(h / 32) * 32, 32) };
+  return { width: Math.max(roundHalfEven(w / 32) * 32, 32), height: Math.max(roundHalfEven(h / 32) * 32, 32) };
+}
+
+/** Python 3's round(): halves go to the even neighbour (80 px -> 64, 112 px -> 128). */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d !== 0.5) return Math.round(x);
+  return f % 2 === 0 ? f : f + 1;
 }
 
 const stage: FunctionStageModule = {

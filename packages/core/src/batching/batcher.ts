@@ -51,6 +51,8 @@ let nextBatchId = 1;
 export class Batcher {
   private readonly queue: Pending[] = [];
   private inFlight = 0;
+  /** Batches whose items have not had their answer (result or error) yet. */
+  private unanswered = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly drained: (() => void)[] = [];
@@ -87,7 +89,7 @@ export class Batcher {
   close(): Promise<void> {
     this.closed = true;
     this.pump();
-    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    if (this.queue.length === 0 && this.unanswered === 0) return Promise.resolve();
     return new Promise((r) => this.drained.push(r));
   }
 
@@ -116,7 +118,9 @@ export class Batcher {
     // the queue is in arrival order, so its head expires first.
     if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
     if (wakeAt < Infinity) this.timer = setTimeout(() => this.pump(), Math.max(0, wakeAt - performance.now()) + 0.5);
-    if (this.closed && this.queue.length === 0 && this.inFlight === 0) {
+    // Drained once every item has its answer; a call that outlived its timeout is the transport's
+    // to stop (a worker is killed), and waiting for it could hold a shutdown forever.
+    if (this.closed && this.queue.length === 0 && this.unanswered === 0) {
       for (const r of this.drained.splice(0)) r();
     }
   }
@@ -157,6 +161,7 @@ export class Batcher {
 
   private dispatch(batch: Pending[]): void {
     this.inFlight++;
+    this.unanswered++;
     const start = performance.now();
     const batchId = nextBatchId++;
     for (const p of batch) this.detach(p);
@@ -165,7 +170,19 @@ export class Batcher {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`)), timeoutMs);
     });
-    Promise.race([this.opts.run(batch.map((p) => p.item)), timeout])
+    let running: Promise<BatchResult>;
+    try {
+      running = this.opts.run(batch.map((p) => p.item));
+    } catch (e) {
+      running = Promise.reject(e);
+    }
+    // A call that timed out still holds its instance (an ONNX session, a Lambda) until it really
+    // ends: only then may another batch take the slot.
+    running.then(() => undefined, () => undefined).then(() => {
+      this.inFlight--;
+      this.pump();
+    });
+    Promise.race([running, timeout])
       .then((result) => {
         if (result.outcomes.length !== batch.length) {
           throw new StageError(stage, `returned ${result.outcomes.length} outcomes for a batch of ${batch.length}`);
@@ -186,7 +203,7 @@ export class Batcher {
       })
       .finally(() => {
         clearTimeout(timer);
-        this.inFlight--;
+        this.unanswered--;
         this.pump();
       });
   }

@@ -5,9 +5,12 @@ import { pushCommand } from './commands/push.js';
 import { runsCommand } from './commands/runs.js';
 import { inferCommand } from './commands/infer.js';
 import { buildModelsCommand } from './commands/build-models.js';
+import { decomposeCommand } from './commands/decompose.js';
+import { verifyCommand } from './commands/verify.js';
+import { tuneCommand } from './commands/tune.js';
 import { EnsembleError } from '../errors.js';
 
-const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand];
+const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, tuneCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

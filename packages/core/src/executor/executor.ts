@@ -254,7 +254,8 @@ class RequestRun {
   }
 
   private records(): StageRunRecord[] {
-    return [...this.stats.values()].map((s) => s.toRecord());
+    // Stages the request never reached (a failure upstream) would only be noise in the record.
+    return [...this.stats.values()].map((s) => s.toRecord()).filter((r) => r.items > 0 || r.error !== undefined);
   }
 
   private finish(outputs: Record<string, Tensor>): void {

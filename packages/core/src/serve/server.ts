@@ -1,3 +1,4 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -68,6 +69,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const app = createApp({ registry, runs: env.runs, transport: transport.kind });
     const host = opts.host ?? '127.0.0.1';
     const server = await listen(app, opts.port ?? 8080, host);
+    const answering = trackResponses(server);
     const port = (server.address() as { port: number }).port;
     const url = `http://${host}:${port}`;
     log(`serving ${selected.map((m) => m.name).join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})`);
@@ -76,6 +78,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       url, port, app, env, registry, manifests: selected,
       close() {
         closing ??= (async () => {
+          // Requests still running finish, but on a connection that then closes: a client's
+          // keep-alive socket would otherwise hold server.close() open until it times out.
+          for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
           await new Promise<void>((r) => server.close(() => r()));
           for (const c of cleanup) await c();
         })();
@@ -86,6 +91,16 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     for (const c of cleanup) await c().catch(() => undefined);
     throw e;
   }
+}
+
+/** The responses being written right now. */
+function trackResponses(server: ServerType): Set<ServerResponse> {
+  const open = new Set<ServerResponse>();
+  (server as Server).on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  return open;
 }
 
 function listen(app: Hono, port: number, hostname: string): Promise<ServerType> {

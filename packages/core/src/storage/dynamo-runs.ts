@@ -1,4 +1,5 @@
 import {
+  BatchWriteItemCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
@@ -19,7 +20,7 @@ export interface DynamoRunStoreOptions {
   ttlDays?: number;
   /** Told about every failed write (which is retried) and every record DynamoDB refuses outright. */
   onError?: (e: unknown) => void;
-  /** PutItem calls in flight at once. Default 4. */
+  /** Write calls in flight at once. Default 4. */
   concurrency?: number;
 }
 
@@ -28,7 +29,12 @@ interface Pending {
   id: string;
   item: Record<string, AttributeValue>;
   attempts: number;
+  /** Write alone with PutItem: its batch was refused, so find out whether this item is the one DynamoDB refuses. */
+  alone?: boolean;
 }
+
+/** DynamoDB's BatchWriteItem limit. */
+const BATCH_MAX = 25;
 
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5_000;
@@ -36,7 +42,9 @@ const DAY_SECONDS = 86_400;
 
 /**
  * Run records in DynamoDB, written off the request path: put() only queues,
- * a background writer sends PutItem and retries failures with backoff.
+ * a background writer sends them (BatchWriteItem when several are queued,
+ * so a busy gateway pays for one request per 25 records, not per record)
+ * and retries failures with backoff.
  */
 export class DynamoRunStore implements RunStore {
   private readonly dynamo: DynamoDBClient;
@@ -135,7 +143,11 @@ export class DynamoRunStore implements RunStore {
 
   private pump(): void {
     while (this.retryTimer === undefined && this.inFlight < this.concurrency && this.queue.length > 0) {
-      this.write(this.queue.shift()!);
+      const batch = [this.queue.shift()!];
+      if (!batch[0].alone) {
+        while (batch.length < BATCH_MAX && this.queue.length > 0 && !this.queue[0].alone) batch.push(this.queue.shift()!);
+      }
+      if (batch.length === 1) this.write(batch[0]); else this.writeBatch(batch);
     }
   }
 
@@ -156,16 +168,55 @@ export class DynamoRunStore implements RunStore {
             this.finish(p.seq);
             return;
           }
-          this.consecutiveFailures++;
-          this.report(new EnsembleError(`writing run record ${p.id} to ${this.table} failed (attempt ${p.attempts}), retrying: ${message(e)}`));
-          this.queue.unshift(p);
-          this.scheduleRetry();
+          this.failed([p], e);
         },
       )
       .finally(() => {
         this.inFlight--;
         this.pump();
       });
+  }
+
+  private writeBatch(batch: Pending[]): void {
+    this.inFlight++;
+    for (const p of batch) p.attempts++;
+    this.dynamo
+      .send(new BatchWriteItemCommand({ RequestItems: { [this.table]: batch.map((p) => ({ PutRequest: { Item: p.item } })) } }))
+      .then(
+        (out) => {
+          this.consecutiveFailures = 0;
+          // Throttled items come back unprocessed: retry those, the rest are written.
+          const left = new Set((out.UnprocessedItems?.[this.table] ?? []).map((r) => r.PutRequest?.Item?.[RUNS_TABLE_KEYS.partitionKey]?.S));
+          const retry = batch.filter((p) => left.has(p.id));
+          for (const p of batch) if (!left.has(p.id)) this.finish(p.seq);
+          if (retry.length) {
+            this.consecutiveFailures++;
+            this.queue.unshift(...retry);
+            this.scheduleRetry();
+          }
+        },
+        (e: unknown) => {
+          if (isRefused(e)) {
+            // One bad item refuses the whole batch: write them one by one so only that one is dropped.
+            for (const p of batch) p.alone = true;
+            this.queue.unshift(...batch);
+            return;
+          }
+          this.failed(batch, e);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+  }
+
+  private failed(batch: Pending[], e: unknown): void {
+    this.consecutiveFailures++;
+    const what = batch.length === 1 ? `run record ${batch[0].id}` : `${batch.length} run records (${batch[0].id}, ...)`;
+    this.report(new EnsembleError(`writing ${what} to ${this.table} failed (attempt ${batch[0].attempts}), retrying: ${message(e)}`));
+    this.queue.unshift(...batch);
+    this.scheduleRetry();
   }
 
   private scheduleRetry(): void {

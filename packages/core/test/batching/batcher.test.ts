@@ -181,12 +181,29 @@ describe('Batcher', () => {
     expect(batches).toEqual([[1]]);
   });
 
-  it('fails the whole batch with 504 naming the stage when a call outlives timeout_ms', async () => {
+  it('fails the whole batch with 504 naming the stage when a call outlives timeout_ms, and close() does not wait for that call', async () => {
     const { batcher } = doubling({ maxSize: 2, maxDelayMs: 20, timeoutMs: 50 }, new Promise(() => undefined));
     const err = await Promise.all([batcher.submit(item(1)), batcher.submit(item(2))]).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(TimeoutError);
     expect((err as Error).message).toBe("stage 'double' timed out after 50 ms");
-    made.splice(made.indexOf(batcher), 1); // its call never ends, so close() would wait forever
+    // The call never ends, but every item has its answer: close() must not wait for it forever.
+    await batcher.close();
+  });
+
+  it('keeps a timed-out call\'s instance busy until the call really ends, so the next batch waits for it', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 1, concurrency: 1, timeoutMs: 30 }, held.promise);
+    await expect(batcher.submit(item(1))).rejects.toThrow("stage 'double' timed out after 30 ms");
+    const next = batcher.submit(item(2));
+    await sleep(20);
+    // The first call still runs (think: an ONNX session mid-inference); the second must not start beside it.
+    expect(batches).toEqual([[1]]);
+    expect(batcher.busy).toBe(1);
+    expect(batcher.queued).toBe(1);
+    held.open();
+    // Held open again by the same gate, which is now open: the second call completes.
+    expect(resultOf(await next)).toBe(4);
+    expect(batches).toEqual([[1], [2]]);
   });
 
   it('drops a queued item when its signal aborts, and refuses an already-aborted one', async () => {

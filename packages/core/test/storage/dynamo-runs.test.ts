@@ -172,3 +172,28 @@ describe('DynamoRunStore', () => {
     dynamo.destroy();
   });
 });
+
+describe('DynamoRunStore batching', () => {
+  it('writes a backlog in batches and drops only the record DynamoDB refuses', async () => {
+    const { dir, cleanup } = await tempDir('runs-batch');
+    const local = await startLocal(dir);
+    try {
+      await ensureRunsTable(local.dynamo, 'runs');
+      const errors: unknown[] = [];
+      const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs', concurrency: 1, onError: (e) => errors.push(e) });
+      // Over DynamoDB's 400 KB item limit: its whole batch is refused, then retried one by one.
+      const huge = record('huge', 'batch', at(30), { error: 'x'.repeat(500_000) });
+      for (let i = 0; i < 30; i++) store.put(i === 7 ? huge : record(`b-${String(i).padStart(2, '0')}`, 'batch', at(i)));
+      await store.flush();
+      const listed = await store.listByPipeline('batch', 100);
+      expect(listed).toHaveLength(29);
+      expect(listed.map((r) => r.id)).not.toContain('huge');
+      expect(await store.get('b-29')).toStrictEqual(record('b-29', 'batch', at(29)));
+      expect(errors).toHaveLength(1);
+      expect(String((errors[0] as Error).message)).toContain('run record huge refused');
+    } finally {
+      await local.close();
+      await cleanup();
+    }
+  });
+});

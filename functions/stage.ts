@@ -1,0 +1,8 @@
+/**
+ * Lambda entry point of one ONNX stage (which one: ENSEMBLE_PIPELINE,
+ * ENSEMBLE_STAGE, ENSEMBLE_MANIFEST). Weights and session load during init;
+ * each invocation runs one batch.
+ */
+import { createStageHandler } from '../packages/core/src/deploy/lambda-stage.js';
+
+export const handler = await createStageHandler();

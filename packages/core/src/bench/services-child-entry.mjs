@@ -1,0 +1,5 @@
+// The emulators' child starts as plain Node: register tsx, then load the TypeScript.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('./services-child.ts');

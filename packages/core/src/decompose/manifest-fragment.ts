@@ -1,0 +1,104 @@
+/**
+ * The manifest side of a cut: the `stages:` entries that wire the stage
+ * models (docs/manifest.md), and a complete pipeline around them so a cut can
+ * be loaded, served and verified as is. ONNX tensor names stay the model-side
+ * keys; the pipeline-side names are sanitized (paddle2onnx names such as
+ * `conv2d_195.tmp_0` become `conv2d_195_tmp_0`).
+ */
+import { stringify } from 'yaml';
+import { EnsembleError } from '../errors.js';
+import { datatypeFromOnnx, onnxDataTypeName } from '../onnx/proto.js';
+import { PIPELINE_NAME } from '../manifest/schema.js';
+import type { CutResult, GraphTensor } from './types.js';
+
+export interface FragmentOptions {
+  /** Object keys are `<keyPrefix>/<stage>.onnx`. */
+  keyPrefix: string;
+  /** Sources are `<sourceDir>/<stage>.onnx`, relative to the YAML file ('' for the same folder). */
+  sourceDir: string;
+  /** Pipeline tensor names for some ONNX tensors (e.g. the model input `x` -> `rec_input`). */
+  rename?: Record<string, string>;
+}
+
+export interface StageEntry {
+  name: string;
+  kind: 'onnx';
+  weights: { key: string; sha256: string; source: string };
+  inputs: Record<string, string>;
+  outputs: Record<string, string>;
+}
+
+/** A pipeline tensor name for each ONNX tensor of the cut: its own when valid, else sanitized, never two alike. */
+export function tensorNames(cut: CutResult, rename: Record<string, string> = {}): Map<string, string> {
+  const all: string[] = [];
+  const add = (t: string): void => { if (!all.includes(t)) all.push(t); };
+  for (const v of cut.inputs) add(v.name);
+  for (const s of cut.stages) { for (const i of s.inputs) add(i.name); for (const o of s.outputs) add(o); }
+  const names = new Map<string, string>();
+  const taken = new Set<string>(Object.values(rename));
+  for (const t of all) {
+    if (rename[t]) { names.set(t, rename[t]); continue; }
+    const base = t.replace(/[^A-Za-z0-9_-]/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'tensor';
+    let name = base;
+    for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    names.set(t, name);
+  }
+  return names;
+}
+
+export function stageEntries(cut: CutResult, opts: FragmentOptions): StageEntry[] {
+  const names = tensorNames(cut, opts.rename);
+  const file = (stage: string): string => (opts.sourceDir ? `${opts.sourceDir.replace(/\/+$/, '')}/${stage}.onnx` : `${stage}.onnx`);
+  return cut.stages.map((s) => ({
+    name: s.name,
+    kind: 'onnx',
+    weights: { key: `${opts.keyPrefix}/${s.name}.onnx`, sha256: s.sha256, source: file(s.name) },
+    inputs: Object.fromEntries(s.inputs.map((i) => [i.name, names.get(i.name)!])),
+    outputs: Object.fromEntries(s.outputs.map((o) => [o, names.get(o)!])),
+  }));
+}
+
+/** Just the `stages:` block, to paste into a pipeline of your own. */
+export function fragmentYaml(cut: CutResult, opts: FragmentOptions): string {
+  return stringify({ stages: stageEntries(cut, opts) }, { lineWidth: 0 });
+}
+
+/** A pipeline tensor spec from a graph input/output: dim 0 is the item dim, symbolic dims are -1. */
+function tensorSpec(v: GraphTensor, name: string): { name: string; datatype: string; shape: number[] } {
+  const datatype = datatypeFromOnnx(v.elemType);
+  if (!datatype) throw new EnsembleError(`'${v.name}' has element type ${onnxDataTypeName(v.elemType)}, which the pipeline cannot carry`, 400);
+  if (!v.shape || v.shape.length === 0) throw new EnsembleError(`'${v.name}' has no batch dim (its shape is ${v.shape ? 'a scalar' : 'unknown'})`, 400);
+  return { name, datatype, shape: v.shape.map((d, axis) => (axis === 0 || typeof d !== 'number' ? -1 : d)) };
+}
+
+export interface PipelineOptions extends FragmentOptions {
+  /** Pipeline name: lowercase letters, digits, '-' and '_'. */
+  name: string;
+  description?: string;
+  /** A comment at the top of the file. */
+  header?: string;
+}
+
+/** A complete pipeline.yaml: the whole model's inputs and outputs, and the stages between them. */
+export function pipelineYaml(cut: CutResult, opts: PipelineOptions): string {
+  if (!PIPELINE_NAME.test(opts.name)) {
+    throw new EnsembleError(`'${opts.name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_'`, 2);
+  }
+  const names = tensorNames(cut, opts.rename);
+  const doc = {
+    name: opts.name,
+    version: '1',
+    ...(opts.description ? { description: opts.description } : {}),
+    inputs: cut.inputs.map((v) => tensorSpec(v, names.get(v.name)!)),
+    outputs: cut.outputs.map((v) => tensorSpec(v, names.get(v.name)!)),
+    stages: stageEntries(cut, opts),
+  };
+  const header = opts.header ? `${opts.header.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n` : '';
+  return header + stringify(doc, { lineWidth: 0 });
+}
+
+/** A valid pipeline name from any label ('PP-OCRv4 rec' -> 'pp-ocrv4_rec'). */
+export function pipelineName(label: string): string {
+  return label.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').replace(/^[^a-z0-9]+/, '') || 'cut';
+}

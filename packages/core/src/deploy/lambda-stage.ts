@@ -1,0 +1,106 @@
+import path from 'node:path';
+import type { OnnxStage } from '../manifest/types.js';
+import type { StageRuntime } from '../runtime/types.js';
+import { loadManifest } from '../manifest/load.js';
+import { createOnnxRuntime } from '../runtime/onnx.js';
+import { S3WeightStore } from '../storage/s3-weights.js';
+import { makeS3Client, settingsFromEnv } from '../storage/config.js';
+import { BadRequestError, EnsembleError } from '../errors.js';
+import {
+  decodeStageRequest, encodeStageFailure, encodeStageResult, payloadBytes, type StageResponsePayload,
+} from '../transport/lambda-payload.js';
+import { DEFAULT_CACHE_DIR, ENV } from './names.js';
+
+type Env = Record<string, string | undefined>;
+
+export type StageHandler = (event: unknown) => Promise<StageResponsePayload>;
+
+interface Loaded {
+  pipeline: string;
+  stage: OnnxStage;
+  runtime: StageRuntime;
+  /** Manifest, weights download and session creation together. */
+  initMs: number;
+}
+
+/**
+ * Everything a stage function does before its first request, meant to run
+ * during Lambda init (module scope, so provisioned instances are truly warm):
+ * read the bundled manifest named by ENSEMBLE_MANIFEST, fetch the stage's
+ * weights from S3 into /tmp (verified by sha256), open the ONNX session.
+ * Never rejects: a failed init becomes an error answer on every call, with
+ * the reason, rather than an opaque Lambda init crash loop.
+ */
+export async function createStageHandler(env: Env = process.env): Promise<StageHandler> {
+  const t0 = performance.now();
+  let loaded: Loaded | undefined;
+  let initError: unknown;
+  try {
+    loaded = await load(env);
+    loaded.initMs = performance.now() - t0;
+  } catch (e) {
+    initError = e;
+    console.error(`[ensemble] stage init failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // Provisioned instances initialised before any caller waited on them: no cold start to report.
+  let cold = env.AWS_LAMBDA_INITIALIZATION_TYPE !== 'provisioned-concurrency';
+  let firstCall = true;
+
+  return async (event) => {
+    if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 503));
+    try {
+      const req = decodeStageRequest(event);
+      if (req.pipeline !== loaded.pipeline || req.stage !== loaded.stage.name) {
+        throw new BadRequestError(`this function serves stage '${loaded.stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
+      }
+      const result = await loaded.runtime.run(req.items);
+      const answer = encodeStageResult({
+        ...result,
+        coldStart: cold,
+        initMs: firstCall ? loaded.initMs : undefined,
+      });
+      cold = false;
+      firstCall = false;
+      // Answer the size problem here: past 6 MB Lambda would drop the response for an opaque error.
+      payloadBytes(answer, `stage '${loaded.stage.name}': the response for ${req.items.length} items`);
+      return answer;
+    } catch (e) {
+      return encodeStageFailure(e);
+    }
+  };
+}
+
+async function load(env: Env): Promise<Loaded> {
+  const pipeline = required(env, ENV.pipeline);
+  const stageName = required(env, ENV.stage);
+  const root = env.LAMBDA_TASK_ROOT ?? process.cwd();
+  const manifest = await loadManifest(path.resolve(root, required(env, ENV.manifest)));
+  if (manifest.name !== pipeline) {
+    throw new EnsembleError(`${ENV.manifest} holds pipeline '${manifest.name}', but ${ENV.pipeline} is '${pipeline}'`);
+  }
+  const stage = manifest.stages.find((s) => s.name === stageName);
+  if (!stage) throw new EnsembleError(`pipeline '${pipeline}' has no stage '${stageName}'`);
+  if (stage.kind !== 'onnx') throw new EnsembleError(`stage '${stageName}' of '${pipeline}' is a ${stage.kind} stage; only ONNX stages get their own function`);
+
+  const settings = settingsFromEnv(env);
+  const s3 = makeS3Client(settings);
+  try {
+    const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR });
+    const modelPath = await weights.resolve(stage.weights.key, stage.weights.sha256);
+    const runtime = await createOnnxRuntime({ stage, modelPath });
+    return { pipeline, stage, runtime, initMs: 0 };
+  } finally {
+    // Weights are on disk now; the client is not needed for the rest of the instance's life.
+    s3.destroy();
+  }
+}
+
+function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new EnsembleError(`${name} is not set; the deployment plan sets it on every stage function`);
+  return v;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

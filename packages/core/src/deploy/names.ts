@@ -1,0 +1,68 @@
+/**
+ * Names shared by the deployment plan and the code that runs on Lambda: the
+ * gateway finds a stage function through the env var the plan sets, so both
+ * sides compute it here.
+ */
+
+/** Environment variables the Lambda handlers read. */
+export const ENV = {
+  /** Stage function: which pipeline and stage it serves, and where its manifest is bundled. */
+  pipeline: 'ENSEMBLE_PIPELINE',
+  stage: 'ENSEMBLE_STAGE',
+  manifest: 'ENSEMBLE_MANIFEST',
+  /** Gateway: comma-separated manifest paths, relative to the bundle root. */
+  manifests: 'ENSEMBLE_MANIFESTS',
+  /** Gateway: 'lambda' (default) or 'local' (stages in this process; tests). */
+  transport: 'ENSEMBLE_TRANSPORT',
+  apiKey: 'ENSEMBLE_API_KEY',
+  /** Where weights are cached on the function's disk. */
+  cacheDir: 'ENSEMBLE_CACHE_DIR',
+  /** Lambda API endpoint override (like ENSEMBLE_S3_ENDPOINT). */
+  lambdaEndpoint: 'ENSEMBLE_LAMBDA_ENDPOINT',
+  bucket: 'ENSEMBLE_BUCKET',
+  runsTable: 'ENSEMBLE_RUNS_TABLE',
+} as const;
+
+/** Where weights land on a function's disk: /tmp is the only writable place on Lambda. */
+export const DEFAULT_CACHE_DIR = '/tmp/ensemble';
+
+export const HANDLERS = {
+  gateway: 'functions/gateway.handler',
+  stage: 'functions/stage.handler',
+} as const;
+
+/** Logical names of the app's fixed components. */
+export const COMPONENTS = {
+  bucket: 'EnsembleWeights',
+  table: 'EnsembleRuns',
+  gateway: 'EnsembleGateway',
+  apiKey: 'EnsembleApiKey',
+} as const;
+
+/** `branch_a` -> `BranchA`, `cls-post` -> `ClsPost`. */
+export function pascalCase(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter((p) => p !== '')
+    .map((p) => p[0].toUpperCase() + p.slice(1))
+    .join('');
+}
+
+/** Logical name of the function serving one ONNX stage: `demo` + `branch_a` -> `DemoBranchA`. */
+export function stageFunctionName(pipeline: string, stage: string): string {
+  return pascalCase(pipeline) + pascalCase(stage);
+}
+
+function envPart(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/** Env var on the gateway holding a stage function's deployed name. */
+export function stageFunctionEnv(pipeline: string, stage: string): string {
+  return `ENSEMBLE_STAGE_FUNCTION_${envPart(pipeline)}_${envPart(stage)}`;
+}
+
+/** Env var on the gateway holding the published version to invoke (provisioned stages only). */
+export function stageQualifierEnv(pipeline: string, stage: string): string {
+  return `ENSEMBLE_STAGE_QUALIFIER_${envPart(pipeline)}_${envPart(stage)}`;
+}

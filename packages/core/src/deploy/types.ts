@@ -1,0 +1,122 @@
+/**
+ * What `sst deploy` builds, as plain data. `planDeployment` derives it from the
+ * manifests; stacks/ only turns it into SST components, so every decision
+ * (names, sizes, links, environment) is here where a unit test can see it.
+ */
+
+/** Lambda runtimes the stage code is tested on (SST 4 would default to nodejs24.x). */
+export type LambdaRuntime = 'nodejs22.x';
+export type LambdaArchitecture = 'x86_64' | 'arm64';
+
+export interface PlanOptions {
+  runtime?: LambdaRuntime;
+  /** Default x86_64. */
+  architecture?: LambdaArchitecture;
+  /** SST app name (default 'ensemble'). */
+  appName?: string;
+  /**
+   * Folder that holds sst.config.ts: manifest and module paths are made
+   * relative to it for `copyFiles`. Default: the current directory.
+   */
+  root?: string;
+  /** Gateway memory; default the largest of 1024 and any function stage's memory_mb (they run in the gateway). */
+  gatewayMemoryMb?: number;
+  /** Gateway timeout; default the slowest pipeline's stage timeouts added up, capped at 900 s. */
+  gatewayTimeoutSeconds?: number;
+}
+
+/** A file or folder bundled next to the handler; paths relative to `root`. */
+export interface CopyFile {
+  from: string;
+  to?: string;
+}
+
+export interface FunctionPlan {
+  /** Logical (SST component) name, PascalCase, unique in the app. */
+  name: string;
+  /** `<file without extension>.<export>`, relative to the root. */
+  handler: string;
+  runtime: LambdaRuntime;
+  architecture: LambdaArchitecture;
+  memoryMb: number;
+  timeoutSeconds: number;
+  /** Fixed environment variables. */
+  environment: Record<string, string>;
+  /** Environment variables set to the deployed name of another component of the plan (env var -> logical name). */
+  nameEnv: Record<string, string>;
+  /** Logical names of the components this function is linked to (SST grants the IAM access). */
+  links: string[];
+  copyFiles: CopyFile[];
+  /** Packages installed next to the bundle instead of bundled (native addons). */
+  install: string[];
+}
+
+export interface StageFunctionPlan extends FunctionPlan {
+  role: 'stage';
+  pipeline: string;
+  stage: string;
+  /** Manifest path relative to the root (also ENSEMBLE_MANIFEST). */
+  manifest: string;
+  concurrency: { reserved?: number; provisioned?: number };
+  /**
+   * Provisioned concurrency lives on a published version: SST must publish
+   * one (`versioning: true`), and the gateway must invoke that version by
+   * qualifier, or every call lands on $LATEST and pays the cold start anyway.
+   */
+  versioning: boolean;
+}
+
+/** How the gateway reaches one stage function. */
+export interface StageRoute {
+  pipeline: string;
+  stage: string;
+  /** Logical name of the stage function. */
+  function: string;
+  /** Env var holding the deployed function name. */
+  functionEnv: string;
+  /** Env var holding the published version to invoke (only for provisioned stages). */
+  qualifierEnv?: string;
+}
+
+export interface GatewayFunctionPlan extends FunctionPlan {
+  role: 'gateway';
+  routes: StageRoute[];
+  /** Env vars set to the published version of a stage function (env var -> logical name). */
+  versionEnv: Record<string, string>;
+  /** Env vars set to a secret's value (env var -> secret logical name). */
+  secretEnv: Record<string, string>;
+  /** Served through a Lambda function URL, no IAM auth (the API key guard does it). */
+  url: { authorization: 'none'; streaming: false };
+}
+
+export interface BucketPlan {
+  name: string;
+}
+
+export type DynamoFieldType = 'string' | 'number' | 'binary';
+
+export interface TablePlan {
+  name: string;
+  fields: Record<string, DynamoFieldType>;
+  primaryIndex: { hashKey: string; rangeKey?: string };
+  globalIndexes: Record<string, { hashKey: string; rangeKey?: string; projection: 'all' }>;
+  ttl: string;
+}
+
+export interface SecretPlan {
+  name: string;
+  /** The gateway reads the value from this env var. */
+  env: string;
+}
+
+export interface DeploymentPlan {
+  app: string;
+  bucket: BucketPlan;
+  table: TablePlan;
+  apiKey: SecretPlan;
+  /** One per ONNX stage of every manifest, in manifest then stage order. */
+  stages: StageFunctionPlan[];
+  gateway: GatewayFunctionPlan;
+  /** Things that deploy but look wrong (e.g. more threads than the memory buys vCPUs). */
+  warnings: string[];
+}

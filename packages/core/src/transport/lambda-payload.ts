@@ -1,0 +1,166 @@
+/**
+ * The stage call on the wire between the gateway and a stage Lambda. Lambda
+ * payloads are JSON, so each tensor travels as its binary-data-extension
+ * bytes (little-endian, BYTES length-prefixed) in base64: exact for every
+ * datatype (INT64, FP16 bits, NaN, arbitrary bytes) where JSON numbers are not.
+ */
+import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError } from '../errors.js';
+import { blobToData, dataToBlob } from '../tensor/binary-data.js';
+import { elementCount, isDatatype, tensorProblem } from '../tensor/datatypes.js';
+import type { Datatype, Item, Tensor } from '../tensor/types.js';
+import type { BatchResult, ItemOutcome } from '../runtime/types.js';
+
+export const PAYLOAD_VERSION = 1;
+/** Synchronous Invoke caps both the request and the response at 6 MB. */
+export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
+
+export interface WireTensor {
+  datatype: Datatype;
+  shape: number[];
+  /** Base64 of the tensor's bytes in the binary data extension's layout. */
+  data: string;
+}
+export type WireItem = Record<string, WireTensor>;
+
+export interface StageRequestPayload {
+  v: typeof PAYLOAD_VERSION;
+  pipeline: string;
+  stage: string;
+  items: WireItem[];
+}
+
+export type WireOutcome =
+  | { ok: true; items: WireItem[] }
+  | { ok: false; error: string; status?: number };
+
+/** A batch result, or a whole-batch failure the stage reports instead of crashing the invocation. */
+export type StageResponsePayload =
+  | { v: typeof PAYLOAD_VERSION; ok: true; outcomes: WireOutcome[]; computeMs: number; coldStart: boolean; initMs?: number }
+  | { v: typeof PAYLOAD_VERSION; ok: false; error: string; status: number };
+
+export interface StageRequest {
+  pipeline: string;
+  stage: string;
+  items: Item[];
+}
+
+export function encodeStageRequest(pipeline: string, stage: string, items: Item[]): StageRequestPayload {
+  return { v: PAYLOAD_VERSION, pipeline, stage, items: items.map(encodeItem) };
+}
+
+/** The request a stage function received; malformed payloads are 400s. */
+export function decodeStageRequest(payload: unknown): StageRequest {
+  const fail = (msg: string): never => { throw new BadRequestError(`stage payload: ${msg}`); };
+  const p = asRecord(payload, 'the payload', fail);
+  checkVersion(p.v, fail);
+  if (typeof p.pipeline !== 'string' || typeof p.stage !== 'string') fail('pipeline and stage must be strings');
+  if (!Array.isArray(p.items)) fail('items must be an array');
+  const items = (p.items as unknown[]).map((it, i) => decodeItem(it, `items[${i}]`, fail));
+  return { pipeline: p.pipeline as string, stage: p.stage as string, items };
+}
+
+export function encodeStageResult(result: BatchResult): StageResponsePayload {
+  const out: StageResponsePayload = {
+    v: PAYLOAD_VERSION,
+    ok: true,
+    outcomes: result.outcomes.map((o): WireOutcome => (o.ok ? { ok: true, items: o.items.map(encodeItem) } : wireError(o))),
+    computeMs: result.computeMs,
+    coldStart: result.coldStart,
+  };
+  if (result.initMs !== undefined) out.initMs = result.initMs;
+  return out;
+}
+
+/** A whole-batch failure as a payload, so the caller gets the message and status, not a Lambda stack trace. */
+export function encodeStageFailure(err: unknown): StageResponsePayload {
+  const status = err instanceof EnsembleError ? err.status : 500;
+  return { v: PAYLOAD_VERSION, ok: false, error: err instanceof Error ? err.message : String(err), status };
+}
+
+/**
+ * The stage's answer as a BatchResult. A whole-batch failure rejects with a
+ * StageError carrying the stage's status; a malformed answer is a 502-style
+ * StageError (the stage misbehaved, not the caller).
+ */
+export function decodeStageResponse(payload: unknown, stage: string): BatchResult {
+  const fail = (msg: string): never => { throw new StageError(stage, `malformed response: ${msg}`, 502); };
+  const p = asRecord(payload, 'the response', fail);
+  checkVersion(p.v, fail);
+  if (p.ok === false) {
+    const status = typeof p.status === 'number' ? p.status : 500;
+    throw new StageError(stage, typeof p.error === 'string' ? p.error : 'failed without a message', status);
+  }
+  if (p.ok !== true) fail('ok must be true or false');
+  if (!Array.isArray(p.outcomes)) fail('outcomes must be an array');
+  if (typeof p.computeMs !== 'number' || typeof p.coldStart !== 'boolean') fail('computeMs and coldStart are required');
+  const outcomes = (p.outcomes as unknown[]).map((o, i): ItemOutcome => {
+    const r = asRecord(o, `outcomes[${i}]`, fail);
+    if (r.ok === true) {
+      if (!Array.isArray(r.items)) fail(`outcomes[${i}].items must be an array`);
+      return { ok: true, items: (r.items as unknown[]).map((it, j) => decodeItem(it, `outcomes[${i}].items[${j}]`, fail)) };
+    }
+    if (r.ok !== false || typeof r.error !== 'string') fail(`outcomes[${i}] must be { ok: true, items } or { ok: false, error }`);
+    const e: ItemOutcome = { ok: false, error: r.error as string };
+    if (typeof r.status === 'number') e.status = r.status;
+    return e;
+  });
+  const result: BatchResult = { outcomes, computeMs: p.computeMs as number, coldStart: p.coldStart as boolean };
+  if (typeof p.initMs === 'number') result.initMs = p.initMs;
+  return result;
+}
+
+/** JSON text of a payload, refused when it would not fit through Invoke. */
+export function payloadBytes(payload: StageRequestPayload | StageResponsePayload, what: string): Buffer {
+  const bytes = Buffer.from(JSON.stringify(payload), 'utf8');
+  if (bytes.byteLength > LAMBDA_PAYLOAD_LIMIT) {
+    throw new PayloadTooLargeError(`${what} is ${(bytes.byteLength / 1048576).toFixed(1)} MB, over Lambda's 6 MB invoke limit; lower the stage's batch.max_size`);
+  }
+  return bytes;
+}
+
+function wireError(o: { error: string; status?: number }): WireOutcome {
+  return o.status === undefined ? { ok: false, error: o.error } : { ok: false, error: o.error, status: o.status };
+}
+
+function encodeItem(item: Item): WireItem {
+  const out: WireItem = {};
+  for (const [name, t] of Object.entries(item)) {
+    const blob = dataToBlob(t.datatype, t.data);
+    out[name] = { datatype: t.datatype, shape: [...t.shape], data: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString('base64') };
+  }
+  return out;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function decodeItem(value: unknown, where: string, fail: (msg: string) => never): Item {
+  const rec = asRecord(value, where, fail);
+  const item: Item = {};
+  for (const [name, raw] of Object.entries(rec)) {
+    const w = asRecord(raw, `${where}.${name}`, fail);
+    const at = `${where}.${name}`;
+    if (typeof w.datatype !== 'string' || !isDatatype(w.datatype)) fail(`${at}: unknown datatype ${JSON.stringify(w.datatype)}`);
+    if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      fail(`${at}: shape must be a list of non-negative integers`);
+    }
+    if (typeof w.data !== 'string' || w.data.length % 4 !== 0 || !BASE64.test(w.data)) fail(`${at}: data must be base64`);
+    const dt = w.datatype as Datatype;
+    const shape = w.shape as number[];
+    const bytes = Buffer.from(w.data as string, 'base64');
+    const blob = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const t: Tensor = { datatype: dt, shape, data: blobToData(dt, blob, elementCount(shape), (msg) => fail(`${at}: ${msg}`)) };
+    const problem = tensorProblem(t);
+    if (problem !== undefined) fail(`${at}: ${problem}`);
+    item[name] = t;
+  }
+  return item;
+}
+
+function asRecord(v: unknown, what: string, fail: (msg: string) => never): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${what} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function checkVersion(v: unknown, fail: (msg: string) => never): void {
+  if (v !== PAYLOAD_VERSION) fail(`version ${JSON.stringify(v)} is not ${PAYLOAD_VERSION}; deploy the gateway and stages together`);
+}

@@ -1,0 +1,346 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RunFailure, type RunResult } from '../../src/executor/executor.js';
+import type { Tensor } from '../../src/tensor/types.js';
+import { addModel, scaleModel } from '../fixtures/models.js';
+import {
+  probeEvents, probeModule, resetProbe, sleep, startHarness, until, weightsYaml, type Harness, type Loaded,
+} from './harness.js';
+
+const ERRORS_MODULE = fileURLToPath(new URL('../../src/errors.ts', import.meta.url));
+
+function f32(rows: number[][]): Tensor {
+  return { datatype: 'FP32', shape: [rows.length, rows[0]?.length ?? 0], data: Float32Array.from(rows.flat()) };
+}
+
+function rowsOf(t: Tensor): number[][] {
+  const [n, ...rest] = t.shape;
+  const per = rest.reduce((a, b) => a * b, 1);
+  const flat = Array.from(t.data as Float32Array);
+  return Array.from({ length: n }, (_, i) => flat.slice(i * per, (i + 1) * per));
+}
+
+/** The RunFailure a run rejects with (fails the test if it resolves or throws anything else). */
+async function failureOf(p: Promise<RunResult>): Promise<RunFailure> {
+  const e = await p.then(() => undefined, (err: unknown) => err);
+  expect(e, 'the run should have failed').toBeInstanceOf(RunFailure);
+  return e as RunFailure;
+}
+
+const started = (stage: string) => probeEvents().some((e) => e.stage === stage && e.what === 'start');
+const ended = (stage: string) => probeEvents().some((e) => e.stage === stage && e.what === 'end');
+
+let h: Harness;
+beforeAll(async () => { h = await startHarness(); });
+afterAll(async () => { await h?.close(); });
+beforeEach(() => resetProbe());
+
+describe('Executor: branches', () => {
+  let p: Loaded;
+  const add = addModel();
+  beforeAll(async () => {
+    p = await h.load(`
+name: parallel
+inputs: [{ name: x, datatype: FP32, shape: [-1, 2] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - name: slow_a
+    kind: function
+    module: stages/slow_a.ts
+    inputs: [x]
+    outputs: [{ name: a, datatype: FP32, shape: [-1, 2] }]
+  - name: slow_b
+    kind: function
+    module: stages/slow_b.ts
+    inputs: [x]
+    outputs: [{ name: b, datatype: FP32, shape: [-1, 2] }]
+  - name: join
+    kind: onnx
+    weights: ${weightsYaml('parallel/add.onnx', 'add.onnx', add)}
+    inputs: { a: a, b: b }
+    outputs: { sum: y }
+`, {
+      'add.onnx': add,
+      'stages/slow_a.ts': probeModule('await sleep(300); return { a: f32(Array.from(item.x.data, (v: number) => v * 2)) };'),
+      'stages/slow_b.ts': probeModule('await sleep(300); return { b: f32(Array.from(item.x.data, (v: number) => v + 1)) };'),
+    });
+  });
+
+  it('runs two independent slow branches at the same time and joins them in an ONNX stage', async () => {
+    const result = await p.executor.run({ x: f32([[1, 2], [3, 4]]) });
+    expect(result.outputs.y.shape).toEqual([2, 2]);
+    expect(rowsOf(result.outputs.y)).toEqual([[4, 7], [10, 13]]); // 2x + (x + 1)
+    const ev = probeEvents();
+    const starts = ev.filter((e) => e.what === 'start');
+    const ends = ev.filter((e) => e.what === 'end');
+    expect(new Set(starts.map((e) => e.stage))).toEqual(new Set(['slow_a', 'slow_b']));
+    expect(starts).toHaveLength(4); // two branches x two rows
+    // Overlap: every branch call had started before any of them finished.
+    expect(Math.max(...starts.map((e) => e.t))).toBeLessThan(Math.min(...ends.map((e) => e.t)));
+    const join = result.stages.find((s) => s.stage === 'join')!;
+    expect(join.items).toBe(2);
+    expect(join.error).toBeUndefined();
+  });
+
+  it('returns empty outputs for a request with zero rows, running nothing', async () => {
+    const result = await p.executor.run({ x: { datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) } });
+    expect(result.outputs.y).toEqual({ datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) });
+    expect(probeEvents()).toEqual([]);
+  });
+});
+
+describe('Executor: failures', () => {
+  let failing: Loaded;
+  let held: Loaded;
+  let twoStep: Loaded;
+  beforeAll(async () => {
+    failing = await h.load(`
+name: failing
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs:
+  - { name: p, datatype: FP32, shape: [-1, 1] }
+  - { name: q, datatype: FP32, shape: [-1, 1] }
+  - { name: unused, datatype: FP32, shape: [-1, 1] }
+stages:
+  - name: breaks
+    kind: function
+    module: stages/breaks.ts
+    inputs: [x]
+    outputs: [p]
+  - name: sibling
+    kind: function
+    module: stages/sibling.ts
+    inputs: [x]
+    outputs: [s]
+  - name: after_sibling
+    kind: function
+    module: stages/after.ts
+    inputs: [s]
+    outputs: [q]
+  - name: sleepy
+    kind: function
+    module: stages/sleepy.ts
+    inputs: [x]
+    outputs: [r]
+    timeout_ms: 100
+  - name: sleepy_sink
+    kind: function
+    module: stages/after.ts
+    inputs: [r]
+    outputs: [{ name: unused, datatype: FP32, shape: [-1, 1] }]
+`, {
+      // x[0] picks the failure: 1 throws a plain Error, 2 a BadRequestError (its 400 must survive).
+      'stages/breaks.ts': `import { BadRequestError } from ${JSON.stringify(ERRORS_MODULE)};\n${probeModule(`
+        await sleep(30);
+        const v = item.x.data[0];
+        if (v === 1) throw new Error('boom on purpose');
+        if (v === 2) throw new BadRequestError('x must not be 2');
+        return { p: item.x };`)}`,
+      'stages/sibling.ts': probeModule('await sleep(250); return { s: item.x };'),
+      'stages/after.ts': probeModule('const [t] = Object.values(item); return { q: t, unused: t };'),
+      // Sleeps only when x[0] is 3: the per-stage timeout case.
+      'stages/sleepy.ts': probeModule('if (item.x.data[0] === 3) await sleep(1500); return { r: item.x };'),
+    });
+    held = await h.load(`
+name: held
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - name: hold
+    kind: function
+    module: stages/hold.ts
+    inputs: [x]
+    outputs: [y]
+    # A batch leaves only when full: a lone item stays queued.
+    batch: { max_size: 4, max_delay_ms: 600000 }
+`, { 'stages/hold.ts': probeModule('return { y: item.x };') });
+    twoStep = await h.load(`
+name: two_step
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - name: first
+    kind: function
+    module: stages/first.ts
+    inputs: [x]
+    outputs: [m]
+  - name: second
+    kind: function
+    module: stages/second.ts
+    inputs: [m]
+    outputs: [y]
+`, {
+      'stages/first.ts': probeModule('await sleep(150); return { m: item.x };'),
+      'stages/second.ts': probeModule('return { y: item.m };'),
+    });
+  });
+
+  it("fails the request with the stage's name and abandons sibling work downstream", async () => {
+    const f = await failureOf(failing.executor.run({ x: f32([[1]]) }));
+    expect(f.cause.status).toBe(500);
+    expect(f.cause.message).toBe("stage 'breaks' failed: boom on purpose");
+    expect(f.message).toBe(f.cause.message);
+    expect(f.stages.find((s) => s.stage === 'breaks')?.error).toBe('boom on purpose');
+    // The sibling was already running; let it finish, then make sure nothing downstream of it ran.
+    expect(started('sibling')).toBe(true);
+    await until(() => ended('sibling'), 5_000, 'the sibling to finish');
+    await sleep(50);
+    expect(started('after_sibling')).toBe(false);
+  });
+
+  it("keeps a stage's own error status (400 from a BadRequestError thrown inside the stage)", async () => {
+    const f = await failureOf(failing.executor.run({ x: f32([[2]]) }));
+    expect(f.cause.status).toBe(400);
+    expect(f.cause.message).toBe("stage 'breaks' failed: x must not be 2");
+  });
+
+  it('times a slow stage out with 504 naming the stage', async () => {
+    const f = await failureOf(failing.executor.run({ x: f32([[3]]) }));
+    expect(f.cause.status).toBe(504);
+    expect(f.cause.message).toBe("stage 'sleepy' timed out after 100 ms");
+    expect(f.stages.find((s) => s.stage === 'sleepy')?.error).toBe(f.cause.message);
+    expect(started('sleepy_sink')).toBe(false);
+  });
+
+  it('times the whole request out with 504 after timeoutMs and drops its queued items', async () => {
+    const f = await failureOf(held.executor.run({ x: f32([[1]]) }, { timeoutMs: 100 }));
+    expect(f.cause.status).toBe(504);
+    expect(f.cause.message).toBe('request timed out after 100 ms');
+    expect(held.executor.queueDepths()).toEqual({ hold: 0 });
+    // The stage never saw the item, and a full batch later does not carry it either.
+    const later = await Promise.all([1, 2, 3, 4].map((v) => held.executor.run({ x: f32([[v * 10]]) })));
+    expect(later.map((r) => rowsOf(r.outputs.y))).toEqual([[[10]], [[20]], [[30]], [[40]]]);
+    expect(probeEvents().filter((e) => e.stage === 'hold' && e.what === 'start').map((e) => e.detail)).toEqual(['10', '20', '30', '40']);
+  });
+
+  it('drops pending work when the client goes away', async () => {
+    const ac = new AbortController();
+    const run = twoStep.executor.run({ x: f32([[5]]) }, { signal: ac.signal });
+    await until(() => started('first'), 5_000, "stage 'first' to start");
+    ac.abort();
+    const f = await failureOf(run);
+    expect(f.cause.status).toBe(499);
+    // 'first' was mid-call; when it returns, 'second' must not be started for a request nobody waits for.
+    await until(() => ended('first'), 5_000, "stage 'first' to finish");
+    await sleep(50);
+    expect(started('second')).toBe(false);
+  });
+
+  it('removes a gone client\'s items from stage queues', async () => {
+    const ac = new AbortController();
+    const run = held.executor.run({ x: f32([[1], [2]]) }, { signal: ac.signal });
+    await until(() => held.executor.queueDepths().hold === 2, 5_000, 'two queued items');
+    ac.abort();
+    expect((await failureOf(run)).cause.status).toBe(499);
+    expect(held.executor.queueDepths()).toEqual({ hold: 0 });
+    expect(started('hold')).toBe(false);
+  });
+
+  it('refuses at once when the signal is already aborted', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const f = await failureOf(twoStep.executor.run({ x: f32([[1]]) }, { signal: ac.signal }));
+    expect(f.cause.status).toBe(499);
+    await sleep(20);
+    expect(started('first')).toBe(false);
+  });
+});
+
+describe('Executor: fan-out', () => {
+  let p: Loaded;
+  const double = scaleModel(2, ['batch', 2]);
+  beforeAll(async () => {
+    p = await h.load(`
+name: fanout
+# x = [id, count]: 'fan' makes count items t = [id, j]; 'double' (ONNX) doubles each; 'combine' reads
+# the level-1 t2 with the level-0 x and m (m from a slow level-0 stage that finishes after the fan-out).
+inputs: [{ name: x, datatype: FP32, shape: [-1, 2] }]
+outputs:
+  - { name: t, datatype: FP32, shape: [-1, 2] }
+  - { name: z, datatype: FP32, shape: [-1, 4] }
+stages:
+  - name: fan
+    kind: function
+    module: stages/fan.ts
+    fanout: true
+    inputs: [x]
+    outputs: [t]
+  - name: double
+    kind: onnx
+    weights: ${weightsYaml('fanout/double.onnx', 'double.onnx', double)}
+    inputs: { x: t }
+    outputs: { y: t2 }
+    batch: { max_size: 8, max_delay_ms: 20 }
+  - name: meta
+    kind: function
+    module: stages/meta.ts
+    inputs: [x]
+    outputs: [m]
+  - name: combine
+    kind: function
+    module: stages/combine.ts
+    inputs: [x, m, t2]
+    outputs: [{ name: z, datatype: FP32, shape: [-1, 4] }]
+`, {
+      'double.onnx': double,
+      // Later rows finish first, so lineage order is not completion order.
+      'stages/fan.ts': probeModule(`
+        const [id, count] = Array.from(item.x.data as Float32Array);
+        await sleep((10 - id) * 15);
+        return Array.from({ length: count }, (_, j) => ({ t: f32([id, j]) }));`),
+      'stages/meta.ts': probeModule('await sleep(250); return { m: f32([item.x.data[0] * 10]) };'),
+      'stages/combine.ts': probeModule(`
+        const [a, b] = Array.from(item.t2.data as Float32Array);
+        await sleep(20 - b * 4);
+        return { z: f32([a, b, item.x.data[1], item.m.data[0]]) };`),
+    });
+  });
+
+  it('concatenates fan-out items (0, 1 and 3 per row) in lineage order, joining level-0 and level-1 tensors', async () => {
+    const r = await p.executor.run({ x: f32([[1, 0], [2, 1], [3, 3]]) });
+    expect(r.outputs.t.shape).toEqual([4, 2]);
+    expect(rowsOf(r.outputs.t)).toEqual([[2, 0], [3, 0], [3, 1], [3, 2]]);
+    expect(r.outputs.z.shape).toEqual([4, 4]);
+    expect(rowsOf(r.outputs.z)).toEqual([
+      [4, 0, 1, 20],
+      [6, 0, 3, 30],
+      [6, 2, 3, 30],
+      [6, 4, 3, 30],
+    ]);
+    const stage = (name: string) => r.stages.find((s) => s.stage === name)!;
+    expect(stage('fan').items).toBe(3);
+    expect(stage('meta').items).toBe(3);
+    expect(stage('double').items).toBe(4);
+    expect(stage('combine').items).toBe(4);
+    // Each double batch is at most max_size and together they hold the four items.
+    expect(stage('double').batchSizes.every((n) => n >= 1 && n <= 8)).toBe(true);
+    // The fan-out items were there before m (the slow level-0 tensor): combine had to wait for m.
+    const times = (stage: string, what: 'start' | 'end') => probeEvents().filter((e) => e.stage === stage && e.what === what).map((e) => e.t);
+    expect(Math.max(...times('fan', 'end'))).toBeLessThan(Math.min(...times('meta', 'end')));
+    expect(times('combine', 'start')).toHaveLength(4);
+    expect(Math.min(...times('combine', 'start'))).toBeGreaterThanOrEqual(Math.min(...times('meta', 'end')));
+  });
+
+  it('gives [0, ...] outputs when every row fans out to nothing', async () => {
+    const r = await p.executor.run({ x: f32([[1, 0], [2, 0]]) });
+    expect(r.outputs.t).toEqual({ datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) });
+    expect(r.outputs.z).toEqual({ datatype: 'FP32', shape: [0, 4], data: new Float32Array(0) });
+    expect(r.stages.find((s) => s.stage === 'double')!.items).toBe(0);
+    expect(started('combine')).toBe(false);
+  });
+
+  it('handles one item from one row', async () => {
+    const r = await p.executor.run({ x: f32([[7, 1]]) });
+    expect(rowsOf(r.outputs.t)).toEqual([[7, 0]]);
+    expect(rowsOf(r.outputs.z)).toEqual([[14, 0, 1, 70]]);
+  });
+
+  it('keeps two concurrent requests\' fan-out items apart', async () => {
+    const [a, b] = await Promise.all([
+      p.executor.run({ x: f32([[1, 2]]) }),
+      p.executor.run({ x: f32([[2, 3], [4, 1]]) }),
+    ]);
+    expect(rowsOf(a.outputs.z)).toEqual([[2, 0, 2, 10], [2, 2, 2, 10]]);
+    expect(rowsOf(b.outputs.z)).toEqual([[4, 0, 3, 20], [4, 2, 3, 20], [4, 4, 3, 20], [8, 0, 1, 40]]);
+  });
+});

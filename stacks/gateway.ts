@@ -1,0 +1,48 @@
+import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
+import { links, nameEnvironment, type Components } from './wiring.js';
+
+/**
+ * The gateway function behind a Lambda function URL (docs/deploy.md says why
+ * not API Gateway), linked to the bucket, the table and exactly its stage
+ * functions. The API key comes from the `EnsembleApiKey` secret.
+ */
+export function gateway(plan: DeploymentPlan, components: Components, stages: Map<string, sst.aws.Function>) {
+  const g = plan.gateway;
+  const apiKey = new sst.Secret(plan.apiKey.name);
+
+  const stage = (name: string): sst.aws.Function => {
+    const fn = stages.get(name);
+    if (!fn) throw new Error(`the deployment plan routes to stage function '${name}', which was not created`);
+    return fn;
+  };
+  // Provisioned stages are invoked by published version: the link only covers the unqualified ARN.
+  const versioned = Object.values(g.versionEnv).map(stage);
+  const versionEnvironment = Object.fromEntries(
+    Object.entries(g.versionEnv).map(([variable, name]) => [variable, stage(name).nodes.function.apply((f) => f.version)]),
+  );
+  const secretEnvironment = Object.fromEntries(Object.keys(g.secretEnv).map((variable) => [variable, apiKey.value]));
+
+  const fn = new sst.aws.Function(g.name, {
+    description: 'Ensemble: gateway (Open Inference Protocol v2)',
+    handler: g.handler,
+    runtime: g.runtime,
+    architecture: g.architecture,
+    memory: `${g.memoryMb} MB`,
+    timeout: `${g.timeoutSeconds} seconds`,
+    environment: {
+      ...g.environment,
+      ...nameEnvironment(components, g.nameEnv),
+      ...versionEnvironment,
+      ...secretEnvironment,
+    },
+    link: links(components, g.links),
+    permissions: versioned.length
+      ? [{ actions: ['lambda:InvokeFunction'], resources: versioned.map((f) => $interpolate`${f.arn}:*`) }]
+      : [],
+    url: { authorization: g.url.authorization },
+    streaming: g.url.streaming,
+    copyFiles: g.copyFiles,
+    nodejs: { install: g.install },
+  });
+  return { fn, url: fn.url, apiKey };
+}

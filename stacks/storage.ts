@@ -1,0 +1,18 @@
+import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
+import type { Components } from './wiring.js';
+
+/** The weights bucket (private: no public access, no CORS) and the runs table, as the plan describes them. */
+export function storage(plan: DeploymentPlan) {
+  const bucket = new sst.aws.Bucket(plan.bucket.name, { cors: false });
+  const table = new sst.aws.Dynamo(plan.table.name, {
+    fields: plan.table.fields,
+    primaryIndex: plan.table.primaryIndex,
+    globalIndexes: plan.table.globalIndexes,
+    ttl: plan.table.ttl,
+  });
+  const components: Components = new Map<string, sst.aws.Bucket | sst.aws.Dynamo>([
+    [plan.bucket.name, bucket],
+    [plan.table.name, table],
+  ]);
+  return { bucket, table, components };
+}

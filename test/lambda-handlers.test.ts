@@ -1,0 +1,394 @@
+/**
+ * The Lambda entry points (functions/gateway.ts, functions/stage.ts) driven
+ * with the events Lambda hands them, against s3rver + dynalite and real ONNX
+ * Runtime. The gateway's stages run in-process (ENSEMBLE_TRANSPORT=local), and
+ * again through LambdaTransport: the real @aws-sdk/client-lambda Invoke, sent
+ * to a small local endpoint that runs the stage handlers.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { APIGatewayProxyResult, LambdaEvent } from 'hono/aws-lambda';
+import { startLocalServices, withLocalServices, type LocalServices } from '../packages/core/src/storage/local-services.js';
+import { makeDynamoClient, makeS3Client, settingsFromEnv } from '../packages/core/src/storage/config.js';
+import { ensureBucket } from '../packages/core/src/storage/bucket.js';
+import { ensureRunsTable } from '../packages/core/src/storage/runs-table.js';
+import { loadManifest } from '../packages/core/src/manifest/load.js';
+import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
+import { pushPipeline } from '../packages/core/src/pipelines/push.js';
+import { INFERENCE_HEADER_CONTENT_LENGTH, decodeInferResponse, encodeInferRequest } from '../packages/core/src/tensor/codec.js';
+import { decodeStageResponse, encodeStageRequest, type StageResponsePayload } from '../packages/core/src/transport/lambda-payload.js';
+import { LambdaTransport } from '../packages/core/src/transport/lambda.js';
+import { createStageHandler, type StageHandler } from '../packages/core/src/deploy/lambda-stage.js';
+import { createLambdaGateway, type LambdaGateway } from '../packages/core/src/deploy/lambda-gateway.js';
+import type { Manifest, OnnxStage } from '../packages/core/src/manifest/types.js';
+import type { RunRecord } from '../packages/core/src/storage/types.js';
+import type { Item } from '../packages/core/src/tensor/types.js';
+import { OverloadedError, StageError } from '../packages/core/src/errors.js';
+import { README_X, demoExpected, expectClose } from './helpers/demo.js';
+import { REPO } from './helpers/pipelines.js';
+import { DEMO_IN, DEMO_OUT, DEMO_WEIGHTS } from '../models/demo/build.js';
+
+const API_KEY = 'test-key-0123456789';
+const DEMO_MANIFEST = 'models/demo/pipeline.yaml';
+
+let dir: string;
+let services: LocalServices;
+let demo: Manifest;
+/** Environment every handler here sees: the emulators, the bucket and table, the key. */
+let baseEnv: Record<string, string>;
+const savedEnv = { ...process.env };
+
+type GatewayHandler = (event: LambdaEvent) => Promise<APIGatewayProxyResult>;
+type StageEntry = (event: unknown) => Promise<StageResponsePayload>;
+let gatewayHandler: GatewayHandler;
+let stageHandler: StageEntry;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ensemble-lambda-'));
+  services = await startLocalServices({ dataDir: join(dir, 'data') });
+  const settings = withLocalServices(settingsFromEnv({}, { bucket: 'weights', runsTable: 'runs' }), services);
+  const s3 = makeS3Client(settings);
+  const dynamo = makeDynamoClient(settings);
+  try {
+    await ensureBucket(s3, settings.bucket);
+    await ensureRunsTable(dynamo, settings.runsTable);
+    demo = await loadManifest(join(REPO, DEMO_MANIFEST));
+    await buildIfNeeded(demo);
+    await pushPipeline(demo, { s3, bucket: settings.bucket });
+  } finally {
+    s3.destroy();
+    dynamo.destroy();
+  }
+
+  baseEnv = {
+    LAMBDA_TASK_ROOT: REPO,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.credentials.secretAccessKey,
+    ENSEMBLE_S3_ENDPOINT: services.s3Endpoint,
+    ENSEMBLE_DYNAMODB_ENDPOINT: services.dynamoEndpoint,
+    ENSEMBLE_BUCKET: 'weights',
+    ENSEMBLE_RUNS_TABLE: 'runs',
+    ENSEMBLE_CACHE_DIR: join(dir, 'cache'),
+  };
+  // The entry points build themselves at import (Lambda init) from process.env, as on Lambda.
+  Object.assign(process.env, baseEnv, {
+    ENSEMBLE_API_KEY: API_KEY,
+    ENSEMBLE_MANIFESTS: DEMO_MANIFEST,
+    ENSEMBLE_TRANSPORT: 'local',
+    ENSEMBLE_PIPELINE: 'demo',
+    ENSEMBLE_STAGE: 'branch_a',
+    ENSEMBLE_MANIFEST: DEMO_MANIFEST,
+  });
+  vi.resetModules();
+  gatewayHandler = (await import('../functions/gateway.js')).handler as GatewayHandler;
+  stageHandler = (await import('../functions/stage.js')).handler;
+});
+
+afterAll(async () => {
+  for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
+  Object.assign(process.env, savedEnv);
+  await services?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A Lambda function URL event (payload format 2.0), as Lambda delivers it. */
+function urlEvent(method: string, target: string, opts: { headers?: Record<string, string>; body?: Uint8Array | string; base64?: boolean } = {}): LambdaEvent {
+  const [rawPath, rawQueryString = ''] = target.split('?');
+  const host = 'abcdefghijklmnop.lambda-url.us-east-1.on.aws';
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    body = opts.base64 ? Buffer.from(opts.body).toString('base64') : String(opts.body);
+  }
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    cookies: [],
+    headers: { host, 'user-agent': 'vitest', 'x-forwarded-proto': 'https', ...opts.headers },
+    queryStringParameters: rawQueryString ? Object.fromEntries(new URLSearchParams(rawQueryString)) : undefined,
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'abcdefghijklmnop',
+      domainName: host,
+      domainPrefix: 'abcdefghijklmnop',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
+      requestId: 'c0ffee00-0000-4000-8000-000000000000',
+      routeKey: '$default',
+      stage: '$default',
+      time: '23/Nov/2026:16:00:00 +0000',
+      timeEpoch: 1_795_449_600_000,
+    },
+    body,
+    isBase64Encoded: opts.base64 ?? false,
+  } as unknown as LambdaEvent;
+}
+
+function json(res: APIGatewayProxyResult): Record<string, unknown> {
+  expect(res.isBase64Encoded).toBe(false);
+  return JSON.parse(res.body) as Record<string, unknown>;
+}
+
+const withKey = { 'x-api-key': API_KEY };
+
+/** relu(x·Wa + ba), row-major, in float64 from the literal weights. */
+function branchA(x: number[]): number[] {
+  const { w, b } = DEMO_WEIGHTS.branch_a;
+  const y: number[] = [];
+  for (let r = 0; r < x.length / DEMO_IN; r++) {
+    for (let c = 0; c < DEMO_OUT; c++) {
+      let z = b[c];
+      for (let k = 0; k < DEMO_IN; k++) z += x[r * DEMO_IN + k] * w[k][c];
+      y.push(Math.max(0, z));
+    }
+  }
+  return y;
+}
+const demoBody = (x: number[]) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [x.length / 4, 4], data: x }] });
+
+describe('functions/gateway.ts', () => {
+  it('answers the health probes without a key', async () => {
+    const live = await gatewayHandler(urlEvent('GET', '/v2/health/live'));
+    expect(live.statusCode).toBe(200);
+    expect(json(live)).toEqual({ live: true });
+    const ready = await gatewayHandler(urlEvent('GET', '/v2/health/ready'));
+    expect(ready.statusCode).toBe(200);
+    expect(json(ready)).toEqual({ ready: true });
+  });
+
+  it('refuses everything else without the right key, before running or recording anything', async () => {
+    const before = json(await gatewayHandler(urlEvent('GET', '/v2/models/demo/runs?limit=1000', { headers: withKey }))).runs as RunRecord[];
+
+    const missing = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { 'content-type': 'application/json' }, body: demoBody(README_X),
+    }));
+    expect(missing.statusCode).toBe(401);
+    expect(json(missing)).toEqual({ error: 'missing API key: send it as x-api-key or Authorization: Bearer' });
+    expect(missing.headers?.['x-ensemble-run-id']).toBeUndefined();
+
+    const wrong = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { 'content-type': 'application/json', 'x-api-key': `${API_KEY}x` }, body: demoBody(README_X),
+    }));
+    expect(wrong.statusCode).toBe(401);
+    expect(json(wrong)).toEqual({ error: 'invalid API key' });
+
+    const bearerWrong = await gatewayHandler(urlEvent('GET', '/v2/models/demo', { headers: { authorization: 'Bearer nope' } }));
+    expect(bearerWrong.statusCode).toBe(401);
+    const metadata = await gatewayHandler(urlEvent('GET', '/v2/models/demo'));
+    expect(metadata.statusCode).toBe(401);
+
+    const after = json(await gatewayHandler(urlEvent('GET', '/v2/models/demo/runs?limit=1000', { headers: withKey }))).runs as RunRecord[];
+    expect(after.map((r) => r.id)).toEqual(before.map((r) => r.id));
+  });
+
+  it('runs the demo pipeline from a JSON body and leaves a run record', async () => {
+    const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }, body: demoBody(README_X),
+    }));
+    expect(res.statusCode).toBe(200);
+    const body = json(res) as { model_name: string; outputs: { name: string; shape: number[]; data: number[] }[]; parameters: { run_id: string } };
+    expect(body.model_name).toBe('demo');
+    expect(body.outputs.map((o) => [o.name, o.shape])).toEqual([['y', [2, 3]]]);
+    expectClose(body.outputs[0].data, demoExpected(README_X));
+
+    // The handler wrote the record before returning: Lambda may freeze the instance right after.
+    const runId = body.parameters.run_id;
+    expect(res.headers?.['x-ensemble-run-id']).toBe(runId);
+    const rec = await gatewayHandler(urlEvent('GET', `/v2/runs/${runId}`, { headers: withKey }));
+    expect(rec.statusCode).toBe(200);
+    const record = json(rec) as unknown as RunRecord;
+    expect(record).toMatchObject({ id: runId, pipeline: 'demo', status: 'succeeded', httpStatus: 200, transport: 'local' });
+    expect(record.stages.map((s) => s.stage).sort()).toEqual(['average', 'branch_a', 'branch_b']);
+  });
+
+  it('takes a base64-encoded binary body and answers binary outputs in base64', async () => {
+    const x = [0.25, -3, 1, 8, 2, 2, -1, 0.5, 0, 0, 0, 0];
+    const req = encodeInferRequest(
+      { x: { datatype: 'FP32', shape: [3, 4], data: Float32Array.from(x) } },
+      { binary: true, outputs: [{ name: 'y', binary: true }] },
+    );
+    const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { ...withKey, 'content-type': 'application/octet-stream', [INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()]: String(req.headerLength) },
+      body: req.body,
+      base64: true,
+    }));
+    expect(res.statusCode).toBe(200);
+    expect(res.isBase64Encoded).toBe(true);
+    const headerLength = Number(res.headers?.[INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()]);
+    const { tensors } = decodeInferResponse(new Uint8Array(Buffer.from(res.body, 'base64')), headerLength);
+    expect(tensors.y.shape).toEqual([3, 3]);
+    expectClose(tensors.y.data as Float32Array, demoExpected(x));
+  });
+
+  it('answers bad input with 400 and records the failure', async () => {
+    const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { ...withKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }] }),
+    }));
+    expect(res.statusCode).toBe(400);
+    const runId = res.headers?.['x-ensemble-run-id'] as string;
+    const rec = json(await gatewayHandler(urlEvent('GET', `/v2/runs/${runId}`, { headers: withKey }))) as unknown as RunRecord;
+    expect(rec).toMatchObject({ status: 'failed', httpStatus: 400 });
+  });
+});
+
+describe('functions/stage.ts', () => {
+  const call = async (payload: unknown) => stageHandler(JSON.parse(JSON.stringify(payload)));
+  const rows = (x: number[]): Item[] => {
+    const out: Item[] = [];
+    for (let i = 0; i < x.length; i += 4) out.push({ input: { datatype: 'FP32', shape: [4], data: Float32Array.from(x.slice(i, i + 4)) } });
+    return out;
+  };
+
+  it('fetched its weights into the cache during init and runs a batch per call', async () => {
+    const stage = demo.stages.find((s) => s.name === 'branch_a') as OnnxStage;
+    expect(existsSync(join(dir, 'cache', 'sha256', stage.weights.sha256))).toBe(true);
+
+    const first = decodeStageResponse(await call(encodeStageRequest('demo', 'branch_a', rows(README_X))), 'branch_a');
+    expect(first.coldStart).toBe(true);
+    expect(first.initMs).toBeGreaterThan(0);
+    expect(first.outcomes).toHaveLength(2);
+    const y = first.outcomes.map((o) => {
+      if (!o.ok) throw new Error(o.error);
+      expect(o.items).toHaveLength(1);
+      expect(o.items[0].output.shape).toEqual([3]);
+      return Array.from(o.items[0].output.data as Float32Array);
+    });
+    expectClose(y.flat(), branchA(README_X));
+
+    const second = decodeStageResponse(await call(encodeStageRequest('demo', 'branch_a', rows(README_X.slice(0, 4)))), 'branch_a');
+    expect(second.coldStart).toBe(false);
+    expect(second.initMs).toBeUndefined();
+    const o = second.outcomes[0];
+    if (!o.ok) throw new Error(o.error);
+    expect(Array.from(o.items[0].output.data as Float32Array)).toEqual(y[0]);
+  });
+
+  it('answers a payload for another stage, or a malformed one, with a 400 it can explain', async () => {
+    const other = await call(encodeStageRequest('demo', 'branch_b', rows(README_X)));
+    expect(other).toEqual({ v: 1, ok: false, status: 400, error: "this function serves stage 'branch_a' of 'demo', not 'branch_b' of 'demo'" });
+    const junk = await call({ hello: 'world' });
+    expect(junk).toMatchObject({ v: 1, ok: false, status: 400 });
+    expect(() => decodeStageResponse(junk, 'branch_a')).toThrow(StageError);
+  });
+
+  it('reports a failed init on every call instead of crashing', async () => {
+    const broken = await createStageHandler({ ...baseEnv, ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: 'average', ENSEMBLE_MANIFEST: DEMO_MANIFEST });
+    const answer = await broken(encodeStageRequest('demo', 'average', []));
+    expect(answer).toMatchObject({ ok: false, status: 503 });
+    expect((answer as { error: string }).error).toContain("stage 'average' of 'demo' is a function stage");
+  });
+});
+
+/**
+ * The Invoke API of Lambda, just enough for the SDK's InvokeCommand: POST
+ * /2015-03-31/functions/<name>/invocations runs that function's handler on the
+ * JSON body. `throttle` answers like a function at its reserved concurrency.
+ */
+async function invokeEndpoint(functions: Record<string, StageHandler | 'crash' | 'throttle'>): Promise<{ url: string; calls: string[]; close(): Promise<void> }> {
+  const calls: string[] = [];
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations(?:\?Qualifier=(.+))?$/.exec(req.url ?? '');
+    const name = m ? decodeURIComponent(m[1]) : '';
+    calls.push(m?.[2] ? `${name}:${m[2]}` : name);
+    const fn = functions[name];
+    if (!fn) {
+      res.writeHead(404, { 'content-type': 'application/json', 'x-amzn-errortype': 'ResourceNotFoundException' });
+      res.end(JSON.stringify({ Type: 'User', message: `Function not found: ${name}` }));
+    } else if (fn === 'throttle') {
+      res.writeHead(429, { 'content-type': 'application/json', 'x-amzn-errortype': 'TooManyRequestsException' });
+      res.end(JSON.stringify({ Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' }));
+    } else if (fn === 'crash') {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' });
+      res.end(JSON.stringify({ errorType: 'Runtime.ExitError', errorMessage: 'RequestId: 1 Error: Runtime exited with error: signal: killed' }));
+    } else {
+      const out = await fn(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(200, { 'content-type': 'application/json', 'x-amz-executed-version': '$LATEST' });
+      res.end(JSON.stringify(out));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, calls, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+describe('the gateway over LambdaTransport', () => {
+  let endpoint: Awaited<ReturnType<typeof invokeEndpoint>>;
+  let gateway: LambdaGateway;
+
+  beforeAll(async () => {
+    const stage = (name: string) => createStageHandler({ ...baseEnv, ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: name, ENSEMBLE_MANIFEST: DEMO_MANIFEST });
+    endpoint = await invokeEndpoint({
+      'ensemble-prod-DemoBranchA': await stage('branch_a'),
+      'ensemble-prod-DemoBranchB': await stage('branch_b'),
+      crash: 'crash',
+      throttle: 'throttle',
+    });
+    gateway = await createLambdaGateway({
+      env: {
+        ...baseEnv,
+        ENSEMBLE_API_KEY: API_KEY,
+        ENSEMBLE_MANIFESTS: DEMO_MANIFEST,
+        ENSEMBLE_LAMBDA_ENDPOINT: endpoint.url,
+        ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'ensemble-prod-DemoBranchA',
+        ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'ensemble-prod-DemoBranchB',
+        ENSEMBLE_STAGE_QUALIFIER_DEMO_BRANCH_B: '7',
+      },
+      log: () => undefined,
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await endpoint?.close();
+  });
+
+  it('invokes one function per ONNX stage (by version where provisioned) and records transport lambda', async () => {
+    const res = await gateway.handler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X),
+    }));
+    expect(res.statusCode).toBe(200);
+    const body = json(res) as { outputs: { data: number[] }[]; parameters: { run_id: string } };
+    expectClose(body.outputs[0].data, demoExpected(README_X));
+    expect(endpoint.calls.sort()).toEqual(['ensemble-prod-DemoBranchA', 'ensemble-prod-DemoBranchB:7']);
+
+    const rec = json(await gateway.handler(urlEvent('GET', `/v2/runs/${body.parameters.run_id}`, { headers: withKey }))) as unknown as RunRecord;
+    expect(rec.transport).toBe('lambda');
+    const a = rec.stages.find((s) => s.stage === 'branch_a');
+    expect(a).toMatchObject({ coldStart: true, items: 2 });
+    expect(a?.initMs).toBeGreaterThan(0);
+  });
+
+  it('turns a crashed function into a stage error and a throttled one into 429', async () => {
+    const transport = new LambdaTransport({
+      env: { ...baseEnv, ENSEMBLE_LAMBDA_ENDPOINT: endpoint.url, ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'crash', ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'throttle' },
+    });
+    try {
+      await transport.load(demo);
+      const items: Item[] = [{ input: { datatype: 'FP32', shape: [4], data: new Float32Array(4) } }];
+      const crashed = await transport.invoke('demo', 'branch_a', items).catch((e: unknown) => e);
+      expect(crashed).toBeInstanceOf(StageError);
+      expect((crashed as StageError).status).toBe(502);
+      expect((crashed as StageError).message).toContain('Lambda crash failed (Unhandled): Runtime.ExitError: RequestId: 1 Error: Runtime exited');
+      const throttled = await transport.invoke('demo', 'branch_b', items).catch((e: unknown) => e);
+      expect(throttled).toBeInstanceOf(OverloadedError);
+      expect((throttled as OverloadedError).status).toBe(429);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('will not load a pipeline whose stage has no function configured', async () => {
+    const transport = new LambdaTransport({ env: { ...baseEnv, ENSEMBLE_LAMBDA_ENDPOINT: endpoint.url } });
+    await expect(transport.load(demo)).rejects.toThrow('ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A is not set');
+    await transport.close();
+  });
+});
