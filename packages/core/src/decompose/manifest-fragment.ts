@@ -5,11 +5,30 @@
  * keys; the pipeline-side names are sanitized (paddle2onnx names such as
  * `conv2d_195.tmp_0` become `conv2d_195_tmp_0`).
  */
-import { stringify } from 'yaml';
+import { Document, isMap, isScalar, isSeq, visit } from 'yaml';
 import { EnsembleError } from '../errors.js';
 import { datatypeFromOnnx, onnxDataTypeName } from '../onnx/proto.js';
 import { PIPELINE_NAME } from '../manifest/schema.js';
 import type { CutResult, GraphTensor } from './types.js';
+
+/** YAML as a person would write it: shapes, tensor specs and the inputs/outputs maps on one line. */
+function toYaml(value: unknown): string {
+  const doc = new Document(value);
+  visit(doc, {
+    Seq(_, node) {
+      if (node.items.every((i) => isScalar(i))) node.flow = true;
+    },
+    Pair(_, pair) {
+      const key = isScalar(pair.key) ? pair.key.value : undefined;
+      if ((key === 'inputs' || key === 'outputs') && isMap(pair.value)) pair.value.flow = true;
+      if ((key === 'inputs' || key === 'outputs') && isSeq(pair.value)) {
+        for (const item of pair.value.items) if (isMap(item)) item.flow = true;
+      }
+    },
+  });
+  // docs/manifest.md's style: `{ a: b }` but `[-1, 4]`.
+  return doc.toString({ lineWidth: 0 }).replace(/\[ ([-\d, ]*) \]/g, '[$1]');
+}
 
 export interface FragmentOptions {
   /** Object keys are `<keyPrefix>/<stage>.onnx`. */
@@ -61,7 +80,7 @@ export function stageEntries(cut: CutResult, opts: FragmentOptions): StageEntry[
 
 /** Just the `stages:` block, to paste into a pipeline of your own. */
 export function fragmentYaml(cut: CutResult, opts: FragmentOptions): string {
-  return stringify({ stages: stageEntries(cut, opts) }, { lineWidth: 0 });
+  return toYaml({ stages: stageEntries(cut, opts) });
 }
 
 /** A pipeline tensor spec from a graph input/output: dim 0 is the item dim, symbolic dims are -1. */
@@ -95,7 +114,7 @@ export function pipelineYaml(cut: CutResult, opts: PipelineOptions): string {
     stages: stageEntries(cut, opts),
   };
   const header = opts.header ? `${opts.header.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n` : '';
-  return header + stringify(doc, { lineWidth: 0 });
+  return header + toYaml(doc);
 }
 
 /** A valid pipeline name from any label ('PP-OCRv4 rec' -> 'pp-ocrv4_rec'). */

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { StageRuntime } from '../runtime/types.js';
@@ -118,6 +119,8 @@ class RequestRun {
 
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
     for (const s of ex.manifest.stages) this.stats.set(s.name, new StageStats(s.name));
+    // Every queued item listens on this signal; a fan-out request has many (40 text lines).
+    setMaxListeners(0, this.abort.signal);
   }
 
   start(): Promise<RunResult> {

@@ -325,7 +325,8 @@ stages:
     const r = await p.executor.run({ x: f32([[1, 0], [2, 0]]) });
     expect(r.outputs.t).toEqual({ datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) });
     expect(r.outputs.z).toEqual({ datatype: 'FP32', shape: [0, 4], data: new Float32Array(0) });
-    expect(r.stages.find((s) => s.stage === 'double')!.items).toBe(0);
+    // Stages no item reached are left out of the run record.
+    expect(r.stages.map((s) => s.stage).sort()).toEqual(['fan', 'meta']);
     expect(started('combine')).toBe(false);
   });
 

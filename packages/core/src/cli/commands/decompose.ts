@@ -1,4 +1,4 @@
-import { basename, relative } from 'node:path';
+import { basename, isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from '../args.js';
 import { int, str, UsageError } from '../args.js';
 import { decomposeModel, type DecomposeReport } from '../../decompose/decompose.js';
@@ -10,6 +10,12 @@ import { formatBytes } from '../../util/progress.js';
 
 const thousands = (n: number): string => n.toLocaleString('en-US');
 const ms = (n: number): string => n.toFixed(n < 10 ? 2 : 1);
+
+/** Relative to the working folder when inside it, else absolute. */
+function shortPath(file: string): string {
+  const rel = relative(process.cwd(), resolve(file));
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : resolve(file);
+}
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -41,8 +47,8 @@ function printReport(report: DecomposeReport, modelPath: string): void {
   }
   if (cut.prunedNodes) console.log(`dropped ${cut.prunedNodes} nodes that feed no output`);
   console.log('');
-  for (const f of report.files) console.log(`wrote ${relative(process.cwd(), f) || f}`);
-  console.log(`wrote ${relative(process.cwd(), report.manifestPath)}  (check it: ensemble verify ${relative(process.cwd(), report.manifestPath)} --against ${relative(process.cwd(), modelPath) || modelPath})`);
+  for (const f of report.files) console.log(`wrote ${shortPath(f)}`);
+  console.log(`wrote ${shortPath(report.manifestPath)}  (check it: ensemble verify ${shortPath(report.manifestPath)} --against ${shortPath(modelPath)})`);
 }
 
 export const decomposeCommand: Command = {
