@@ -7,7 +7,7 @@ import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
-import { EnsembleError, StageError, TimeoutError } from '../errors.js';
+import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
 import { LineageNode } from './lineage.js';
 import { StageStats } from './stage-stats.js';
 
@@ -148,7 +148,9 @@ class RequestRun {
     let rows = -1;
     const split: Record<string, Tensor[]> = {};
     for (const spec of m.inputs) {
-      split[spec.name] = splitRows(this.inputs[spec.name]);
+      const t = this.inputs[spec.name];
+      if (!t) throw new BadRequestError(`missing input '${spec.name}'`);
+      split[spec.name] = splitRows(t);
       rows = rows < 0 ? split[spec.name].length : Math.min(rows, split[spec.name].length);
     }
     for (let i = 0; i < Math.max(rows, 0); i++) {

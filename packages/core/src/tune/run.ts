@@ -60,16 +60,21 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
     log(`profiling ${stage.name} (${inputs.get(stage.name)!.length} sample items) at ${splits.map((s) => `${s.instances}x${s.threads}`).join(', ')}`);
     const r = await profileStage({ manifest, stage, weights, items: inputs.get(stage.name)!, splits, batchSizes: o.batchSizes ?? DEFAULT_BATCH_SIZES, limits, log });
     const p: StageProfile = {
-      stage: stage.name, dependsOn: deps.get(stage.name) ?? [], measurements: r.measurements, skipped: r.skipped,
+      stage: stage.name, itemsPerRequest: inputs.get(stage.name)!.length / requests.length, dependsOn: deps.get(stage.name) ?? [], measurements: r.measurements, skipped: r.skipped,
       current: { instances: stage.scale.instances, threads: stage.scale.threads, maxSize: stage.batch.maxSize, maxDelayMs: stage.batch.maxDelayMs },
     };
     if (r.note) p.note = r.note;
     profiles.push(p);
   }
-  const proposal = propose({ budgetMs: o.budgetMs, stages: profiles, cores });
+  const functionStages = manifest.stages.filter((s) => s.kind === 'function').map((s) => ({ stage: s.name, maxDelayMs: s.batch.maxDelayMs }));
+  const proposal = propose({ budgetMs: o.budgetMs, stages: profiles, functionStages, cores });
   let written = false;
   if (o.write) {
-    await writeProposal(manifest.file, proposal.stages.map((s) => ({ stage: s.stage, maxSize: s.maxSize, maxDelayMs: s.maxDelayMs, instances: s.instances, threads: s.threads })));
+    await writeProposal(manifest.file, [
+      ...proposal.stages.filter((s) => Number.isFinite(s.itemsPerSec))
+        .map((s) => ({ stage: s.stage, maxSize: s.maxSize, maxDelayMs: s.maxDelayMs, instances: s.instances, threads: s.threads })),
+      ...proposal.functionStages.filter((f) => f.maxDelayMs !== f.currentMaxDelayMs).map((f) => ({ stage: f.stage, maxDelayMs: f.maxDelayMs })),
+    ]);
     written = true;
   }
   return { manifest, profiles, proposal, written };

@@ -5,7 +5,8 @@ import type { Manifest } from '../manifest/types.js';
 import { EnsembleError } from '../errors.js';
 import type { StageSettings } from './types.js';
 
-export type StageUpdate = StageSettings & { stage: string };
+/** What to set on one stage; absent fields are left alone. */
+export type StageUpdate = Partial<StageSettings> & { stage: string };
 
 function stageNode(doc: Document, file: string, name: string): YAMLMap {
   const stages = doc.get('stages');
@@ -27,16 +28,16 @@ function setIn(doc: Document, stage: YAMLMap, block: 'batch' | 'scale', key: str
   (m as YAMLMap).set(key, value);
 }
 
-/** The YAML text with each stage's batch.max_size, batch.max_delay_ms, scale.instances and scale.threads set; comments and layout kept. */
+/** The YAML text with the given batch.max_size, batch.max_delay_ms, scale.instances and scale.threads set; comments and layout kept. */
 export function applyUpdates(yamlText: string, file: string, updates: StageUpdate[]): string {
   const doc = parseDocument(yamlText, { keepSourceTokens: false });
   if (doc.errors.length) throw new EnsembleError(`${file}: ${doc.errors[0].message}`);
   for (const u of updates) {
     const node = stageNode(doc, file, u.stage);
-    setIn(doc, node, 'batch', 'max_size', u.maxSize);
-    setIn(doc, node, 'batch', 'max_delay_ms', u.maxDelayMs);
-    setIn(doc, node, 'scale', 'instances', u.instances);
-    setIn(doc, node, 'scale', 'threads', u.threads);
+    if (u.maxSize !== undefined) setIn(doc, node, 'batch', 'max_size', u.maxSize);
+    if (u.maxDelayMs !== undefined) setIn(doc, node, 'batch', 'max_delay_ms', u.maxDelayMs);
+    if (u.instances !== undefined) setIn(doc, node, 'scale', 'instances', u.instances);
+    if (u.threads !== undefined) setIn(doc, node, 'scale', 'threads', u.threads);
   }
   return doc.toString({ lineWidth: 0 });
 }

@@ -132,6 +132,8 @@ describe('models/ocr-split on rendered text', () => {
       { x: stackRows(crops, { padAxis: 2, padValue: 0 }) },
     ];
     const result = await verifyPipeline(split, recogniserPath(), { inputs, tolerance: 1e-4 });
+    console.log(`recognize_1 + recognize_2 vs the whole recogniser on ${crops.length} crops (widths ${widths.join(', ')}), `
+      + `alone and as one padded batch: max abs ${result.outputs[0].maxAbs}, max rel ${result.outputs[0].maxRel}`);
     expect(result.stages).toEqual(['recognize_1', 'recognize_2']);
     expect(result.outputs).toHaveLength(1);
     expect(result.outputs[0]).toMatchObject({ output: 'softmax_11.tmp_0', tensor: 'rec_prob' });
@@ -160,6 +162,7 @@ describe('models/ocr-split on rendered text', () => {
     const expected = await run(ocr, images);
     const actual = await run(split, images);
     expect(actual).toEqual(expected);
+    console.log(`models/ocr and models/ocr-split both read: ${JSON.stringify(actual)}`);
     // And it is reading: the text is what was drawn (a few characters of slack for the recogniser).
     for (const [i, lines] of PAGES.entries()) {
       expect(editDistance(lines.join(' '), expected[i].join(' '))).toBeLessThanOrEqual(3);
