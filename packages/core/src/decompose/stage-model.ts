@@ -5,8 +5,7 @@
  * can see what crosses the cut.
  */
 import { onnx } from '../onnx/proto.js';
-import { weightClosure, type ModelGraph } from './graph.js';
-import type { GraphNode } from './graph.js';
+import { weightClosure, type GraphNode, type ModelGraph } from './graph.js';
 
 /** Metadata key on every stage model: where it came from, so `ensemble verify` can find a cut's stages. */
 export const PROVENANCE_KEY = 'ensemble.decompose';

@@ -10,6 +10,7 @@ import { DynamoRunStore } from '../storage/dynamo-runs.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings } from '../storage/config.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { LambdaTransport } from '../transport/lambda.js';
+import { PayloadSpill } from '../transport/lambda-spill.js';
 import { apiKeyGuard } from './api-key.js';
 import { ENV } from './names.js';
 
@@ -65,7 +66,8 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
     dynamo, table: settings.runsTable,
     onError: (e) => log(`run record write failed (will retry): ${e instanceof Error ? e.message : String(e)}`),
   });
-  const transport = await (opts.transport ?? (() => new LambdaTransport({ env })))({ env, settings, s3 });
+  const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
+  const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
   const registry = new PipelineRegistry(transport);
 
   const manifests: Manifest[] = [];

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { OnnxStage } from '../manifest/types.js';
 import type { StageRuntime } from '../runtime/types.js';
 import { loadManifest } from '../manifest/load.js';
@@ -7,18 +8,23 @@ import { S3WeightStore } from '../storage/s3-weights.js';
 import { makeS3Client, settingsFromEnv } from '../storage/config.js';
 import { BadRequestError, EnsembleError } from '../errors.js';
 import {
-  decodeStageRequest, encodeStageFailure, encodeStageResult, payloadBytes, type StageResponsePayload,
+  SPILL_ABOVE_BYTES, decodeStageRequest, encodeStageFailure, encodeStageResult, isSpillRef,
+  type SpillRef, type StageRequest, type StageResponsePayload,
 } from '../transport/lambda-payload.js';
+import { PayloadSpill } from '../transport/lambda-spill.js';
 import { DEFAULT_CACHE_DIR, ENV } from './names.js';
 
 type Env = Record<string, string | undefined>;
 
-export type StageHandler = (event: unknown) => Promise<StageResponsePayload>;
+/** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
+export type StageHandler = (event: unknown) => Promise<StageResponsePayload | SpillRef>;
 
 interface Loaded {
   pipeline: string;
   stage: OnnxStage;
   runtime: StageRuntime;
+  /** Payloads over Invoke's limit, both ways. */
+  spill: PayloadSpill;
   /** Manifest, weights download and session creation together. */
   initMs: number;
 }
@@ -30,6 +36,11 @@ interface Loaded {
  * weights from S3 into /tmp (verified by sha256), open the ONNX session.
  * Never rejects: a failed init becomes an error answer on every call, with
  * the reason, rather than an opaque Lambda init crash loop.
+ *
+ * A payload the stage cannot read (or that is meant for another stage) is
+ * answered as a handled failure with its status; a batch that fails while
+ * running throws, so Lambda reports it as a function error (`Unhandled`)
+ * and the gateway answers 502 naming the stage.
  */
 export async function createStageHandler(env: Env = process.env): Promise<StageHandler> {
   const t0 = performance.now();
@@ -48,25 +59,23 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
 
   return async (event) => {
     if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 503));
+    const { spill, stage, runtime } = loaded;
+    let req: StageRequest;
     try {
-      const req = decodeStageRequest(event);
-      if (req.pipeline !== loaded.pipeline || req.stage !== loaded.stage.name) {
-        throw new BadRequestError(`this function serves stage '${loaded.stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
+      req = decodeStageRequest(isSpillRef(event) ? await spill.get(event) : event);
+      if (req.pipeline !== loaded.pipeline || req.stage !== stage.name) {
+        throw new BadRequestError(`this function serves stage '${stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
       }
-      const result = await loaded.runtime.run(req.items);
-      const answer = encodeStageResult({
-        ...result,
-        coldStart: cold,
-        initMs: firstCall ? loaded.initMs : undefined,
-      });
-      cold = false;
-      firstCall = false;
-      // Answer the size problem here: past 6 MB Lambda would drop the response for an opaque error.
-      payloadBytes(answer, `stage '${loaded.stage.name}': the response for ${req.items.length} items`);
-      return answer;
     } catch (e) {
       return encodeStageFailure(e);
     }
+    const result = await runtime.run(req.items);
+    const answer = encodeStageResult({ ...result, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined });
+    cold = false;
+    firstCall = false;
+    // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead.
+    const json = Buffer.from(JSON.stringify(answer), 'utf8');
+    return json.byteLength > SPILL_ABOVE_BYTES ? spill.put(json) : answer;
   };
 }
 
@@ -83,15 +92,17 @@ async function load(env: Env): Promise<Loaded> {
   if (stage.kind !== 'onnx') throw new EnsembleError(`stage '${stageName}' of '${pipeline}' is a ${stage.kind} stage; only ONNX stages get their own function`);
 
   const settings = settingsFromEnv(env);
-  const s3 = makeS3Client(settings);
+  const s3: S3Client = makeS3Client(settings);
   try {
+    // /tmp keyed by sha256: a warm instance (or one sharing /tmp with an earlier one) skips the download.
     const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR });
     const modelPath = await weights.resolve(stage.weights.key, stage.weights.sha256);
     const runtime = await createOnnxRuntime({ stage, modelPath });
-    return { pipeline, stage, runtime, initMs: 0 };
-  } finally {
-    // Weights are on disk now; the client is not needed for the rest of the instance's life.
+    // The client stays for the instance's life: big payloads come and go through the bucket.
+    return { pipeline, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0 };
+  } catch (e) {
     s3.destroy();
+    throw e;
   }
 }
 

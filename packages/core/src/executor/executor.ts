@@ -6,6 +6,7 @@ import type { StageTransport } from '../transport/types.js';
 import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime } from '../runtime/function.js';
+import { lambdaStageConcurrency } from '../transport/lambda-concurrency.js';
 import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
 import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
 import { LineageNode } from './lineage.js';
@@ -66,8 +67,8 @@ export class Executor {
         concurrency = Math.max(s.scale.instances, 64);
       } else {
         run = (items) => transport.invoke(manifest.name, s.name, items);
-        concurrency = s.scale.reservedConcurrency && transport.kind === 'lambda'
-          ? s.scale.reservedConcurrency : s.scale.instances;
+        // On Lambda a stage scales out by itself: up to its reserved concurrency, else a fixed fan-out.
+        concurrency = transport.kind === 'lambda' ? lambdaStageConcurrency(s) : s.scale.instances;
       }
       ex.batchers.set(s.name, new Batcher({
         stage: s.name,

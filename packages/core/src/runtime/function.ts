@@ -4,10 +4,26 @@ import type { Item } from '../tensor/types.js';
 import type { BatchResult, FunctionStageContext, FunctionStageModule, ItemOutcome, StageRuntime } from './types.js';
 import { EnsembleError, StageError } from '../errors.js';
 
+/** Imports a function stage's module, given its absolute path. */
+export type StageModuleLoader = (file: string) => Promise<unknown>;
+
+const importFile: StageModuleLoader = (file) => import(pathToFileURL(file).href);
+let loadStageModule: StageModuleLoader = importFile;
+
+/**
+ * Replace how stage modules are imported. A bundled Lambda gateway cannot
+ * import `stages/*.ts` at run time, so its bundle registers a loader backed
+ * by statically bundled modules (see packages/core/src/package/). Without an
+ * argument, back to importing the file.
+ */
+export function setStageModuleLoader(loader?: StageModuleLoader): void {
+  loadStageModule = loader ?? importFile;
+}
+
 /** Load a function stage's module and wrap it as a StageRuntime. */
 export async function createFunctionRuntime(stage: FunctionStage, pipeline: string, dir: string): Promise<StageRuntime> {
   const t0 = performance.now();
-  const mod = (await import(pathToFileURL(stage.module).href)) as { default?: FunctionStageModule; stage?: FunctionStageModule };
+  const mod = (await loadStageModule(stage.module)) as { default?: FunctionStageModule; stage?: FunctionStageModule };
   const impl = mod.default ?? mod.stage;
   if (!impl || typeof impl.process !== 'function') {
     throw new StageError(stage.name, `${stage.module} does not export a stage (default export with process())`);

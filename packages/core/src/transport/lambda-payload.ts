@@ -13,6 +13,12 @@ import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 export const PAYLOAD_VERSION = 1;
 /** Synchronous Invoke caps both the request and the response at 6 MB. */
 export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
+/**
+ * Payloads above this go through the bucket by reference. Some headroom
+ * below the limit, so a payload right at it never fails on a byte-count
+ * difference between our JSON and what the runtime sends.
+ */
+export const SPILL_ABOVE_BYTES = LAMBDA_PAYLOAD_LIMIT - 64 * 1024;
 
 export interface WireTensor {
   datatype: Datatype;
@@ -37,6 +43,18 @@ export type WireOutcome =
 export type StageResponsePayload =
   | { v: typeof PAYLOAD_VERSION; ok: true; outcomes: WireOutcome[]; computeMs: number; coldStart: boolean; initMs?: number }
   | { v: typeof PAYLOAD_VERSION; ok: false; error: string; status: number };
+
+/** A payload parked in the bucket (see lambda-spill.ts): request or response, read by key. */
+export interface SpillRef {
+  v: typeof PAYLOAD_VERSION;
+  spill: { key: string; bytes: number };
+}
+
+export function isSpillRef(p: unknown): p is SpillRef {
+  if (typeof p !== 'object' || p === null || (p as { v?: unknown }).v !== PAYLOAD_VERSION) return false;
+  const s = (p as { spill?: unknown }).spill as { key?: unknown; bytes?: unknown } | undefined;
+  return typeof s === 'object' && s !== null && typeof s.key === 'string' && typeof s.bytes === 'number';
+}
 
 export interface StageRequest {
   pipeline: string;
@@ -109,7 +127,7 @@ export function decodeStageResponse(payload: unknown, stage: string): BatchResul
   return result;
 }
 
-/** JSON text of a payload, refused when it would not fit through Invoke. */
+/** JSON text of a payload, refused when it would not fit through Invoke (for callers with no bucket to spill to). */
 export function payloadBytes(payload: StageRequestPayload | StageResponsePayload, what: string): Buffer {
   const bytes = Buffer.from(JSON.stringify(payload), 'utf8');
   if (bytes.byteLength > LAMBDA_PAYLOAD_LIMIT) {

@@ -4,7 +4,7 @@ import { loadManifest } from '../manifest/load.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { EnsembleError } from '../errors.js';
 import { captureStageInputs, localWeights, onnxDependencies, onnxStages } from './capture.js';
-import { DEFAULT_BATCH_SIZES, LIMITS, machineSplits, profileStage } from './profile.js';
+import { DEFAULT_BATCH_SIZES, LIMITS, machineSplits, profileStage, type ProfileLimits } from './profile.js';
 import { propose } from './propose.js';
 import { readSampleRequests, syntheticRequests } from './samples.js';
 import type { Proposal, Split, StageProfile } from './types.js';
@@ -20,6 +20,8 @@ export interface TuneOptions {
   batchSizes?: number[];
   splits?: Split[];
   quick?: boolean;
+  /** Overrides the measuring limits (tests). */
+  limits?: ProfileLimits;
   write?: boolean;
   log?: (s: string) => void;
 }
@@ -53,7 +55,7 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
   const deps = onnxDependencies(manifest);
   const cores = availableParallelism();
   const splits = o.splits ?? machineSplits(cores);
-  const limits = o.quick ? LIMITS.quick : LIMITS.normal;
+  const limits = o.limits ?? (o.quick ? LIMITS.quick : LIMITS.normal);
 
   const profiles: StageProfile[] = [];
   for (const stage of chosen) {

@@ -113,9 +113,13 @@ describe('ensemble decompose / verify (CLI)', () => {
     expect(ok.stdout).toMatch(/^y\s+y\s+(0|\d\.\d\de-\d+)\s+/m);
     expect(ok.stdout).toMatch(/^ok: within tolerance 0\.0001 \(2 samples, stages skip_1, skip_2\)$/m);
 
-    const bad = await run(process.execPath, [CLI, 'verify', 'out', '--against', 'other.onnx', '--stage', 'skip_1,skip_2'], { cwd: dir, env })
-      .then(() => ({ code: 0, stdout: '' }), (e: { code: number; stdout: string }) => e);
+    // Inputs from an Open Inference Protocol request body, keyed by the model's input name.
+    const request = { inputs: [{ name: 'x', datatype: 'FP32', shape: [3, SKIP_DIM], data: Array.from({ length: 3 * SKIP_DIM }, (_, i) => Math.cos(i)) }] };
+    writeFileSync(join(dir, 'request.json'), JSON.stringify(request));
+    const bad = await run(process.execPath, [CLI, 'verify', 'out', '--against', 'other.onnx', '--stage', 'skip_1,skip_2', '--inputs', 'request.json'], { cwd: dir, env })
+      .then(() => ({ code: 0, stdout: '', stderr: '' }), (e: { code: number; stdout: string; stderr: string }) => e);
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toMatch(/^FAILED: over tolerance 0\.0001/m);
+    expect(bad.stderr).toContain('sample 1/1: x [3, 8]');
+    expect(bad.stdout).toMatch(/^FAILED: over tolerance 0\.0001 \(1 sample, stages skip_1, skip_2\)$/m);
   });
 });
