@@ -3,7 +3,7 @@
  * weights pushed to s3rver, run records in dynalite, and stages in worker
  * processes, on images rendered here with known text.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ import type { InferResponseJson } from '../packages/core/src/tensor/protocol.js'
 import type { RunRecord } from '../packages/core/src/storage/types.js';
 import { renderTextImage } from './helpers/render.js';
 import { inferTensors } from './helpers/http.js';
+import { runCli } from './helpers/cli.js';
 import { expectReadingOrder, ocrSampleSpecs, scoreLines, type OcrLine } from './helpers/ocr-samples.js';
 
 let dir: string;
@@ -70,6 +71,14 @@ describe('OCR through the gateway', () => {
     const png = await renderTextImage({ lines: ['Binary tensor 2048', 'second line'], size: 32 });
     const r = await inferTensors(server.url, 'ocr', { image: { datatype: 'BYTES', shape: [1], data: [png] } }, { binary: true });
     expect(Array.from(r.tensors.text.data as Uint8Array[], (b) => new TextDecoder().decode(b))).toEqual(['Binary tensor 2048', 'second line']);
+  });
+
+  it('`ensemble infer ocr --image` prints the lines in reading order', async () => {
+    const file = join(dir, 'photo.jpg');
+    await writeFile(file, await renderTextImage({ lines: ['Invoice 4711', 'total amount due'], size: 34, format: 'jpeg' }));
+    const r = await runCli(['infer', 'ocr', '--image', file, '--url', server.url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => l.split('\t')[0])).toEqual(['Invoice 4711', 'total amount due']);
   });
 
   it('a blank image gives no lines, with empty but well-shaped outputs', async () => {

@@ -1,0 +1,81 @@
+import type { MachineInfo } from './machine.js';
+import type { BenchRow, ScenarioResult } from './types.js';
+import { fmt } from './util.js';
+
+export interface Report {
+  command: string;
+  startedAt: string;
+  durationS: number;
+  machine: MachineInfo;
+  scenarios: ScenarioResult[];
+  /** Scenarios that failed to run, with why. */
+  errors: { scenario: string; message: string }[];
+  /** File name of the chart, relative to the markdown. */
+  chart?: string;
+}
+
+const HEAD = ['scenario', 'system', 'concurrency', 'throughput', 'p50 ms', 'p99 ms', 'CER', 'samples', 'notes'];
+
+function cells(r: BenchRow): string[] {
+  return [
+    r.scenario, r.system, String(r.concurrency), `${fmt(r.throughput)} ${r.unit}`, fmt(r.p50Ms), fmt(r.p99Ms),
+    r.cer === undefined ? '' : `${(r.cer * 100).toFixed(2)}%`, String(r.samples) + (r.failed ? ` (+${r.failed} failed)` : ''), r.note ?? '',
+  ];
+}
+
+/** The results as a plain-text table for the terminal. */
+export function textTable(rows: BenchRow[]): string {
+  const all = [HEAD, ...rows.map(cells)];
+  const widths = HEAD.map((_, c) => Math.max(...all.map((r) => r[c].length)));
+  const right = new Set([2, 3, 4, 5, 6, 7]);
+  return all.map((r, i) => {
+    const line = r.map((c, j) => (right.has(j) ? c.padStart(widths[j]) : c.padEnd(widths[j]))).join('  ').trimEnd();
+    return i === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+  }).join('\n');
+}
+
+function mdEscape(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function markdownTable(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.map(mdEscape).join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(mdEscape).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** docs/benchmarks.md: the command, the machine, the targets, each scenario's table and notes, the chart. */
+export function renderMarkdown(r: Report): string {
+  const m = r.machine;
+  const out: string[] = [
+    '# Benchmarks',
+    '',
+    `Written by \`${r.command}\` on ${r.startedAt} (${Math.round(r.durationS)} s). Run it again to refresh this page; nothing here is edited by hand.`,
+    '',
+    '## Machine',
+    '',
+    markdownTable(['', ''], [
+      ['CPU', `${m.cpu}, ${m.cores} cores`],
+      ['memory', `${m.memoryGiB} GiB`],
+      ['OS', m.os],
+      ['runtime', `Node ${m.node.replace(/^v/, '')}, ${m.onnxruntime}`],
+      ['load average (1 min) at start / end', `${m.loadAvg.start.toFixed(2)} / ${m.loadAvg.end?.toFixed(2) ?? '-'}${m.loadAvg.start > m.cores * 0.5 ? ' — other work was running; numbers are noisier and lower than on an idle machine' : ''}`],
+    ]),
+    '',
+    'All traffic is on 127.0.0.1; every load loop is bounded in requests and time.',
+    '',
+  ];
+  const targets = r.scenarios.flatMap((s) => s.targets);
+  if (targets.length) {
+    out.push('## Targets', '', markdownTable(['target', 'measured', 'met'], targets.map((t) => [t.target, t.measured, t.met ? 'yes' : '**no**'])), '');
+  }
+  for (const e of r.errors) out.push(`**Scenario ${e.scenario} did not run:** ${e.message}`, '');
+  if (r.chart) out.push(`![Throughput and latency against concurrency](${r.chart})`, '');
+  for (const s of r.scenarios) {
+    out.push(`## ${s.title}`, '', markdownTable(HEAD, s.rows.map(cells)), '');
+    for (const n of s.notes) out.push(n, '');
+  }
+  return `${out.join('\n').trimEnd()}\n`;
+}
