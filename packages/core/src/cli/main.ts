@@ -7,10 +7,11 @@ import { inferCommand } from './commands/infer.js';
 import { buildModelsCommand } from './commands/build-models.js';
 import { decomposeCommand } from './commands/decompose.js';
 import { verifyCommand } from './commands/verify.js';
+import { benchCommand } from './commands/bench.js';
 import { tuneCommand } from './commands/tune.js';
 import { EnsembleError } from '../errors.js';
 
-const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, tuneCommand];
+const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

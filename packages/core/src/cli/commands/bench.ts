@@ -1,0 +1,31 @@
+import type { Command } from '../args.js';
+import { str, UsageError } from '../args.js';
+import { runBench, SCENARIOS, type ScenarioName } from '../../bench/run.js';
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'Benchmark on this machine against baselines in the same run; print a table, write docs/benchmarks.md and a chart.',
+  usage: 'bench [--scenario tiny|ocr|pipelined|all ...] [--quick] [--out docs/benchmarks.md]',
+  help: [
+    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), pipelined (64 items through a cut model); repeatable; default all'],
+    ['--quick', 'fewer requests per level (about a minute in all instead of several)'],
+    ['--out FILE', 'where the markdown report goes (default docs/benchmarks.md); the chart is written next to it as .svg'],
+  ],
+  options: { scenario: { type: 'string', multiple: true }, quick: { type: 'boolean' }, out: { type: 'string' } },
+  async run({ values, positionals }) {
+    if (positionals.length) throw new UsageError(`bench takes no positional arguments, got '${positionals.join(' ')}'`);
+    const names = Object.keys(SCENARIOS) as ScenarioName[];
+    const asked = (values.scenario as string[] | undefined) ?? ['all'];
+    const scenarios = asked.includes('all') ? names : asked.map((s) => {
+      if (!names.includes(s as ScenarioName)) throw new UsageError(`unknown scenario '${s}': use ${names.join(', ')} or all`);
+      return s as ScenarioName;
+    });
+    const quick = values.quick === true;
+    const out = str(values.out, 'docs/benchmarks.md');
+    const report = await runBench({
+      scenarios, quick, out, root: process.cwd(),
+      command: ['npm run bench', ...(quick || asked[0] !== 'all' ? ['--', ...(quick ? ['--quick'] : []), ...(asked[0] !== 'all' ? asked.map((s) => `--scenario ${s}`) : [])] : [])].join(' '),
+    });
+    return report.errors.length ? 1 : 0;
+  },
+};
