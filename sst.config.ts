@@ -11,31 +11,22 @@ export default $config({
     };
   },
   async run() {
-    if (process.env.ONNXRUNTIME_NODE_INSTALL !== 'skip') {
-      // The stage functions install onnxruntime-node for Linux; its install script would otherwise download CUDA files.
-      throw new Error('run the deploy with ONNXRUNTIME_NODE_INSTALL=skip (see docs/deploy.md)');
-    }
-    const { findManifests, loadManifest } = await import('./packages/core/src/manifest/load.js');
-    const { planDeployment } = await import('./packages/core/src/deploy/plan.js');
+    const { execFileSync } = await import('node:child_process');
+    const { pipelinesFromEnv, selectDeployment } = await import('./packages/core/src/deploy/select.js');
     const { storage } = await import('./stacks/storage.js');
     const { stageFunctions } = await import('./stacks/stages.js');
     const { gateway } = await import('./stacks/gateway.js');
 
     // ENSEMBLE_PIPELINES=demo,ocr deploys a subset; default every models/*/pipeline.yaml.
-    const only = (process.env.ENSEMBLE_PIPELINES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    const loaded = await Promise.allSettled((await findManifests('models')).map((file) => loadManifest(file)));
-    const manifests = loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const broken = loaded.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
-    // A manifest that does not load only blocks a deploy of everything; a named subset goes ahead without it.
-    if (broken.length && !only.length) throw broken[0];
-    const selected = only.length ? manifests.filter((m) => only.includes(m.name)) : manifests;
-    const missing = only.filter((n) => !manifests.some((m) => m.name === n));
-    if (missing.length) {
-      throw new Error(`ENSEMBLE_PIPELINES names pipelines that are not there or do not load: ${missing.join(', ')}${broken.length ? `\n${broken.map((e) => e.message).join('\n')}` : ''}`);
-    }
-
-    const plan = planDeployment(selected, { appName: $app.name, root: process.cwd() });
+    const pipelines = pipelinesFromEnv();
+    const { plan } = await selectDeployment({ root: process.cwd(), appName: $app.name, pipelines });
     for (const w of plan.warnings) console.warn(`warning: ${w}`);
+
+    // Every function is deployed from the folder `npm run package` builds (dist/lambda/<name>): build it
+    // now, in a plain Node process, so what deploys is what the package test loads and runs.
+    execFileSync('node', ['bin/ensemble.mjs', 'package', '--arch', plan.gateway.architecture, ...pipelines.flatMap((p) => ['--pipeline', p])], {
+      stdio: 'inherit',
+    });
 
     const store = storage(plan);
     const stages = stageFunctions(plan, store.components);

@@ -24,6 +24,8 @@ export function gateway(plan: DeploymentPlan, components: Components, stages: Ma
 
   const fn = new sst.aws.Function(g.name, {
     description: 'Ensemble: gateway (Open Inference Protocol v2)',
+    // Packaged by `npm run package`: the function stage modules bundled in, sharp for Linux beside it.
+    bundle: g.bundle,
     handler: g.handler,
     runtime: g.runtime,
     architecture: g.architecture,
@@ -41,8 +43,6 @@ export function gateway(plan: DeploymentPlan, components: Components, stages: Ma
       : [],
     url: { authorization: g.url.authorization },
     streaming: g.url.streaming,
-    copyFiles: g.copyFiles,
-    nodejs: { install: g.install },
   });
   return { fn, url: fn.url, apiKey };
 }

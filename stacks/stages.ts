@@ -1,18 +1,18 @@
 import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
-import { pruneOnnxRuntime } from '../packages/core/src/deploy/prune.js';
 import { links, nameEnvironment, type Components } from './wiring.js';
 
 /**
- * One Lambda function per ONNX stage of the plan. onnxruntime-node is
- * installed for Linux at deploy time (`nodejs.install`; run the deploy with
- * ONNXRUNTIME_NODE_INSTALL=skip so its install script does not fetch CUDA
- * files), then pruned to the one platform the function runs on.
+ * One Lambda function per ONNX stage of the plan. The code is the folder
+ * `npm run package` built (`bundle`): the handler bundled by esbuild with the
+ * settings in packages/core/src/package/settings.ts, and onnxruntime-node with
+ * only its linux binaries, well under Lambda's 250 MB. SST uploads it as is.
  */
 export function stageFunctions(plan: DeploymentPlan, components: Components): Map<string, sst.aws.Function> {
   const functions = new Map<string, sst.aws.Function>();
   for (const s of plan.stages) {
     const fn = new sst.aws.Function(s.name, {
       description: `Ensemble: stage '${s.stage}' of pipeline '${s.pipeline}'`,
+      bundle: s.bundle,
       handler: s.handler,
       runtime: s.runtime,
       architecture: s.architecture,
@@ -22,13 +22,6 @@ export function stageFunctions(plan: DeploymentPlan, components: Components): Ma
       link: links(components, s.links),
       concurrency: s.concurrency,
       versioning: s.versioning,
-      copyFiles: s.copyFiles,
-      nodejs: { install: s.install },
-      hook: {
-        async postbuild(dir: string) {
-          await pruneOnnxRuntime(dir, s.architecture);
-        },
-      },
     });
     functions.set(s.name, fn);
     components.set(s.name, fn);

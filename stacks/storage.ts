@@ -1,9 +1,20 @@
 import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
 import type { Components } from './wiring.js';
 
-/** The weights bucket (private: no public access, no CORS) and the runs table, as the plan describes them. */
+/**
+ * The weights bucket (private: no public access, no CORS) and the runs table,
+ * as the plan describes them. The bucket's lifecycle rules expire stage
+ * payloads parked under `spill/` that a crashed reader did not delete.
+ */
 export function storage(plan: DeploymentPlan) {
-  const bucket = new sst.aws.Bucket(plan.bucket.name, { cors: false });
+  const bucket = new sst.aws.Bucket(plan.bucket.name, {
+    cors: false,
+    lifecycle: plan.bucket.lifecycle.map((rule) => ({
+      id: `expire-${rule.prefix.replace(/[^A-Za-z0-9-]/g, '')}`,
+      prefix: rule.prefix,
+      expiresIn: `${rule.expireDays} ${rule.expireDays === 1 ? 'day' : 'days'}` as const,
+    })),
+  });
   const table = new sst.aws.Dynamo(plan.table.name, {
     fields: plan.table.fields,
     primaryIndex: plan.table.primaryIndex,

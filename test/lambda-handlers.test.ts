@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { APIGatewayProxyResult, LambdaEvent } from 'hono/aws-lambda';
+import { httpApiEvent, urlEvent } from '../packages/core/test/lambda-host/events.js';
 import { startLocalServices, withLocalServices, type LocalServices } from '../packages/core/src/storage/local-services.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv } from '../packages/core/src/storage/config.js';
 import { ensureBucket } from '../packages/core/src/storage/bucket.js';
@@ -21,7 +22,7 @@ import { loadManifest } from '../packages/core/src/manifest/load.js';
 import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
 import { pushPipeline } from '../packages/core/src/pipelines/push.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, decodeInferResponse, encodeInferRequest } from '../packages/core/src/tensor/codec.js';
-import { decodeStageResponse, encodeStageRequest, type StageResponsePayload } from '../packages/core/src/transport/lambda-payload.js';
+import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/transport/lambda-payload.js';
 import { LambdaTransport } from '../packages/core/src/transport/lambda.js';
 import { createStageHandler, type StageHandler } from '../packages/core/src/deploy/lambda-stage.js';
 import { createLambdaGateway, type LambdaGateway } from '../packages/core/src/deploy/lambda-gateway.js';
@@ -44,7 +45,7 @@ let baseEnv: Record<string, string>;
 const savedEnv = { ...process.env };
 
 type GatewayHandler = (event: LambdaEvent) => Promise<APIGatewayProxyResult>;
-type StageEntry = (event: unknown) => Promise<StageResponsePayload>;
+type StageEntry = (event: unknown) => Promise<unknown>;
 let gatewayHandler: GatewayHandler;
 let stageHandler: StageEntry;
 
@@ -96,39 +97,6 @@ afterAll(async () => {
   await services?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** A Lambda function URL event (payload format 2.0), as Lambda delivers it. */
-function urlEvent(method: string, target: string, opts: { headers?: Record<string, string>; body?: Uint8Array | string; base64?: boolean } = {}): LambdaEvent {
-  const [rawPath, rawQueryString = ''] = target.split('?');
-  const host = 'abcdefghijklmnop.lambda-url.us-east-1.on.aws';
-  let body: string | undefined;
-  if (opts.body !== undefined) {
-    body = opts.base64 ? Buffer.from(opts.body).toString('base64') : String(opts.body);
-  }
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath,
-    rawQueryString,
-    cookies: [],
-    headers: { host, 'user-agent': 'vitest', 'x-forwarded-proto': 'https', ...opts.headers },
-    queryStringParameters: rawQueryString ? Object.fromEntries(new URLSearchParams(rawQueryString)) : undefined,
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: 'abcdefghijklmnop',
-      domainName: host,
-      domainPrefix: 'abcdefghijklmnop',
-      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
-      requestId: 'c0ffee00-0000-4000-8000-000000000000',
-      routeKey: '$default',
-      stage: '$default',
-      time: '23/Nov/2026:16:00:00 +0000',
-      timeEpoch: 1_795_449_600_000,
-    },
-    body,
-    isBase64Encoded: opts.base64 ?? false,
-  } as unknown as LambdaEvent;
-}
 
 function json(res: APIGatewayProxyResult): Record<string, unknown> {
   expect(res.isBase64Encoded).toBe(false);
@@ -226,6 +194,19 @@ describe('functions/gateway.ts', () => {
     expectClose(tensors.y.data as Float32Array, demoExpected(x));
   });
 
+  it('runs behind an API Gateway HTTP API too (payload format 2.0, base64 body, cookies)', async () => {
+    const res = await gatewayHandler(httpApiEvent('POST', '/v2/models/demo/infer', {
+      headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X), base64: true, cookies: ['session=abc'],
+    }));
+    expect(res.statusCode).toBe(200);
+    const body = json(res) as { outputs: { data: number[] }[] };
+    expectClose(body.outputs[0].data, demoExpected(README_X));
+    const live = await gatewayHandler(httpApiEvent('GET', '/v2/health/live'));
+    expect(json(live)).toEqual({ live: true });
+    const refused = await gatewayHandler(httpApiEvent('GET', '/v2/models/demo'));
+    expect(refused.statusCode).toBe(401);
+  });
+
   it('answers bad input with 400 and records the failure', async () => {
     const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
       headers: { ...withKey, 'content-type': 'application/json' },
@@ -289,18 +270,24 @@ describe('functions/stage.ts', () => {
 /**
  * The Invoke API of Lambda, just enough for the SDK's InvokeCommand: POST
  * /2015-03-31/functions/<name>/invocations runs that function's handler on the
- * JSON body. `throttle` answers like a function at its reserved concurrency.
+ * JSON body. `throttle` answers like a function at its reserved concurrency;
+ * `flaky` fails with Lambda's 500 ServiceException twice, then runs branch_a.
  */
 async function invokeEndpoint(functions: Record<string, StageHandler | 'crash' | 'throttle'>): Promise<{ url: string; calls: string[]; close(): Promise<void> }> {
   const calls: string[] = [];
+  let flakyFailures = 0;
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations(?:\?Qualifier=(.+))?$/.exec(req.url ?? '');
     const name = m ? decodeURIComponent(m[1]) : '';
     calls.push(m?.[2] ? `${name}:${m[2]}` : name);
-    const fn = functions[name];
-    if (!fn) {
+    const fn = name === 'flaky' ? functions['ensemble-prod-DemoBranchA'] : functions[name];
+    if (name === 'flaky' && flakyFailures < 2) {
+      flakyFailures++;
+      res.writeHead(500, { 'content-type': 'application/json', 'x-amzn-errortype': 'ServiceException' });
+      res.end(JSON.stringify({ Type: 'Service', message: 'The AWS Lambda service encountered an internal error.' }));
+    } else if (!fn) {
       res.writeHead(404, { 'content-type': 'application/json', 'x-amzn-errortype': 'ResourceNotFoundException' });
       res.end(JSON.stringify({ Type: 'User', message: `Function not found: ${name}` }));
     } else if (fn === 'throttle') {
@@ -372,7 +359,9 @@ describe('the gateway over LambdaTransport', () => {
       env: { ...baseEnv, ENSEMBLE_LAMBDA_ENDPOINT: endpoint.url, ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'crash', ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'throttle' },
     });
     try {
-      await transport.load(demo);
+      // Throttles are retried until the stage's timeout: keep it short here.
+      await transport.load({ ...demo, stages: demo.stages.map((s) => ({ ...s, timeoutMs: 400 })) });
+      const before = endpoint.calls.filter((c) => c === 'throttle').length;
       const items: Item[] = [{ input: { datatype: 'FP32', shape: [4], data: new Float32Array(4) } }];
       const crashed = await transport.invoke('demo', 'branch_a', items).catch((e: unknown) => e);
       expect(crashed).toBeInstanceOf(StageError);
@@ -381,6 +370,24 @@ describe('the gateway over LambdaTransport', () => {
       const throttled = await transport.invoke('demo', 'branch_b', items).catch((e: unknown) => e);
       expect(throttled).toBeInstanceOf(OverloadedError);
       expect((throttled as OverloadedError).status).toBe(429);
+      expect((throttled as OverloadedError).message).toContain("stage 'branch_b': Lambda throttle is at its concurrency limit");
+      // Retried with backoff before giving up, not refused on the first 429.
+      expect(endpoint.calls.filter((c) => c === 'throttle').length - before).toBeGreaterThan(2);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('retries a 5xx from the Lambda service and then succeeds', async () => {
+    const transport = new LambdaTransport({ env: { ...baseEnv, ENSEMBLE_LAMBDA_ENDPOINT: endpoint.url, ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'flaky', ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'throttle' } });
+    try {
+      await transport.load(demo);
+      const items: Item[] = [{ input: { datatype: 'FP32', shape: [4], data: Float32Array.from(README_X.slice(0, 4)) } }];
+      const result = await transport.invoke('demo', 'branch_a', items);
+      const o = result.outcomes[0];
+      if (!o.ok) throw new Error(o.error);
+      expectClose(Array.from(o.items[0].output.data as Float32Array), branchA(README_X.slice(0, 4)));
+      expect(endpoint.calls.filter((c) => c === 'flaky')).toHaveLength(3);
     } finally {
       await transport.close();
     }

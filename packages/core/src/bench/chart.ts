@@ -16,8 +16,10 @@ export interface Panel {
 }
 
 const W = 460;
-const H = 300;
-const M = { left: 64, right: 16, top: 34, bottom: 92 };
+/** Plot area height; the legend below it grows with the number of series. */
+const PLOT_H = 190;
+const M = { left: 64, right: 16, top: 34 };
+const LEGEND_LINE = 16;
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -41,6 +43,10 @@ function label(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
+function panelHeight(p: Panel): number {
+  return M.top + PLOT_H + 44 + p.series.length * LEGEND_LINE;
+}
+
 function panel(p: Panel, ox: number, oy: number): string {
   const pts = p.series.flatMap((s) => s.points);
   const xs = [...new Set(pts.map(([x]) => x))].sort((a, b) => a - b);
@@ -49,7 +55,7 @@ function panel(p: Panel, ox: number, oy: number): string {
   const yTicks = niceTicks(Math.max(...pts.map(([, y]) => y).filter(Number.isFinite), 0));
   const yMax = yTicks[yTicks.length - 1] || 1;
   const iw = W - M.left - M.right;
-  const ih = H - M.top - M.bottom;
+  const ih = PLOT_H;
   const sx = (x: number) => ox + M.left + (xMax === xMin ? iw / 2 : ((Math.log(x) - Math.log(xMin)) / (Math.log(xMax) - Math.log(xMin))) * iw);
   const sy = (y: number) => oy + M.top + ih - (Math.min(y, yMax) / yMax) * ih;
   const g: string[] = [];
@@ -74,8 +80,8 @@ function panel(p: Panel, ox: number, oy: number): string {
     const finite = line.filter(([, y]) => Number.isFinite(y));
     if (finite.length > 1) g.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${finite.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of s.points) if (Number.isFinite(y)) g.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"><title>${esc(`${s.name}: ${label(y)} at ${x}`)}</title></circle>`);
-    const lx = ox + M.left + (i % 2) * (iw / 2);
-    const ly = oy + M.top + ih + 50 + Math.floor(i / 2) * 16;
+    const lx = ox + M.left;
+    const ly = oy + M.top + ih + 50 + i * LEGEND_LINE;
     g.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${dash}/>`);
     g.push(`<text x="${lx + 24}" y="${ly}" font-size="11">${esc(s.name)}</text>`);
   });
@@ -86,9 +92,11 @@ function panel(p: Panel, ox: number, oy: number): string {
 export function renderChart(panels: Panel[], title: string): string {
   const cols = Math.min(2, Math.max(1, panels.length));
   const rows = Math.ceil(panels.length / cols);
+  const rowH = Array.from({ length: rows }, (_, r) => Math.max(...panels.slice(r * cols, r * cols + cols).map(panelHeight)));
+  const rowY = rowH.map((_, r) => 30 + rowH.slice(0, r).reduce((a, b) => a + b, 0));
   const width = cols * W;
-  const height = rows * H + 30;
-  const body = panels.map((p, i) => panel(p, (i % cols) * W, 30 + Math.floor(i / cols) * H)).join('\n');
+  const height = 30 + rowH.reduce((a, b) => a + b, 0);
+  const body = panels.map((p, i) => panel(p, (i % cols) * W, rowY[Math.floor(i / cols)])).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="${width / 2}" y="20" text-anchor="middle" font-size="15">${esc(title)}</text>

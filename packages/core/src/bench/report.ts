@@ -77,5 +77,24 @@ export function renderMarkdown(r: Report): string {
     out.push(`## ${s.title}`, '', markdownTable(HEAD, s.rows.map(cells)), '');
     for (const n of s.notes) out.push(n, '');
   }
+  out.push(
+    '## Running it',
+    '',
+    '```',
+    'npm run bench                          # every scenario, about 5 to 10 minutes on 2 cores',
+    'npm run bench -- --quick               # fewer requests per level, about a minute',
+    'npm run bench -- --scenario ocr        # one scenario (tiny, ocr, pipelined); repeatable',
+    'npx ensemble bench --out /tmp/b.md     # write the report (and b.svg) elsewhere',
+    '```',
+    '',
+    'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
+    + 'Numbers move with what else the machine is doing: the load average above says how busy it was, and the CPU time per request or image '
+    + '(in the notes) is the figure that does not.',
+    '',
+    'Per-stage settings come from `ensemble tune <pipeline>`: it profiles each ONNX stage alone (batch sizes 1 to 64, every split of the cores into '
+    + 'instances x threads) on the inputs the stage really receives from sample requests, and proposes batch size, max delay and instances '
+    + 'for the most throughput within a p99 budget, e.g. `npx ensemble tune ocr --p99 1s --request page.png --write`.',
+    '',
+  );
   return `${out.join('\n').trimEnd()}\n`;
 }

@@ -41,10 +41,12 @@ export function chartPanels(scenarios: ScenarioResult[]): Panel[] {
       const rows: BenchRow[] = by(sys);
       const color = COLORS[i % COLORS.length];
       const reference = rows.length === 1;
-      const name = reference ? `${sys} (c=1)` : sys;
+      // Legends stay short: the system's name up to its parenthesis.
+      const short = sys.replace(/\s*\(.*$/, '');
+      const name = reference ? `${short}, sequential (measured at 1)` : short;
       tput.push({ name, color, reference, points: rows.map((r) => [r.concurrency, r.throughput]) });
       lat.push({ name: `${name} p50`, color, reference, points: rows.map((r) => [r.concurrency, r.p50Ms]) });
-      if (!reference) lat.push({ name: `${sys} p99`, color, dashed: true, points: rows.map((r) => [r.concurrency, r.p99Ms]) });
+      if (!reference) lat.push({ name: `${short} p99`, color, dashed: true, points: rows.map((r) => [r.concurrency, r.p99Ms]) });
     });
     panels.push({ title: `${s.name}: throughput`, yLabel: unit, series: tput });
     panels.push({ title: `${s.name}: latency`, yLabel: 'ms', series: lat });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,4 +61,30 @@ export function fmt(n: number, digits = 2): string {
 export function failureNote(r: LoadResult): string | undefined {
   if (r.failed === 0) return undefined;
   return `${r.failed} failed: ${Object.entries(r.statuses).filter(([k]) => !k.startsWith('2')).map(([k, v]) => `${k}×${v}`).join(', ')}${r.errors[0] ? ` (${r.errors[0]})` : ''}`;
+}
+
+/** Linux's USER_HZ: /proc reports CPU time in these ticks (100 on every mainstream kernel). */
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used so far, in ms; undefined where /proc is not there. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Snapshot of this process's CPU and that of some child processes (stage workers), to take the difference of. */
+export function cpuSnapshot(pids: Record<string, number | undefined>): () => { self: number; children: Record<string, number> } {
+  const t0 = process.cpuUsage();
+  const c0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, processCpuMs(p) ?? NaN]));
+  return () => {
+    const u = process.cpuUsage(t0);
+    const children = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, (processCpuMs(p) ?? NaN) - c0[k]]));
+    return { self: (u.user + u.system) / 1000, children };
+  };
 }

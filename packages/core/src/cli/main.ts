@@ -9,9 +9,10 @@ import { decomposeCommand } from './commands/decompose.js';
 import { verifyCommand } from './commands/verify.js';
 import { benchCommand } from './commands/bench.js';
 import { tuneCommand } from './commands/tune.js';
+import { packageCommand } from '../package/command.js';
 import { EnsembleError } from '../errors.js';
 
-const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand];
+const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, packageCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

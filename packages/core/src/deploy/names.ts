@@ -1,3 +1,6 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 /**
  * Names shared by the deployment plan and the code that runs on Lambda: the
  * gateway finds a stage function through the env var the plan sets, so both
@@ -23,8 +26,24 @@ export const ENV = {
   runsTable: 'ENSEMBLE_RUNS_TABLE',
 } as const;
 
-/** Where weights land on a function's disk: /tmp is the only writable place on Lambda. */
-export const DEFAULT_CACHE_DIR = '/tmp/ensemble';
+/**
+ * Where weights land on a function's disk: /tmp is the only writable place on
+ * Lambda. From TMPDIR when set, so each environment of the local Lambda host
+ * has its own, as each Lambda sandbox has.
+ */
+export const DEFAULT_CACHE_DIR = join(tmpdir(), 'ensemble');
+
+/**
+ * Key prefix of stage payloads too big for Invoke, parked in the bucket; the
+ * bucket's lifecycle rule expires it (an object is normally deleted as soon
+ * as it has been read).
+ */
+export const SPILL_PREFIX = 'spill/';
+/** Days after which the bucket deletes what is left under SPILL_PREFIX. */
+export const SPILL_EXPIRE_DAYS = 1;
+
+/** Where `npm run package` writes each function's bundle, relative to the root: `<dir>/<function name>/`. */
+export const PACKAGE_DIR = 'dist/lambda';
 
 export const HANDLERS = {
   gateway: 'functions/gateway.handler',

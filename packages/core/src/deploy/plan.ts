@@ -1,9 +1,12 @@
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import { LAMBDA_MEMORY_MB } from '../manifest/defaults.js';
 import { RUNS_TABLE_KEYS } from '../storage/runs-table.js';
 import { EnsembleError, ManifestError } from '../errors.js';
-import { COMPONENTS, ENV, HANDLERS, stageFunctionEnv, stageFunctionName, stageQualifierEnv } from './names.js';
+import {
+  COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
+} from './names.js';
 import type {
   CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PlanOptions, StageFunctionPlan,
   StageRoute, TablePlan,
@@ -26,7 +29,7 @@ export const DEFAULT_ARCHITECTURE: LambdaArchitecture = 'x86_64';
 export const DEFAULT_APP_NAME = 'ensemble';
 export const DEFAULT_GATEWAY_MEMORY_MB = 1024;
 
-/** Native addons: installed for the target platform at deploy time, never bundled. */
+/** Native addons: copied into the bundle for the target platform only, never bundled by esbuild. */
 export const STAGE_INSTALL = ['onnxruntime-node'] as const;
 /** Function stages (image pre/post-processing) run in the gateway and may use sharp. */
 export const GATEWAY_INSTALL = ['sharp'] as const;
@@ -35,13 +38,16 @@ export const GATEWAY_INSTALL = ['sharp'] as const;
  * The functions, storage and wiring for serving `manifests` on Lambda: one
  * function per ONNX stage (its memory, timeout and concurrency from the
  * manifest) and one gateway that runs the DAG and the function stages, linked
- * to exactly the stage functions it calls. Pure: reads no files, calls no AWS.
+ * to exactly the stage functions it calls. Calls no AWS and reads no file
+ * contents; it only checks which function stage options name files (those
+ * are bundled with the gateway).
  */
 export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): DeploymentPlan {
   const root = path.resolve(opts.root ?? process.cwd());
   const runtime = opts.runtime ?? DEFAULT_RUNTIME;
   const architecture = opts.architecture ?? DEFAULT_ARCHITECTURE;
   const app = opts.appName ?? DEFAULT_APP_NAME;
+  const packageDir = (opts.packageDir ?? PACKAGE_DIR).split(path.sep).join('/').replace(/\/+$/, '');
   const warnings: string[] = [];
 
   const seenPipelines = new Map<string, Manifest>();
@@ -74,6 +80,9 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
       const functionEnv = stageFunctionEnv(m.name, s.name);
       claim(envOwners, functionEnv, who, (owner) => fail('name', `its gateway variable ${functionEnv} is also the variable of ${owner}; rename one of them`));
 
+      if (s.weights.key.startsWith(SPILL_PREFIX)) {
+        fail('weights.key', `'${s.weights.key}' is under ${SPILL_PREFIX}, where the bucket deletes objects after ${SPILL_EXPIRE_DAYS} day(s); use another prefix`);
+      }
       checkMemory(s.scale.memoryMb, (msg) => fail('scale.memory_mb', msg));
       const timeoutSeconds = stageTimeoutSeconds(s, (msg) => fail('timeout_ms', msg));
       const concurrency = stageConcurrency(s, (field, msg) => fail(field, msg));
@@ -103,6 +112,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         // loadManifest checks that function stage modules exist, so they ride along even here.
         copyFiles: copies([manifest, ...moduleFiles]),
         install: [...STAGE_INSTALL],
+        bundle: `${packageDir}/${name}`,
       });
 
       const route: StageRoute = { pipeline: m.name, stage: s.name, function: name, functionEnv };
@@ -114,13 +124,13 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
     }
   }
 
-  const gateway = planGateway(manifests, { root, runtime, architecture, routes, opts });
+  const gateway = planGateway(manifests, { root, runtime, architecture, routes, packageDir, opts });
   checkEnvironmentSize(gateway);
   for (const s of stages) checkEnvironmentSize(s);
 
   return {
     app,
-    bucket: { name: COMPONENTS.bucket },
+    bucket: { name: COMPONENTS.bucket, lifecycle: [{ prefix: SPILL_PREFIX, expireDays: SPILL_EXPIRE_DAYS }] },
     table: runsTablePlan(),
     apiKey: { name: COMPONENTS.apiKey, env: ENV.apiKey },
     stages,
@@ -146,12 +156,14 @@ interface GatewayInputs {
   runtime: LambdaRuntime;
   architecture: LambdaArchitecture;
   routes: StageRoute[];
+  packageDir: string;
   opts: PlanOptions;
 }
 
-function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, opts }: GatewayInputs): GatewayFunctionPlan {
+function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, packageDir, opts }: GatewayInputs): GatewayFunctionPlan {
   const manifestPaths = manifests.map((m) => relative(root, m.file, m));
   const modules = manifests.flatMap((m) => functionModules(root, m));
+  const optionFiles = manifests.flatMap((m) => stageOptionFiles(root, m));
 
   const functionStageMemory = manifests.flatMap((m) => m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
   const memoryMb = opts.gatewayMemoryMb ?? Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...functionStageMemory);
@@ -183,9 +195,11 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     nameEnv,
     versionEnv,
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
+    stageModules: [...new Set(modules)],
     links: [COMPONENTS.bucket, COMPONENTS.table, ...routes.map((r) => r.function)],
-    copyFiles: copies([...manifestPaths, ...modules]),
+    copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
     install: [...GATEWAY_INSTALL],
+    bundle: `${packageDir}/${COMPONENTS.gateway}`,
     routes,
     url: { authorization: 'none', streaming: false },
   };
@@ -250,6 +264,37 @@ function claim(owners: Map<string, string>, key: string, who: string, onTaken: (
 /** Function stage modules of a manifest, relative to the root. */
 function functionModules(root: string, m: Manifest): string[] {
   return m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : []));
+}
+
+/**
+ * Files the function stages read through their options (the OCR
+ * dictionary): every string option that names an existing file, relative to
+ * the manifest's folder. They run in the gateway, so they ship with it.
+ */
+function stageOptionFiles(root: string, m: Manifest): string[] {
+  const out: string[] = [];
+  for (const s of m.stages) {
+    if (s.kind !== 'function') continue;
+    for (const [key, value] of Object.entries(s.options)) {
+      if (typeof value !== 'string' || value === '' || !/[\\/.]/.test(value)) continue;
+      const file = path.resolve(m.dir, value);
+      if (!isFile(file)) continue;
+      const rel = path.relative(root, file);
+      if (rel.startsWith('..') || path.isAbsolute(rel)) {
+        throw new EnsembleError(`pipeline '${m.name}', stage '${s.name}': options.${key} names ${file}, outside ${root}, so it cannot be bundled with the gateway`);
+      }
+      out.push(rel.split(path.sep).join('/'));
+    }
+  }
+  return out;
+}
+
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** `file` relative to the root with forward slashes; it must be inside the root to be bundled. */

@@ -23,6 +23,8 @@ export interface PlanOptions {
   gatewayMemoryMb?: number;
   /** Gateway timeout; default the slowest pipeline's stage timeouts added up, capped at 900 s. */
   gatewayTimeoutSeconds?: number;
+  /** Where `npm run package` puts the bundles, relative to the root (default dist/lambda). */
+  packageDir?: string;
 }
 
 /** A file or folder bundled next to the handler; paths relative to `root`. */
@@ -46,9 +48,15 @@ export interface FunctionPlan {
   nameEnv: Record<string, string>;
   /** Logical names of the components this function is linked to (SST grants the IAM access). */
   links: string[];
+  /** Files the code reads at run time (manifests, stage modules, files named in stage options), bundled as they are. */
   copyFiles: CopyFile[];
-  /** Packages installed next to the bundle instead of bundled (native addons). */
+  /**
+   * Packages not bundled by esbuild but copied, with their dependencies and
+   * only the target platform's native binaries, into the bundle's node_modules.
+   */
   install: string[];
+  /** The packaged function (`npm run package` writes it; `sst deploy` uploads it as is), relative to the root. */
+  bundle: string;
 }
 
 export interface StageFunctionPlan extends FunctionPlan {
@@ -85,12 +93,16 @@ export interface GatewayFunctionPlan extends FunctionPlan {
   versionEnv: Record<string, string>;
   /** Env vars set to a secret's value (env var -> secret logical name). */
   secretEnv: Record<string, string>;
+  /** Function stage modules (relative to the root) the bundle must contain: they run in the gateway. */
+  stageModules: string[];
   /** Served through a Lambda function URL, no IAM auth (the API key guard does it). */
   url: { authorization: 'none'; streaming: false };
 }
 
 export interface BucketPlan {
   name: string;
+  /** Objects under `prefix` are deleted `expireDays` after they were written. */
+  lifecycle: { prefix: string; expireDays: number }[];
 }
 
 export type DynamoFieldType = 'string' | 'number' | 'binary';

@@ -3,16 +3,14 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { EnsembleError } from '../errors.js';
 import { isNotFound, s3Url } from '../storage/s3-errors.js';
 import { PAYLOAD_VERSION, type SpillRef } from './lambda-payload.js';
+import { SPILL_PREFIX } from '../deploy/names.js';
+
+export { SPILL_PREFIX };
 
 /**
- * Where payloads too big for Invoke wait in the bucket. The deployed bucket
- * expires this prefix after a day (stacks/storage.ts), so an object whose
- * reader died before deleting it does not stay around.
- */
-export const SPILL_PREFIX = 'spill/';
-
-/**
- * Stage payloads parked in S3 and passed by reference. The gateway writes
+ * Stage payloads parked in S3 under SPILL_PREFIX and passed by reference.
+ * The deployed bucket expires that prefix after a day (stacks/storage.ts),
+ * so an object whose reader died before deleting it does not stay around. The gateway writes
  * request spills and deletes them once the call is over (a retried Invoke
  * reads the same object); a stage writes response spills and the gateway
  * deletes them after reading.

@@ -201,7 +201,8 @@ export function lambdaClientFromEnv(env: Env = process.env): LambdaClient {
   const settings = settingsFromEnv(env);
   const endpoint = env[ENV.lambdaEndpoint]?.trim();
   if (!endpoint) return new LambdaClient({ region: settings.region, credentials: settings.credentials, maxAttempts: 1 });
-  return new LambdaClient({ region: settings.region, endpoint, credentials: settings.credentials ?? LOCAL_CREDENTIALS, maxAttempts: 1 });
+  // A copy: the SDK marks where credentials came from on the object, and LOCAL_CREDENTIALS is frozen.
+  return new LambdaClient({ region: settings.region, endpoint, credentials: settings.credentials ?? { ...LOCAL_CREDENTIALS }, maxAttempts: 1 });
 }
 
 function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }

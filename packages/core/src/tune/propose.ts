@@ -22,13 +22,15 @@ export function estimateP99(m: Pick<Measurement, 'batchP50Ms' | 'batchP99Ms'>, m
 /**
  * How long a batch may wait to fill: at most the fixed cost of one call (what
  * a second item sharing the call saves), estimated from the batch-1 and
- * batch-b times of the same split. Batching that costs more per item than it
- * saves (padding) gets no wait.
+ * batch-b times of the same split, and at most a tenth of the batch time.
+ * Batching that costs more per item than it saves (padding) gets no wait.
  */
 export function proposeMaxDelay(one: Measurement | undefined, chosen: Measurement): number {
   if (chosen.batch <= 1 || !one) return 0;
   const perItem = (chosen.batchP50Ms - one.batchP50Ms) / (chosen.batch - 1);
-  return Math.max(0, Math.round(one.batchP50Ms - Math.max(0, perItem)));
+  const fixed = one.batchP50Ms - Math.max(0, perItem);
+  // Never more than a tenth of the batch's own time: a noisy batch-1 measurement must not buy a long wait.
+  return Math.max(0, Math.round(Math.min(fixed, chosen.batchP50Ms / 10)));
 }
 
 interface Candidate { m: Measurement; delay: number; est: number; rps: number }

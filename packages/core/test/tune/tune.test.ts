@@ -25,14 +25,18 @@ describe('tune (real stages in worker processes)', () => {
     const file = await writeSplitPipeline(dir, { size: 16, iterations: [2, 3], batch: 1 });
     const r = await tune({
       manifestFile: file, budgetMs: 10_000, batchSizes: [1, 4], splits: [{ instances: 1, threads: 1 }, { instances: 2, threads: 1 }],
-      limits: { minCalls: 2, minMs: 0, maxMs: 200, maxBatchMs: 5000 }, write: true,
+      limits: { minCalls: 2, minMs: 0, maxMs: 200, maxBatchMs: 0.001, rounds: 2 }, write: true,
     });
     expect(r.profiles.map((p) => p.stage)).toEqual(['split_1', 'split_2']);
     expect(r.profiles[1].dependsOn).toEqual(['split_1']);
     for (const p of r.profiles) {
       expect(p.itemsPerRequest).toBe(1);
-      expect(p.measurements.map((x) => `${x.instances}x${x.threads}/${x.batch}`)).toEqual(['1x1/1', '1x1/4', '2x1/1', '2x1/4']);
+      // Every batch of 1 takes longer than maxBatchMs, so each split stops there; later rounds repeat batch 1.
+      expect(p.measurements.map((x) => `${x.instances}x${x.threads}/${x.batch}`)).toEqual(['1x1/1', '2x1/1']);
+      expect(p.skipped.map((x) => `${x.instances}x${x.threads}/${x.batch}`)).toEqual(['1x1/4', '2x1/4']);
+      expect(p.skipped[0].reason).toMatch(/batch 1 already took/);
       for (const x of p.measurements) {
+        // Two rounds of at least one call per instance each.
         expect(x.calls).toBeGreaterThanOrEqual(2 * x.instances);
         expect(x.itemsPerSec).toBeGreaterThan(0);
         expect(x.batchP99Ms).toBeGreaterThanOrEqual(x.batchP50Ms);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { findManifests, loadManifest } from '../../manifest/load.js';
 import type { Manifest } from '../../manifest/types.js';
@@ -9,12 +10,14 @@ import { normalizeText, ocrSamples, type OcrSample } from '../ocr-images.js';
 import { createSequentialRunner } from '../sequential.js';
 import { summarize } from '../stats.js';
 import type { BenchRow, BenchSettings, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
-import { failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { cpuSnapshot, failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { WorkerPoolTransport } from '../../transport/worker-pool.js';
+import type { RunRecord } from '../../storage/types.js';
 
 export const OCR_CONCURRENCY = [1, 4, 16];
 const SCENARIO = 'ocr';
 
-interface Sequential { latencies: number[]; totalMs: number; texts: string[][] }
+interface Sequential { latencies: number[]; totalMs: number; texts: string[][]; cpuMsPerImage: number }
 
 /** Character error rate over the whole set: total edit distance over total expected characters. */
 export function setCer(samples: OcrSample[], texts: string[][]): number {
@@ -31,6 +34,7 @@ export function setCer(samples: OcrSample[], texts: string[][]): number {
 async function timeSequential(samples: OcrSample[], passes: number, run: (png: Buffer) => Promise<string[]>): Promise<Sequential> {
   const latencies: number[] = [];
   const texts: string[][] = [];
+  const cpu = cpuSnapshot({});
   const t0 = performance.now();
   for (let p = 0; p < passes; p++) {
     for (const [i, s] of samples.entries()) {
@@ -40,17 +44,49 @@ async function timeSequential(samples: OcrSample[], passes: number, run: (png: B
       if (p === 0) texts[i] = lines;
     }
   }
-  return { latencies, totalMs: performance.now() - t0, texts };
+  const totalMs = performance.now() - t0;
+  return { latencies, totalMs, texts, cpuMsPerImage: cpu().self / latencies.length };
 }
 
-function sequentialRow(system: string, r: Sequential, cer: number, note?: string): BenchRow {
+function sequentialRow(system: string, r: Sequential, cer: number): BenchRow {
   const s = summarize(r.latencies);
-  const row: BenchRow = {
+  return {
     scenario: SCENARIO, system, concurrency: 1, throughput: (r.latencies.length * 1000) / r.totalMs, unit: 'images/s',
-    p50Ms: s.p50, p99Ms: s.p99, samples: r.latencies.length, failed: 0, cer,
+    p50Ms: s.p50, p99Ms: s.p99, samples: r.latencies.length, failed: 0, cer, note: `CPU ${fmt(r.cpuMsPerImage)} ms/image`,
   };
-  if (note) row.note = note;
-  return row;
+}
+
+interface EnsembleCpu { gateway: number; stages: Record<string, number> }
+
+/** Mean per-image time in each stage from run records. */
+function stageBreakdown(records: RunRecord[]): string {
+  const by = new Map<string, { compute: number; wait: number; items: number }>();
+  for (const rec of records) {
+    for (const st of rec.stages) {
+      const a = by.get(st.stage) ?? { compute: 0, wait: 0, items: 0 };
+      a.compute += st.computeMs;
+      a.wait += st.queueWaitMs;
+      a.items += st.items;
+      by.set(st.stage, a);
+    }
+  }
+  const n = Math.max(1, records.length);
+  return [...by].map(([k, a]) => `${k} ${fmt(a.compute / n)} ms${a.items / n > 1.05 ? ` for ${fmt(a.items / n, 1)} items` : ''}${a.wait / n >= 1 ? ` (+${fmt(a.wait / n)} waiting)` : ''}`).join(', ');
+}
+
+function totalCpu(c: EnsembleCpu): number {
+  return c.gateway + Object.values(c.stages).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+}
+
+/** Where the CPU goes per image, and what that allows on this machine's cores. */
+function cpuAnalysis(c: EnsembleCpu, peer: Sequential, seq: Sequential, peerTput: number, level: number): string {
+  const cores = availableParallelism();
+  const total = totalCpu(c);
+  const bound = (cores * 1000) / total;
+  const parts = Object.entries(c.stages).filter(([, v]) => Number.isFinite(v)).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+  return `CPU per image (user + system of every process involved, from /proc): @gutenye/ocr-node ${fmt(peer.cpuMsPerImage)} ms, the same stages sequential ${fmt(seq.cpuMsPerImage)} ms, `
+    + `Ensemble at concurrency ${level} ${fmt(total)} ms (gateway process ${fmt(c.gateway)} ms: HTTP, image decoding, the function stages, copying tensors to and from the workers; stage workers: ${parts || 'not measured'}). `
+    + `With ${cores} cores fully busy that allows at most ${fmt(bound)} images/s, ${fmt(ratio(bound, peerTput))}x the peer's measured sequential rate; the peer keeps ${fmt((peer.cpuMsPerImage * peerTput) / 1000)} of the ${cores} cores busy on its own.`;
 }
 
 async function ocrManifest(root: string): Promise<Manifest | undefined> {
@@ -105,6 +141,8 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
 
   // Ensemble through the gateway.
   const loads: LoadResult[] = [];
+  const cpus: EnsembleCpu[] = [];
+  let stageTimes = '';
   let ensCer = NaN;
   await withTempDir('ensemble-bench-ocr-', async (dataDir) => {
     const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], log: () => undefined });
@@ -119,9 +157,30 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
       }
       ensCer = setCer(samples, texts);
       const requests = samples.map((smp) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(smp.png) }));
+      const transport = server.registry.transport;
+      const pids: Record<string, number | undefined> = {};
+      if (transport instanceof WorkerPoolTransport) {
+        for (const st of manifest.stages) {
+          transport.workersOf('ocr', st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
+        }
+      }
       for (const c of OCR_CONCURRENCY) {
-        const r = await runLoadInChild({ url: server.url, requests, concurrency: c, maxRequests: perLevel[c], maxDurationMs: capMs, warmupRequests: c, requestTimeoutMs: 120_000 });
-        s.log(`ocr c=${c} ensemble: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms p99 ${fmt(r.latency.p99)} ms`);
+        const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
+        await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
+        const cpu = cpuSnapshot(pids);
+        const r = await runLoadInChild({ ...base, maxRequests: perLevel[c], maxDurationMs: capMs });
+        const used = cpu();
+        const stages: Record<string, number> = {};
+        for (const [k, v] of Object.entries(used.children)) {
+          const st = k.replace(/#\d+$/, '');
+          stages[st] = (stages[st] ?? 0) + v / Math.max(1, r.ok);
+        }
+        cpus.push({ gateway: used.self / Math.max(1, r.ok), stages });
+        if (c === 1) {
+          await server.env.runs.flush();
+          stageTimes = stageBreakdown(await server.env.runs.listByPipeline('ocr', r.ok));
+        }
+        s.log(`ocr c=${c} ensemble: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms p99 ${fmt(r.latency.p99)} ms, CPU ${fmt(totalCpu(cpus[cpus.length - 1]))} ms/image`);
         loads.push(r);
       }
     } finally {
@@ -131,11 +190,11 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
 
   rows.push(sequentialRow('@gutenye/ocr-node (sequential)', peerRes, peerCer));
   rows.push(sequentialRow('same stages, sequential, one process', seqRes, seqCer));
-  for (const r of loads) {
-    const row = loadRow(SCENARIO, 'ensemble (gateway)', 'images/s', r, failureNote(r));
+  loads.forEach((r, i) => {
+    const row = loadRow(SCENARIO, 'ensemble (gateway)', 'images/s', r, [failureNote(r), `CPU ${fmt(totalCpu(cpus[i]))} ms/image`].filter(Boolean).join('; '));
     row.cer = ensCer;
     rows.push(row);
-  }
+  });
   const peerTput = rows[0].throughput;
   const peerP50 = rows[0].p50Ms;
   const c16 = loads.find((r) => r.concurrency === 16)!;
@@ -154,6 +213,10 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
       `${samples.length} rendered pages (1 to 4 lines each, DejaVu Sans / Serif / Mono, 24 to 36 px), the same bytes for every system. `
       + `Sequential systems: ${passes} pass(es) over the set after one warm-up image; ONNX Runtime's default of one intra-op thread per core. `
       + `Ensemble: raw PNG bodies to /v2/models/ocr/infer from a load generator process; requests per level ${OCR_CONCURRENCY.map((c) => `c=${c}: ${perLevel[c]}`).join(', ')}.`,
+      cpuAnalysis(cpus[cpus.length - 1], peerRes, seqRes, peerTput, c16.concurrency),
+      `At concurrency 1, per image (mean over the level's run records: each stage's own work — session.run or the function — and, where it is over 1 ms, the longest queue wait of the image's items): ${stageTimes}. `
+      + 'An image\'s stages run one after another except that its text lines go through classify and recognize side by side (as many at once as the stage has instances); '
+      + 'the time between the stages is the gateway moving tensors to and from the worker processes.',
       'Character error rate: edit distance over all pages / expected characters, whitespace collapsed (a line break and a space between two boxes count the same). '
       + '@gutenye/ocr-node does not run the direction classifier and pre-processes differently (no ImageNet normalisation, its own box expansion); the ensemble pipeline follows PaddleOCR\'s.',
     ],

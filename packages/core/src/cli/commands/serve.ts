@@ -1,29 +1,49 @@
 import type { Command } from '../args.js';
 import { int, str } from '../args.js';
+import { resolve } from 'node:path';
+import { UsageError } from '../args.js';
 import { startServer } from '../../serve/server.js';
+import { LocalLambdaTransport } from '../../lambda-host/local-transport.js';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve every pipeline in models/ over the Open Inference Protocol (local S3 and DynamoDB emulators unless pointed at AWS).',
-  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...]',
+  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...] [--transport local|lambda]',
   help: [
     ['--port N', 'port to listen on (default 8080; 0 picks a free one)'],
     ['--host H', 'address to bind (default 127.0.0.1)'],
     ['--data DIR', 'local data folder: emulator data and the weights cache (default .ensemble)'],
     ['--models DIR', 'where pipeline folders live (default models)'],
     ['--pipeline NAME', 'serve only this pipeline (repeatable)'],
+    ['--transport T', 'local (default): each ONNX stage is a pool of worker processes;'],
+    ['', 'lambda: each ONNX stage is a function in a local Lambda host, invoked with the AWS SDK as on AWS'],
+    ['--lambda-port N', 'with --transport lambda: port of the local Lambda Invoke API (default: a free one)'],
     ['', 'env: ENSEMBLE_S3_ENDPOINT / ENSEMBLE_DYNAMODB_ENDPOINT or ENSEMBLE_USE_AWS=1 use those instead of emulators;'],
     ['', '     ENSEMBLE_BUCKET, ENSEMBLE_RUNS_TABLE, AWS_REGION name the resources'],
   ],
   options: {
     port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, models: { type: 'string' },
-    pipeline: { type: 'string', multiple: true },
+    pipeline: { type: 'string', multiple: true }, transport: { type: 'string' }, 'lambda-port': { type: 'string' },
   },
   async run({ values }) {
+    const transport = str(values.transport, 'local');
+    if (transport !== 'local' && transport !== 'lambda') throw new UsageError(`--transport must be local or lambda, got '${transport}'`);
+    const dataDir = str(values.data, '.ensemble');
+    const log = (s: string) => console.error(`[ensemble] ${s}`);
     const server = await startServer({
+      transport: transport === 'lambda'
+        ? async (env) => {
+          const t = await LocalLambdaTransport.start({
+            settings: env.settings, s3: env.s3, log,
+            host: { port: int(values['lambda-port'], 0, '--lambda-port'), tmpDir: resolve(dataDir, 'lambda'), log: (line) => console.error(`[lambda] ${line}`) },
+          });
+          log(`local Lambda host on ${t.url} (POST /2015-03-31/functions/<name>/invocations)`);
+          return t;
+        }
+        : undefined,
       port: int(values.port, 8080, '--port'),
       host: str(values.host, '127.0.0.1'),
-      dataDir: str(values.data, '.ensemble'),
+      dataDir,
       modelsDir: str(values.models, 'models'),
       pipelines: values.pipeline as string[] | undefined,
     });
