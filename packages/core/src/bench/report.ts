@@ -81,7 +81,7 @@ export function renderMarkdown(r: Report): string {
     '## Running it',
     '',
     '```',
-    'npm run bench                          # every scenario, about 5 to 10 minutes on 2 cores',
+    'npm run bench                          # every scenario, a few minutes on 2 cores',
     'npm run bench -- --quick               # fewer requests per level, about a minute',
     'npm run bench -- --scenario ocr        # one scenario (tiny, ocr, pipelined); repeatable',
     'npx ensemble bench --out /tmp/b.md     # write the report (and b.svg) elsewhere',

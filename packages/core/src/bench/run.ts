@@ -43,7 +43,7 @@ export function chartPanels(scenarios: ScenarioResult[]): Panel[] {
       const reference = rows.length === 1;
       // Legends stay short: the system's name up to its parenthesis.
       const short = sys.replace(/\s*\(.*$/, '');
-      const name = reference ? `${short}, sequential (measured at 1)` : short;
+      const name = reference ? `${short}${/sequential/.test(short) ? '' : ', sequential'}` : short;
       tput.push({ name, color, reference, points: rows.map((r) => [r.concurrency, r.throughput]) });
       lat.push({ name: `${name} p50`, color, reference, points: rows.map((r) => [r.concurrency, r.p50Ms]) });
       if (!reference) lat.push({ name: `${short} p99`, color, dashed: true, points: rows.map((r) => [r.concurrency, r.p99Ms]) });

@@ -66,7 +66,7 @@ export async function writeSplitPipeline(modelsDir: string, o: SplitModelOptions
     `    weights: { key: ${SPLIT_PIPELINE}/split_${i}.onnx, sha256: ${shas[i - 1]}, source: split_${i}.onnx }`,
     `    inputs: { ${input}: ${input} }`,
     `    outputs: { ${output}: ${output} }`,
-    `    batch: { max_size: ${o.batch}, max_delay_ms: 0 }`,
+    `    batch: { max_size: ${o.batch}, max_delay_ms: 2 }`,
     '    scale: { instances: 1, threads: 1 }',
   ].join('\n');
   const yaml = [

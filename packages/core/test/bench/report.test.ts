@@ -74,10 +74,10 @@ describe('benchmark chart', () => {
     const panels = chartPanels([OCR, PIPE]);
     expect(panels.map((p) => p.title)).toEqual(['ocr: throughput', 'ocr: latency']);
     const tput = panels[0].series;
-    expect(tput.map((s) => s.name)).toEqual(['peer & co, sequential (measured at 1)', 'ensemble']);
+    expect(tput.map((s) => s.name)).toEqual(['peer & co, sequential', 'ensemble']);
     expect(tput[0].reference).toBe(true);
     expect(tput[1].points).toEqual([[1, 5.1], [4, 8.3], [16, 9.9]]);
-    expect(panels[1].series.map((s) => s.name)).toEqual(['peer & co, sequential (measured at 1) p50', 'ensemble p50', 'ensemble p99']);
+    expect(panels[1].series.map((s) => s.name)).toEqual(['peer & co, sequential p50', 'ensemble p50', 'ensemble p99']);
   });
 
   it('is an SVG that renders, with a line per series and escaped names', async () => {
