@@ -9,6 +9,7 @@ import { didYouMean } from '../manifest/suggest.js';
 import { allocate } from '../tensor/datatypes.js';
 import { toHalfBits } from '../tensor/fp16.js';
 import type { Tensor } from '../tensor/types.js';
+import { seededRandom } from '../util/random.js';
 
 export interface SampleOptions {
   /** Size of dim 0 when it is symbolic. */
@@ -16,18 +17,6 @@ export interface SampleOptions {
   /** Sizes of other symbolic dims by name (default 1). */
   dims?: Record<string, number>;
   seed?: number;
-}
-
-/** mulberry32: small, fast and the same everywhere. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Concrete shape for an input: symbolic dim 0 is the batch, other symbolic dims come from `dims` or are 1. */
@@ -71,7 +60,7 @@ export function parseDims(pairs: string[]): Record<string, number> {
  * (an index input stays in range), strings empty.
  */
 export function sampleInputs(inputs: ValueInfo[], opts: SampleOptions): Record<string, Tensor> {
-  const next = random(opts.seed ?? 1);
+  const next = seededRandom(opts.seed ?? 1);
   const out: Record<string, Tensor> = {};
   for (const v of inputs) {
     if (!v.datatype) throw new EnsembleError(`input '${v.name}' has an element type no sample can be made for (ONNX code ${v.elemType})`);
