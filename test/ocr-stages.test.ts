@@ -3,8 +3,10 @@
  * the wiring (tensor names, options, batch sizes, padding) read from
  * models/ocr/pipeline.yaml, on images rendered here with known text.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
@@ -14,7 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadRequestError } from '../packages/core/src/errors.js';
 import type { FunctionStageContext, FunctionStageModule } from '../packages/core/src/runtime/types.js';
 import type { Item, Tensor } from '../packages/core/src/tensor/types.js';
-import { ctcGreedyDecode } from '../models/ocr/lib/ctc.js';
+import { buildGreedyRecogniser, recogniserPath } from '../models/ocr/build.js';
+import { ctcGreedyDecode, ctcGreedyDecodeBest, loadCharset } from '../models/ocr/lib/ctc.js';
+import { resolveAsset } from '../models/ocr/lib/assets.js';
+import { loadManifest } from '../packages/core/src/manifest/load.js';
+import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
 import { convexHull, minAreaRect } from '../models/ocr/lib/geometry.js';
 import { sortReadingOrder } from '../models/ocr/lib/db-postprocess.js';
 import { editDistance, renderTextImage, textLayout } from './helpers/render.js';
@@ -53,6 +59,8 @@ function ioMap(io: YamlStage['inputs'] | YamlStage['outputs']): Record<string, s
 // ---- running stages over "environments" (every tensor known for one item) ----
 
 type Env = Record<string, Tensor>;
+/** Every line the recogniser saw, with what its greedy head returned. */
+const recognised: Env[] = [];
 const timings: Record<string, number> = {};
 const sessions: Record<string, ort.InferenceSession> = {};
 const modules: Record<string, { mod: FunctionStageModule; ctx: FunctionStageContext }> = {};
@@ -130,8 +138,10 @@ async function runOnnx(name: string, envs: Env[]): Promise<void> {
       const o = result[modelName];
       const itemShape = o.dims.slice(1).map(Number);
       const per = itemShape.reduce((a, b) => a * b, 1);
-      const data = o.data as Float32Array;
-      chunk.forEach((env, i) => { env[tensor] = { datatype: 'FP32', shape: itemShape, data: data.slice(i * per, (i + 1) * per) }; });
+      const datatype = o.type === 'int64' ? 'INT64' : 'FP32';
+      if (o.type !== 'int64' && o.type !== 'float32') throw new Error(`this test helper reads float32 and int64 outputs, not ${o.type}`);
+      const data = o.data as Float32Array | BigInt64Array;
+      chunk.forEach((env, i) => { env[tensor] = { datatype, shape: itemShape, data: data.slice(i * per, (i + 1) * per) }; });
     }
   }
 }
@@ -149,6 +159,7 @@ async function ocr(image: Uint8Array): Promise<Line[]> {
   lines = await runFunction('cls-post', lines);
   lines = await runFunction('rec-pre', lines);
   await runOnnx('recognize', lines);
+  for (const l of lines) recognised.push({ rec_input: l.rec_input, rec_best: l.rec_best });
   lines = await runFunction('ctc-decode', lines);
   lines = await runFunction('filter-lines', lines);
   const dec = new TextDecoder();
@@ -178,6 +189,7 @@ function pngHeaderOnly(width: number, height: number): Buffer {
 // ---- tests ----
 
 beforeAll(async () => {
+  await buildIfNeeded(await loadManifest(manifestFile)); // the recogniser with its greedy head (models/ocr/build.ts)
   const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
   for (const s of manifest.stages) {
     if (s.kind === 'onnx') sessions[s.name] = await ort.InferenceSession.create(resolve(modelDir, s.weights!.source), opts);
@@ -210,6 +222,26 @@ describe('OCR stages on the PP-OCRv4 models', () => {
       + worst.join('\n  '));
     console.log('per-stage time per image (ms): ' + Object.entries(timings).map(([k, v]) => `${k} ${(v / specs.length).toFixed(1)}`).join(', '));
     expect(cer).toBeLessThanOrEqual(0.03);
+  });
+
+  it('reads with the greedy head exactly what the softmax of the shipped recogniser gives', async () => {
+    expect(recognised.length).toBeGreaterThanOrEqual(24);
+    const plain = await ort.InferenceSession.create(recogniserPath(), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const charset = loadCharset(resolveAsset(stageSpec('ctc-decode').options!.dictionary as string, modelDir), true);
+    try {
+      for (const l of recognised) {
+        const x = l.rec_input;
+        const out = (await plain.run({ x: new ort.Tensor('float32', x.data as Float32Array, [1, ...x.shape]) }))[plain.outputNames[0]];
+        const steps = Number(out.dims[1]);
+        const fromSoftmax = ctcGreedyDecode(out.data as Float32Array, steps, charset);
+        expect(l.rec_best.shape).toEqual([steps, 2]);
+        const fromHead = ctcGreedyDecodeBest(l.rec_best.data as Float32Array, steps, charset);
+        expect(fromHead.text).toBe(fromSoftmax.text);
+        expect(fromHead.confidence).toBeCloseTo(fromSoftmax.confidence, 6);
+      }
+    } finally {
+      await plain.release();
+    }
   });
 
   it('reads a page of 30 lines that detection sees downscaled', async () => {
@@ -312,6 +344,21 @@ describe('OCR stages on the PP-OCRv4 models', () => {
   });
 });
 
+describe('models/ocr/build.ts', () => {
+  it('builds the recogniser with its greedy head to the same bytes every time, with the sha256 pipeline.yaml pins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ensemble-ocr-build-'));
+    try {
+      const a = await buildGreedyRecogniser(dir);
+      const b = await buildGreedyRecogniser(dir);
+      expect(b.sha256).toBe(a.sha256);
+      expect(createHash('sha256').update(readFileSync(a.file)).digest('hex')).toBe(a.sha256);
+      expect(a.sha256).toBe(stageSpec('recognize').weights!.sha256);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('OCR geometry and decoding helpers', () => {
   it('fits the minimum-area rectangle of a rotated rectangle', () => {
     // Corners of a 40 x 10 rectangle rotated by 30 degrees about (50, 50).
@@ -338,5 +385,16 @@ describe('OCR geometry and decoding helpers', () => {
     expect(d.text).toBe('aab ');
     expect(d.confidence).toBeCloseTo((0.9 + 0.9 + 0.6 + 0.9) / 4, 6);
     expect(ctcGreedyDecode(new Float32Array(8).fill(0).map((_, i) => (i % 4 === 0 ? 1 : 0)), 2, charset)).toEqual({ text: '', confidence: 0 });
+  });
+
+  it('decodes the greedy head\'s best classes and probabilities the same way', () => {
+    const charset = ['', 'a', 'b', ' '];
+    const steps = [1, 1, 0, 1, 2, 2, 3, 0];
+    const prob = [0.9, 0.8, 0.7, 0.9, 0.6, 0.5, 0.9, 0.99];
+    const d = ctcGreedyDecodeBest(Float32Array.from(steps.flatMap((c, t) => [c, prob[t]])), steps.length, charset);
+    expect(d.text).toBe('aab ');
+    expect(d.confidence).toBeCloseTo((0.9 + 0.9 + 0.6 + 0.9) / 4, 6);
+    expect(ctcGreedyDecodeBest(new Float32Array(6), 3, charset)).toEqual({ text: '', confidence: 0 });
+    expect(() => ctcGreedyDecodeBest(Float32Array.from([4, 0.5]), 1, charset)).toThrow(/class 4/);
   });
 });

