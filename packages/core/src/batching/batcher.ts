@@ -54,6 +54,7 @@ export class Batcher {
   /** Batches whose items have not had their answer (result or error) yet. */
   private unanswered = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private closed = false;
   private readonly drained: (() => void)[] = [];
 
@@ -72,7 +73,9 @@ export class Batcher {
         this.retryAfterSeconds()));
     }
     return new Promise<ItemRun>((resolve, reject) => {
-      const p: Pending = { item, key: shapeKey(item, this.opts.padAxis), enqueuedAt: performance.now(), resolve, reject, signal };
+      // A batch of one is compatible with itself: no key to build.
+      const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis);
+      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal };
       if (signal) {
         p.onAbort = () => {
           const i = this.queue.indexOf(p);
@@ -99,15 +102,19 @@ export class Batcher {
     return Math.max(1, Math.ceil((batches * Math.max(this.opts.maxDelayMs, 50)) / 1000));
   }
 
-  private pump(): void {
+  private pump(turnEnd = false): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
     this.expire();
     let wakeAt = Infinity;
     while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
       const head = this.queue[0];
       const waited = performance.now() - head.enqueuedAt;
       const ready = this.countCompatible(head.key) >= this.opts.maxSize;
-      if (!ready && waited < this.opts.maxDelayMs && !this.closed) {
+      // A sub-millisecond delay ends only at the end of an event-loop turn: items submitted in one
+      // synchronous run (the rows of a request) never part because that run took a while.
+      const waiting = waited < this.opts.maxDelayMs || (this.opts.maxDelayMs < 1 && this.opts.maxDelayMs > 0 && !turnEnd);
+      if (!ready && waiting && !this.closed) {
         wakeAt = head.enqueuedAt + this.opts.maxDelayMs;
         break;
       }
@@ -117,7 +124,13 @@ export class Batcher {
     // Queued items must time out even while every instance stays busy and no submit wakes the queue;
     // the queue is in arrival order, so its head expires first.
     if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
-    if (wakeAt < Infinity) this.timer = setTimeout(() => this.pump(), Math.max(0, wakeAt - performance.now()) + 0.5);
+    if (wakeAt < Infinity) {
+      const left = wakeAt - performance.now();
+      // Node's timers count whole milliseconds: a delay under 1 ms is checked again at the end of each
+      // event-loop turn instead, so what arrives in the same turn still shares the batch.
+      if (this.opts.maxDelayMs < 1 && left < 1) this.immediate = setImmediate(() => { this.immediate = undefined; this.pump(true); });
+      else this.timer = setTimeout(() => this.pump(), Math.max(0, left) + 0.5);
+    }
     // Drained once every item has its answer; a call that outlived its timeout is the transport's
     // to stop (a worker is killed), and waiting for it could hold a shutdown forever.
     if (this.closed && this.queue.length === 0 && this.unanswered === 0) {

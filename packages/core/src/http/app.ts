@@ -127,7 +127,8 @@ export function createApp({ registry, runs, transport = 'local', guard }: AppOpt
 
 /** OIP JSON, JSON + binary blobs, or (for a pipeline with one BYTES input) the raw bytes of that input. */
 async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequestJson; tensors: Record<string, Tensor> }> {
-  const body = await readBody(c.req.raw, m.maxRequestBytes);
+  // c.env.incoming: served by @hono/node-server (not Lambda, not app.request() in tests).
+  const body = await readBody(c.req.raw, m.maxRequestBytes, { fromNodeServer: (c.env as { incoming?: unknown } | undefined)?.incoming !== undefined });
   const headerLength = parseHeaderLength(c.req.header(INFERENCE_HEADER_CONTENT_LENGTH));
   const type = (c.req.header('content-type') ?? '').toLowerCase();
   // Only an image or an octet stream without the binary-data header is a raw body; anything else

@@ -3,11 +3,24 @@ import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 /**
  * Read a request body, refusing with 413 as soon as it passes `limit` bytes —
  * before buffering it all, so a huge chunked upload cannot exhaust memory.
+ * `fromNodeServer`: `req` is @hono/node-server's request over Node's HTTP parser.
  */
-export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+export async function readBody(req: Request, limit: number, opts: { fromNodeServer?: boolean } = {}): Promise<Uint8Array> {
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > limit) {
     throw new PayloadTooLargeError(`request body of ${declared} bytes is over the ${limit} byte limit`);
+  }
+  // @hono/node-server reads a body straight off the socket (no web stream, no undici Request) when
+  // asked for all of it. Node's HTTP parser stops a body at its declared content-length, so with
+  // one declared (and checked above) the read is bounded; without one, stream with the running limit.
+  if (opts.fromNodeServer && Number.isFinite(declared)) {
+    let buf: ArrayBuffer;
+    try {
+      buf = await req.arrayBuffer();
+    } catch {
+      throw new BadRequestError('request body could not be read');
+    }
+    return new Uint8Array(buf);
   }
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
@@ -34,3 +47,4 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array>
   for (const c of chunks) { out.set(c, off); off += c.byteLength; }
   return out;
 }
+

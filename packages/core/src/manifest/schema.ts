@@ -38,7 +38,8 @@ const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'inputs
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
-const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency'] as const;
+const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation'] as const;
+const ISOLATIONS = ['process', 'inline'] as const;
 const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options'] as const;
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
 const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
@@ -278,6 +279,7 @@ function readScale(s: Scope, node: YNode, field: string): Partial<ScaleSpec> {
   if (m.memory_mb) c.memoryMb = readInt(s, m.memory_mb, `${field}.memory_mb`, LAMBDA_MEMORY_MB.min, LAMBDA_MEMORY_MB.max);
   if (m.reserved_concurrency) c.reservedConcurrency = readInt(s, m.reserved_concurrency, `${field}.reserved_concurrency`, 0);
   if (m.provisioned_concurrency) c.provisionedConcurrency = readInt(s, m.provisioned_concurrency, `${field}.provisioned_concurrency`, 0);
+  if (m.isolation) c.isolation = readEnum(s, m.isolation, `${field}.isolation`, ISOLATIONS);
   return c;
 }
 

@@ -44,7 +44,16 @@ export interface ScaleSpec {
   /** Lambda reserved concurrency; the Lambda transport caps parallel chunks at it. */
   reservedConcurrency?: number;
   provisionedConcurrency?: number;
+  /**
+   * Local serving only: where an ONNX stage's sessions live. 'process' (the
+   * default when absent): worker processes, crash- and hang-isolated.
+   * 'inline': in the gateway's process, no IPC per batch, but session.run
+   * shares the event loop and a native crash takes the gateway down.
+   */
+  isolation?: StageIsolation;
 }
+
+export type StageIsolation = 'process' | 'inline';
 
 interface StageBase {
   name: string;

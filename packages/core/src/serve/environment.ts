@@ -50,6 +50,8 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: resolve(dataDir, 'cache') });
   const runs = new DynamoRunStore({
     dynamo, table: settings.runsTable,
+    // A long-running server: let a trickle of records share BatchWriteItem calls.
+    lingerMs: 20,
     onError: (e) => console.error(`[ensemble] run record write failed (will retry): ${e instanceof Error ? e.message : String(e)}`),
   });
   return {

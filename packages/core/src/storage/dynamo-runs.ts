@@ -22,6 +22,14 @@ export interface DynamoRunStoreOptions {
   onError?: (e: unknown) => void;
   /** Write calls in flight at once. Default 4. */
   concurrency?: number;
+  /**
+   * Hold a part-full batch up to this long for more records (flush() sends at
+   * once). Each call has a fixed cost (signing, middleware, HTTP) that a
+   * steady trickle of records would otherwise pay per record. Default 0: a
+   * record leaves as soon as a call is free — for hosts that may freeze
+   * between requests (Lambda).
+   */
+  lingerMs?: number;
 }
 
 interface Pending {
@@ -29,6 +37,7 @@ interface Pending {
   id: string;
   item: Record<string, AttributeValue>;
   attempts: number;
+  queuedAt: number;
   /** Write alone with PutItem: its batch was refused, so find out whether this item is the one DynamoDB refuses. */
   alone?: boolean;
 }
@@ -52,10 +61,12 @@ export class DynamoRunStore implements RunStore {
   private readonly ttlDays: number;
   private readonly onError: (e: unknown) => void;
   private readonly concurrency: number;
+  private readonly lingerMs: number;
 
   private readonly queue: Pending[] = [];
   private inFlight = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private consecutiveFailures = 0;
   /** Sequence numbers let flush() wait for what was queued before it, not for later puts. */
   private nextSeq = 1;
@@ -70,12 +81,13 @@ export class DynamoRunStore implements RunStore {
     this.ttlDays = opts.ttlDays ?? 30;
     this.onError = opts.onError ?? defaultOnError;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
+    this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
   }
 
   put(record: RunRecord): void {
     // Marshal now: the caller may reuse or mutate the object after put() returns.
     const item = this.toItem(record);
-    this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0 });
+    this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0, queuedAt: performance.now() });
     this.pump();
   }
 
@@ -84,7 +96,10 @@ export class DynamoRunStore implements RunStore {
     if (this.lowWater > target) return Promise.resolve();
     // A pending retry must keep the process alive while someone waits for it.
     this.retryTimer?.ref();
-    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+    const done = new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
+    // Someone is waiting: nothing lingers any more.
+    this.pump();
+    return done;
   }
 
   async get(id: string): Promise<RunRecord | undefined> {
@@ -143,12 +158,24 @@ export class DynamoRunStore implements RunStore {
 
   private pump(): void {
     while (this.retryTimer === undefined && this.inFlight < this.concurrency && this.queue.length > 0) {
+      const wait = this.lingerLeft();
+      if (wait > 0) {
+        this.lingerTimer ??= setTimeout(() => { this.lingerTimer = undefined; this.pump(); }, wait);
+        this.lingerTimer.unref();
+        return;
+      }
       const batch = [this.queue.shift()!];
       if (!batch[0].alone) {
         while (batch.length < BATCH_MAX && this.queue.length > 0 && !this.queue[0].alone) batch.push(this.queue.shift()!);
       }
       if (batch.length === 1) this.write(batch[0]); else this.writeBatch(batch);
     }
+  }
+
+  /** How much longer the queue's head may wait for company; 0 to send now. */
+  private lingerLeft(): number {
+    if (this.lingerMs === 0 || this.waiters.length > 0 || this.queue.length >= BATCH_MAX || this.queue[0].alone) return 0;
+    return Math.max(0, this.queue[0].queuedAt + this.lingerMs - performance.now());
   }
 
   private write(p: Pending): void {

@@ -7,6 +7,7 @@ import type { WeightStore } from '../storage/types.js';
 import type { StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
+import { InProcessTransport } from './in-process.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
@@ -33,18 +34,33 @@ interface StagePool {
  * fails. Processes, not threads: a thread cannot be stopped inside a native
  * session.run without aborting the gateway, and a native crash in a thread
  * would take the gateway with it.
+ *
+ * A stage with `scale.isolation: inline` gives that up for speed: its
+ * sessions live in this process (InProcessTransport), so a batch costs no
+ * copy to and from a worker — what dominates a stage whose session.run takes
+ * microseconds — but session.run shares the gateway's event loop and a crash
+ * or hang in it is the gateway's.
  */
 export class WorkerPoolTransport implements StageTransport {
   readonly kind = 'local';
   private readonly pools = new Map<string, StagePool>();
+  private readonly inline: InProcessTransport;
+  private readonly inlineStages = new Set<string>();
   private nextId = 1;
   private closing = false;
 
-  constructor(private readonly weights: WeightStore) {}
+  constructor(private readonly weights: WeightStore) {
+    this.inline = new InProcessTransport(weights);
+  }
 
   async load(manifest: Manifest): Promise<void> {
+    const inline = manifest.stages.filter((s) => s.kind === 'onnx' && s.scale.isolation === 'inline');
+    if (inline.length) {
+      await this.inline.load({ ...manifest, stages: inline });
+      for (const s of inline) this.inlineStages.add(key(manifest.name, s.name));
+    }
     for (const stage of manifest.stages) {
-      if (stage.kind !== 'onnx') continue;
+      if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
       const pool: StagePool = { stage, modelPath, slots: [], waiting: [] };
       for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
@@ -53,12 +69,13 @@ export class WorkerPoolTransport implements StageTransport {
     }
   }
 
-  /** The worker processes of a stage (for tests and diagnostics). */
+  /** The worker processes of a stage (for tests and diagnostics); none for an inline stage. */
   workersOf(pipeline: string, stage: string): ChildProcess[] {
     return this.pools.get(key(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
   }
 
   async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
+    if (this.inlineStages.has(key(pipeline, stage))) return this.inline.invoke(pipeline, stage, items);
     const pool = this.pools.get(key(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     const slot = await this.acquire(pool);
@@ -79,6 +96,8 @@ export class WorkerPoolTransport implements StageTransport {
     const all = [...this.pools.values()].flatMap((p) => p.slots);
     await Promise.all(all.map((s) => stop(s.worker)));
     this.pools.clear();
+    await this.inline.close();
+    this.inlineStages.clear();
   }
 
   private acquire(pool: StagePool): Promise<Slot> {

@@ -99,6 +99,21 @@ describe('Batcher', () => {
     expect(batches).toEqual([[1], [2], [3]]);
   });
 
+  it('with a sub-millisecond max_delay, keeps what one synchronous run submits together and sends it at the end of the turn', async () => {
+    const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 0.2, concurrency: 4 });
+    const a = batcher.submit(item(1));
+    // A slow synchronous stretch, well past the delay, between two submits of the same run.
+    const until = performance.now() + 5;
+    while (performance.now() < until) { /* busy */ }
+    const b = batcher.submit(item(2));
+    expect(batches).toHaveLength(0);
+    await Promise.all([a, b]);
+    expect(batches).toEqual([[1, 2]]);
+    // A lone item leaves by itself too.
+    expect(resultOf(await batcher.submit(item(3)))).toBe(6);
+    expect(batches).toEqual([[1, 2], [3]]);
+  });
+
   it('merges items of concurrent submitters into one batch and gives each its own result', async () => {
     const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 40 });
     // Two "requests" submitting at the same time, interleaved.

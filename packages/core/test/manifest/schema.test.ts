@@ -117,6 +117,16 @@ describe('manifest schema', () => {
     await expectManifestError(() => loadManifest(bad.file), bad.file, "stage 'branch_a'", 'scale.instances', 'expected an integer');
   });
 
+  it('reads scale.isolation (absent means worker processes) and rejects an unknown placement', async () => {
+    const { file } = await writePipeline(demo({ branchA: '    scale: { isolation: inline }' }), files);
+    const m = await loadManifest(file);
+    expect(m.stages[0].scale.isolation).toBe('inline');
+    expect(m.stages[1].scale.isolation).toBeUndefined();
+    const bad = await writePipeline(demo({ branchA: '    scale: { isolation: thread }' }), files);
+    await expectManifestError(() => loadManifest(bad.file), bad.file, "stage 'branch_a'", 'scale.isolation',
+      'expected one of process, inline');
+  });
+
   it('rejects a bad pipeline name', async () => {
     const { file } = await writePipeline(demo({ name: 'Demo_Pipeline' }), files);
     await expectManifestError(() => loadManifest(file), file, 'pipeline', 'name', "'Demo_Pipeline' is not a valid pipeline name");

@@ -121,6 +121,25 @@ describe('DynamoRunStore', () => {
     await store.flush();
   });
 
+  it('with lingerMs, holds a part-full batch for company until flush() sends it', async () => {
+    const { local } = await setup();
+    // A linger far longer than the test: only flush() can have sent these.
+    const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs', lingerMs: 600_000 });
+    for (let i = 0; i < 3; i++) store.put(record(`linger-${i}`, 'linger', at(i)));
+    expect(await store.get('linger-0')).toBeUndefined();
+    await store.flush();
+    expect((await store.listByPipeline('linger', 10)).map((r) => r.id)).toEqual(['linger-2', 'linger-1', 'linger-0']);
+    // A full batch (25) does not wait.
+    for (let i = 0; i < 25; i++) store.put(record(`full-${String(i).padStart(2, '0')}`, 'full', at(i)));
+    let listed: RunRecord[] = [];
+    while (listed.length < 25) {
+      await new Promise((r) => setTimeout(r, 20));
+      listed = await store.listByPipeline('full', 100);
+    }
+    expect(listed).toHaveLength(25);
+    await store.flush();
+  });
+
   it('rejects a record without its key attributes at put()', async () => {
     const { local } = await setup();
     const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs' });

@@ -60,6 +60,29 @@ afterAll(async () => {
 });
 
 describe('WorkerPoolTransport', () => {
+  it('runs a stage with scale.isolation inline in this process, next to worker-process stages', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    const mixed: Manifest = {
+      ...manifest,
+      stages: manifest.stages.map((s) => (s.name === 'triple' ? { ...s, scale: { ...s.scale, isolation: 'inline' as const } } : s)),
+    };
+    try {
+      await pool.load(mixed);
+      expect(pool.workersOf('pool', 'triple')).toHaveLength(0);
+      expect(pool.workersOf('pool', 'slow')).toHaveLength(1);
+      const first = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4]), row([-1, 0, 0.5, 2])]);
+      const out = first.outcomes.map((o) => (o.ok ? Array.from(o.items[0].y.data as Float32Array) : o.error));
+      expect(out).toEqual([[3, 6, 9, 12], [-3, 0, 1.5, 6]]);
+      expect(first.coldStart).toBe(true);
+      // Its two sessions serve two batches at once.
+      const both = await Promise.all([pool.invoke('pool', 'triple', [row([1, 1, 1, 1])]), pool.invoke('pool', 'triple', [row([2, 2, 2, 2])])]);
+      expect(both.map((r) => (r.outcomes[0].ok ? Array.from(r.outcomes[0].items[0].y.data as Float32Array) : r.outcomes[0].error)))
+        .toEqual([[3, 3, 3, 3], [6, 6, 6, 6]]);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('runs a batch in a worker process and reports the first call as the cold start', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {

@@ -89,7 +89,7 @@ export async function runTinyScenario(s: BenchSettings): Promise<ScenarioResult>
       notes: [
         `Both servers answer the same Open Inference Protocol JSON requests (one row each) from a load generator in its own process, closed loop over keep-alive HTTP/1.1 on 127.0.0.1. `
         + `The baseline parses the body, runs both ONNX sessions in its own process (1 intra-op thread each) and averages; `
-        + `Ensemble validates the request, walks the DAG, batches each stage (max_size ${manifest.stages[0].batch.maxSize}, max_delay_ms ${manifest.stages[0].batch.maxDelayMs}) in worker processes and writes a run record per request to DynamoDB with the AWS SDK `
+        + `Ensemble validates the request, walks the DAG, batches each stage (max_size ${manifest.stages[0].batch.maxSize}, max_delay_ms ${manifest.stages[0].batch.maxDelayMs}) ${manifest.stages[0].scale.isolation === 'inline' ? 'on sessions in the gateway process (isolation: inline)' : 'in worker processes'} and writes a run record per request to DynamoDB with the AWS SDK `
         + `(dynalite runs in a process of its own, as DynamoDB is not in the gateway's process on AWS; the SDK's work stays in the gateway).`,
         `"CPU/req" is the CPU time of the server's own process per successful request (user + system, from process.cpuUsage); Ensemble's stage workers and the emulators are other processes and not in it. `
         + `It does not depend on what else the machine runs, so it is the number to compare when the machine is busy.`,
