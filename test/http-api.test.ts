@@ -233,7 +233,7 @@ describe('bad requests', () => {
       parameters: { timeout: 50 }, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [99, 0] }],
     });
     expect(requestTimeout.status).toBe(504);
-    expect(requestTimeout.body).toEqual({ error: 'request timed out after 50 ms' });
+    expect(requestTimeout.body).toEqual({ error: "request timed out after 50 ms waiting on stage 'check'" });
   });
 });
 

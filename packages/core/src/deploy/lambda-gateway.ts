@@ -46,6 +46,9 @@ export interface LambdaGateway {
 /** How long a response may wait for its run record to reach DynamoDB before it goes out anyway. */
 export const RUN_FLUSH_MS = 3_000;
 
+/** Time kept back from the Lambda deadline for encoding the answer. */
+const DEADLINE_MARGIN_MS = 500;
+
 /**
  * The gateway as a Lambda handler: the same Hono app `ensemble serve` runs,
  * behind `handle()` from hono/aws-lambda. Built once per instance (module
@@ -82,7 +85,15 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
     }
   }
 
-  const app = createApp({ registry, runs, transport: transport.kind, guard: apiKeyGuard(env[ENV.apiKey]) });
+  const app = createApp({
+    registry, runs, transport: transport.kind, guard: apiKeyGuard(env[ENV.apiKey]),
+    // Leave time to answer and write the run record before Lambda stops the invocation.
+    remainingMs: (c) => {
+      const ctx = (c.env as { lambdaContext?: { getRemainingTimeInMillis?: () => number } } | undefined)?.lambdaContext;
+      const left = ctx?.getRemainingTimeInMillis?.();
+      return left === undefined ? undefined : left - RUN_FLUSH_MS - DEADLINE_MARGIN_MS;
+    },
+  });
   const inner = handle(app);
 
   return {

@@ -131,8 +131,11 @@ class RequestRun {
       if (signal.aborted) this.fail(new EnsembleError('client went away', 499));
       else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 499)), { once: true });
     }
-    if (timeoutMs !== undefined) {
-      this.timer = setTimeout(() => this.fail(new TimeoutError(`request timed out after ${timeoutMs} ms`)), timeoutMs);
+    if (timeoutMs !== undefined && !this.settled) {
+      this.timer = setTimeout(() => {
+        const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
+        this.fail(new TimeoutError(`request timed out after ${timeoutMs} ms${waiting.length ? ` waiting on stage ${waiting.join(', ')}` : ''}`));
+      }, timeoutMs);
     }
     try {
       this.seed();
@@ -183,6 +186,7 @@ class RequestRun {
     }
     this.started.add(id);
     this.inFlight++;
+    this.stats.get(stage.name)!.submitted();
     this.ex.batcher(stage.name).submit(item, this.abort.signal)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
@@ -276,6 +280,8 @@ class RequestRun {
     clearTimeout(this.timer);
     // Drops this request's items still waiting in any stage queue.
     this.abort.abort(err);
+    // The record must say where the request was when it ended (a timeout names the stuck stage).
+    for (const s of this.stats.values()) if (s.unfinished > 0) s.failed(`unfinished: ${err.message}`);
     this.reject(new RunFailure(err, this.records()));
   }
 }

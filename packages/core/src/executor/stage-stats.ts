@@ -6,13 +6,20 @@ export class StageStats {
   private readonly batchIds = new Set<number>();
   private readonly sizes: number[] = [];
   private items = 0;
+  private submittedItems = 0;
   private queueWaitMs = 0;
   private computeMs = 0;
   private coldStart = false;
   private initMs: number | undefined;
   private error: string | undefined;
 
-  constructor(private readonly stage: string) {}
+  constructor(readonly stage: string) {}
+
+  /** An item of this request was handed to the stage's batcher. */
+  submitted(): void { this.submittedItems++; }
+
+  /** Items handed to the stage that have no result yet (queued or running). */
+  get unfinished(): number { return this.error === undefined ? this.submittedItems - this.items : 0; }
 
   record(run: ItemRun): void {
     this.items++;

@@ -20,6 +20,12 @@ export interface AppOptions {
   runs: RunStore;
   /** Recorded in run records ('local', 'lambda'). */
   transport?: string;
+  /**
+   * Milliseconds this request may still run, if the host imposes a limit (a
+   * Lambda's remaining time): the request then ends with 504 and its run record
+   * in time, instead of being killed with neither.
+   */
+  remainingMs?: (c: Context) => number | undefined;
   /** Runs before any route; return a Response to refuse (auth). */
   guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
 }
@@ -28,7 +34,7 @@ export interface AppOptions {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'local', guard }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'local', guard, remainingMs }: AppOptions): Hono {
   const app = new Hono();
 
   if (guard) {
@@ -94,7 +100,10 @@ export function createApp({ registry, runs, transport = 'local', guard }: AppOpt
       const wanted = requestedOutputs(p.manifest, request);
       let result;
       try {
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs: timeoutParam(request) });
+        const asked = timeoutParam(request);
+        const left = remainingMs?.(c);
+        const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.cause; }
         throw e;

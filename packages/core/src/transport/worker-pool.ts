@@ -18,14 +18,23 @@ interface Slot {
   current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
   /** The first result after a (re)start is a cold start. */
   initMs?: number;
+  /** Set once the worker reported its session ready. */
+  started?: boolean;
 }
 
 interface StagePool {
   stage: OnnxStage;
   modelPath: string;
   slots: Slot[];
-  waiting: ((s: Slot) => void)[];
+  waiting: { give: (s: Slot) => void; fail: (e: Error) => void }[];
+  /** Workers in a row that died before their session was ready. */
+  failedStarts: number;
+  /** Set when workers keep failing to start: the stage stops respawning and answers 503. */
+  broken?: EnsembleError;
 }
+
+/** Workers that fail to start this many times in a row mark the stage broken instead of respawning forever. */
+const MAX_FAILED_STARTS = 3;
 
 /**
  * Local transport: each ONNX stage is `instances` worker processes, each with
@@ -62,7 +71,7 @@ export class WorkerPoolTransport implements StageTransport {
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
-      const pool: StagePool = { stage, modelPath, slots: [], waiting: [] };
+      const pool: StagePool = { stage, modelPath, slots: [], waiting: [], failedStarts: 0 };
       for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
       this.pools.set(key(manifest.name, stage.name), pool);
       await Promise.all(pool.slots.map((s) => s.ready));
@@ -78,8 +87,17 @@ export class WorkerPoolTransport implements StageTransport {
     if (this.inlineStages.has(key(pipeline, stage))) return this.inline.invoke(pipeline, stage, items);
     const pool = this.pools.get(key(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
+    if (pool.broken) throw pool.broken;
     const slot = await this.acquire(pool);
-    await slot.ready;
+    try {
+      await slot.ready;
+    } catch (e) {
+      // A worker that died or failed to start fails this batch only; a fresh one takes its place.
+      const err = e instanceof EnsembleError ? e : new StageError(stage, String(e));
+      this.replace(pool, slot, err);
+      this.reserved.delete(slot);
+      throw err;
+    }
     const id = this.nextId++;
     return new Promise<BatchResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -103,7 +121,7 @@ export class WorkerPoolTransport implements StageTransport {
   private acquire(pool: StagePool): Promise<Slot> {
     const free = pool.slots.find((s) => !s.current && !this.reserved.has(s));
     if (free) { this.reserved.add(free); return Promise.resolve(free); }
-    return new Promise((r) => pool.waiting.push((s) => { this.reserved.add(s); r(s); }));
+    return new Promise((give, fail) => pool.waiting.push({ give: (s) => { this.reserved.add(s); give(s); }, fail }));
   }
 
   private readonly reserved = new Set<Slot>();
@@ -111,7 +129,7 @@ export class WorkerPoolTransport implements StageTransport {
   private release(pool: StagePool, slot: Slot): void {
     this.reserved.delete(slot);
     const next = pool.waiting.shift();
-    if (next) next(slot);
+    if (next) next.give(slot);
   }
 
   private spawn(pool: StagePool): Slot {
@@ -120,8 +138,10 @@ export class WorkerPoolTransport implements StageTransport {
     const slot: Slot = { worker, ready: Promise.resolve(0) };
     slot.ready = new Promise<number>((resolve, reject) => {
       worker.once('error', reject);
+      // Without this a worker that dies while loading would leave `ready` (and every batch waiting on it) pending forever.
+      worker.once('exit', (code, signal) => reject(new StageError(pool.stage.name, `worker exited before its session was ready (${signal ?? `code ${code}`})`)));
       const onInit = (m: FromWorker) => {
-        if (m.type === 'ready') { slot.initMs = m.initMs; worker.off('message', onInit); resolve(m.initMs); }
+        if (m.type === 'ready') { slot.initMs = m.initMs; slot.started = true; pool.failedStarts = 0; worker.off('message', onInit); resolve(m.initMs); }
         else if (m.type === 'init-error') { worker.off('message', onInit); reject(new StageError(pool.stage.name, m.message)); }
       };
       worker.on('message', onInit);
@@ -167,11 +187,20 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
-    if (this.closing) { pool.slots.splice(i, 1); return; }
+    if (!slot.started) pool.failedStarts++;
+    if (this.closing || pool.failedStarts >= MAX_FAILED_STARTS) {
+      pool.slots.splice(i, 1);
+      if (!this.closing) {
+        // A model that cannot load would otherwise restart workers in a tight loop.
+        pool.broken = new NotReadyError(`stage '${pool.stage.name}': workers failed to start ${pool.failedStarts} times in a row (last: ${err.message}); not restarting`);
+        for (const w of pool.waiting.splice(0)) w.fail(pool.broken);
+      }
+      return;
+    }
     const fresh = this.spawn(pool);
     pool.slots[i] = fresh;
     const next = pool.waiting.shift();
-    if (next) next(fresh);
+    if (next) next.give(fresh);
   }
 }
 

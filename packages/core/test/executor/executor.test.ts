@@ -205,7 +205,9 @@ stages:
   it('times the whole request out with 504 after timeoutMs and drops its queued items', async () => {
     const f = await failureOf(held.executor.run({ x: f32([[1]]) }, { timeoutMs: 100 }));
     expect(f.cause.status).toBe(504);
-    expect(f.cause.message).toBe('request timed out after 100 ms');
+    expect(f.cause.message).toBe("request timed out after 100 ms waiting on stage 'hold'");
+    // The run record says where the request was stuck.
+    expect(f.stages.find((s) => s.stage === 'hold')?.error).toBe(`unfinished: ${f.cause.message}`);
     expect(held.executor.queueDepths()).toEqual({ hold: 0 });
     // The stage never saw the item, and a full batch later does not carry it either.
     const later = await Promise.all([1, 2, 3, 4].map((v) => held.executor.run({ x: f32([[v * 10]]) })));

@@ -8,7 +8,7 @@ import { pushObject } from '../../src/storage/push.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import type { Item } from '../../src/tensor/types.js';
-import { StageError, TimeoutError } from '../../src/errors.js';
+import { EnsembleError, StageError, TimeoutError } from '../../src/errors.js';
 import { scaleModel, slowModel, writeModel } from '../fixtures/models.js';
 import { startLocal, tempDir, type Local } from '../storage/local.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
@@ -134,6 +134,37 @@ describe('WorkerPoolTransport', () => {
       expect(pool.workersOf('pool', 'slow')[0]).not.toBe(before);
       const ok = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
       expect(ok.outcomes[0].ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a stage whose workers cannot start fails its batches fast, then stops respawning and answers 503', async () => {
+    // Bytes that are not an ONNX model, pinned by their real sha256: weights resolve, the session does not.
+    const junk = await writeModel(tmp.dir, 'junk.onnx', new TextEncoder().encode('not a model'));
+    await pushObject({ s3: local.s3, bucket: 'weights', key: 't/junk.onnx', file: junk.path });
+    const { file } = await writePipeline(`
+name: junk
+inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 4] }]
+stages:
+  - name: bad
+    kind: onnx
+    weights: { key: t/junk.onnx, sha256: ${junk.sha256} }
+    inputs: { x: x }
+    outputs: { y: y }
+`);
+    const junkManifest = await loadManifest(file);
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await expect(pool.load(junkManifest)).rejects.toThrow(/stage 'bad'/);
+      const errors: unknown[] = [];
+      for (let i = 0; i < 4; i++) errors.push(await pool.invoke('junk', 'bad', [row([1, 2, 3, 4])]).catch((e: unknown) => e));
+      for (const e of errors) expect(e).toBeInstanceOf(EnsembleError);
+      // Each failed start was replaced until the limit; after it the stage answers 503 without a worker.
+      expect((errors[3] as EnsembleError).status).toBe(503);
+      expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
+      expect(pool.workersOf('junk', 'bad')).toHaveLength(0);
     } finally {
       await pool.close();
     }
