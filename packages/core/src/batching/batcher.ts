@@ -157,14 +157,13 @@ export class Batcher {
   /** Fail items that have waited past the queue timeout. */
   private expire(): void {
     const now = performance.now();
-    for (let i = 0; i < this.queue.length; ) {
-      const p = this.queue[i];
-      if (now - p.enqueuedAt > this.opts.queueTimeoutMs) {
-        this.queue.splice(i, 1);
-        this.detach(p);
-        p.reject(new TimeoutError(
-          `stage '${this.opts.stage}': item waited ${Math.round(now - p.enqueuedAt)} ms in the queue (queue_timeout_ms ${this.opts.queueTimeoutMs})`));
-      } else i++;
+    // The queue is in arrival order: the expired items are a prefix of it.
+    let n = 0;
+    while (n < this.queue.length && now - this.queue[n].enqueuedAt > this.opts.queueTimeoutMs) n++;
+    for (const p of this.queue.splice(0, n)) {
+      this.detach(p);
+      p.reject(new TimeoutError(
+        `stage '${this.opts.stage}': item waited ${Math.round(now - p.enqueuedAt)} ms in the queue (queue_timeout_ms ${this.opts.queueTimeoutMs})`));
     }
   }
 

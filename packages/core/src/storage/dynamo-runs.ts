@@ -30,6 +30,12 @@ export interface DynamoRunStoreOptions {
    * between requests (Lambda).
    */
   lingerMs?: number;
+  /**
+   * Records held while DynamoDB does not answer. Past it the oldest is dropped
+   * (and reported): an outage must not grow the gateway's memory without bound.
+   * Default 100,000.
+   */
+  maxQueued?: number;
 }
 
 interface Pending {
@@ -62,6 +68,7 @@ export class DynamoRunStore implements RunStore {
   private readonly onError: (e: unknown) => void;
   private readonly concurrency: number;
   private readonly lingerMs: number;
+  private readonly maxQueued: number;
 
   private readonly queue: Pending[] = [];
   private inFlight = 0;
@@ -82,11 +89,18 @@ export class DynamoRunStore implements RunStore {
     this.onError = opts.onError ?? defaultOnError;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
+    this.maxQueued = Math.max(1, opts.maxQueued ?? 100_000);
   }
 
   put(record: RunRecord): void {
     // Marshal now: the caller may reuse or mutate the object after put() returns.
     const item = this.toItem(record);
+    if (this.queue.length >= this.maxQueued) {
+      // DynamoDB has been unreachable for a long time: bound the memory, say so, and keep the newest.
+      const dropped = this.queue.shift()!;
+      this.report(new EnsembleError(`run record ${dropped.id} dropped: the queue is full (maxQueued ${this.maxQueued}) while DynamoDB table ${this.table} does not answer`));
+      this.finish(dropped.seq);
+    }
     this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0, queuedAt: performance.now() });
     this.pump();
   }

@@ -190,6 +190,33 @@ describe('DynamoRunStore', () => {
     expect(await store.get('while-down-2')).toStrictEqual(record('while-down-2', 'ocr', at(2)));
     dynamo.destroy();
   });
+
+  it('holds at most maxQueued waiting records, dropping (and reporting) the oldest waiting, and writes the rest once DynamoDB is back', async () => {
+    const { local, dir } = await setup();
+    const ports = { s3Port: port(local.services.s3Endpoint), dynamoPort: port(local.services.dynamoEndpoint) };
+    const settings = local.settings;
+    await local.close();
+    open.splice(open.indexOf(local), 1);
+
+    const dynamo = makeDynamoClient(settings);
+    const errors: unknown[] = [];
+    // One write in flight, one waiting: the third put finds the queue full.
+    const store = new DynamoRunStore({ dynamo, table: 'runs', concurrency: 1, maxQueued: 1, onError: (e) => errors.push(e) });
+    store.put(record('outage-1', 'ocr', at(1)));
+    store.put(record('outage-2', 'ocr', at(2)));
+    store.put(record('outage-3', 'ocr', at(3)));
+    expect(errors.map((e) => String((e as Error).message)).filter((m) => m.includes('dropped'))).toEqual([
+      'run record outage-2 dropped: the queue is full (maxQueued 1) while DynamoDB table runs does not answer',
+    ]);
+    const flushed = store.flush();
+    const back = await startLocal(dir, ports);
+    open.push(back);
+    await flushed;
+    expect(await store.get('outage-2')).toBeUndefined();
+    expect(await store.get('outage-1')).toStrictEqual(record('outage-1', 'ocr', at(1)));
+    expect(await store.get('outage-3')).toStrictEqual(record('outage-3', 'ocr', at(3)));
+    dynamo.destroy();
+  });
 });
 
 describe('DynamoRunStore batching', () => {
