@@ -192,7 +192,9 @@ class RequestRun {
       .catch((e: unknown) => {
         const err = asEnsembleError(e);
         this.stats.get(stage.name)!.failed(err.message);
-        this.fail(err instanceof StageError || err.status === 429 || err.status === 504 || err.status === 499
+        // Name the stage once: transports' errors often do already.
+        const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
+        this.fail(named || err.status === 429 || err.status === 504 || err.status === 499
           ? err : new StageError(stage.name, err.message, err.status));
       })
       .finally(() => {

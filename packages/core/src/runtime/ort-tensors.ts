@@ -9,7 +9,6 @@ const TO_ORT: Record<Datatype, ort.Tensor.Type> = {
 };
 const FROM_ORT = Object.fromEntries(Object.entries(TO_ORT).map(([k, v]) => [v, k])) as Record<string, Datatype>;
 
-export function ortTypeOf(dt: Datatype): ort.Tensor.Type { return TO_ORT[dt]; }
 export function datatypeOfOrt(type: string): Datatype | undefined { return FROM_ORT[type]; }
 
 const utf8 = new TextDecoder();
