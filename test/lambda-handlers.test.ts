@@ -25,7 +25,7 @@ import { INFERENCE_HEADER_CONTENT_LENGTH, decodeInferResponse, encodeInferReques
 import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/transport/lambda-payload.js';
 import { LambdaTransport } from '../packages/core/src/transport/lambda.js';
 import { createStageHandler, type StageHandler } from '../packages/core/src/deploy/lambda-stage.js';
-import { createLambdaGateway, type LambdaGateway } from '../packages/core/src/deploy/lambda-gateway.js';
+import { DEADLINE_MARGIN_MS, RUN_FLUSH_MS, createLambdaGateway, type LambdaGateway } from '../packages/core/src/deploy/lambda-gateway.js';
 import type { Manifest, OnnxStage } from '../packages/core/src/manifest/types.js';
 import type { RunRecord } from '../packages/core/src/storage/types.js';
 import type { Item } from '../packages/core/src/tensor/types.js';
@@ -352,6 +352,20 @@ describe('the gateway over LambdaTransport', () => {
     const a = rec.stages.find((s) => s.stage === 'branch_a');
     expect(a).toMatchObject({ coldStart: true, items: 2 });
     expect(a?.initMs).toBeGreaterThan(0);
+  });
+
+  it('ends a request before the Lambda invocation deadline, with a 504 and its run record', async () => {
+    // An invocation with no time left beyond the record flush and the answer: the request gets 1 ms,
+    // less than one Invoke round trip, so it must time out rather than be killed by Lambda.
+    const context = { getRemainingTimeInMillis: () => RUN_FLUSH_MS + DEADLINE_MARGIN_MS } as unknown as Parameters<LambdaGateway['handler']>[1];
+    const res = await gateway.handler(urlEvent('POST', '/v2/models/demo/infer', {
+      headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X),
+    }), context);
+    expect(res.statusCode).toBe(504);
+    expect((json(res) as { error: string }).error).toMatch(/^request timed out after 1 ms/);
+    const runId = (res.headers as Record<string, string>)['x-ensemble-run-id'];
+    const rec = json(await gateway.handler(urlEvent('GET', `/v2/runs/${runId}`, { headers: withKey }))) as unknown as RunRecord;
+    expect(rec).toMatchObject({ status: 'failed', httpStatus: 504 });
   });
 
   it('turns a crashed function into a stage error and a throttled one into 429', async () => {

@@ -47,7 +47,7 @@ export interface LambdaGateway {
 export const RUN_FLUSH_MS = 3_000;
 
 /** Time kept back from the Lambda deadline for encoding the answer. */
-const DEADLINE_MARGIN_MS = 500;
+export const DEADLINE_MARGIN_MS = 500;
 
 /**
  * The gateway as a Lambda handler: the same Hono app `ensemble serve` runs,
