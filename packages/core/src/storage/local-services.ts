@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import S3rver from 's3rver';
 import dynalite from 'dynalite';
+import { keepS3rverFolders } from './s3rver-fix.js';
 import { LOCAL_CREDENTIALS, type AwsCredentials, type AwsSettings } from './config.js';
 
 export interface LocalServicesOptions {
@@ -31,6 +32,7 @@ export async function startLocalServices(opts: LocalServicesOptions): Promise<Lo
   await mkdir(s3Dir, { recursive: true });
   await mkdir(dynamoDir, { recursive: true });
 
+  keepS3rverFolders();
   const s3 = new S3rver({ address: host, port: opts.s3Port ?? 0, directory: s3Dir, silent: true });
   const s3Address = await s3.run();
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ensureBucket } from '../../src/storage/bucket.js';
 import { ensureRunsTable } from '../../src/storage/runs-table.js';
@@ -11,6 +11,28 @@ describe('local services', () => {
   afterEach(async () => {
     for (const l of open.splice(0)) await l.close();
     for (const c of dirs.splice(0)) await c();
+  });
+
+  it('deletes and writes objects side by side in one folder without losing a write', async () => {
+    // s3rver removed a key's folder once empty, racing a PutObject into it (ENOENT, a PUT that never answers).
+    const { dir, cleanup } = await tempDir('local-race');
+    dirs.push(cleanup);
+    const local = await startLocal(dir);
+    open.push(local);
+    await ensureBucket(local.s3, 'weights');
+    const body = Buffer.alloc(256 * 1024, 7);
+    for (let round = 0; round < 30; round++) {
+      const old = `spill/day/${round}-old.json`;
+      const fresh = `spill/day/${round}-new.json`;
+      await local.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: old, Body: body }));
+      await Promise.all([
+        local.s3.send(new DeleteObjectCommand({ Bucket: 'weights', Key: old })),
+        local.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: fresh, Body: body })),
+      ]);
+      const got = await local.s3.send(new GetObjectCommand({ Bucket: 'weights', Key: fresh }));
+      expect((await got.Body!.transformToByteArray()).byteLength).toBe(body.byteLength);
+      await local.s3.send(new DeleteObjectCommand({ Bucket: 'weights', Key: fresh }));
+    }
   });
 
   it('serves S3 and DynamoDB on free loopback ports through the real SDK', async () => {
