@@ -9,8 +9,7 @@ import { verifyPipeline } from '../../src/decompose/verify.js';
 import { LocalFileWeightStore } from '../../src/decompose/weight-store.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import { verifyManifest } from '../../src/manifest/verify.js';
-import { GraphBuilder } from '../../src/onnx/builder.js';
-import { SKIP_DIM, SKIP_HIDDEN, SKIP_WEIGHTS, skipConnectionModel, writeModel } from '../fixtures/models.js';
+import { SKIP_DIM, SKIP_WEIGHTS, skipConnectionModel, writeModel } from '../fixtures/models.js';
 import { longSkipModel } from './models.js';
 
 const run = promisify(execFile);
@@ -29,25 +28,7 @@ afterAll(() => {
 
 /** skipConnectionModel with w3 changed a little: same graph, different numbers. */
 function perturbedSkipModel(): Uint8Array {
-  const w = SKIP_WEIGHTS;
-  const w3 = Float32Array.from(w.w3, (v, i) => (i === 5 ? v + 0.01 : v));
-  return new GraphBuilder('skip_connection')
-    .input('x', 'FP32', ['batch', SKIP_DIM])
-    .output('y', 'FP32', ['batch', SKIP_DIM])
-    .initializer('w1', 'FP32', [SKIP_DIM, SKIP_HIDDEN], w.w1)
-    .initializer('b1', 'FP32', [SKIP_HIDDEN], w.b1)
-    .initializer('w2', 'FP32', [SKIP_HIDDEN, SKIP_HIDDEN], w.w2)
-    .initializer('b2', 'FP32', [SKIP_HIDDEN], w.b2)
-    .initializer('w3', 'FP32', [SKIP_HIDDEN, SKIP_DIM], w3)
-    .node('MatMul', ['x', 'w1'], ['h1'])
-    .node('Add', ['h1', 'b1'], ['h2'])
-    .node('Relu', ['h2'], ['h3'])
-    .node('MatMul', ['h3', 'w2'], ['h4'])
-    .node('Add', ['h4', 'b2'], ['h5'])
-    .node('Tanh', ['h5'], ['h6'])
-    .node('MatMul', ['h6', 'w3'], ['h7'])
-    .node('Add', ['h7', 'x'], ['y'])
-    .build();
+  return skipConnectionModel({ ...SKIP_WEIGHTS, w3: Float32Array.from(SKIP_WEIGHTS.w3, (v, i) => (i === 5 ? v + 0.01 : v)) });
 }
 
 describe('decomposeModel + verifyPipeline', () => {
