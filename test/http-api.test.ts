@@ -238,17 +238,25 @@ describe('bad requests', () => {
 });
 
 describe('overload', () => {
-  it('answers 429 with Retry-After when a stage queue is full, and serves what fits', async () => {
-    const over = await infer('busy', { inputs: [{ name: 'x', datatype: 'INT32', shape: [3], data: [1, 2, 3] }] });
+  it('answers 429 with Retry-After when other requests fill a stage queue', async () => {
+    // The first request's two rows fill the queue (max_queue 2) for its 200 ms batching window.
+    const first = infer('busy', { inputs: [{ name: 'x', datatype: 'INT32', shape: [2], data: [4, 5] }] });
+    await new Promise((r) => setTimeout(r, 50));
+    const over = await infer('busy', { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [1] }] });
     expect(over.status).toBe(429);
     expect(over.body.error).toMatch(/stage 'pass' is overloaded.*max_queue 2/);
     const retry = over.headers.get('retry-after');
     expect(retry).toMatch(/^\d+$/);
     expect(Number(retry)).toBeGreaterThanOrEqual(1);
-    // The overflowing request's other items were dropped from the queue, so two rows fit again.
-    const fits = await infer('busy', { inputs: [{ name: 'x', datatype: 'INT32', shape: [2], data: [4, 5] }] });
+    const fits = await first;
     expect(fits.status).toBe(200);
     expect(fits.body.outputs[0]).toMatchObject({ name: 'y', datatype: 'INT32', shape: [2], data: [4, 5] });
+  });
+
+  it('runs a request with more rows than the queue holds on an idle server: its own rows wait for room', async () => {
+    const r = await infer('busy', { inputs: [{ name: 'x', datatype: 'INT32', shape: [5], data: [1, 2, 3, 4, 5] }] });
+    expect(r.status).toBe(200);
+    expect(r.body.outputs[0]).toMatchObject({ name: 'y', shape: [5], data: [1, 2, 3, 4, 5] });
   });
 });
 

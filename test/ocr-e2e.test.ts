@@ -73,6 +73,16 @@ describe('OCR through the gateway', () => {
     expect(Array.from(r.tensors.text.data as Uint8Array[], (b) => new TextDecoder().decode(b))).toEqual(['Binary tensor 2048', 'second line']);
   });
 
+  it('says which image each line came from when one request carries several (image_index)', async () => {
+    const first = await renderTextImage({ lines: ['First page here', 'another line'], size: 32 });
+    const second = await renderTextImage({ lines: ['Second page'], size: 32 });
+    const r = await inferTensors(server.url, 'ocr', { image: { datatype: 'BYTES', shape: [2], data: [first, second] } }, { binary: true });
+    const text = Array.from(r.tensors.text.data as Uint8Array[], (b) => new TextDecoder().decode(b));
+    expect(text).toEqual(['First page here', 'another line', 'Second page']);
+    expect(r.tensors.image_index.datatype).toBe('INT64');
+    expect(Array.from(r.tensors.image_index.data as BigInt64Array, Number)).toEqual([0, 0, 1]);
+  });
+
   it('`ensemble infer ocr --image` prints the lines in reading order', async () => {
     const file = join(dir, 'photo.jpg');
     await writeFile(file, await renderTextImage({ lines: ['Invoice 4711', 'total amount due'], size: 34, format: 'jpeg' }));

@@ -66,14 +66,15 @@ export async function writeDatatypesPipeline(modelsDir: string): Promise<void> {
   const dir = join(modelsDir, 'dtypes');
   const bytes = identityPerDatatypeModel();
   await write(join(dir, 'build', 'identity.onnx'), bytes);
-  const tensors = (kind: (dt: Datatype) => string) => ONNX_DATATYPES.map((dt) => `  - { name: ${kind(dt)}, datatype: ${dt}, shape: [-1, -1] }`);
+  // The rows of one request share their length, so nothing is ever padded; a free dim needs the declaration all the same.
+  const tensors = (kind: (dt: Datatype) => string, out = false) => ONNX_DATATYPES.map((dt) => `  - { name: ${kind(dt)}, datatype: ${dt}, shape: [-1, -1]${out ? ', ragged: { pad_value: 0 }' : ''} }`);
   const wiring = (kind: (dt: Datatype) => string) => `{ ${ONNX_DATATYPES.map((dt) => `${kind(dt)}: ${kind(dt)}`).join(', ')} }`;
   await write(join(dir, 'stages', 'identity.ts'), 'export default { process: (item: any) => ({ v: item.v }) };\n');
   await write(join(dir, 'pipeline.yaml'), [
     'name: dtypes',
     'description: Every datatype through the gateway and back.',
     'inputs:', ...tensors(dtInput), '  - { name: raw_in, datatype: BYTES, shape: [-1] }',
-    'outputs:', ...tensors(dtOutput), '  - { name: raw_out, datatype: BYTES, shape: [-1] }',
+    'outputs:', ...tensors(dtOutput, true), '  - { name: raw_out, datatype: BYTES, shape: [-1] }',
     'stages:',
     '  - name: identity',
     '    kind: onnx',

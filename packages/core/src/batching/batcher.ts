@@ -62,6 +62,8 @@ export class Batcher {
 
   get queued(): number { return this.queue.length; }
   get busy(): number { return this.inFlight; }
+  /** A submit now would be refused as overloaded. */
+  get full(): boolean { return this.queue.length >= this.opts.maxQueue; }
 
   submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;

@@ -5,7 +5,9 @@ import type { StageRuntime } from '../runtime/types.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { LineageNode } from '../executor/lineage.js';
-import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
+import { joinOutputs } from '../executor/join.js';
+import { stageLineage } from '../executor/plan.js';
+import { splitRows } from '../tensor/rows.js';
 import { EnsembleError } from '../errors.js';
 
 export interface SequentialRunner {
@@ -30,19 +32,18 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
       runtimes.set(s.name, await createFunctionRuntime(s, m.name, m.dir));
     }
   }
-  const level = (stage: string) => Math.max(0, ...Object.values(m.stages.find((s) => s.name === stage)!.inputs).map((t) => m.levels[t] ?? 0));
   return {
     async run(inputs) {
       const split = Object.fromEntries(m.inputs.map((spec) => [spec.name, splitRows(inputs[spec.name])]));
       const rows = Math.min(...Object.values(split).map((r) => r.length));
       const roots = Array.from({ length: rows }, (_, i) => {
-        const n = new LineageNode([i]);
+        const n = new LineageNode(i);
         for (const spec of m.inputs) n.tensors.set(spec.name, split[spec.name][i]);
         return n;
       });
       for (const name of m.order) {
         const stage = m.stages.find((s) => s.name === name)!;
-        for (const node of roots.flatMap((r) => r.atLevel(level(name)))) {
+        for (const node of roots.flatMap((r) => r.at(stageLineage(m, stage)))) {
           const item: Item = {};
           for (const [local, t] of Object.entries(stage.inputs)) {
             const v = node.lookup(t);
@@ -56,22 +57,13 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
             for (const [local, t] of Object.entries(stage.outputs)) target.tensors.set(t, out[local]);
           };
           if (stage.kind === 'function' && stage.fanout) {
-            o.items.forEach((out, j) => {
-              const child = new LineageNode([...node.path, j], node);
-              node.children.push(child);
-              put(out, child);
-            });
+            node.addChildren(name, o.items.length).forEach((child, j) => put(o.items[j], child));
           } else {
             put(o.items[0], node);
           }
         }
       }
-      const out: Record<string, Tensor> = {};
-      for (const spec of m.outputs) {
-        const parts = roots.flatMap((r) => r.atLevel(m.levels[spec.name] ?? 0)).map((n) => n.tensors.get(spec.name)!);
-        out[spec.name] = parts.length ? stackRows(parts) : emptyRows(spec.datatype, spec.shape.slice(1));
-      }
-      return out;
+      return joinOutputs(m, roots, m.outputs.map((o) => o.name));
     },
     async close() {
       for (const r of runtimes.values()) await r.close();

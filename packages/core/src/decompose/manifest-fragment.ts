@@ -91,6 +91,14 @@ function tensorSpec(v: GraphTensor, name: string): { name: string; datatype: str
   return { name, datatype, shape: v.shape.map((d, axis) => (axis === 0 || typeof d !== 'number' ? -1 : d)) };
 }
 
+/**
+ * A pipeline output with free dims beyond dim 0 must say how items join. The rows of one request
+ * go through the cut model as one batch, so they share those dims and nothing is padded.
+ */
+function outputSpec(spec: { name: string; datatype: string; shape: number[] }): object {
+  return spec.shape.slice(1).includes(-1) ? { ...spec, ragged: { pad_value: 0 } } : spec;
+}
+
 export interface PipelineOptions extends FragmentOptions {
   /** Pipeline name: lowercase letters, digits, '-' and '_'. */
   name: string;
@@ -110,7 +118,7 @@ export function pipelineYaml(cut: CutResult, opts: PipelineOptions): string {
     version: '1',
     ...(opts.description ? { description: opts.description } : {}),
     inputs: cut.inputs.map((v) => tensorSpec(v, names.get(v.name)!)),
-    outputs: cut.outputs.map((v) => tensorSpec(v, names.get(v.name)!)),
+    outputs: cut.outputs.map((v) => outputSpec(tensorSpec(v, names.get(v.name)!))),
     stages: stageEntries(cut, opts),
   };
   const header = opts.header ? `${opts.header.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n` : '';

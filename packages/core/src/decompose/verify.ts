@@ -100,6 +100,7 @@ function subPipeline(m: Manifest, stages: StageSpec[], inputs: ValueInfo[], outp
     order: m.order.filter((s) => names.has(s)),
     // Fed straight with the model's inputs, the stages run at the top level whatever level they had in the big pipeline.
     levels: {},
+    lineage: {},
     tensors: {},
   };
   return { manifest, inputMap, outputMap };

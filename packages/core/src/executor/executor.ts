@@ -7,9 +7,12 @@ import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { lambdaStageConcurrency } from '../transport/lambda-concurrency.js';
-import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
+import { splitRows } from '../tensor/rows.js';
+import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
 import { LineageNode } from './lineage.js';
+import { joinOutputs } from './join.js';
+import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
 
 export interface RunOptions {
@@ -17,6 +20,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Whole-request deadline. */
   timeoutMs?: number;
+  /**
+   * The pipeline outputs the caller asked for (all when absent): stages whose
+   * results reach none of them do not run.
+   */
+  outputs?: readonly string[];
 }
 
 export interface RunResult {
@@ -40,16 +48,19 @@ export class RunFailure extends Error {
 export class Executor {
   private readonly batchers = new Map<string, Batcher>();
   private readonly consumers = new Map<string, StageSpec[]>();
-  private readonly stageLevel = new Map<string, number>();
+  private readonly lineages = new Map<string, readonly string[]>();
+  /** How many of one request's items a stage holds at once (queued or running); the rest wait in the request. */
+  private readonly laneLimits = new Map<string, number>();
+  private readonly plans = new Map<string, Set<string>>();
 
   private constructor(readonly manifest: Manifest, private readonly transport: StageTransport) {
     for (const s of manifest.stages) {
-      for (const t of Object.values(s.inputs)) {
+      for (const t of [...Object.values(s.inputs), ...conditionTensors(s).map((c) => c.tensor)]) {
         const list = this.consumers.get(t) ?? [];
-        list.push(s);
+        if (!list.includes(s)) list.push(s);
         this.consumers.set(t, list);
       }
-      this.stageLevel.set(s.name, Math.max(0, ...Object.values(s.inputs).map((t) => manifest.levels[t] ?? 0)));
+      this.lineages.set(s.name, stageLineage(manifest, s));
     }
   }
 
@@ -70,6 +81,9 @@ export class Executor {
         // On Lambda a stage scales out by itself: up to its reserved concurrency, else a fixed fan-out.
         concurrency = transport.kind === 'lambda' ? lambdaStageConcurrency(s) : s.scale.instances;
       }
+      // Enough to keep every instance busy with full batches, never more than the queue holds: a request
+      // larger than that feeds the stage as room frees instead of overflowing the queue by itself.
+      ex.laneLimits.set(s.name, Math.max(1, Math.min(s.batch.maxQueue, s.batch.maxSize * concurrency * 2)));
       ex.batchers.set(s.name, new Batcher({
         stage: s.name,
         maxSize: s.batch.maxSize,
@@ -103,7 +117,27 @@ export class Executor {
   /** @internal */
   consumersOf(tensor: string): StageSpec[] { return this.consumers.get(tensor) ?? []; }
   /** @internal */
-  levelOf(stage: string): number { return this.stageLevel.get(stage)!; }
+  lineageOf(stage: string): readonly string[] { return this.lineages.get(stage)!; }
+  /** @internal */
+  laneLimit(stage: string): number { return this.laneLimits.get(stage)!; }
+  /** @internal the stages a request for `outputs` needs; undefined: all of them. */
+  plan(outputs: readonly string[] | undefined): Set<string> | undefined {
+    if (!outputs) return undefined;
+    const key = [...outputs].sort().join('\n');
+    let p = this.plans.get(key);
+    if (!p) {
+      p = stagesFor(this.manifest, outputs);
+      if (p.size === this.manifest.stages.length) p = undefined;
+      else if (this.plans.size < 64) this.plans.set(key, p);
+    }
+    return p;
+  }
+}
+
+/** One request's items of one stage: how many the stage holds, and those waiting for room. */
+interface Lane {
+  active: number;
+  waiting: { node: LineageNode; item: Item }[];
 }
 
 /** The state of one request walking the DAG. */
@@ -111,7 +145,11 @@ class RequestRun {
   private readonly roots: LineageNode[] = [];
   private readonly started = new Set<string>();
   private readonly stats = new Map<string, StageStats>();
+  private readonly lanes = new Map<string, Lane>();
   private readonly abort = new AbortController();
+  /** Stages this request needs (undefined: all). */
+  private readonly needed: Set<string> | undefined;
+  private readonly outputs: readonly string[];
   private inFlight = 0;
   private settled = false;
   private resolve!: (r: RunResult) => void;
@@ -119,7 +157,12 @@ class RequestRun {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
-    for (const s of ex.manifest.stages) this.stats.set(s.name, new StageStats(s.name));
+    for (const s of ex.manifest.stages) {
+      this.stats.set(s.name, new StageStats(s.name));
+      this.lanes.set(s.name, { active: 0, waiting: [] });
+    }
+    this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
+    this.needed = ex.plan(opts.outputs);
     // Every queued item listens on this signal; a fan-out request has many (40 text lines).
     setMaxListeners(0, this.abort.signal);
   }
@@ -158,19 +201,20 @@ class RequestRun {
       rows = rows < 0 ? split[spec.name].length : Math.min(rows, split[spec.name].length);
     }
     for (let i = 0; i < Math.max(rows, 0); i++) {
-      const node = new LineageNode([i]);
+      const node = new LineageNode(i);
       for (const spec of m.inputs) node.tensors.set(spec.name, split[spec.name][i]);
       this.roots.push(node);
     }
     for (const node of this.roots) this.produced(node, m.inputs.map((s) => s.name));
   }
 
-  /** Tensors appeared on `node`: start every stage that can now run beneath it. */
+  /** Tensors appeared on `node`: start every stage that can now run on it or beneath it. */
   private produced(node: LineageNode, tensors: string[]): void {
     const stages = new Set<StageSpec>();
     for (const t of tensors) for (const s of this.ex.consumersOf(t)) stages.add(s);
     for (const s of stages) {
-      for (const target of node.atLevel(this.ex.levelOf(s.name))) this.tryStart(s, target);
+      if (this.needed && !this.needed.has(s.name)) continue;
+      for (const target of node.at(this.ex.lineageOf(s.name))) this.tryStart(s, target);
     }
   }
 
@@ -184,23 +228,75 @@ class RequestRun {
       if (!t) return;
       item[local] = t;
     }
+    if (stage.when) {
+      const cond = node.lookup(stage.when.tensor);
+      if (!cond) return;
+      if (!holds(stage, cond)) {
+        this.skip(stage, node, id);
+        return;
+      }
+    }
     this.started.add(id);
+    const lane = this.lanes.get(stage.name)!;
+    if (lane.active >= this.ex.laneLimit(stage.name)) lane.waiting.push({ node, item });
+    else this.submit(stage, node, item);
+  }
+
+  /** The condition is false for this item: its outputs are the tensors `otherwise` names, once they exist. */
+  private skip(stage: StageSpec, node: LineageNode, id: string): void {
+    const outs: [string, Tensor][] = [];
+    for (const [local, tensor] of Object.entries(stage.when!.otherwise)) {
+      const t = node.lookup(tensor);
+      if (!t) return;
+      outs.push([stage.outputs[local], t]);
+    }
+    this.started.add(id);
+    for (const [name, t] of outs) node.tensors.set(name, t);
+    this.stats.get(stage.name)!.skipped();
+    this.produced(node, outs.map(([name]) => name));
+  }
+
+  private submit(stage: StageSpec, node: LineageNode, item: Item): void {
+    const lane = this.lanes.get(stage.name)!;
+    const stats = this.stats.get(stage.name)!;
+    const batcher = this.ex.batcher(stage.name);
+    // The stage's queue is full while this request still has items there: this request's own work
+    // holds it, so the item waits for one of them to finish (Triton's ensemble scheduler blocks a step
+    // on its in-flight limit the same way). With none there, the queue is full of other requests' work
+    // and the submit below answers 429.
+    if (batcher.full && lane.active > 0) {
+      lane.waiting.unshift({ node, item });
+      return;
+    }
+    lane.active++;
     this.inFlight++;
-    this.stats.get(stage.name)!.submitted();
-    this.ex.batcher(stage.name).submit(item, this.abort.signal)
+    stats.submitted();
+    batcher.submit(item, this.abort.signal)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
         const err = asEnsembleError(e);
-        this.stats.get(stage.name)!.failed(err.message);
+        stats.failed(err.message);
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
         this.fail(named || err.status === 429 || err.status === 504 || err.status === 499
           ? err : new StageError(stage.name, err.message, err.status));
       })
       .finally(() => {
+        lane.active--;
         this.inFlight--;
+        this.feed(stage);
         this.maybeFinish();
       });
+  }
+
+  /** Hand the stage this request's waiting items, as far as its lane has room. */
+  private feed(stage: StageSpec): void {
+    const lane = this.lanes.get(stage.name)!;
+    const limit = this.ex.laneLimit(stage.name);
+    while (!this.settled && lane.waiting.length > 0 && lane.active < limit) {
+      const { node, item } = lane.waiting.shift()!;
+      this.submit(stage, node, item);
+    }
   }
 
   private completed(stage: StageSpec, node: LineageNode, run: ItemRun): void {
@@ -224,12 +320,9 @@ class RequestRun {
     };
     try {
       if (stage.kind === 'function' && stage.fanout) {
-        outcome.items.forEach((out, j) => {
-          const child = new LineageNode([...node.path, j], node);
-          node.children.push(child);
-          rename(out, child);
-        });
-        for (const child of node.children) this.produced(child, Object.values(stage.outputs));
+        const children = node.addChildren(stage.name, outcome.items.length);
+        children.forEach((child, j) => rename(outcome.items[j], child));
+        for (const child of children) this.produced(child, Object.values(stage.outputs));
       } else {
         this.produced(node, rename(outcome.items[0], node));
       }
@@ -241,33 +334,15 @@ class RequestRun {
   private maybeFinish(): void {
     if (this.settled || this.inFlight > 0) return;
     try {
-      this.finish(this.collect());
+      this.finish(joinOutputs(this.ex.manifest, this.roots, this.outputs));
     } catch (e) {
       this.fail(asEnsembleError(e));
     }
   }
 
-  /** Pipeline outputs: each output's level, concatenated in lineage order. */
-  private collect(): Record<string, Tensor> {
-    const m = this.ex.manifest;
-    const out: Record<string, Tensor> = {};
-    for (const spec of m.outputs) {
-      const level = m.levels[spec.name] ?? 0;
-      const nodes = this.roots.flatMap((r) => r.atLevel(level));
-      const parts: Tensor[] = [];
-      for (const n of nodes) {
-        const t = n.tensors.get(spec.name);
-        if (!t) throw new EnsembleError(`output '${spec.name}' was not produced for item ${n.key}`);
-        parts.push(t);
-      }
-      out[spec.name] = parts.length ? stackRows(parts) : emptyRows(spec.datatype, spec.shape.slice(1));
-    }
-    return out;
-  }
-
   private records(): StageRunRecord[] {
     // Stages the request never reached (a failure upstream) would only be noise in the record.
-    return [...this.stats.values()].map((s) => s.toRecord()).filter((r) => r.items > 0 || r.error !== undefined);
+    return [...this.stats.values()].map((s) => s.toRecord()).filter((r) => r.items > 0 || r.skipped !== undefined || r.error !== undefined);
   }
 
   private finish(outputs: Record<string, Tensor>): void {
@@ -282,10 +357,20 @@ class RequestRun {
     clearTimeout(this.timer);
     // Drops this request's items still waiting in any stage queue.
     this.abort.abort(err);
+    for (const lane of this.lanes.values()) lane.waiting.length = 0;
     // The record must say where the request was when it ended (a timeout names the stuck stage).
     for (const s of this.stats.values()) if (s.unfinished > 0) s.failed(`unfinished: ${err.message}`);
     this.reject(new RunFailure(err, this.records()));
   }
+}
+
+/** A stage's condition for one item: one value, non-zero (or true) runs the stage. */
+function holds(stage: StageSpec, cond: Tensor): boolean {
+  if (cond.data.length !== 1) {
+    throw new StageError(stage.name, `condition '${stage.when!.tensor}' must hold one value per item, got shape [${cond.shape.join(', ')}]`);
+  }
+  const v = cond.data[0];
+  return typeof v === 'bigint' ? v !== 0n : v instanceof Uint8Array ? v.length > 0 : v !== 0;
 }
 
 function asEnsembleError(e: unknown): EnsembleError {

@@ -12,11 +12,15 @@ export class StageStats {
   private coldStart = false;
   private initMs: number | undefined;
   private error: string | undefined;
+  private skippedItems = 0;
 
   constructor(readonly stage: string) {}
 
   /** An item of this request was handed to the stage's batcher. */
   submitted(): void { this.submittedItems++; }
+
+  /** An item the stage's condition skipped. */
+  skipped(): void { this.skippedItems++; }
 
   /** Items handed to the stage that have no result yet (queued or running). */
   get unfinished(): number { return this.error === undefined ? this.submittedItems - this.items : 0; }
@@ -48,6 +52,7 @@ export class StageStats {
       coldStart: this.coldStart,
     };
     if (this.initMs !== undefined) r.initMs = round(this.initMs);
+    if (this.skippedItems > 0) r.skipped = this.skippedItems;
     if (this.error !== undefined) r.error = this.error;
     return r;
   }

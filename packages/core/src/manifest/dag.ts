@@ -8,7 +8,22 @@ import type { StageSpec, TensorSpec } from './types.js';
 export interface Dag {
   order: string[];
   levels: Record<string, number>;
+  lineage: Record<string, string[]>;
   tensors: Record<string, TensorSpec>;
+}
+
+/** Tensors a stage reads besides its inputs: its condition and the tensors skipped items take. */
+export function conditionTensors(stage: StageSpec): { field: string; tensor: string }[] {
+  if (!stage.when) return [];
+  return [
+    { field: 'when', tensor: stage.when.tensor },
+    ...Object.entries(stage.when.otherwise).map(([local, tensor]) => ({ field: `otherwise.${local}`, tensor })),
+  ];
+}
+
+/** Everything a stage waits for: its inputs, then its condition tensors. */
+function reads(stage: StageSpec): { field: string; tensor: string }[] {
+  return [...Object.entries(stage.inputs).map(([local, tensor]) => ({ field: `inputs.${local}`, tensor })), ...conditionTensors(stage)];
 }
 
 /**
@@ -36,16 +51,26 @@ export function buildDag(m: StaticManifest, typedOutputs: readonly TypedOutput[]
 
   const consumers = new Map<string, string[]>();
   for (const stage of m.stages) {
-    for (const [local, tensor] of Object.entries(stage.inputs)) {
+    for (const { field, tensor } of reads(stage)) {
       if (!producer.has(tensor)) {
-        throw loc.error(stageWhere(stage.name), `inputs.${local}`,
+        throw loc.error(stageWhere(stage.name), field,
           `tensor '${tensor}' is not produced by any stage or pipeline input${didYouMean(tensor, producer.keys(), true)}`);
       }
+      if (field !== 'inputs' && !field.startsWith('inputs.') && producer.get(tensor) === stage.name) {
+        throw loc.error(stageWhere(stage.name), field, `tensor '${tensor}' is an output of this same stage; the condition and the skipped items' tensors come from upstream`);
+      }
       consumers.set(tensor, [...(consumers.get(tensor) ?? []), stage.name]);
+    }
+    if (stage.when && stage.kind === 'function' && stage.fanout) {
+      throw loc.error(stageWhere(stage.name), 'when', 'a fan-out stage cannot be conditional; make the stage before it decide, or return no items from the fan-out');
     }
   }
 
   m.outputs.forEach((out, i) => {
+    if (out.derived) {
+      if (producer.has(out.name)) throw loc.error(PIPELINE, `outputs[${i}].name`, `'${out.name}' names the companion of output '${out.derived.of}' but is already a tensor of the pipeline; pick another name`);
+      return;
+    }
     const p = producer.get(out.name);
     if (p === undefined) {
       throw loc.error(PIPELINE, `outputs[${i}].name`,
@@ -72,9 +97,42 @@ export function buildDag(m: StaticManifest, typedOutputs: readonly TypedOutput[]
   });
 
   const order = topologicalOrder(m.stages, producer, loc);
-  const levels = lineageLevels(m, order, stages, loc);
+  const lineage = lineages(m, order, stages, loc);
+  const levels: Record<string, number> = {};
+  for (const [tensor, l] of Object.entries(lineage)) levels[tensor] = l.length;
   const tensors = staticTensors(m, typedOutputs, loc);
-  return { order, levels, tensors };
+  checkConditions(m.stages, tensors, lineage, loc);
+  return { order, levels, lineage, tensors };
+}
+
+/** A condition is one number per item, and a skipped item's tensors have the types the stage would have written. */
+function checkConditions(list: readonly StageSpec[], tensors: Record<string, TensorSpec>, lineage: Record<string, string[]>, loc: Locator): void {
+  for (const stage of list) {
+    if (!stage.when) continue;
+    const where = stageWhere(stage.name);
+    const cond = tensors[stage.when.tensor];
+    if (cond) {
+      if (cond.datatype === 'BYTES') throw loc.error(where, 'when', `tensor '${cond.name}' is BYTES; a condition is BOOL or a number (non-zero is true), one per item`);
+      if (cond.shape.slice(1).some((d) => d !== 1)) {
+        throw loc.error(where, 'when', `tensor '${cond.name}' has shape ${formatShape(cond.shape)}; a condition is one value per item: [-1] or [-1, 1]`);
+      }
+    }
+    const at = lineage[Object.values(stage.outputs)[0]];
+    for (const [local, tensor] of Object.entries(stage.when.otherwise)) {
+      const from = lineage[tensor];
+      if (from.length > at.length || !from.every((f, i) => at[i] === f)) {
+        throw loc.error(where, `otherwise.${local}`, `tensor '${tensor}' comes from fan-out ${from.map((f) => `'${f}'`).join(' > ') || '(none)'}, not from the items this stage runs on`);
+      }
+      const out = tensors[stage.outputs[local]];
+      const alt = tensors[tensor];
+      if (out && alt) {
+        const why = out.datatype !== alt.datatype ? `datatype ${alt.datatype} vs ${out.datatype}` : shapeMismatch(alt.shape, out.shape);
+        if (why) {
+          throw loc.error(where, `otherwise.${local}`, `tensor '${tensor}' (${alt.datatype} ${formatShape(alt.shape)}) cannot stand in for '${out.name}' (${out.datatype} ${formatShape(out.shape)}): ${why}`);
+        }
+      }
+    }
+  }
 }
 
 /** Kahn's algorithm, ties broken by manifest order so the result is stable. */
@@ -82,7 +140,7 @@ function topologicalOrder(list: readonly StageSpec[], producer: Map<string, stri
   const deps = new Map<string, Set<string>>();
   for (const stage of list) {
     const d = new Set<string>();
-    for (const tensor of Object.values(stage.inputs)) {
+    for (const { tensor } of reads(stage)) {
       const p = producer.get(tensor);
       if (p) d.add(p);
     }
@@ -106,18 +164,18 @@ function topologicalOrder(list: readonly StageSpec[], producer: Map<string, stri
 function cycleError(left: readonly StageSpec[], producer: Map<string, string | null>, loc: Locator) {
   const leftNames = new Set(left.map((s) => s.name));
   const byName = new Map(left.map((s) => [s.name, s]));
-  const path: { stage: string; local: string; tensor: string }[] = [];
+  const path: { stage: string; field: string; tensor: string }[] = [];
   let current = left[0];
   const seenAt = new Map<string, number>();
   while (!seenAt.has(current.name)) {
     seenAt.set(current.name, path.length);
-    const [local, tensor] = Object.entries(current.inputs).find(([, t]) => leftNames.has(producer.get(t) ?? ''))!;
-    path.push({ stage: current.name, local, tensor });
+    const { field, tensor } = reads(current).find(({ tensor: t }) => leftNames.has(producer.get(t) ?? ''))!;
+    path.push({ stage: current.name, field, tensor });
     current = byName.get(producer.get(tensor)!)!;
   }
   const cycle = path.slice(seenAt.get(current.name));
   const head = cycle[0];
-  return loc.error(stageWhere(head.stage), `inputs.${head.local}`,
+  return loc.error(stageWhere(head.stage), head.field,
     `tensor '${head.tensor}' closes a cycle between stages: ${describeCycle(cycle, producer)}`);
 }
 
@@ -133,7 +191,7 @@ function describeCycle(cycle: { stage: string; tensor: string }[], producer: Map
  * deeper than the items it read. A stage may combine a tensor with tensors of
  * that tensor's ancestors only; two unrelated fan-outs have no item-to-item match.
  */
-function lineageLevels(m: StaticManifest, order: string[], stages: Map<string, StageSpec>, loc: Locator): Record<string, number> {
+function lineages(m: StaticManifest, order: string[], stages: Map<string, StageSpec>, loc: Locator): Record<string, string[]> {
   const lineage = new Map<string, string[]>();
   for (const input of m.inputs) lineage.set(input.name, []);
   for (const name of order) {
@@ -144,19 +202,21 @@ function lineageLevels(m: StaticManifest, order: string[], stages: Map<string, S
       const l = lineage.get(tensor)!;
       if (l.length > deepest.length) { deepest = l; deepestTensor = tensor; }
     }
-    for (const [local, tensor] of Object.entries(stage.inputs)) {
+    for (const { field, tensor } of reads(stage)) {
       const l = lineage.get(tensor)!;
-      if (!l.every((f, i) => deepest[i] === f)) {
-        throw loc.error(stageWhere(name), `inputs.${local}`,
+      if (l.length > deepest.length && field === 'when') {
+        throw loc.error(stageWhere(name), field, `tensor '${tensor}' comes from fan-out ${l.map((f) => `'${f}'`).join(' > ')}, deeper than the items this stage runs on`);
+      }
+      if (!l.every((f, i) => deepest[i] === f) && !field.startsWith('otherwise.')) {
+        throw loc.error(stageWhere(name), field,
           `tensor '${tensor}' comes from fan-out ${l.map((f) => `'${f}'`).join(' > ')} but '${deepestTensor}' from ${deepest.map((f) => `'${f}'`).join(' > ')}; a stage can only combine tensors of one lineage`);
       }
     }
     const out = stage.kind === 'function' && stage.fanout ? [...deepest, name] : deepest;
     for (const tensor of Object.values(stage.outputs)) lineage.set(tensor, out);
   }
-  const levels: Record<string, number> = {};
-  for (const [tensor, l] of lineage) levels[tensor] = l.length;
-  return levels;
+  for (const o of m.outputs) if (o.derived) lineage.set(o.name, lineage.get(o.derived.of)!);
+  return Object.fromEntries(lineage);
 }
 
 function staticTensors(m: StaticManifest, typedOutputs: readonly TypedOutput[], loc: Locator): Record<string, TensorSpec> {

@@ -9,13 +9,14 @@ import {
   child, fail, need, readBool, readEnum, readInt, readList, readMap, readNumber, readString, type Scope,
 } from './fields.js';
 import { DEFAULTS, PIPELINE, stageWhere, type Locator } from './locator.js';
+import { didYouMean } from './suggest.js';
 import { toPlain, type YNode } from './parse.js';
 import type {
   BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
 } from './types.js';
 
 /** The manifest as the YAML states it: defaults filled, paths absolute, no DAG yet. */
-export type StaticManifest = Omit<Manifest, 'order' | 'levels' | 'tensors'>;
+export type StaticManifest = Omit<Manifest, 'order' | 'levels' | 'lineage' | 'tensors'>;
 
 /** A function stage output written with its type: `{ name, datatype, shape }`. */
 export interface TypedOutput {
@@ -37,10 +38,12 @@ const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'inputs', 'outputs', 'defaults', 'stages'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'ragged', 'row_index'] as const;
+const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation'] as const;
 const ISOLATIONS = ['process', 'inline'] as const;
-const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options'] as const;
+const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options', 'when', 'otherwise'] as const;
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
 const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
 
@@ -61,7 +64,7 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
     : DEFAULT_MAX_REQUEST_BYTES;
 
   const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs');
-  const outputs = readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs');
+  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', true));
 
   const defaults = readDefaults({ loc, where: DEFAULTS }, top.defaults);
 
@@ -102,13 +105,13 @@ function readDefaults(s: Scope, node: YNode | undefined): Defaults {
   };
 }
 
-function readTensorList(s: Scope, node: YNode, field: string): TensorSpec[] {
+function readTensorList(s: Scope, node: YNode, field: string, isOutput = false): TensorSpec[] {
   const items = readList(s, node, field);
   if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
   const specs: TensorSpec[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const spec = readTensorSpec(s, item, `${field}[${i}]`);
+    const spec = readTensorSpec(s, item, `${field}[${i}]`, isOutput);
     if (seen.has(spec.name)) fail(s, `${field}[${i}].name`, `tensor '${spec.name}' is listed twice`);
     seen.add(spec.name);
     specs.push(spec);
@@ -117,8 +120,8 @@ function readTensorList(s: Scope, node: YNode, field: string): TensorSpec[] {
 }
 
 /** `{ name, datatype, shape }` where dim 0 is the item (batch) dimension, always -1. */
-function readTensorSpec(s: Scope, node: YNode, field: string): TensorSpec {
-  const m = readMap(s, node, field, TENSOR_KEYS);
+function readTensorSpec(s: Scope, node: YNode, field: string, isOutput = false): TensorSpec {
+  const m = readMap(s, node, field, isOutput ? OUTPUT_KEYS : TENSOR_KEYS);
   const name = readString(s, need(s, m.name, child(field, 'name')), child(field, 'name'));
   const datatype = readEnum<Datatype>(s, need(s, m.datatype, child(field, 'datatype')), child(field, 'datatype'), DATATYPES);
   const shapeField = child(field, 'shape');
@@ -134,7 +137,50 @@ function readTensorSpec(s: Scope, node: YNode, field: string): TensorSpec {
   }
   const spec: TensorSpec = { name, datatype, shape };
   if (m.description) spec.description = readString(s, m.description, child(field, 'description'));
+  if (!isOutput) return spec;
+  const free = shape.slice(1).some((d) => d === -1);
+  if (m.ragged) {
+    const rf = child(field, 'ragged');
+    const r = readMap(s, m.ragged, rf, RAGGED_KEYS);
+    if (!free) fail(s, rf, `tensor '${name}' has no free dimension beyond dim 0 ${JSON.stringify(shape)}: its items always stack, ragged does not apply`, m.ragged);
+    spec.ragged = { padValue: r.pad_value ? readNumber(s, r.pad_value, child(rf, 'pad_value')) : 0 };
+    if (r.lengths) spec.ragged.lengths = readString(s, r.lengths, child(rf, 'lengths'));
+  } else if (free) {
+    // Fan-out items (text lines of different widths) and rows alike may differ there; stacking them would fail
+    // only after all the work ran.
+    fail(s, shapeField, `tensor '${name}' has a free dimension beyond dim 0 ${JSON.stringify(shape)}: items can differ in shape there `
+      + `and cannot be stacked into one response tensor. Give those dimensions fixed sizes, or declare how items are joined: `
+      + `ragged: { pad_value: 0, lengths: ${name}_shape }`, m.shape);
+  }
+  if (m.row_index) spec.rowIndex = readString(s, m.row_index, child(field, 'row_index'));
   return spec;
+}
+
+/** Pipeline outputs plus the companions their `ragged.lengths` and `row_index` name, right after each. */
+function withCompanions(s: Scope, outputs: TensorSpec[]): TensorSpec[] {
+  const all: TensorSpec[] = [];
+  const names = new Set(outputs.map((o) => o.name));
+  const add = (spec: TensorSpec, field: string) => {
+    if (names.has(spec.name)) fail(s, field, `output '${spec.name}' already exists; the companion of '${spec.derived!.of}' needs a name of its own`);
+    names.add(spec.name);
+    all.push(spec);
+  };
+  outputs.forEach((o, i) => {
+    all.push(o);
+    if (o.ragged?.lengths) {
+      add({
+        name: o.ragged.lengths, datatype: 'INT64', shape: [-1, o.shape.length - 1], derived: { kind: 'lengths', of: o.name },
+        description: `The shape of each row of '${o.name}' before padding.`,
+      }, `outputs[${i}].ragged.lengths`);
+    }
+    if (o.rowIndex) {
+      add({
+        name: o.rowIndex, datatype: 'INT64', shape: [-1], derived: { kind: 'row_index', of: o.name },
+        description: `For each row of '${o.name}', the request row it came from.`,
+      }, `outputs[${i}].row_index`);
+    }
+  });
+  return all;
 }
 
 function readStage(
@@ -175,7 +221,21 @@ function readStage(
     if (m.options.kind !== 'map') fail(s, 'options', 'expected a mapping', m.options);
     options = toPlain(m.options) as Record<string, unknown>;
   }
-  const base = { name, inputs: inputs.map, outputs: outputs.map, batch, scale, timeoutMs, options };
+  const base: Omit<StageSpec, 'kind'> = { name, inputs: inputs.map, outputs: outputs.map, batch, scale, timeoutMs, options };
+  if (m.when) {
+    const tensor = readString(s, m.when, 'when');
+    if (!m.otherwise) fail(s, 'when', `a stage with when: needs otherwise: { <output>: <tensor> } for every output, the tensors items skip to (outputs: ${Object.keys(outputs.map).join(', ')})`, m.when);
+    const o = readStageIo(s, m.otherwise, 'otherwise', false).map;
+    for (const local of Object.keys(o)) {
+      if (!(local in outputs.map)) fail(s, `otherwise.${local}`, `'${local}' is not an output of this stage${didYouMean(local, Object.keys(outputs.map), true)}`);
+    }
+    for (const local of Object.keys(outputs.map)) {
+      if (!(local in o)) fail(s, 'otherwise', `output '${local}' has no tensor for the items the condition skips: add ${local}: <tensor>`, m.otherwise);
+    }
+    base.when = { tensor, otherwise: o };
+  } else if (m.otherwise) {
+    fail(s, 'otherwise', 'otherwise: only goes with when: (the condition that skips items)', m.otherwise);
+  }
   const typed = outputs.typed.map(({ local, spec }) => ({ stage: name, local, spec }));
 
   if (kind === 'onnx') {

@@ -14,7 +14,32 @@ export interface TensorSpec {
    */
   shape: number[];
   description?: string;
+  /**
+   * Pipeline outputs only: how items whose free dimensions differ are joined
+   * into one response tensor. Without it, loading refuses an output with a
+   * free dimension beyond dim 0 (its items could not be stacked).
+   */
+  ragged?: RaggedJoin;
+  /**
+   * Pipeline outputs only: the name of a companion output (INT64 [-1]) that
+   * gives, for each row of this output, the request row it came from (which
+   * image a text line belongs to).
+   */
+  rowIndex?: string;
+  /** Set on outputs the executor derives (companions above), not a stage. */
+  derived?: DerivedOutput;
 }
+
+/** Items are padded at the end of every free dimension to the largest in the response. */
+export interface RaggedJoin {
+  padValue: number;
+  /** Companion output (INT64 [-1, rank]): each row's real per-item shape. */
+  lengths?: string;
+}
+
+export type DerivedOutput =
+  | { kind: 'lengths'; of: string }
+  | { kind: 'row_index'; of: string };
 
 export interface BatchSpec {
   /** Largest batch a stage call receives. 1 disables batching. */
@@ -66,6 +91,21 @@ interface StageBase {
   timeoutMs: number;
   /** Free-form options passed to the stage (function stages read them). */
   options: Record<string, unknown>;
+  /** Conditional routing: the stage runs only for items where this holds. */
+  when?: StageCondition;
+}
+
+/**
+ * `when: flag` runs a stage only for the items whose `flag` tensor (one BOOL or
+ * number per item; non-zero is true) is true. For the other items each output
+ * of the stage takes the tensor `otherwise` names instead, so every consumer
+ * downstream still finds its input (early exit: an expensive stage only for
+ * the items a cheap one flags).
+ */
+export interface StageCondition {
+  tensor: string;
+  /** Stage-local output name -> pipeline tensor used for items the condition skips. */
+  otherwise: Record<string, string>;
 }
 
 export interface OnnxStage extends StageBase {
@@ -111,6 +151,12 @@ export interface Manifest {
    * fan-out stage. A stage runs at the deepest level of its inputs.
    */
   levels: Record<string, number>;
+  /**
+   * The fan-out stages every tensor went through, outermost first ([] for
+   * pipeline inputs). Two sibling fan-outs of one level have different
+   * lineages, so their items never mix.
+   */
+  lineage: Record<string, string[]>;
   /** Every tensor whose type is known statically (pipeline I/O, typed function outputs). */
   tensors: Record<string, TensorSpec>;
 }

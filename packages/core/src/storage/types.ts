@@ -10,6 +10,8 @@ export interface StageRunRecord {
   computeMs: number;
   coldStart: boolean;
   initMs?: number;
+  /** Items the stage's `when` condition skipped (they took its `otherwise` tensors). */
+  skipped?: number;
   error?: string;
 }
 

@@ -154,3 +154,44 @@ export function concatRows(tensors: Tensor[]): Tensor {
   }
   return { datatype, shape: [rows, ...rest], data };
 }
+
+/**
+ * Stack items whose shapes may differ in any axis (same rank): each axis is
+ * padded at its end to the largest in `parts`, with `padValue`.
+ */
+export function padRows(parts: Tensor[], padValue = 0): Tensor {
+  if (parts.length === 0) throw new EnsembleError('padRows: no parts to stack (use emptyRows)');
+  const { datatype, shape: firstShape } = parts[0];
+  const rank = firstShape.length;
+  const target = firstShape.slice();
+  parts.forEach((p, i) => {
+    if (p.datatype !== datatype) throw new EnsembleError(`padRows: part ${i} has datatype ${p.datatype}, part 0 has ${datatype}`);
+    if (p.shape.length !== rank) throw new EnsembleError(`padRows: part ${i} has shape ${fmt(p.shape)}, part 0 has ${fmt(firstShape)} (ranks differ)`);
+    checkLength(p, `padRows: part ${i}`);
+    for (let a = 0; a < rank; a++) target[a] = Math.max(target[a], p.shape[a]);
+  });
+  if (rank === 0 || parts.every((p) => p.shape.every((d, a) => d === target[a]))) return stackRows(parts);
+  const per = elementCount(target);
+  const data = allocate(datatype, parts.length * per);
+  const fill = padFill(datatype, padValue);
+  if (fill !== undefined && fill !== 0 && fill !== 0n) (data as unknown as Copyable).fill(fill);
+  else if (datatype === 'BYTES') (data as Uint8Array[]).fill(new Uint8Array(0));
+  // Strides of the padded layout; the last axis is copied as one run per row.
+  const strides = new Array<number>(rank).fill(1);
+  for (let a = rank - 2; a >= 0; a--) strides[a] = strides[a + 1] * target[a + 1];
+  parts.forEach((p, i) => {
+    const run = p.shape[rank - 1];
+    const rows = elementCount(p.shape.slice(0, -1));
+    const idx = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+    for (let r = 0; r < rows; r++) {
+      let dst = i * per;
+      for (let a = 0; a < rank - 1; a++) dst += idx[a] * strides[a];
+      copyInto(data, dst, p.data, r * run, run);
+      for (let a = rank - 2; a >= 0; a--) {
+        if (++idx[a] < p.shape[a]) break;
+        idx[a] = 0;
+      }
+    }
+  });
+  return { datatype, shape: [parts.length, ...target], data };
+}

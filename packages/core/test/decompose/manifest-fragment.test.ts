@@ -45,7 +45,7 @@ describe('manifest fragment', () => {
     expect(text.startsWith('# made by a test\nname: rec\n')).toBe(true);
     expect(text).toContain('  - { name: x, datatype: FP32, shape: [-1, 3, 48, -1] }');
     const doc = parse(text);
-    expect(doc.outputs).toEqual([{ name: 'softmax_11_tmp_0', datatype: 'FP32', shape: [-1, -1, 6625] }]);
+    expect(doc.outputs).toEqual([{ name: 'softmax_11_tmp_0', datatype: 'FP32', shape: [-1, -1, 6625], ragged: { pad_value: 0 } }]);
     expect(doc.stages[0].weights.source).toBe('rec_1.onnx');
     expect(() => pipelineYaml(cut, { name: 'Rec!', keyPrefix: 'r', sourceDir: '' })).toThrow(/not a valid pipeline name/);
     expect(pipelineName('ch_PP-OCRv4 rec')).toBe('ch_pp-ocrv4_rec');

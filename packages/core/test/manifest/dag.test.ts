@@ -108,3 +108,74 @@ describe('manifest DAG', () => {
     await expectManifestError(run, file, "stage 's1'", 'outputs.y', 'dim 1 is 5 vs 4');
   });
 });
+
+describe('manifest: ragged outputs, companions and conditions', () => {
+  const yaml = (outputs: string, stages: string[]) => [
+    'name: rules', 'inputs:', '  - { name: x, datatype: FP32, shape: [-1, 4] }', 'outputs:', outputs, 'stages:',
+    ...stages.map((s) => `  - { kind: function, module: stages/f.ts, ${s} }`), '',
+  ].join('\n');
+  const loadYaml = async (text: string) => {
+    const { file } = await writePipeline(text, { 'stages/f.ts': STAGE_MODULE });
+    return { file, run: () => loadManifest(file) };
+  };
+
+  it('refuses an output with a free dimension beyond dim 0, saying what to declare', async () => {
+    const { file, run } = await loadYaml(yaml('  - { name: y, datatype: FP32, shape: [-1, -1] }', ['name: s, inputs: [x], outputs: [y]']));
+    await expectManifestError(run, file, 'pipeline', 'outputs[0].shape', "'y'", 'ragged: { pad_value: 0, lengths: y_shape }');
+  });
+
+  it('accepts it with ragged, adding the lengths and row index companions after it', async () => {
+    const { run } = await loadYaml(yaml('  - { name: y, datatype: FP32, shape: [-1, -1], ragged: { lengths: y_len }, row_index: y_row }', ['name: s, inputs: [x], outputs: [y]']));
+    const m = await run();
+    expect(m.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([['y', 'FP32', [-1, -1]], ['y_len', 'INT64', [-1, 1]], ['y_row', 'INT64', [-1]]]);
+    expect(m.outputs[0].ragged).toEqual({ padValue: 0, lengths: 'y_len' });
+  });
+
+  it('refuses a companion named like another tensor', async () => {
+    const { file, run } = await loadYaml(yaml('  - { name: y, datatype: FP32, shape: [-1, 4], row_index: x }', ['name: s, inputs: [x], outputs: [y]']));
+    await expectManifestError(run, file, 'pipeline', 'outputs[1].name', "companion of output 'y'");
+  });
+
+  it('gives sibling fan-outs lineages of their own', async () => {
+    const { run } = await load([
+      'name: f1, inputs: [x], outputs: [p], fanout: true',
+      'name: f2, inputs: [x], outputs: [q], fanout: true',
+      'name: a, inputs: [p], outputs: [y]',
+      'name: b, inputs: [q], outputs: [z]',
+    ], { outputs: ['y', 'z'] });
+    const m = await run();
+    expect(m.lineage).toMatchObject({ x: [], p: ['f1'], q: ['f2'], y: ['f1'], z: ['f2'] });
+  });
+
+  it('refuses a condition without otherwise, naming the outputs to cover', async () => {
+    const { file, run } = await load(['name: c, inputs: [x], outputs: [flag]', 'name: s, inputs: [x], outputs: [y], when: flag']);
+    await expectManifestError(run, file, "stage 's'", 'when', 'otherwise', 'y');
+  });
+
+  it('refuses an otherwise that misses an output or names one the stage lacks', async () => {
+    const a = await load(['name: c, inputs: [x], outputs: [flag, alt]', 'name: s, inputs: [x], outputs: [y, w], when: flag, otherwise: { y: alt }'], { outputs: ['y', 'w'] });
+    await expectManifestError(a.run, a.file, "stage 's'", 'otherwise', "output 'w'");
+    const b = await load(['name: c, inputs: [x], outputs: [flag, alt]', 'name: s, inputs: [x], outputs: [y], when: flag, otherwise: { yy: alt }']);
+    await expectManifestError(b.run, b.file, "stage 's'", 'otherwise.yy', "did you mean 'y'");
+  });
+
+  it('refuses a condition tensor nobody produces, a BYTES condition, and a conditional fan-out', async () => {
+    const a = await load(['name: s, inputs: [x], outputs: [y], when: flg, otherwise: { y: x }']);
+    await expectManifestError(a.run, a.file, "stage 's'", 'when', "'flg' is not produced");
+    const b = await loadYaml(yaml('  - { name: y, datatype: FP32, shape: [-1, 4] }', [
+      'name: c, inputs: [x], outputs: [{ name: flag, datatype: BYTES, shape: [-1] }, alt]',
+      'name: s, inputs: [x], outputs: [y], when: flag, otherwise: { y: alt }',
+    ]));
+    await expectManifestError(b.run, b.file, "stage 's'", 'when', 'BYTES');
+    const c = await load(['name: c, inputs: [x], outputs: [flag]', 'name: s, inputs: [x], outputs: [y], fanout: true, when: flag, otherwise: { y: x }']);
+    await expectManifestError(c.run, c.file, "stage 's'", 'when', 'fan-out stage cannot be conditional');
+  });
+
+  it('refuses an otherwise tensor of another datatype than the output it stands for', async () => {
+    const { file, run } = await loadYaml(yaml('  - { name: y, datatype: FP32, shape: [-1, 4] }', [
+      'name: c, inputs: [x], outputs: [{ name: flag, datatype: BOOL, shape: [-1] }, { name: alt, datatype: INT32, shape: [-1, 4] }]',
+      'name: s, inputs: [x], outputs: [y], when: flag, otherwise: { y: alt }',
+    ]));
+    await expectManifestError(run, file, "stage 's'", 'otherwise.y', 'INT32 vs FP32');
+  });
+});
