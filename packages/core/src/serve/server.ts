@@ -4,9 +4,9 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Manifest } from '../manifest/types.js';
 import type { StageTransport } from '../transport/types.js';
-import { findManifests, loadManifest } from '../manifest/load.js';
 import { verifyManifest } from '../manifest/verify.js';
 import { PipelineRegistry } from '../pipelines/registry.js';
+import { loadPipelines } from '../pipelines/load-all.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '../transport/worker-pool.js';
@@ -43,18 +43,16 @@ export interface RunningServer {
  */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? ((s: string) => console.error(`[ensemble] ${s}`));
+  // Manifests first: a broken or duplicated one is reported before any emulator or worker starts.
+  const modelsDir = resolve(opts.modelsDir ?? 'models');
+  const manifests = await loadPipelines(modelsDir);
+  const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
+  for (const name of opts.pipelines ?? []) {
+    if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
+  }
   const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env });
   const cleanup: (() => Promise<void>)[] = [() => env.close()];
   try {
-    const modelsDir = resolve(opts.modelsDir ?? 'models');
-    const files = await findManifests(modelsDir);
-    const manifests: Manifest[] = [];
-    for (const f of files) manifests.push(await loadManifest(f));
-    const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
-    for (const name of opts.pipelines ?? []) {
-      if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
-    }
-
     const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
     const registry = new PipelineRegistry(transport);
     cleanup.unshift(() => registry.close());
