@@ -28,13 +28,15 @@ export interface AppOptions {
   remainingMs?: (c: Context) => number | undefined;
   /** Runs before any route; return a Response to refuse (auth). */
   guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
+  /** Where per-request lines go (default: nowhere). */
+  log?: (line: string) => void;
 }
 
 /**
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'local', guard, remainingMs }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'local', guard, remainingMs, log = () => undefined }: AppOptions): Hono {
   const app = new Hono();
 
   if (guard) {
@@ -69,6 +71,7 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
     return c.json(rec);
   });
   app.get('/v2/models/:name/runs', async (c) => {
+    registry.manifest(c.req.param('name'));
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
@@ -82,6 +85,14 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
     const runId = randomUUID();
     const name = c.req.param('name') ?? '';
     let version = c.req.param('version') ?? '';
+    try {
+      registry.manifest(name, version || undefined);
+    } catch (err) {
+      // Not a run of anything served: a record per invented name would let any caller fill the runs table.
+      const e = toEnsembleError(err);
+      log(`${c.req.method} ${new URL(c.req.url).pathname} ${e.status}: ${e.message} (no run record)`);
+      return errorResponse(c, e);
+    }
     let stages: StageRunRecord[] = [];
     const record = (status: number, error?: string) => {
       const rec: RunRecord = {

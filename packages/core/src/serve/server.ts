@@ -24,6 +24,8 @@ export interface ServerOptions {
   /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
+  /** Where the gateway's per-request lines go (default: nowhere). */
+  requestLog?: (line: string) => void;
 }
 
 export interface RunningServer {
@@ -64,7 +66,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
     }
 
-    const app = createApp({ registry, runs: env.runs, transport: transport.kind });
+    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog });
     const host = opts.host ?? '127.0.0.1';
     const server = await listen(app, opts.port ?? 8080, host);
     const answering = trackResponses(server);
