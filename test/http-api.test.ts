@@ -326,6 +326,22 @@ describe('run records', () => {
   });
 });
 
+describe('access log', () => {
+  it('logs one line per request: method, path, status, ms, and the run id and pipeline of an inference', async () => {
+    requestLines.length = 0;
+    const good = await infer('demo', demoBody([1, 2, 3, 4]));
+    const runId = good.headers.get('x-ensemble-run-id')!;
+    const bad = await infer('guarded', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [-2, 0] }] });
+    await getJson(`${base}/v2/models/demo`);
+    await getJson(`${base}/v2/nothing/here`);
+    expect(requestLines).toHaveLength(4);
+    expect(requestLines[0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+    expect(requestLines[1]).toMatch(new RegExp(`^POST /v2/models/guarded/infer 500 \\d+\\.\\dms run=${bad.headers.get('x-ensemble-run-id')} pipeline=guarded$`));
+    expect(requestLines[2]).toMatch(/^GET \/v2\/models\/demo 200 \d+\.\dms$/);
+    expect(requestLines[3]).toMatch(/^GET \/v2\/nothing\/here 404 \d+\.\dms$/);
+  });
+});
+
 describe('unknown models', () => {
   it('writes no run record for an unknown model or version, logging one line instead', async () => {
     requestLines.length = 0;

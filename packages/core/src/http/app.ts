@@ -14,6 +14,7 @@ import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
 import { validateInputs } from './validate-inputs.js';
 import { modelMetadata, serverMetadata } from './metadata.js';
+import { accessLog, noteRequest } from './access-log.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -28,7 +29,7 @@ export interface AppOptions {
   remainingMs?: (c: Context) => number | undefined;
   /** Runs before any route; return a Response to refuse (auth). */
   guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
-  /** Where per-request lines go (default: nowhere). */
+  /** Where the access log goes, one line per request (default: no access log). */
   log?: (line: string) => void;
 }
 
@@ -36,8 +37,11 @@ export interface AppOptions {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'local', guard, remainingMs, log = () => undefined }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'local', guard, remainingMs, log }: AppOptions): Hono {
   const app = new Hono();
+
+  // First, so requests the guard refuses are logged too.
+  if (log) app.use('*', accessLog(log));
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -89,10 +93,10 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
       registry.manifest(name, version || undefined);
     } catch (err) {
       // Not a run of anything served: a record per invented name would let any caller fill the runs table.
-      const e = toEnsembleError(err);
-      log(`${c.req.method} ${new URL(c.req.url).pathname} ${e.status}: ${e.message} (no run record)`);
-      return errorResponse(c, e);
+      noteRequest(c, { note: 'not served, no run record' });
+      return errorResponse(c, err);
     }
+    noteRequest(c, { runId, pipeline: name });
     let stages: StageRunRecord[] = [];
     const record = (status: number, error?: string) => {
       const rec: RunRecord = {

@@ -24,7 +24,7 @@ export interface ServerOptions {
   /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
-  /** Where the gateway's per-request lines go (default: nowhere). */
+  /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
   requestLog?: (line: string) => void;
 }
 
