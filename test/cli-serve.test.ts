@@ -63,6 +63,14 @@ describe('ensemble serve, as the README shows it', () => {
     expect(body.parameters.run_id).toBe(runId);
   });
 
+  it('writes one access log line per request on stdout, with the run id and pipeline', async () => {
+    const lines = () => server!.stdout().split('\n').filter((l) => l.includes(runId));
+    for (let i = 0; i < 50 && !lines().length; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+    expect(server!.stdout()).toMatch(/^GET \/v2\/health\/ready 200 /m);
+  });
+
   it('answers `ensemble infer demo --body` with the same numbers', async () => {
     const r = await runCli(['infer', 'demo', '--url', server!.url, '--body', README_BODY]);
     expect(r.code, r.stderr).toBe(0);
@@ -140,7 +148,7 @@ stages:
     options: { marker: ${JSON.stringify(marker)} }
 `);
     const slowData = join(root, 'slow-data');
-    slowServer = await startServe(['--port', '0', '--data', slowData, '--models', models]);
+    slowServer = await startServe(['--port', '0', '--data', slowData, '--models', models, '--quiet']);
     const pending = fetch(`${slowServer.url}/v2/models/slow/infer`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [3, 4] }] }),
@@ -159,6 +167,8 @@ stages:
     const id = res.headers.get('x-ensemble-run-id')!;
     const { code } = await slowServer.exited;
     expect(code, slowServer.stderr()).toBe(0);
+    // --quiet: no access log.
+    expect(slowServer.stdout()).not.toContain('/v2/');
 
     const r = await runCli(['runs', 'slow', '--url', slowServer.url, '--data', slowData, '--json']);
     expect(r.code, r.stderr).toBe(0);

@@ -17,6 +17,8 @@ import {
 let root: string;
 let server: RunningServer;
 let base: string;
+/** What the gateway logged per request. */
+const requestLines: string[] = [];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'ensemble-http-'));
@@ -25,7 +27,7 @@ beforeAll(async () => {
   await writeDatatypesPipeline(modelsDir);
   await writeGuardedPipeline(modelsDir);
   await writeBusyPipeline(modelsDir);
-  server = await startServer({ port: 0, dataDir: join(root, 'data'), modelsDir, env: {}, log: () => undefined });
+  server = await startServer({ port: 0, dataDir: join(root, 'data'), modelsDir, env: {}, log: () => undefined, requestLog: (l) => requestLines.push(l) });
   base = server.url;
 });
 
@@ -329,6 +331,51 @@ describe('run records', () => {
     expect(times).toEqual([...times].sort((p, q) => q - p));
     const limited = await getJson<{ runs: RunRecord[] }>(`${base}/v2/models/demo/runs?limit=2`);
     expect(limited.body.runs.map((r) => r.id)).toEqual([lastId, badId]);
+  });
+});
+
+describe('access log', () => {
+  it('logs one line per request: method, path, status, ms, and the run id and pipeline of an inference', async () => {
+    requestLines.length = 0;
+    const good = await infer('demo', demoBody([1, 2, 3, 4]));
+    const runId = good.headers.get('x-ensemble-run-id')!;
+    const bad = await infer('guarded', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [-2, 0] }] });
+    await getJson(`${base}/v2/models/demo`);
+    await getJson(`${base}/v2/nothing/here`);
+    expect(requestLines).toHaveLength(4);
+    expect(requestLines[0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+    expect(requestLines[1]).toMatch(new RegExp(`^POST /v2/models/guarded/infer 500 \\d+\\.\\dms run=${bad.headers.get('x-ensemble-run-id')} pipeline=guarded$`));
+    expect(requestLines[2]).toMatch(/^GET \/v2\/models\/demo 200 \d+\.\dms$/);
+    expect(requestLines[3]).toMatch(/^GET \/v2\/nothing\/here 404 \d+\.\dms$/);
+  });
+});
+
+describe('unknown models', () => {
+  it('writes no run record for an unknown model or version, logging one line instead', async () => {
+    requestLines.length = 0;
+    const unknown = await infer('invented-name', demoBody([1, 2, 3, 4]));
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('x-ensemble-run-id')).toBeNull();
+    const wrongVersion = await postJson(`${base}/v2/models/demo/versions/7/infer`, demoBody([1, 2, 3, 4]));
+    expect(wrongVersion.status).toBe(404);
+    expect(wrongVersion.headers.get('x-ensemble-run-id')).toBeNull();
+    await server.env.runs.flush();
+    expect(await server.env.runs.listByPipeline('invented-name', 10)).toEqual([]);
+    expect((await server.env.runs.listByPipeline('demo', 1000)).filter((r) => r.version === '7')).toEqual([]);
+    expect(requestLines.filter((l) => l.includes('/v2/models/invented-name/infer'))).toHaveLength(1);
+    expect(requestLines.filter((l) => l.includes('/v2/models/demo/versions/7/infer'))).toHaveLength(1);
+  });
+
+  it('still records a failure of a known model', async () => {
+    const bad = await infer('demo', { inputs: [] });
+    expect(bad.status).toBe(400);
+    expect((await runRecord(bad.headers.get('x-ensemble-run-id')!)).httpStatus).toBe(400);
+  });
+
+  it('answers 404 for the runs of a model it does not serve', async () => {
+    const r = await getJson(`${base}/v2/models/invented-name/runs`);
+    expect(r.status).toBe(404);
+    expect(r.body.error).toContain("'invented-name'");
   });
 });
 

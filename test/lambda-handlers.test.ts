@@ -130,6 +130,21 @@ describe('functions/gateway.ts', () => {
     expect(json(ready)).toEqual({ ready: true });
   });
 
+  it('logs one line per request to the console (CloudWatch), with the run id and pipeline', async () => {
+    const logged = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
+        headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X),
+      }));
+      expect(res.statusCode).toBe(200);
+      const runId = String(res.headers?.['x-ensemble-run-id']);
+      expect(logged.mock.calls).toHaveLength(1);
+      expect(logged.mock.calls[0][0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
   it('refuses everything else without the right key, before running or recording anything', async () => {
     const before = json(await gatewayHandler(urlEvent('GET', '/v2/models/demo/runs?limit=1000', { headers: withKey }))).runs as RunRecord[];
 
@@ -329,7 +344,7 @@ describe('the gateway over LambdaTransport', () => {
         ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'ensemble-prod-DemoBranchB',
         ENSEMBLE_STAGE_QUALIFIER_DEMO_BRANCH_B: '7',
       },
-      log: () => undefined,
+      log: () => undefined, requestLog: () => undefined,
     });
   });
 

@@ -119,7 +119,7 @@ beforeAll(async () => {
   inProcess = await createLambdaGateway({
     env: { ...gatewayEnv, ENSEMBLE_MANIFESTS: [files.demo, files.ocr].join(',') },
     transport: ({ s3: client, settings: s }) => new InProcessTransport(new S3WeightStore({ s3: client, bucket: s.bucket, cacheDir: join(dir, 'in-process-cache') })),
-    log: () => undefined,
+    log: () => undefined, requestLog: () => undefined,
   });
   gateways.push(inProcess);
 });
@@ -133,7 +133,7 @@ afterAll(async () => {
 });
 
 async function gateway(env: Record<string, string>): Promise<LambdaGateway> {
-  const g = await createLambdaGateway({ env: { ...gatewayEnv, ...env }, log: () => undefined });
+  const g = await createLambdaGateway({ env: { ...gatewayEnv, ...env }, log: () => undefined, requestLog: () => undefined });
   gateways.push(g);
   return g;
 }

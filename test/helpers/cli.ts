@@ -48,6 +48,8 @@ export interface ServeProcess {
   url: string;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
+  /** Everything the server wrote to stdout so far (the access log). */
+  stdout(): string;
   /** Resolves with the exit code and signal once the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -86,5 +88,5 @@ export async function startServe(args: string[], timeoutMs = 120_000): Promise<S
     if (ready) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, url, stderr: () => err, exited };
+  return { child, url, stderr: () => err, stdout: () => out, exited };
 }

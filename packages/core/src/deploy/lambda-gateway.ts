@@ -33,6 +33,8 @@ export interface LambdaGatewayOptions {
    */
   transport?: (ctx: TransportContext) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
+  /** The access log, one line per request (default: console.log, i.e. CloudWatch). */
+  requestLog?: (line: string) => void;
 }
 
 export interface LambdaGateway {
@@ -87,6 +89,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
 
   const app = createApp({
     registry, runs, transport: transport.kind, guard: apiKeyGuard(env[ENV.apiKey]),
+    log: opts.requestLog ?? ((line) => console.log(line)),
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {
       const ctx = (c.env as { lambdaContext?: { getRemainingTimeInMillis?: () => number } } | undefined)?.lambdaContext;

@@ -14,6 +14,7 @@ import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
 import { validateInputs } from './validate-inputs.js';
 import { modelMetadata, serverMetadata } from './metadata.js';
+import { accessLog, noteRequest } from './access-log.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -28,14 +29,19 @@ export interface AppOptions {
   remainingMs?: (c: Context) => number | undefined;
   /** Runs before any route; return a Response to refuse (auth). */
   guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
+  /** Where the access log goes, one line per request (default: no access log). */
+  log?: (line: string) => void;
 }
 
 /**
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'local', guard, remainingMs }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'local', guard, remainingMs, log }: AppOptions): Hono {
   const app = new Hono();
+
+  // First, so requests the guard refuses are logged too.
+  if (log) app.use('*', accessLog(log));
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -69,6 +75,7 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
     return c.json(rec);
   });
   app.get('/v2/models/:name/runs', async (c) => {
+    registry.manifest(c.req.param('name'));
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
@@ -82,6 +89,14 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
     const runId = randomUUID();
     const name = c.req.param('name') ?? '';
     let version = c.req.param('version') ?? '';
+    try {
+      registry.manifest(name, version || undefined);
+    } catch (err) {
+      // Not a run of anything served: a record per invented name would let any caller fill the runs table.
+      noteRequest(c, { note: 'not served, no run record' });
+      return errorResponse(c, err);
+    }
+    noteRequest(c, { runId, pipeline: name });
     let stages: StageRunRecord[] = [];
     const record = (status: number, error?: string) => {
       const rec: RunRecord = {

@@ -2,6 +2,7 @@ import type { Manifest } from '../manifest/types.js';
 import type { StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
+import { duplicatePipeline } from './load-all.js';
 
 export interface LoadedPipeline {
   manifest: Manifest;
@@ -20,7 +21,10 @@ export class PipelineRegistry {
 
   constructor(readonly transport: StageTransport) {}
 
+  /** Refuses a second manifest of a name: replacing the first would leave its stages running, unclosed. */
   async add(manifest: Manifest): Promise<LoadedPipeline> {
+    const first = this.known.get(manifest.name);
+    if (first) throw duplicatePipeline(first, manifest);
     this.known.set(manifest.name, manifest);
     try {
       const executor = await Executor.create(manifest, this.transport);

@@ -4,9 +4,9 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Manifest } from '../manifest/types.js';
 import type { StageTransport } from '../transport/types.js';
-import { findManifests, loadManifest } from '../manifest/load.js';
 import { verifyManifest } from '../manifest/verify.js';
 import { PipelineRegistry } from '../pipelines/registry.js';
+import { loadPipelines } from '../pipelines/load-all.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '../transport/worker-pool.js';
@@ -24,6 +24,8 @@ export interface ServerOptions {
   /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
+  /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
+  requestLog?: (line: string) => void;
 }
 
 export interface RunningServer {
@@ -43,18 +45,16 @@ export interface RunningServer {
  */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? ((s: string) => console.error(`[ensemble] ${s}`));
+  // Manifests first: a broken or duplicated one is reported before any emulator or worker starts.
+  const modelsDir = resolve(opts.modelsDir ?? 'models');
+  const manifests = await loadPipelines(modelsDir);
+  const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
+  for (const name of opts.pipelines ?? []) {
+    if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
+  }
   const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env });
   const cleanup: (() => Promise<void>)[] = [() => env.close()];
   try {
-    const modelsDir = resolve(opts.modelsDir ?? 'models');
-    const files = await findManifests(modelsDir);
-    const manifests: Manifest[] = [];
-    for (const f of files) manifests.push(await loadManifest(f));
-    const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
-    for (const name of opts.pipelines ?? []) {
-      if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
-    }
-
     const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
     const registry = new PipelineRegistry(transport);
     cleanup.unshift(() => registry.close());
@@ -66,7 +66,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
     }
 
-    const app = createApp({ registry, runs: env.runs, transport: transport.kind });
+    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog });
     const host = opts.host ?? '127.0.0.1';
     const server = await listen(app, opts.port ?? 8080, host);
     const answering = trackResponses(server);

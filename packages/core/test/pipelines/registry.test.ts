@@ -1,0 +1,53 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadManifest } from '../../src/manifest/load.js';
+import type { Manifest } from '../../src/manifest/types.js';
+import { PipelineRegistry } from '../../src/pipelines/registry.js';
+import type { StageTransport } from '../../src/transport/types.js';
+
+const roots: string[] = [];
+afterAll(async () => { for (const r of roots) await rm(r, { recursive: true, force: true }); });
+
+async function pipeline(folder: string, name: string): Promise<Manifest> {
+  const root = await mkdtemp(join(tmpdir(), 'ensemble-registry-'));
+  roots.push(root);
+  const dir = join(root, folder);
+  await mkdir(join(dir, 'stages'), { recursive: true });
+  await writeFile(join(dir, 'stages', 'pass.ts'), 'export default { process: (item: any) => ({ y: item.x }) };\n');
+  await writeFile(join(dir, 'pipeline.yaml'), `
+name: ${name}
+inputs: [{ name: x, datatype: INT32, shape: [-1] }]
+outputs: [{ name: y, datatype: INT32, shape: [-1] }]
+stages:
+  - { name: pass, kind: function, module: stages/pass.ts, inputs: [x], outputs: [y] }
+`);
+  return loadManifest(join(dir, 'pipeline.yaml'));
+}
+
+/** Counts what the registry asks of its transport: a duplicate must not load anything. */
+function countingTransport(): StageTransport & { loads: string[] } {
+  const loads: string[] = [];
+  return {
+    kind: 'counting', loads,
+    async load(m) { loads.push(m.file); },
+    async invoke() { throw new Error('not used'); },
+    async close() {},
+  };
+}
+
+describe('PipelineRegistry.add', () => {
+  it('refuses a second pipeline of a name it already has, naming both manifests, and keeps the first', async () => {
+    const transport = countingTransport();
+    const registry = new PipelineRegistry(transport);
+    const first = await pipeline('a', 'x');
+    const second = await pipeline('b', 'x');
+    await registry.add(first);
+    await expect(registry.add(second)).rejects.toThrow(`pipeline 'x' is declared twice: ${first.file} and ${second.file}`);
+    expect(transport.loads).toEqual([first.file]);
+    expect(registry.names()).toEqual(['x']);
+    expect(registry.get('x').manifest.file).toBe(first.file);
+    await registry.close();
+  });
+});
