@@ -1,6 +1,7 @@
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
+import { abortReason, startDeadline, untilAborted } from '../transport/deadline.js';
 
 /** What one item learns about the batch it rode in. */
 export interface ItemRun {
@@ -26,7 +27,12 @@ export interface BatcherOptions {
   padAxis?: number;
   /** Whole-batch call timeout. */
   timeoutMs: number;
-  run: (items: Item[]) => Promise<BatchResult>;
+  /**
+   * One stage call. `signal` is the batch's deadline (aborted with a 504
+   * TimeoutError at `timeoutMs`): the only timer on the call, for the
+   * transport to stop its work by.
+   */
+  run: (items: Item[], signal: AbortSignal) => Promise<BatchResult>;
 }
 
 interface Pending {
@@ -37,6 +43,8 @@ interface Pending {
   reject: (e: Error) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
+  /** Chosen for a batch during a pump, before the queue is compacted. */
+  taken?: boolean;
 }
 
 let nextBatchId = 1;
@@ -49,7 +57,7 @@ let nextBatchId = 1;
  * bigger batches, merging concurrent requests and fan-out items alike.
  */
 export class Batcher {
-  private readonly queue: Pending[] = [];
+  private queue: Pending[] = [];
   private inFlight = 0;
   /** Batches whose items have not had their answer (result or error) yet. */
   private unanswered = 0;
@@ -108,21 +116,9 @@ export class Batcher {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
     this.expire();
-    let wakeAt = Infinity;
-    while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
-      const head = this.queue[0];
-      const waited = performance.now() - head.enqueuedAt;
-      const ready = this.countCompatible(head.key) >= this.opts.maxSize;
-      // A sub-millisecond delay ends only at the end of an event-loop turn: items submitted in one
-      // synchronous run (the rows of a request) never part because that run took a while.
-      const waiting = waited < this.opts.maxDelayMs || (this.opts.maxDelayMs < 1 && this.opts.maxDelayMs > 0 && !turnEnd);
-      if (!ready && waiting && !this.closed) {
-        wakeAt = head.enqueuedAt + this.opts.maxDelayMs;
-        break;
-      }
-      const batch = this.take(head.key);
-      this.dispatch(batch);
-    }
+    const { wakeAt: delayWake, batches } = this.select(turnEnd);
+    let wakeAt = delayWake;
+    for (const batch of batches) this.dispatch(batch);
     // Queued items must time out even while every instance stays busy and no submit wakes the queue;
     // the queue is in arrival order, so its head expires first.
     if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
@@ -140,20 +136,50 @@ export class Batcher {
     }
   }
 
-  /** Remove up to maxSize queued items compatible with `key`, oldest first. */
-  private take(key: string): Pending[] {
-    const out: Pending[] = [];
-    for (let i = 0; i < this.queue.length && out.length < this.opts.maxSize; ) {
-      if (this.queue[i].key === key) out.push(...this.queue.splice(i, 1));
-      else i++;
+  /**
+   * The batches that may leave now, taken off the queue, and when the next
+   * group's delay ends. Items are grouped by shape key so that a group that
+   * is full leaves at once whatever waits ahead of it (no head-of-line
+   * blocking across shapes). One pass in arrival order: a group's oldest
+   * remaining item is met before any younger item, so eligible groups go
+   * oldest first, and a group found waiting stays waiting for this pass
+   * (what is behind its head is younger and fewer).
+   */
+  private select(turnEnd: boolean): { batches: Pending[][]; wakeAt: number } {
+    const { maxSize, maxDelayMs, concurrency } = this.opts;
+    const batches: Pending[][] = [];
+    let wakeAt = Infinity;
+    if (this.inFlight >= concurrency || this.queue.length === 0) return { batches, wakeAt };
+    const groups = new Map<string, { items: Pending[]; next: number; waiting: boolean }>();
+    for (const p of this.queue) {
+      const g = groups.get(p.key);
+      if (g) g.items.push(p);
+      else groups.set(p.key, { items: [p], next: 0, waiting: false });
     }
-    return out;
-  }
-
-  private countCompatible(key: string): number {
-    let n = 0;
-    for (const p of this.queue) if (p.key === key && ++n >= this.opts.maxSize) break;
-    return n;
+    const now = performance.now();
+    // A sub-millisecond delay ends only at the end of an event-loop turn: items submitted in one
+    // synchronous run (the rows of a request) never part because that run took a while.
+    const turnBound = maxDelayMs > 0 && maxDelayMs < 1 && !turnEnd;
+    let taken = 0;
+    for (const p of this.queue) {
+      if (this.inFlight + batches.length >= concurrency) break;
+      const g = groups.get(p.key)!;
+      if (g.waiting || g.items[g.next] !== p) continue;
+      const full = g.items.length - g.next >= maxSize;
+      const due = !turnBound && now - p.enqueuedAt >= maxDelayMs;
+      if (!full && !due && !this.closed) {
+        g.waiting = true;
+        wakeAt = Math.min(wakeAt, p.enqueuedAt + maxDelayMs);
+        continue;
+      }
+      const batch = g.items.slice(g.next, g.next + maxSize);
+      g.next += batch.length;
+      for (const b of batch) b.taken = true;
+      taken += batch.length;
+      batches.push(batch);
+    }
+    if (taken) this.queue = this.queue.filter((p) => !p.taken);
+    return { batches, wakeAt };
   }
 
   /** Fail items that have waited past the queue timeout. */
@@ -180,23 +206,23 @@ export class Batcher {
     const batchId = nextBatchId++;
     for (const p of batch) this.detach(p);
     const { stage, timeoutMs } = this.opts;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`)), timeoutMs);
-    });
+    // The batch's one deadline: the transport stops what it can (kills a worker, drops an Invoke)
+    // when the signal aborts, and the items get their 504 then whether or not it could.
+    const deadline = startDeadline(timeoutMs, () => new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`));
     let running: Promise<BatchResult>;
     try {
-      running = this.opts.run(batch.map((p) => p.item));
+      running = this.opts.run(batch.map((p) => p.item), deadline.signal);
     } catch (e) {
       running = Promise.reject(e);
     }
-    // A call that timed out still holds its instance (an ONNX session, a Lambda) until it really
-    // ends: only then may another batch take the slot.
+    // A call that timed out still holds its instance until it really ends (an in-process ONNX
+    // session cannot be interrupted): only then may another batch take the slot.
     running.then(() => undefined, () => undefined).then(() => {
+      deadline.cancel();
       this.inFlight--;
       this.pump();
     });
-    Promise.race([running, timeout])
+    untilAborted(running, deadline.signal)
       .then((result) => {
         if (result.outcomes.length !== batch.length) {
           throw new StageError(stage, `returned ${result.outcomes.length} outcomes for a batch of ${batch.length}`);
@@ -216,16 +242,10 @@ export class Batcher {
         for (const p of batch) p.reject(e);
       })
       .finally(() => {
-        clearTimeout(timer);
         this.unanswered--;
         this.pump();
       });
   }
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new EnsembleError('request aborted', 499);
 }
 
 /** Items batch together only when their tensors agree in dtype and shape (except the pad axis). */

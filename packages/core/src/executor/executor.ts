@@ -5,8 +5,7 @@ import type { StageRuntime } from '../runtime/types.js';
 import type { StageTransport } from '../transport/types.js';
 import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
-import { createFunctionRuntime } from '../runtime/function.js';
-import { lambdaStageConcurrency } from '../transport/lambda-concurrency.js';
+import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
 import { splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
@@ -69,17 +68,15 @@ export class Executor {
     const ex = new Executor(manifest, transport);
     await transport.load(manifest);
     for (const s of manifest.stages) {
-      let run: (items: Item[]) => ReturnType<StageRuntime['run']>;
+      let run: (items: Item[], signal: AbortSignal) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
       if (s.kind === 'function') {
         const rt = await createFunctionRuntime(s, manifest.name, manifest.dir);
-        run = (items) => rt.run(items);
-        // Function stages are async JS in this process; let many batches overlap.
-        concurrency = Math.max(s.scale.instances, 64);
+        run = (items, signal) => rt.run(items, signal);
+        concurrency = functionStageConcurrency(s);
       } else {
-        run = (items) => transport.invoke(manifest.name, s.name, items);
-        // On Lambda a stage scales out by itself: up to its reserved concurrency, else a fixed fan-out.
-        concurrency = transport.kind === 'lambda' ? lambdaStageConcurrency(s) : s.scale.instances;
+        run = (items, signal) => transport.invoke(manifest.name, s.name, items, signal);
+        concurrency = transport.concurrency(s);
       }
       // Enough to keep every instance busy with full batches, never more than the queue holds: a request
       // larger than that feeds the stage as room frees instead of overflowing the queue by itself.

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { StageTransport } from '../transport/types.js';
@@ -57,6 +57,8 @@ export class LocalLambdaTransport implements StageTransport {
     Object.assign(this.env, gatewayStageEnvironment(plan));
     await this.inner.load(manifest);
   }
+
+  concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     return this.inner.invoke(pipeline, stage, items, signal);

@@ -3,6 +3,7 @@ import type { FunctionStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, FunctionStageContext, FunctionStageModule, ItemOutcome, StageRuntime } from './types.js';
 import { EnsembleError, StageError } from '../errors.js';
+import { untilAborted } from '../transport/deadline.js';
 
 /** Imports a function stage's module, given its absolute path. */
 export type StageModuleLoader = (file: string) => Promise<unknown>;
@@ -20,6 +21,21 @@ export function setStageModuleLoader(loader?: StageModuleLoader): void {
   loadStageModule = loader ?? importFile;
 }
 
+/**
+ * Batches of one function stage in flight at once, at least. Function stages
+ * are async JS in the gateway's own process, not instances to share: many
+ * batches may overlap (a stage awaiting I/O holds nothing), and the bound
+ * only keeps a flood of hung calls from piling up without limit — each
+ * still ends at its deadline and frees its slot. A stage's
+ * `scale.instances` raises it.
+ */
+export const FUNCTION_STAGE_CONCURRENCY = 64;
+
+/** The batcher's in-flight bound for a function stage. */
+export function functionStageConcurrency(stage: Pick<FunctionStage, 'scale'>): number {
+  return Math.max(stage.scale.instances, FUNCTION_STAGE_CONCURRENCY);
+}
+
 /** Load a function stage's module and wrap it as a StageRuntime. */
 export async function createFunctionRuntime(stage: FunctionStage, pipeline: string, dir: string): Promise<StageRuntime> {
   const t0 = performance.now();
@@ -34,11 +50,14 @@ export async function createFunctionRuntime(stage: FunctionStage, pipeline: stri
   let cold = true;
 
   return {
-    async run(items: Item[]): Promise<BatchResult> {
+    async run(items: Item[], signal?: AbortSignal): Promise<BatchResult> {
       const start = performance.now();
-      const outcomes = await Promise.all(items.map(async (item): Promise<ItemOutcome> => {
+      const callCtx: FunctionStageContext = signal ? { ...ctx, signal } : ctx;
+      // The batch ends at its deadline whether or not the module listens to the signal: a call
+      // that never settles must not hold its batcher slot forever.
+      const outcomes = await untilAborted(Promise.all(items.map(async (item): Promise<ItemOutcome> => {
         try {
-          const out = await impl.process(item, ctx);
+          const out = await impl.process(item, callCtx);
           if (Array.isArray(out) !== stage.fanout) {
             return { ok: false, error: stage.fanout ? 'a fanout stage must return an array of items' : 'returned an array but the stage is not fanout: true' };
           }
@@ -46,7 +65,7 @@ export async function createFunctionRuntime(stage: FunctionStage, pipeline: stri
         } catch (e) {
           return { ok: false, error: e instanceof Error ? e.message : String(e), status: e instanceof EnsembleError ? e.status : 500 };
         }
-      }));
+      })), signal);
       const coldStart = cold;
       cold = false;
       return { outcomes, computeMs: performance.now() - start, coldStart, initMs: coldStart ? initMs : undefined };

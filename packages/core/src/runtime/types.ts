@@ -21,7 +21,11 @@ export interface BatchResult {
 
 /** Something that can run a batch for one stage: an ONNX session, a function module. */
 export interface StageRuntime {
-  run(items: Item[]): Promise<BatchResult>;
+  /**
+   * `signal`: the batch's deadline. A function stage rejects with its reason
+   * as soon as it aborts; an ONNX session cannot be interrupted and ignores it.
+   */
+  run(items: Item[], signal?: AbortSignal): Promise<BatchResult>;
   close(): Promise<void>;
 }
 
@@ -33,6 +37,13 @@ export interface FunctionStageContext {
   options: Record<string, unknown>;
   /** Folder of the manifest, for stage files such as dictionaries. */
   dir: string;
+  /**
+   * In process() only: the batch's deadline, aborted (with a 504 naming the
+   * stage) at the stage's timeout_ms. The batch fails then whether or not the
+   * stage notices; a stage that waits on I/O or a long loop can pass it on
+   * (fetch, timers) or check it to stop its work early. Absent in init().
+   */
+  signal?: AbortSignal;
 }
 
 export interface FunctionStageModule {

@@ -1,4 +1,4 @@
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, StageRuntime } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
@@ -27,6 +27,14 @@ export class InProcessTransport implements StageTransport {
     }
   }
 
+  concurrency(stage: OnnxStage): number { return stage.scale.instances; }
+
+  /**
+   * No `signal` here: a session.run in this process cannot be interrupted
+   * (ONNX Runtime has no cancel for it, and the session is not safe to reuse
+   * or release mid-run). A batch past its deadline fails its items in the
+   * batcher; its session stays taken until the run really ends.
+   */
   async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
     const pool = this.pools.get(key(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);

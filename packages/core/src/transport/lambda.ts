@@ -1,11 +1,11 @@
 import { InvokeCommand, LambdaClient, type InvokeCommandOutput } from '@aws-sdk/client-lambda';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { StageTransport } from './types.js';
 import { LOCAL_CREDENTIALS, settingsFromEnv } from '../storage/config.js';
 import { ENV, stageFunctionEnv, stageQualifierEnv } from '../deploy/names.js';
-import { EnsembleError, NotReadyError, OverloadedError, PayloadTooLargeError, StageError, TimeoutError } from '../errors.js';
+import { NotReadyError, OverloadedError, PayloadTooLargeError, StageError, TimeoutError } from '../errors.js';
 import {
   SPILL_ABOVE_BYTES, decodeStageResponse, encodeStageRequest, isSpillRef, type SpillRef,
 } from './lambda-payload.js';
@@ -13,6 +13,8 @@ import type { PayloadSpill } from './lambda-spill.js';
 import {
   DEFAULT_RETRY_POLICY, backoffMs, classifyInvokeError, retryAfterSeconds, sleep, type RetryPolicy,
 } from './lambda-retry.js';
+import { lambdaStageConcurrency } from './lambda-concurrency.js';
+import { abortReason, deadlineOf, startDeadline } from './deadline.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -35,7 +37,7 @@ interface Target {
   functionName: string;
   /** Published version for provisioned stages: a bare name would hit $LATEST and miss the warm instances. */
   qualifier?: string;
-  /** The stage's timeout_ms: retries and the call itself must end within it. */
+  /** The stage's timeout_ms: the deadline of a call whose caller gave none. */
   timeoutMs: number;
 }
 
@@ -44,7 +46,7 @@ interface Target {
  * Invoke per batch (the batcher in front cuts a request's items into chunks
  * of the stage's batch size and keeps up to its concurrency in flight).
  * Throttles, 5xx and dropped connections are retried with backoff and full
- * jitter until the stage's timeout; payloads over 6 MB travel through the
+ * jitter until the batch's deadline (the caller's signal); payloads over 6 MB travel through the
  * bucket by reference; a function error fails the batch naming the stage.
  */
 export class LambdaTransport implements StageTransport {
@@ -81,11 +83,25 @@ export class LambdaTransport implements StageTransport {
     }
   }
 
+  concurrency(stage: OnnxStage): number { return lambdaStageConcurrency(stage); }
+
   async invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     const target = this.targets.get(key(pipeline, stage));
     if (!target) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
-    const deadline = performance.now() + target.timeoutMs;
+    // The batcher's signal carries the batch's deadline. A direct caller (profiling, tests) may give
+    // none, or only a client's: then the stage's timeout_ms bounds the retries, never nothing.
+    const own = deadlineOf(signal) === undefined
+      ? startDeadline(target.timeoutMs, () => new TimeoutError(`stage '${stage}' timed out after ${target.timeoutMs} ms`))
+      : undefined;
+    try {
+      const bound = own ? (signal ? AbortSignal.any([signal, own.signal]) : own.signal) : signal!;
+      return await this.call(target, pipeline, stage, items, { signal: bound, at: own?.at ?? deadlineOf(signal)! });
+    } finally {
+      own?.cancel();
+    }
+  }
 
+  private async call(target: Target, pipeline: string, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }): Promise<BatchResult> {
     let body = Buffer.from(JSON.stringify(encodeStageRequest(pipeline, stage, items)), 'utf8');
     let spilled: SpillRef | undefined;
     if (body.byteLength > SPILL_ABOVE_BYTES) {
@@ -96,7 +112,7 @@ export class LambdaTransport implements StageTransport {
       body = Buffer.from(JSON.stringify(spilled), 'utf8');
     }
     try {
-      const out = await this.send(target, stage, body, deadline, signal);
+      const out = await this.send(target, stage, body, deadline);
       return await this.answer(out, target, stage);
     } finally {
       // After the last attempt, not the first: a retried Invoke reads the same object.
@@ -110,36 +126,40 @@ export class LambdaTransport implements StageTransport {
   }
 
   /** One Invoke, retried on throttles and transient failures while the deadline allows. */
-  private async send(target: Target, stage: string, body: Buffer, deadline: number, signal?: AbortSignal): Promise<InvokeCommandOutput> {
+  private async send(target: Target, stage: string, body: Buffer, { signal, at }: { signal: AbortSignal; at: number }): Promise<InvokeCommandOutput> {
     const fn = target.functionName;
+    const budget = Math.max(0, Math.round(at - performance.now()));
+    // A 504 from the deadline says what the gateway was waiting for.
+    const stopped = (): Error => {
+      const r = abortReason(signal);
+      return r instanceof TimeoutError ? new TimeoutError(`${r.message} waiting for Lambda ${fn}`) : r;
+    };
     let throttles = 0;
     for (let attempt = 0; ; attempt++) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) throw new TimeoutError(`stage '${stage}' timed out after ${target.timeoutMs} ms waiting for Lambda ${fn}`);
-      const timeout = AbortSignal.timeout(Math.ceil(remaining));
+      if (signal.aborted) throw stopped();
       try {
         return await this.client.send(
           new InvokeCommand({ FunctionName: fn, Qualifier: target.qualifier, InvocationType: 'RequestResponse', Payload: body }),
-          { abortSignal: signal ? AbortSignal.any([signal, timeout]) : timeout },
+          { abortSignal: signal },
         );
       } catch (e) {
-        if (signal?.aborted) throw abortReason(signal);
-        if (timeout.aborted) throw new TimeoutError(`stage '${stage}' timed out after ${target.timeoutMs} ms waiting for Lambda ${fn}`);
+        if (signal.aborted) throw stopped();
         const kind = classifyInvokeError(e);
         const message = e instanceof Error ? e.message : String(e);
         if (kind === 'fatal') throw new StageError(stage, `invoking Lambda ${fn}: ${message}`, 502);
         if (kind === 'throttle') throttles++;
         const after = retryAfterSeconds(e);
         const wait = backoffMs(attempt, this.retry, after);
-        if (performance.now() + wait >= deadline) {
+        // No point sleeping past the deadline: say now why the call failed, not only that it ran out of time.
+        if (performance.now() + wait >= at) {
           if (kind === 'throttle') {
             throw new OverloadedError(
-              `stage '${stage}': Lambda ${fn} is at its concurrency limit (throttled ${throttles} times within the stage's ${target.timeoutMs} ms timeout)`,
+              `stage '${stage}': Lambda ${fn} is at its concurrency limit (throttled ${throttles} times within the ${budget} ms the batch had)`,
               Math.max(1, Math.ceil(after ?? 1)));
           }
-          throw new StageError(stage, `invoking Lambda ${fn}: ${message} (gave up after ${attempt + 1} attempts within the stage's ${target.timeoutMs} ms timeout)`, 502);
+          throw new StageError(stage, `invoking Lambda ${fn}: ${message} (gave up after ${attempt + 1} attempts within the ${budget} ms the batch had)`, 502);
         }
-        await sleep(wait, signal).catch(() => { throw abortReason(signal!); });
+        await sleep(wait, signal).catch(() => { throw stopped(); });
       }
     }
   }
@@ -208,8 +228,3 @@ export function lambdaClientFromEnv(env: Env = process.env): LambdaClient {
 function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
 
 function mb(bytes: number): string { return (bytes / 1048576).toFixed(1); }
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new EnsembleError('request aborted', 499);
-}

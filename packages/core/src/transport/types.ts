@@ -1,6 +1,6 @@
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
 
 /**
  * How the executor reaches a stage. The executor only knows this interface:
@@ -11,8 +11,16 @@ export interface StageTransport {
   readonly kind: string;
   /** Prepare whatever the pipeline's stages need (sessions, workers, clients). */
   load(manifest: Manifest): Promise<void>;
-  /** Run one batch of one stage. Rejects only for whole-batch failures. */
+  /**
+   * Run one batch of one stage. Rejects only for whole-batch failures.
+   * `signal` is the batch's deadline (the batcher's, aborted with a 504 at the
+   * stage's timeout_ms) or a client going away: the transport stops what work
+   * it can when it aborts and rejects with its reason. Without one the call
+   * is bounded only by what the transport itself allows.
+   */
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult>;
+  /** How many batches of `stage` may be in flight at once through this transport (the batcher's bound). */
+  concurrency(stage: OnnxStage): number;
   /** Drain in-flight work and release resources. */
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import type { StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
+import { abortReason, untilAborted } from './deadline.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
@@ -15,7 +16,7 @@ interface Slot {
   worker: ChildProcess;
   ready: Promise<number>;
   /** The batch it is running, if any. */
-  current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+  current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
   /** The first result after a (re)start is a cold start. */
   initMs?: number;
   /** Set once the worker reported its session ready. */
@@ -26,11 +27,22 @@ interface StagePool {
   stage: OnnxStage;
   modelPath: string;
   slots: Slot[];
-  waiting: { give: (s: Slot) => void; fail: (e: Error) => void }[];
+  waiting: Waiter[];
   /** Workers in a row that died before their session was ready. */
   failedStarts: number;
   /** Set when workers keep failing to start: the stage stops respawning and answers 503. */
   broken?: EnsembleError;
+}
+
+interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
+
+export interface CloseOptions {
+  /**
+   * true (the default): let batches in flight finish, each bounded by its own
+   * deadline, then stop the workers. false: fail them at once with 503 and
+   * kill their workers.
+   */
+  drain?: boolean;
 }
 
 /** Workers that fail to start this many times in a row mark the stage broken instead of respawning forever. */
@@ -56,7 +68,14 @@ export class WorkerPoolTransport implements StageTransport {
   private readonly inline: InProcessTransport;
   private readonly inlineStages = new Set<string>();
   private nextId = 1;
+  /** No new batches, no respawning: close() was called. */
   private closing = false;
+  /** The workers are being stopped: their exits are expected. */
+  private stopping = false;
+  /** Aborted by close({ drain: false }): every batch in flight listens to it. */
+  private readonly shutdown = new AbortController();
+  /** Batches in flight, for close() to wait for. */
+  private readonly active = new Set<Promise<unknown>>();
 
   constructor(private readonly weights: WeightStore) {
     this.inline = new InProcessTransport(weights);
@@ -83,15 +102,61 @@ export class WorkerPoolTransport implements StageTransport {
     return this.pools.get(key(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
   }
 
-  async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
-    if (this.inlineStages.has(key(pipeline, stage))) return this.inline.invoke(pipeline, stage, items);
+  concurrency(stage: OnnxStage): number { return stage.scale.instances; }
+
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+    if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
+    const running = this.inlineStages.has(key(pipeline, stage))
+      ? this.inline.invoke(pipeline, stage, items)
+      : this.run(pipeline, stage, items, signal);
+    this.active.add(running);
+    const done = () => { this.active.delete(running); };
+    running.then(done, done);
+    return running;
+  }
+
+  /**
+   * Stop the workers. By default in-flight batches finish first (each bounded
+   * by its own deadline); with `drain: false` they fail at once with 503.
+   * Inline stages' batches are always waited for: their sessions cannot be
+   * interrupted, nor released mid-run.
+   */
+  async close(opts: CloseOptions = {}): Promise<void> {
+    this.closing = true;
+    // Batches waiting for a worker listen to the shutdown too; while draining they still get one.
+    if (opts.drain === false) this.shutdown.abort();
+    await Promise.allSettled([...this.active]);
+    this.stopping = true;
+    const all = [...this.pools.values()].flatMap((p) => p.slots);
+    await Promise.all(all.map((s) => stop(s.worker)));
+    this.pools.clear();
+    await this.inline.close();
+    this.inlineStages.clear();
+  }
+
+  private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     const pool = this.pools.get(key(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
-    const slot = await this.acquire(pool);
+    const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
+    // What the batch fails with when `bound` aborts: the caller's reason (its deadline), or the shutdown.
+    const stopped = (): EnsembleError => {
+      if (signal?.aborted) {
+        const r = abortReason(signal);
+        return r instanceof EnsembleError ? r : new TimeoutError(`stage '${stage}': ${r.message}`);
+      }
+      return new NotReadyError(`stage '${stage}' is shutting down`);
+    };
+    if (bound.aborted) throw stopped();
+    const slot = await this.acquire(pool, bound, stopped);
     try {
-      await slot.ready;
+      await untilAborted(slot.ready, bound);
     } catch (e) {
+      if (bound.aborted) {
+        // A worker still starting is fine; only this batch gave up on it.
+        this.release(pool, slot);
+        throw stopped();
+      }
       // A worker that died or failed to start fails this batch only; a fresh one takes its place.
       const err = e instanceof EnsembleError ? e : new StageError(stage, String(e));
       this.replace(pool, slot, err);
@@ -100,28 +165,34 @@ export class WorkerPoolTransport implements StageTransport {
     }
     const id = this.nextId++;
     return new Promise<BatchResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // A hung session cannot be interrupted; the thread goes, a fresh one takes its place.
-        this.replace(pool, slot, new TimeoutError(`stage '${stage}' timed out after ${pool.stage.timeoutMs} ms (worker restarted)`));
-      }, pool.stage.timeoutMs);
-      slot.current = { id, resolve, reject, timer };
+      // A hung session cannot be interrupted: the worker goes, and (unless the pool is closing) a fresh one takes its place.
+      const onAbort = () => {
+        if (slot.current?.id !== id) return;
+        const err = stopped();
+        this.replace(pool, slot, restarted(err, this.closing ? 'worker stopped' : 'worker restarted'));
+      };
+      bound.addEventListener('abort', onAbort, { once: true });
+      const settle = () => bound.removeEventListener('abort', onAbort);
+      slot.current = { id, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
       slot.worker.send({ type: 'run', id, items } satisfies ToWorker);
     });
   }
 
-  async close(): Promise<void> {
-    this.closing = true;
-    const all = [...this.pools.values()].flatMap((p) => p.slots);
-    await Promise.all(all.map((s) => stop(s.worker)));
-    this.pools.clear();
-    await this.inline.close();
-    this.inlineStages.clear();
-  }
-
-  private acquire(pool: StagePool): Promise<Slot> {
+  private acquire(pool: StagePool, signal: AbortSignal, stopped: () => Error): Promise<Slot> {
     const free = pool.slots.find((s) => !s.current && !this.reserved.has(s));
     if (free) { this.reserved.add(free); return Promise.resolve(free); }
-    return new Promise((give, fail) => pool.waiting.push({ give: (s) => { this.reserved.add(s); give(s); }, fail }));
+    return new Promise((give, fail) => {
+      const onAbort = () => {
+        const i = pool.waiting.indexOf(waiter);
+        if (i >= 0) { pool.waiting.splice(i, 1); fail(stopped()); }
+      };
+      const waiter: Waiter = {
+        give: (s) => { signal.removeEventListener('abort', onAbort); this.reserved.add(s); give(s); },
+        fail: (e) => { signal.removeEventListener('abort', onAbort); fail(e); },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      pool.waiting.push(waiter);
+    });
   }
 
   private readonly reserved = new Set<Slot>();
@@ -150,7 +221,8 @@ export class WorkerPoolTransport implements StageTransport {
     worker.on('message', (m: FromWorker) => this.onMessage(pool, slot, m));
     worker.on('error', (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)));
     worker.on('exit', (code, signal) => {
-      if (!this.closing && pool.slots.includes(slot)) {
+      // While draining, a worker that dies must still fail its batch, or close() would wait for it forever.
+      if (!this.stopping && pool.slots.includes(slot)) {
         this.replace(pool, slot, new StageError(pool.stage.name, `worker exited (${signal ?? `code ${code}`})`));
       }
     });
@@ -162,7 +234,6 @@ export class WorkerPoolTransport implements StageTransport {
     if (m.type !== 'result' && m.type !== 'error') return;
     const cur = slot.current;
     if (!cur || cur.id !== m.id) return;
-    clearTimeout(cur.timer);
     slot.current = undefined;
     if (m.type === 'result') {
       const r = m.result;
@@ -182,7 +253,7 @@ export class WorkerPoolTransport implements StageTransport {
     if (i < 0) return;
     const cur = slot.current;
     slot.current = undefined;
-    if (cur) { clearTimeout(cur.timer); cur.reject(err); }
+    if (cur) cur.reject(err);
     this.reserved.delete(slot);
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => undefined);
@@ -190,6 +261,10 @@ export class WorkerPoolTransport implements StageTransport {
     if (!slot.started) pool.failedStarts++;
     if (this.closing || pool.failedStarts >= MAX_FAILED_STARTS) {
       pool.slots.splice(i, 1);
+      if (this.closing && pool.slots.length === 0) {
+        // Draining with no worker left to give them: nothing would ever answer these.
+        for (const w of pool.waiting.splice(0)) w.fail(new NotReadyError(`stage '${pool.stage.name}' is shutting down`));
+      }
       if (!this.closing) {
         // A model that cannot load would otherwise restart workers in a tight loop.
         pool.broken = new NotReadyError(`stage '${pool.stage.name}': workers failed to start ${pool.failedStarts} times in a row (last: ${err.message}); not restarting`);
@@ -205,6 +280,14 @@ export class WorkerPoolTransport implements StageTransport {
 }
 
 function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
+
+/** The same error, saying what became of the worker. */
+function restarted(err: EnsembleError, what: string): EnsembleError {
+  const message = `${err.message} (${what})`;
+  if (err instanceof TimeoutError) return new TimeoutError(message);
+  if (err instanceof NotReadyError) return new NotReadyError(message);
+  return new EnsembleError(message, err.status);
+}
 
 function stop(worker: ChildProcess): Promise<void> {
   if (worker.exitCode !== null || worker.signalCode !== null) return Promise.resolve();

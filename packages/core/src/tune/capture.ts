@@ -31,11 +31,12 @@ class RecordingTransport implements StageTransport {
   readonly seen = new Map<string, Item[]>();
   constructor(private readonly inner: StageTransport) {}
   load(m: Manifest): Promise<void> { return this.inner.load(m); }
-  invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
+  concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     const list = this.seen.get(stage) ?? [];
     list.push(...items);
     this.seen.set(stage, list);
-    return this.inner.invoke(pipeline, stage, items);
+    return this.inner.invoke(pipeline, stage, items, signal);
   }
   close(): Promise<void> { return this.inner.close(); }
 }

@@ -255,6 +255,80 @@ describe('Batcher', () => {
     expect(batches).toEqual([[1, 2], [3]]);
   });
 
+  it('sends a full batch of one shape at once even while a lone item of another shape waits at the head', async () => {
+    const { batcher, batches } = doubling({ maxSize: 2, maxDelayMs: 500, concurrency: 2 });
+    const finished: string[] = [];
+    const lone = batcher.submit(item(1, [3])).then((r) => { finished.push('lone'); return r; });
+    await sleep(5);
+    const full = Promise.all([batcher.submit(item(2, [2])), batcher.submit(item(3, [2]))])
+      .then((r) => { finished.push('full'); return r; });
+    const runs = await full;
+    // Not held ~500 ms behind the head: it left as soon as it was full.
+    expect(runs[0].queueWaitMs).toBeLessThan(300);
+    expect(batches).toEqual([[2, 3]]);
+    const first = await lone;
+    expect(finished).toEqual(['full', 'lone']);
+    // The lone item still left on its own delay.
+    expect(first.queueWaitMs).toBeGreaterThanOrEqual(499);
+    expect(batches).toEqual([[2, 3], [1]]);
+  });
+
+  it('among groups that may leave, sends the one with the oldest item first', async () => {
+    const held = gate();
+    const { batcher, batches } = doubling({ maxSize: 2, maxDelayMs: 30, concurrency: 1 }, held.promise);
+    const busy = [batcher.submit(item(0)), batcher.submit(item(0))]; // full: takes the only slot
+    await sleep(5);
+    const lone = batcher.submit(item(1, [3])); // oldest, alone: leaves only on its delay
+    const fullLater = [batcher.submit(item(2, [2])), batcher.submit(item(3, [2]))];
+    const fullerLater = [batcher.submit(item(4, [5])), batcher.submit(item(5, [5]))];
+    await sleep(60);
+    held.open();
+    await Promise.all([...busy, lone, ...fullLater, ...fullerLater]);
+    expect(batches).toEqual([[0, 0], [1], [2, 3], [4, 5]]);
+  });
+
+  it('keeps up with a long queue of items that all differ in shape', async () => {
+    const { batcher, batches } = doubling({ maxSize: 4, maxDelayMs: 0, concurrency: 1, maxQueue: 5000 });
+    const t0 = performance.now();
+    const runs = await Promise.all(Array.from({ length: 2000 }, (_, i) => batcher.submit(item(i, [1 + i]))));
+    expect(runs).toHaveLength(2000);
+    expect(batches).toHaveLength(2000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('gives each call one AbortSignal that aborts with a 504 naming the stage at timeout_ms', async () => {
+    const signals: AbortSignal[] = [];
+    let ended = false;
+    const batcher = new Batcher({
+      stage: 'listens', maxSize: 1, maxDelayMs: 0, maxQueue: 10, queueTimeoutMs: 10_000, concurrency: 1, timeoutMs: 50,
+      run: (items, signal) => {
+        signals.push(signal);
+        // A well-behaved stage: gives up when told to, a little later.
+        if (first(items[0].v) === 1) {
+          return new Promise<BatchResult>((_, reject) => signal.addEventListener('abort', () => {
+            setTimeout(() => { ended = true; reject(new Error('stopped')); }, 20);
+          }));
+        }
+        return Promise.resolve({ outcomes: [{ ok: true as const, items }], computeMs: 0, coldStart: false });
+      },
+    });
+    made.push(batcher);
+    const err = await batcher.submit(item(1)).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toBe("stage 'listens' timed out after 50 ms");
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+    expect(signals[0].aborted).toBe(true);
+    expect(signals[0].reason).toBe(err);
+    // The slot is freed once the call really ends, and the next call gets a fresh signal.
+    const ok = await batcher.submit(item(2));
+    expect(ended).toBe(true);
+    expect(ok.outcome.ok).toBe(true);
+    expect(signals[1]).not.toBe(signals[0]);
+    await sleep(80);
+    // A call that ended in time is never aborted afterwards.
+    expect(signals[1].aborted).toBe(false);
+  });
+
   it('passes per-item errors to their own items only', async () => {
     const batcher = new Batcher({
       stage: 'picky', maxSize: 4, maxDelayMs: 20, maxQueue: 10, queueTimeoutMs: 1000, concurrency: 1, timeoutMs: 1000,

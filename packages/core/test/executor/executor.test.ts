@@ -1,6 +1,17 @@
 import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RunFailure, type RunResult } from '../../src/executor/executor.js';
+import { Executor, RunFailure, type RunResult } from '../../src/executor/executor.js';
+import { FUNCTION_STAGE_CONCURRENCY } from '../../src/runtime/function.js';
+import { InProcessTransport } from '../../src/transport/in-process.js';
+import { loadManifest } from '../../src/manifest/load.js';
+import { pushPipeline } from '../../src/pipelines/push.js';
+import type { StageTransport } from '../../src/transport/types.js';
+import type { Manifest } from '../../src/manifest/types.js';
+import type { BatchResult } from '../../src/runtime/types.js';
+import type { Item } from '../../src/tensor/types.js';
 import type { Tensor } from '../../src/tensor/types.js';
 import { addModel, scaleModel } from '../fixtures/models.js';
 import {
@@ -347,3 +358,116 @@ stages:
     expect(rowsOf(b.outputs.z)).toEqual([[4, 0, 3, 20], [4, 2, 3, 20], [4, 4, 3, 20], [8, 0, 1, 40]]);
   });
 });
+
+describe('Executor: deadlines and concurrency', () => {
+  let stuck: Loaded;
+  beforeAll(async () => {
+    stuck = await h.load(`
+name: stuck
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - name: hangs
+    kind: function
+    module: stages/hangs.ts
+    inputs: [x]
+    outputs: [y]
+    timeout_ms: 100
+    # Short enough that items stuck behind hung calls would show up as queue timeouts.
+    batch: { max_size: 1, queue_timeout_ms: 3000 }
+`, {
+      // x < 0 never settles; the batch's signal is kept to see that the stage was told.
+      'stages/hangs.ts': `
+const g = globalThis as { __ensembleSignals?: (AbortSignal | undefined)[] };
+export default {
+  async process(item: any, ctx: any) {
+    (g.__ensembleSignals ??= []).push(ctx.signal);
+    if (item.x.data[0] < 0) await new Promise(() => undefined);
+    return { y: item.x };
+  },
+};
+`,
+    });
+  });
+
+  it('fails every call of a function stage that never settles with 504 at its deadline and frees its slot', async () => {
+    const g = globalThis as { __ensembleSignals?: (AbortSignal | undefined)[] };
+    g.__ensembleSignals = [];
+    const n = FUNCTION_STAGE_CONCURRENCY + 8;
+    const t0 = performance.now();
+    const failures = await Promise.all(Array.from({ length: n }, () => failureOf(stuck.executor.run({ x: f32([[-1]]) }))));
+    // Every call times out on its own deadline: none waits behind hung calls for a slot.
+    expect(performance.now() - t0).toBeLessThan(2500);
+    for (const f of failures) {
+      expect(f.cause.status).toBe(504);
+      expect(f.cause.message).toBe("stage 'hangs' timed out after 100 ms");
+    }
+    // The module saw each batch's deadline as ctx.signal, aborted with that 504.
+    expect(g.__ensembleSignals).toHaveLength(n);
+    expect(g.__ensembleSignals!.every((s) => s?.aborted && (s.reason as Error).message === "stage 'hangs' timed out after 100 ms")).toBe(true);
+    // The slots were freed: a normal item runs.
+    const ok = await stuck.executor.run({ x: f32([[7]]) });
+    expect(rowsOf(ok.outputs.y)).toEqual([[7]]);
+  });
+
+  it("bounds an ONNX stage's batches in flight by what the transport says, not by the transport's kind", async () => {
+    const scale = scaleModel(2, ['batch', 1]);
+    const dir = await mkdtemp(join(tmpdir(), 'ensemble-concurrency-'));
+    try {
+      await writeFile(join(dir, 'scale.onnx'), scale);
+      await writeFile(join(dir, 'pipeline.yaml'), `
+name: wide
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - name: double
+    kind: onnx
+    weights: ${weightsYaml('wide/scale.onnx', 'scale.onnx', scale)}
+    inputs: { x: x }
+    outputs: { y: y }
+`);
+      const manifest = await loadManifest(join(dir, 'pipeline.yaml'));
+      await pushPipeline(manifest, { s3: h.local.s3, bucket: h.local.settings.bucket });
+      const transport = new WideTransport(new InProcessTransport(h.weights), 3);
+      const ex = await Executor.create(manifest, transport);
+      try {
+        const results = await Promise.all([1, 2, 3, 4, 5, 6].map((v) => ex.run({ x: f32([[v]]) })));
+        expect(results.map((r) => rowsOf(r.outputs.y))).toEqual([[[2]], [[4]], [[6]], [[8]], [[10]], [[12]]]);
+        // One instance in the manifest, three calls at once: the transport's word, not `instances`.
+        expect(transport.maxInFlight).toBe(3);
+      } finally {
+        await ex.close();
+        await transport.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A transport of a kind the executor has never heard of that takes `width`
+ * calls of a stage at once (sessions for that many, whatever `instances`
+ * says) and counts how many it is given at a time.
+ */
+class WideTransport implements StageTransport {
+  readonly kind = 'wide';
+  maxInFlight = 0;
+  private inFlight = 0;
+  constructor(private readonly inner: InProcessTransport, private readonly width: number) {}
+  load(m: Manifest): Promise<void> {
+    return this.inner.load({ ...m, stages: m.stages.map((s) => ({ ...s, scale: { ...s.scale, instances: this.width } })) });
+  }
+  concurrency(): number { return this.width; }
+  async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      // Long enough for the calls to overlap.
+      await sleep(40);
+      return await this.inner.invoke(pipeline, stage, items);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  close(): Promise<void> { return this.inner.close(); }
+}

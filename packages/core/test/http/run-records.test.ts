@@ -25,6 +25,7 @@ const brokenTransport: StageTransport = {
   kind: 'broken',
   async load() { throw new Error('no weights here'); },
   async invoke() { throw new Error('not loaded'); },
+  concurrency: () => 1,
   async close() {},
 };
 

@@ -33,6 +33,7 @@ function countingTransport(): StageTransport & { loads: string[] } {
     kind: 'counting', loads,
     async load(m) { loads.push(m.file); },
     async invoke() { throw new Error('not used'); },
+    concurrency: () => 1,
     async close() {},
   };
 }

@@ -10,6 +10,7 @@ import type { Manifest } from '../../src/manifest/types.js';
 import type { Item } from '../../src/tensor/types.js';
 import { EnsembleError, StageError, TimeoutError } from '../../src/errors.js';
 import { scaleModel, slowModel, writeModel } from '../fixtures/models.js';
+import { startDeadline } from '../../src/transport/deadline.js';
 import { startLocal, tempDir, type Local } from '../storage/local.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
 
@@ -120,23 +121,68 @@ describe('WorkerPoolTransport', () => {
     }
   });
 
-  it('a batch past the stage timeout gets 504 and the hung worker is restarted', async () => {
+  it('a batch whose deadline signal aborts gets 504 and the hung worker is restarted', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {
       await pool.load(manifest);
       const before = pool.workersOf('pool', 'slow')[0];
       // slowModel's cost grows with the batch: 64 rows take far longer than the 1.5 s timeout.
       const big = Array.from({ length: 64 }, (_, i) => row([i, 1, 2, 3]));
-      const err = await pool.invoke('pool', 'slow', big).catch((e: unknown) => e);
+      // The deadline is the caller's (the batcher's): the pool keeps no timer of its own.
+      const deadline = startDeadline(1500, () => new TimeoutError("stage 'slow' timed out after 1500 ms"));
+      const err = await pool.invoke('pool', 'slow', big, deadline.signal).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TimeoutError);
       expect((err as TimeoutError).status).toBe(504);
-      expect((err as Error).message).toMatch(/stage 'slow' timed out/);
+      expect((err as Error).message).toBe("stage 'slow' timed out after 1500 ms (worker restarted)");
       expect(pool.workersOf('pool', 'slow')[0]).not.toBe(before);
       const ok = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
       expect(ok.outcomes[0].ok).toBe(true);
     } finally {
       await pool.close();
     }
+  });
+
+  it('close() drains by default: a batch in flight finishes with its results, then the workers stop', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    await pool.load(manifest);
+    const [worker] = pool.workersOf('pool', 'slow');
+    const order: string[] = [];
+    // Several slow rows: a few hundred ms of work in the worker.
+    const batch = pool.invoke('pool', 'slow', Array.from({ length: 4 }, (_, i) => row([i, 1, 2, 3])))
+      .then((r) => { order.push('batch'); return r; }, (e: unknown) => { order.push('batch failed'); throw e; });
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = pool.close().then(() => { order.push('closed'); });
+    // No new work once closing.
+    const refused = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4])]).catch((e: unknown) => e);
+    expect((refused as EnsembleError).status).toBe(503);
+    const result = await batch;
+    await closed;
+    expect(order).toEqual(['batch', 'closed']);
+    expect(result.outcomes).toHaveLength(4);
+    expect(result.outcomes.every((o) => o.ok)).toBe(true);
+    expect(worker.exitCode !== null || worker.signalCode !== null).toBe(true);
+  });
+
+  it('close({ drain: false }) fails a batch in flight at once with 503 and kills its worker', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    await pool.load(manifest);
+    const [worker] = pool.workersOf('pool', 'slow');
+    // Seconds of work: only the shutdown can end it early.
+    const batch = pool.invoke('pool', 'slow', Array.from({ length: 24 }, (_, i) => row([i, 1, 2, 3]))).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    const closed = pool.close({ drain: false });
+    const err = await batch;
+    const failedAfter = performance.now() - t0;
+    await closed;
+    const closedAfter = performance.now() - t0;
+    expect(err).toBeInstanceOf(EnsembleError);
+    expect((err as EnsembleError).status).toBe(503);
+    expect((err as Error).message).toContain("stage 'slow' is shutting down");
+    expect(failedAfter).toBeLessThan(500);
+    expect(closedAfter).toBeLessThan(1000);
+    for (let i = 0; i < 100 && worker.exitCode === null && worker.signalCode === null; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(worker.signalCode).toBe('SIGKILL');
   });
 
   it('a stage whose workers cannot start fails its batches fast, then stops respawning and answers 503', async () => {
