@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
@@ -79,6 +80,8 @@ export class WorkerPoolTransport implements StageTransport {
 
   constructor(private readonly weights: WeightStore) {
     this.inline = new InProcessTransport(weights);
+    // Every batch in flight or waiting for a worker listens to it.
+    setMaxListeners(0, this.shutdown.signal);
   }
 
   async load(manifest: Manifest): Promise<void> {
