@@ -65,7 +65,7 @@ export class Batcher {
 
   submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
-    if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 503));
+    if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.queue.length >= maxQueue) {
       return Promise.reject(new OverloadedError(
@@ -223,7 +223,7 @@ export class Batcher {
 
 function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
-  return r instanceof Error ? r : new EnsembleError('request aborted', 499);
+  return r instanceof Error ? r : new EnsembleError('request aborted', 'cancelled');
 }
 
 /** Items batch together only when their tensors agree in dtype and shape (except the pad axis). */

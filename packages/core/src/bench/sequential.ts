@@ -6,7 +6,7 @@ import { createFunctionRuntime } from '../runtime/function.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { LineageNode } from '../executor/lineage.js';
 import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
-import { EnsembleError } from '../errors.js';
+import { EnsembleError, errorCode } from '../errors.js';
 
 export interface SequentialRunner {
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
@@ -51,7 +51,7 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
           }
           const { outcomes } = await runtimes.get(name)!.run([item]);
           const o = outcomes[0];
-          if (!o.ok) throw new EnsembleError(`stage '${name}': ${o.error}`, o.status ?? 500);
+          if (!o.ok) throw new EnsembleError(`stage '${name}': ${o.error}`, errorCode(o.code ?? 'stage_failed'));
           const put = (out: Item, target: LineageNode) => {
             for (const [local, t] of Object.entries(stage.outputs)) target.tensors.set(t, out[local]);
           };

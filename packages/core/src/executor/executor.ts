@@ -8,7 +8,7 @@ import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { lambdaStageConcurrency } from '../transport/lambda-concurrency.js';
 import { emptyRows, splitRows, stackRows } from '../tensor/rows.js';
-import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
+import { BadRequestError, EnsembleError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
 import { LineageNode } from './lineage.js';
 import { StageStats } from './stage-stats.js';
 
@@ -128,8 +128,8 @@ class RequestRun {
     const promise = new Promise<RunResult>((res, rej) => { this.resolve = res; this.reject = rej; });
     const { signal, timeoutMs } = this.opts;
     if (signal) {
-      if (signal.aborted) this.fail(new EnsembleError('client went away', 499));
-      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 499)), { once: true });
+      if (signal.aborted) this.fail(new EnsembleError('client went away', 'cancelled'));
+      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 'cancelled')), { once: true });
     }
     if (timeoutMs !== undefined && !this.settled) {
       this.timer = setTimeout(() => {
@@ -140,7 +140,7 @@ class RequestRun {
     try {
       this.seed();
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
     this.maybeFinish();
     return promise;
@@ -190,12 +190,12 @@ class RequestRun {
     this.ex.batcher(stage.name).submit(item, this.abort.signal)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
-        const err = asEnsembleError(e);
+        const err = toEnsembleError(e);
         this.stats.get(stage.name)!.failed(err.message);
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
-        this.fail(named || err.status === 429 || err.status === 504 || err.status === 499
-          ? err : new StageError(stage.name, err.message, err.status));
+        this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
+          ? err : new StageError(stage.name, err.message, err.code));
       })
       .finally(() => {
         this.inFlight--;
@@ -209,7 +209,7 @@ class RequestRun {
     const { outcome } = run;
     if (!outcome.ok) {
       this.stats.get(stage.name)!.failed(outcome.error);
-      this.fail(new StageError(stage.name, outcome.error, outcome.status ?? 500));
+      this.fail(new StageError(stage.name, outcome.error, errorCode(outcome.code ?? 'stage_failed')));
       return;
     }
     const rename = (out: Item, target: LineageNode) => {
@@ -234,7 +234,7 @@ class RequestRun {
         this.produced(node, rename(outcome.items[0], node));
       }
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
   }
 
@@ -243,7 +243,7 @@ class RequestRun {
     try {
       this.finish(this.collect());
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
   }
 
@@ -286,9 +286,4 @@ class RequestRun {
     for (const s of this.stats.values()) if (s.unfinished > 0) s.failed(`unfinished: ${err.message}`);
     this.reject(new RunFailure(err, this.records()));
   }
-}
-
-function asEnsembleError(e: unknown): EnsembleError {
-  if (e instanceof EnsembleError) return e;
-  return new EnsembleError(e instanceof Error ? e.message : String(e), 500);
 }

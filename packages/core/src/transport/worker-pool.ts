@@ -6,7 +6,7 @@ import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
 import type { StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
-import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
+import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
@@ -171,7 +171,7 @@ export class WorkerPoolTransport implements StageTransport {
       else r.coldStart = false;
       cur.resolve(r);
     } else {
-      cur.reject(new StageError(pool.stage.name, m.message, m.status ?? 500));
+      cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
     }
     this.release(pool, slot);
   }

@@ -129,7 +129,7 @@ describe('WorkerPoolTransport', () => {
       const big = Array.from({ length: 64 }, (_, i) => row([i, 1, 2, 3]));
       const err = await pool.invoke('pool', 'slow', big).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TimeoutError);
-      expect((err as TimeoutError).status).toBe(504);
+      expect((err as TimeoutError).code).toBe('timeout');
       expect((err as Error).message).toMatch(/stage 'slow' timed out/);
       expect(pool.workersOf('pool', 'slow')[0]).not.toBe(before);
       const ok = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
@@ -162,7 +162,7 @@ stages:
       for (let i = 0; i < 4; i++) errors.push(await pool.invoke('junk', 'bad', [row([1, 2, 3, 4])]).catch((e: unknown) => e));
       for (const e of errors) expect(e).toBeInstanceOf(EnsembleError);
       // Each failed start was replaced until the limit; after it the stage answers 503 without a worker.
-      expect((errors[3] as EnsembleError).status).toBe(503);
+      expect((errors[3] as EnsembleError).code).toBe('not_ready');
       expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
       expect(pool.workersOf('junk', 'bad')).toHaveLength(0);
     } finally {
