@@ -268,16 +268,16 @@ describe('functions/stage.ts', () => {
 
   it('answers a payload for another stage, or a malformed one, with a 400 it can explain', async () => {
     const other = await call(encodeStageRequest('demo', 'branch_b', rows(README_X)));
-    expect(other).toEqual({ v: 1, ok: false, status: 400, error: "this function serves stage 'branch_a' of 'demo', not 'branch_b' of 'demo'" });
+    expect(other).toEqual({ v: 1, ok: false, code: 'invalid_input', error: "this function serves stage 'branch_a' of 'demo', not 'branch_b' of 'demo'" });
     const junk = await call({ hello: 'world' });
-    expect(junk).toMatchObject({ v: 1, ok: false, status: 400 });
+    expect(junk).toMatchObject({ v: 1, ok: false, code: 'invalid_input' });
     expect(() => decodeStageResponse(junk, 'branch_a')).toThrow(StageError);
   });
 
   it('reports a failed init on every call instead of crashing', async () => {
     const broken = await createStageHandler({ ...baseEnv, ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: 'average', ENSEMBLE_MANIFEST: DEMO_MANIFEST });
     const answer = await broken(encodeStageRequest('demo', 'average', []));
-    expect(answer).toMatchObject({ ok: false, status: 503 });
+    expect(answer).toMatchObject({ ok: false, code: 'not_ready' });
     expect((answer as { error: string }).error).toContain("stage 'average' of 'demo' is a function stage");
   });
 });
@@ -394,11 +394,11 @@ describe('the gateway over LambdaTransport', () => {
       const items: Item[] = [{ input: { datatype: 'FP32', shape: [4], data: new Float32Array(4) } }];
       const crashed = await transport.invoke('demo', 'branch_a', items).catch((e: unknown) => e);
       expect(crashed).toBeInstanceOf(StageError);
-      expect((crashed as StageError).status).toBe(502);
+      expect((crashed as StageError).code).toBe('bad_gateway');
       expect((crashed as StageError).message).toContain('Lambda crash failed (Unhandled): Runtime.ExitError: RequestId: 1 Error: Runtime exited');
       const throttled = await transport.invoke('demo', 'branch_b', items).catch((e: unknown) => e);
       expect(throttled).toBeInstanceOf(OverloadedError);
-      expect((throttled as OverloadedError).status).toBe(429);
+      expect((throttled as OverloadedError).code).toBe('overloaded');
       expect((throttled as OverloadedError).message).toContain("stage 'branch_b': Lambda throttle is at its concurrency limit");
       // Retried with backoff before giving up, not refused on the first 429.
       expect(endpoint.calls.filter((c) => c === 'throttle').length - before).toBeGreaterThan(2);

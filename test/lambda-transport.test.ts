@@ -131,10 +131,10 @@ describe('LambdaTransport against the host', () => {
     try {
       const abort = new AbortController();
       const running = t.invoke('p', 's', [item], abort.signal).catch((e: unknown) => e);
-      setTimeout(() => abort.abort(new EnsembleError('client went away', 499)), 100);
+      setTimeout(() => abort.abort(new EnsembleError('client went away', 'cancelled')), 100);
       const err = await running;
       expect(err).toBeInstanceOf(EnsembleError);
-      expect((err as EnsembleError).status).toBe(499);
+      expect((err as EnsembleError).code).toBe('cancelled');
     } finally {
       await t.close();
     }

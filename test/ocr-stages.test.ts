@@ -324,7 +324,7 @@ describe('OCR stages on the PP-OCRv4 models', () => {
     ]) {
       const err = await Promise.resolve().then(() => call(bad)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BadRequestError);
-      expect((err as BadRequestError).status).toBe(400);
+      expect((err as BadRequestError).code).toBe('invalid_input');
       expect((err as Error).message).toBe('image: not a PNG, JPEG or WebP image');
     }
     // A real PNG cut short: the header is fine, the pixels are not.

@@ -1,45 +1,85 @@
 /**
- * Errors carry their HTTP status so every layer can throw and the HTTP API
- * answers `{ "error": message }` with the right code without a lookup table.
+ * What went wrong, as a code every layer understands. Only the edges turn a
+ * code into a number: the HTTP API into a status (http/errors.ts), the CLI
+ * into an exit code (cli/main.ts). Workers and stage functions send the code
+ * across the wire as a plain string.
  */
+export type ErrorCode =
+  /** The caller's input is wrong: dtype, shape, malformed body or payload. */
+  | 'invalid_input'
+  /** A CLI command was called wrongly (flags, arguments). */
+  | 'usage'
+  | 'not_found'
+  | 'too_large'
+  /** A queue is full or a function is throttled; retry later. */
+  | 'overloaded'
+  /** Still loading, failed to load, or shutting down. */
+  | 'not_ready'
+  | 'timeout'
+  /** The caller went away (or aborted) before the answer. */
+  | 'cancelled'
+  /** A stage failed while running (crash, thrown error, bad model output). */
+  | 'stage_failed'
+  /** Something we called answered with what we cannot use (a stage function, a spilled payload). */
+  | 'bad_gateway'
+  /** A pipeline manifest is invalid. */
+  | 'invalid_manifest'
+  | 'internal';
+
+const CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'invalid_input', 'usage', 'not_found', 'too_large', 'overloaded', 'not_ready', 'timeout', 'cancelled',
+  'stage_failed', 'bad_gateway', 'invalid_manifest', 'internal',
+]);
+
+/** A code read off the wire (worker message, stage payload); anything unknown is 'internal'. */
+export function errorCode(value: unknown): ErrorCode {
+  return typeof value === 'string' && CODES.has(value) ? (value as ErrorCode) : 'internal';
+}
+
 export class EnsembleError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 500) {
-    super(message);
+  readonly code: ErrorCode;
+  constructor(message: string, code: ErrorCode = 'internal', options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
-    this.status = status;
+    this.code = code;
   }
+}
+
+/** Any thrown value as an EnsembleError: ours as they are, anything else 'internal', with it as the cause. */
+export function toEnsembleError(err: unknown): EnsembleError {
+  if (err instanceof EnsembleError) return err;
+  return new EnsembleError(err instanceof Error ? err.message : String(err), 'internal', { cause: err });
 }
 
 /** Bad input from the caller: wrong dtype, shape, malformed body. */
 export class BadRequestError extends EnsembleError {
-  constructor(message: string) { super(message, 400); }
+  constructor(message: string, options?: { cause?: unknown }) { super(message, 'invalid_input', options); }
 }
 export class NotFoundError extends EnsembleError {
-  constructor(message: string) { super(message, 404); }
+  constructor(message: string) { super(message, 'not_found'); }
 }
 export class PayloadTooLargeError extends EnsembleError {
-  constructor(message: string) { super(message, 413); }
+  constructor(message: string) { super(message, 'too_large'); }
 }
 /** A queue is full; `retryAfterSeconds` becomes the Retry-After header. */
 export class OverloadedError extends EnsembleError {
   readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds = 1) {
-    super(message, 429);
+    super(message, 'overloaded');
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 export class NotReadyError extends EnsembleError {
-  constructor(message: string) { super(message, 503); }
+  constructor(message: string) { super(message, 'not_ready'); }
 }
 export class TimeoutError extends EnsembleError {
-  constructor(message: string) { super(message, 504); }
+  constructor(message: string) { super(message, 'timeout'); }
 }
-/** A stage failed while running (crash, thrown error, bad model output). */
+/** A stage failed while running; `code` is what the stage said it was, when it said. */
 export class StageError extends EnsembleError {
   readonly stage: string;
-  constructor(stage: string, message: string, status = 500) {
-    super(`stage '${stage}' failed: ${message}`, status);
+  constructor(stage: string, message: string, code: ErrorCode = 'stage_failed', options?: { cause?: unknown }) {
+    super(`stage '${stage}' failed: ${message}`, code, options);
     this.stage = stage;
   }
 }
@@ -47,7 +87,7 @@ export class StageError extends EnsembleError {
 export class ManifestError extends EnsembleError {
   readonly file: string;
   constructor(file: string, where: string, message: string) {
-    super(`${file}: ${where}: ${message}`, 500);
+    super(`${file}: ${where}: ${message}`, 'invalid_manifest');
     this.file = file;
   }
 }

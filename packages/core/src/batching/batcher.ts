@@ -75,7 +75,7 @@ export class Batcher {
 
   submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
-    if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 503));
+    if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.queue.length >= maxQueue) {
       return Promise.reject(new OverloadedError(

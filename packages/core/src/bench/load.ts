@@ -13,17 +13,17 @@ export function assertLoopback(url: string): URL {
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const ok = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!ok || u.protocol !== 'http:') throw new EnsembleError(`load generator: only http://127.0.0.0/8, localhost or [::1] are allowed, got ${url}`, 2);
+  if (!ok || u.protocol !== 'http:') throw new EnsembleError(`load generator: only http://127.0.0.0/8, localhost or [::1] are allowed, got ${url}`, 'usage');
   return u;
 }
 
 function checkOptions(o: LoadOptions): void {
   assertLoopback(o.url);
-  if (!o.requests.length) throw new EnsembleError('load generator: no requests to send', 2);
+  if (!o.requests.length) throw new EnsembleError('load generator: no requests to send', 'usage');
   for (const [k, v] of [['concurrency', o.concurrency], ['maxRequests', o.maxRequests]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new EnsembleError(`load generator: ${k} must be a positive integer, got ${v}`, 2);
+    if (!Number.isInteger(v) || v < 1) throw new EnsembleError(`load generator: ${k} must be a positive integer, got ${v}`, 'usage');
   }
-  if (!(o.maxDurationMs > 0)) throw new EnsembleError(`load generator: maxDurationMs must be positive, got ${o.maxDurationMs}`, 2);
+  if (!(o.maxDurationMs > 0)) throw new EnsembleError(`load generator: maxDurationMs must be positive, got ${o.maxDurationMs}`, 'usage');
 }
 
 interface Answer { status: number; error?: string }

@@ -8,7 +8,7 @@ import { LineageNode } from '../executor/lineage.js';
 import { joinOutputs } from '../executor/join.js';
 import { stageLineage } from '../executor/plan.js';
 import { splitRows } from '../tensor/rows.js';
-import { EnsembleError } from '../errors.js';
+import { EnsembleError, errorCode } from '../errors.js';
 
 export interface SequentialRunner {
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
@@ -52,7 +52,7 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
           }
           const { outcomes } = await runtimes.get(name)!.run([item]);
           const o = outcomes[0];
-          if (!o.ok) throw new EnsembleError(`stage '${name}': ${o.error}`, o.status ?? 500);
+          if (!o.ok) throw new EnsembleError(`stage '${name}': ${o.error}`, errorCode(o.code ?? 'stage_failed'));
           const put = (out: Item, target: LineageNode) => {
             for (const [local, t] of Object.entries(stage.outputs)) target.tensors.set(t, out[local]);
           };

@@ -13,7 +13,7 @@ export interface Command {
 }
 
 export class UsageError extends EnsembleError {
-  constructor(message: string) { super(message, 2); }
+  constructor(message: string) { super(message, 'usage'); }
 }
 
 export function parse(cmd: Command, argv: string[]) {

@@ -10,7 +10,7 @@ import { verifyCommand } from './commands/verify.js';
 import { benchCommand } from './commands/bench.js';
 import { tuneCommand } from './commands/tune.js';
 import { packageCommand } from '../package/command.js';
-import { EnsembleError } from '../errors.js';
+import { EnsembleError, type ErrorCode } from '../errors.js';
 
 const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, packageCommand];
 
@@ -47,6 +47,11 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);
     console.error(`error: ${msg}`);
-    process.exitCode = e instanceof EnsembleError && e.status === 2 ? 2 : 1;
+    process.exitCode = e instanceof EnsembleError ? exitCode(e.code) : 1;
   },
 );
+
+/** 2 for a command called wrongly (as usage() itself), 1 for every other failure. */
+function exitCode(code: ErrorCode): number {
+  return code === 'usage' ? 2 : 1;
+}

@@ -23,7 +23,7 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 /** Stage (0-based) of every compute node for a balanced plan: contiguous ranges of the topological order. */
 function balancedAssignment(g: ModelGraph, probe: ProbeResult, costs: number[], stages: number): number[] {
   const n = g.nodes.length;
-  if (stages > n) throw new EnsembleError(`cannot cut ${n} nodes into ${stages} stages`, 400);
+  if (stages > n) throw new EnsembleError(`cannot cut ${n} nodes into ${stages} stages`, 'invalid_input');
   // blocked[p] > 0: some tensor without a batch dim is alive across the boundary before node p.
   const delta = new Array<number>(n + 1).fill(0);
   for (const [tensor, from, to] of liveRanges(g)) {
@@ -55,7 +55,7 @@ function liveRanges(g: ModelGraph): [string, number, number][] {
 
 /** Stage of every compute node for an explicit plan: stage k is what computes `at[k]` and no earlier stage has. */
 function explicitAssignment(g: ModelGraph, at: string[]): number[] {
-  if (at.length === 0) throw new EnsembleError('--at needs at least one tensor to cut at', 2);
+  if (at.length === 0) throw new EnsembleError('--at needs at least one tensor to cut at', 'usage');
   const assignment = new Array<number>(g.nodes.length).fill(at.length);
   const known = [...g.producer.keys()];
   at.forEach((tensor, k) => {
@@ -64,7 +64,7 @@ function explicitAssignment(g: ModelGraph, at: string[]): number[] {
       const what = g.weights.has(tensor) ? 'is a weight (a constant), not something computed'
         : g.inputs.some((v) => v.name === tensor) ? 'is a graph input'
           : `is not a tensor of the graph${didYouMean(tensor, known, true)}`;
-      throw new EnsembleError(`cannot cut at '${tensor}': it ${what}`, 2);
+      throw new EnsembleError(`cannot cut at '${tensor}': it ${what}`, 'usage');
     }
     let added = 0;
     const stack = [producer];
@@ -79,10 +79,10 @@ function explicitAssignment(g: ModelGraph, at: string[]): number[] {
         if (p) stack.push(p);
       }
     }
-    if (added === 0) throw new EnsembleError(`cannot cut at '${tensor}': earlier cuts (${at.slice(0, k).join(', ')}) already compute it, so stage ${k + 1} would be empty`, 2);
+    if (added === 0) throw new EnsembleError(`cannot cut at '${tensor}': earlier cuts (${at.slice(0, k).join(', ')}) already compute it, so stage ${k + 1} would be empty`, 'usage');
   });
   if (!assignment.includes(at.length)) {
-    throw new EnsembleError(`cutting at ${at.join(', ')} leaves nothing for stage ${at.length + 1}: the last tensor is already the output`, 2);
+    throw new EnsembleError(`cutting at ${at.join(', ')} leaves nothing for stage ${at.length + 1}: the last tensor is already the output`, 'usage');
   }
   return assignment;
 }
@@ -105,7 +105,7 @@ function stageContents(g: ModelGraph, assignment: number[], count: number, probe
     const s = stageOf(name);
     if (s !== undefined) outputsOf[s].add(name);
     else if (g.weights.has(name)) { outputsOf[count - 1].add(name); contents[count - 1].extraWeights!.push(name); }
-    else throw new EnsembleError(`graph output '${name}' is a graph input passed straight through; there is nothing to cut`, 400);
+    else throw new EnsembleError(`graph output '${name}' is a graph input passed straight through; there is nothing to cut`, 'invalid_input');
   }
   contents.forEach((c, s) => {
     for (const n of c.nodes) {
@@ -114,12 +114,12 @@ function stageContents(g: ModelGraph, assignment: number[], count: number, probe
         if (graphInputs.has(t)) { inputsOf[s].add(t); continue; }
         const from = stageOf(t)!;
         if (from === s) continue;
-        if (from > s) throw new EnsembleError(`internal: stage ${s + 1} reads '${t}' from the later stage ${from + 1}`, 500);
+        if (from > s) throw new EnsembleError(`internal: stage ${s + 1} reads '${t}' from the later stage ${from + 1}`, 'internal');
         const probed = probe.tensors.get(t);
         if (!probed?.batched) {
           const shape = probed ? `[${probed.shape.join(', ')}] at batch 1` : 'unknown';
           throw new EnsembleError(`tensor '${t}' would cross from stage ${from + 1} to stage ${s + 1}, but its dim 0 is not the batch `
-            + `(shape ${shape}): the pipeline splits every stage output into items along dim 0. Cut elsewhere.`, 400);
+            + `(shape ${shape}): the pipeline splits every stage output into items along dim 0. Cut elsewhere.`, 'invalid_input');
         }
         inputsOf[s].add(t);
         outputsOf[from].add(t);
@@ -158,7 +158,7 @@ function typeResolver(g: ModelGraph, probe: ProbeResult): (t: string) => onnx.IT
     if (type) return type;
     const probed = probe.tensors.get(t);
     const elemType = declared?.tensorType?.elemType || probed?.elemType || producerElemType(g, t);
-    if (!elemType) throw new EnsembleError(`cannot tell the element type of '${t}'`, 500);
+    if (!elemType) throw new EnsembleError(`cannot tell the element type of '${t}'`, 'internal');
     const shape = probed
       ? { dim: probed.shape.map((_, axis) => (axis === 0 && probed.batched ? batchDim : { dimParam: `${t}_d${axis}` })) }
       : undefined;
@@ -193,11 +193,11 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
   const info = inspectModel(bytes);
   if (info.externalData.length > 0) {
     // Stage files are written elsewhere, where the relative paths of external weights would not resolve.
-    throw new EnsembleError(`the model keeps its weights in external files (${info.externalData.join(', ')}); save it with the weights inside the .onnx first`, 400);
+    throw new EnsembleError(`the model keeps its weights in external files (${info.externalData.join(', ')}); save it with the weights inside the .onnx first`, 'invalid_input');
   }
   const g = analyzeModel(proto);
   const log = opts.log ?? (() => undefined);
-  if (g.nodes.length === 0) throw new EnsembleError('the model computes nothing (no nodes besides constants); there is nothing to cut', 400);
+  if (g.nodes.length === 0) throw new EnsembleError('the model computes nothing (no nodes besides constants); there is nothing to cut', 'invalid_input');
 
   const probe = await probeModel(g, info.inputs, { dims: opts.dims, log });
   const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims })]));

@@ -124,7 +124,7 @@ function topologicalOrder(nodes: GraphNode[], available: Set<string>): GraphNode
   for (const n of nodes) {
     for (const o of n.produces) {
       if (producer.has(o) || available.has(o)) {
-        throw new EnsembleError(`tensor '${o}' is produced twice (again by node '${n.proto.name || n.proto.opType}')`, 400);
+        throw new EnsembleError(`tensor '${o}' is produced twice (again by node '${n.proto.name || n.proto.opType}')`, 'invalid_input');
       }
       producer.set(o, n);
     }
@@ -137,7 +137,7 @@ function topologicalOrder(nodes: GraphNode[], available: Set<string>): GraphNode
     for (const i of n.consumes) {
       if (available.has(i)) continue;
       if (!producer.has(i)) {
-        throw new EnsembleError(`node '${n.proto.name || n.proto.opType}' reads '${i}', which no node, input or initializer provides`, 400);
+        throw new EnsembleError(`node '${n.proto.name || n.proto.opType}' reads '${i}', which no node, input or initializer provides`, 'invalid_input');
       }
       count++;
       const list = dependents.get(i) ?? [];
@@ -161,14 +161,14 @@ function topologicalOrder(nodes: GraphNode[], available: Set<string>): GraphNode
   }
   if (order.length !== nodes.length) {
     const stuck = nodes.filter((n) => waiting.get(n)! > 0).slice(0, 3).map((n) => n.proto.name || n.proto.opType);
-    throw new EnsembleError(`the graph has a cycle (through ${stuck.join(', ')})`, 400);
+    throw new EnsembleError(`the graph has a cycle (through ${stuck.join(', ')})`, 'invalid_input');
   }
   return order;
 }
 
 export function analyzeModel(model: onnx.ModelProto): ModelGraph {
   const graph = model.graph as onnx.GraphProto | null;
-  if (!graph) throw new EnsembleError('the model has no graph', 400);
+  if (!graph) throw new EnsembleError('the model has no graph', 'invalid_input');
 
   const weights = new Map<string, Weight>();
   for (const t of graph.initializer) weights.set(t.name ?? '', { name: t.name ?? '', kind: 'initializer', tensor: t });

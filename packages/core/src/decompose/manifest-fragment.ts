@@ -86,8 +86,8 @@ export function fragmentYaml(cut: CutResult, opts: FragmentOptions): string {
 /** A pipeline tensor spec from a graph input/output: dim 0 is the item dim, symbolic dims are -1. */
 function tensorSpec(v: GraphTensor, name: string): { name: string; datatype: string; shape: number[] } {
   const datatype = datatypeFromOnnx(v.elemType);
-  if (!datatype) throw new EnsembleError(`'${v.name}' has element type ${onnxDataTypeName(v.elemType)}, which the pipeline cannot carry`, 400);
-  if (!v.shape || v.shape.length === 0) throw new EnsembleError(`'${v.name}' has no batch dim (its shape is ${v.shape ? 'a scalar' : 'unknown'})`, 400);
+  if (!datatype) throw new EnsembleError(`'${v.name}' has element type ${onnxDataTypeName(v.elemType)}, which the pipeline cannot carry`, 'invalid_input');
+  if (!v.shape || v.shape.length === 0) throw new EnsembleError(`'${v.name}' has no batch dim (its shape is ${v.shape ? 'a scalar' : 'unknown'})`, 'invalid_input');
   return { name, datatype, shape: v.shape.map((d, axis) => (axis === 0 || typeof d !== 'number' ? -1 : d)) };
 }
 
@@ -110,7 +110,7 @@ export interface PipelineOptions extends FragmentOptions {
 /** A complete pipeline.yaml: the whole model's inputs and outputs, and the stages between them. */
 export function pipelineYaml(cut: CutResult, opts: PipelineOptions): string {
   if (!PIPELINE_NAME.test(opts.name)) {
-    throw new EnsembleError(`'${opts.name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_'`, 2);
+    throw new EnsembleError(`'${opts.name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_'`, 'usage');
   }
   const names = tensorNames(cut, opts.rename);
   const doc = {

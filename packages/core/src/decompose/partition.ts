@@ -15,7 +15,7 @@ import { EnsembleError } from '../errors.js';
  */
 export function balancedBoundaries(costs: readonly number[], k: number, allowed: (p: number) => boolean): number[] {
   const n = costs.length;
-  if (!Number.isInteger(k) || k < 1) throw new EnsembleError(`the number of stages must be a whole number >= 1, got ${k}`, 2);
+  if (!Number.isInteger(k) || k < 1) throw new EnsembleError(`the number of stages must be a whole number >= 1, got ${k}`, 'usage');
   if (k === 1) return [];
   const total = costs.reduce((a, b) => a + b, 0) || 1;
   // Fractions of the total keep the squares well inside float range.
@@ -26,7 +26,7 @@ export function balancedBoundaries(costs: readonly number[], k: number, allowed:
   cand.push(n);
   const m = cand.length;
   if (m - 2 < k - 1) {
-    throw new EnsembleError(`cannot cut ${n} nodes into ${k} stages: only ${m - 2} places to cut (a cut may not cross a tensor without a batch dim 0)`, 400);
+    throw new EnsembleError(`cannot cut ${n} nodes into ${k} stages: only ${m - 2} places to cut (a cut may not cross a tensor without a batch dim 0)`, 'invalid_input');
   }
   const seg = (a: number, b: number): number => prefix[cand[b]] - prefix[cand[a]];
 
@@ -55,7 +55,7 @@ export function balancedBoundaries(costs: readonly number[], k: number, allowed:
 
   const minMax = solve((prev, s) => Math.max(prev, s), Infinity).value;
   const { value, from } = solve((prev, s) => prev + s * s, minMax * (1 + 1e-9) + 1e-15);
-  if (value === Infinity) throw new EnsembleError(`no cut into ${k} stages found`, 500);
+  if (value === Infinity) throw new EnsembleError(`no cut into ${k} stages found`, 'internal');
   const bounds: number[] = [];
   for (let j = k, b = m - 1; j > 1; j--) {
     b = from[j - 1][b];

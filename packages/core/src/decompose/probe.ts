@@ -50,7 +50,7 @@ export async function probeModel(g: ModelGraph, inputs: ValueInfo[], opts: Probe
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'basic', intraOpNumThreads: 1, interOpNumThreads: 1 });
   } catch (e) {
-    throw new EnsembleError(`ONNX Runtime cannot load the model with its intermediate tensors as outputs: ${(e as Error).message}`, 400);
+    throw new EnsembleError(`ONNX Runtime cannot load the model with its intermediate tensors as outputs: ${(e as Error).message}`, 'invalid_input');
   }
   const runs: Record<string, ort.Tensor>[] = [];
   try {
@@ -62,7 +62,7 @@ export async function probeModel(g: ModelGraph, inputs: ValueInfo[], opts: Probe
       } catch (e) {
         const shapes = Object.entries(feeds).map(([k, t]) => `${k} [${t.dims.join(', ')}]`).join(', ');
         throw new EnsembleError(`the model does not run on sample inputs ${shapes}: ${(e as Error).message}; `
-          + 'give symbolic dims a size it accepts with --dim name=size', 400);
+          + 'give symbolic dims a size it accepts with --dim name=size', 'invalid_input');
       }
     }
   } finally {
@@ -74,7 +74,7 @@ export async function probeModel(g: ModelGraph, inputs: ValueInfo[], opts: Probe
     const first = runs[0][name];
     if (!first) continue;
     const datatype = datatypeOfOrt(first.type);
-    if (!datatype) throw new EnsembleError(`tensor '${name}' has type ${first.type}, which the pipeline cannot carry`, 400);
+    if (!datatype) throw new EnsembleError(`tensor '${name}' has type ${first.type}, which the pipeline cannot carry`, 'invalid_input');
     const batched = runs.every((r, i) => r[name] && r[name].dims.length > 0 && r[name].dims[0] === batchSizes[i]);
     tensors.set(name, { elemType: datatypeToOnnx(datatype), shape: first.dims.map(Number), batched });
   }

@@ -36,7 +36,7 @@ export function checkDimNames(inputs: ValueInfo[], dims: Record<string, number>)
   for (const name of Object.keys(dims)) {
     if (!known.has(name)) {
       const list = known.size ? [...known].join(', ') : 'none';
-      throw new EnsembleError(`no input has a symbolic dim '${name}'${didYouMean(name, known, true)} (symbolic dims after dim 0: ${list})`, 2);
+      throw new EnsembleError(`no input has a symbolic dim '${name}'${didYouMean(name, known, true)} (symbolic dims after dim 0: ${list})`, 'usage');
     }
   }
 }
@@ -48,7 +48,7 @@ export function parseDims(pairs: string[]): Record<string, number> {
     const at = p.lastIndexOf('=');
     const value = Number(p.slice(at + 1));
     if (at <= 0 || !Number.isInteger(value) || value < 1) {
-      throw new EnsembleError(`--dim takes name=size with a whole size >= 1, got '${p}'`, 2);
+      throw new EnsembleError(`--dim takes name=size with a whole size >= 1, got '${p}'`, 'usage');
     }
     dims[p.slice(0, at)] = value;
   }

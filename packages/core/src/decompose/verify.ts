@@ -67,7 +67,7 @@ async function stagesCutFrom(m: Manifest, sha: string): Promise<OnnxStage[]> {
 }
 
 function pipelineSpec(v: ValueInfo, name: string): TensorSpec {
-  if (!v.datatype) throw new EnsembleError(`model tensor '${v.name}' has an element type the pipeline cannot carry`, 400);
+  if (!v.datatype) throw new EnsembleError(`model tensor '${v.name}' has an element type the pipeline cannot carry`, 'invalid_input');
   return { name, datatype: v.datatype, shape: v.shape.map((d, axis) => (axis === 0 || typeof d !== 'number' ? -1 : d)) };
 }
 
@@ -79,7 +79,7 @@ function subPipeline(m: Manifest, stages: StageSpec[], inputs: ValueInfo[], outp
       const verb = side === 'inputs' ? 'reads' : 'produces';
       throw new EnsembleError(tensors.size === 0
         ? `no stage of ${stages.map((s) => s.name).join(', ')} ${verb} the model's ${side.slice(0, -1)} '${name}'`
-        : `the model's ${side.slice(0, -1)} '${name}' maps to several pipeline tensors (${[...tensors].join(', ')})`, 400);
+        : `the model's ${side.slice(0, -1)} '${name}' maps to several pipeline tensors (${[...tensors].join(', ')})`, 'invalid_input');
     }
     return [...tensors][0];
   };
@@ -88,7 +88,7 @@ function subPipeline(m: Manifest, stages: StageSpec[], inputs: ValueInfo[], outp
   const available = new Set([...inputMap.values(), ...stages.flatMap((s) => Object.values(s.outputs))]);
   for (const s of stages) {
     for (const t of Object.values(s.inputs)) {
-      if (!available.has(t)) throw new EnsembleError(`stage '${s.name}' reads '${t}', which neither the model's inputs nor stages ${stages.map((x) => x.name).join(', ')} provide`, 400);
+      if (!available.has(t)) throw new EnsembleError(`stage '${s.name}' reads '${t}', which neither the model's inputs nor stages ${stages.map((x) => x.name).join(', ')} provide`, 'invalid_input');
     }
   }
   const names = new Set(stages.map((s) => s.name));
@@ -116,13 +116,13 @@ export async function verifyPipeline(manifest: Manifest | string, modelPath: str
   if (opts.stages) {
     stages = opts.stages.map((name) => {
       const s = m.stages.find((x) => x.name === name);
-      if (!s) throw new EnsembleError(`${m.file}: no stage '${name}'`, 2);
+      if (!s) throw new EnsembleError(`${m.file}: no stage '${name}'`, 'usage');
       return s;
     });
   } else {
     stages = await stagesCutFrom(m, await sha256File(modelPath));
     if (stages.length === 0) {
-      throw new EnsembleError(`${m.file}: no ONNX stage was cut from ${modelPath} (checked the decompose metadata of every stage's weights.source); name the stages to compare`, 400);
+      throw new EnsembleError(`${m.file}: no ONNX stage was cut from ${modelPath} (checked the decompose metadata of every stage's weights.source); name the stages to compare`, 'invalid_input');
     }
   }
   const { manifest: sub, inputMap, outputMap } = subPipeline(m, stages, info.inputs, info.outputs);
@@ -143,7 +143,7 @@ export async function verifyPipeline(manifest: Manifest | string, modelPath: str
       const pipelineInputs: Record<string, Tensor> = {};
       for (const v of info.inputs) {
         const t = sample[v.name];
-        if (!t) throw new EnsembleError(`sample ${i + 1} has no input '${v.name}'`, 400);
+        if (!t) throw new EnsembleError(`sample ${i + 1} has no input '${v.name}'`, 'invalid_input');
         feeds[v.name] = toOrt(t);
         pipelineInputs[inputMap.get(v.name)!] = t;
       }

@@ -21,7 +21,7 @@ export class LocalFileWeightStore implements WeightStore {
 
   async resolve(key: string, sha256: string): Promise<string> {
     const source = this.sources.get(key);
-    if (!source) throw new EnsembleError(`weights '${key}': the manifest gives no local source file for it`, 500);
+    if (!source) throw new EnsembleError(`weights '${key}': the manifest gives no local source file for it`, 'internal');
     const cacheKey = `${key}\0${sha256.toLowerCase()}`;
     let check = this.verified.get(cacheKey);
     if (!check) {
@@ -48,10 +48,10 @@ export class LocalFileWeightStore implements WeightStore {
     try {
       actual = await sha256File(source);
     } catch (e) {
-      throw new EnsembleError(`weights file ${source}: ${(e as Error).message}`, 500);
+      throw new EnsembleError(`weights file ${source}: ${(e as Error).message}`, 'internal');
     }
     if (actual !== expected) {
-      throw new EnsembleError(`weights file ${source} has sha256 ${actual}, the manifest pins ${expected} (rebuild it, or update the manifest)`, 500);
+      throw new EnsembleError(`weights file ${source} has sha256 ${actual}, the manifest pins ${expected} (rebuild it, or update the manifest)`, 'internal');
     }
     return source;
   }

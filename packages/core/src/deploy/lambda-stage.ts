@@ -38,7 +38,7 @@ interface Loaded {
  * the reason, rather than an opaque Lambda init crash loop.
  *
  * A payload the stage cannot read (or that is meant for another stage) is
- * answered as a handled failure with its status; a batch that fails while
+ * answered as a handled failure with its error code; a batch that fails while
  * running throws, so Lambda reports it as a function error (`Unhandled`)
  * and the gateway answers 502 naming the stage.
  */
@@ -58,7 +58,7 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
   let firstCall = true;
 
   return async (event) => {
-    if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 503));
+    if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 'not_ready'));
     const { spill, stage, runtime } = loaded;
     let req: StageRequest;
     try {

@@ -8,7 +8,7 @@ import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
 import { splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
-import { BadRequestError, EnsembleError, StageError, TimeoutError } from '../errors.js';
+import { BadRequestError, EnsembleError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
 import { LineageNode } from './lineage.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
@@ -168,8 +168,8 @@ class RequestRun {
     const promise = new Promise<RunResult>((res, rej) => { this.resolve = res; this.reject = rej; });
     const { signal, timeoutMs } = this.opts;
     if (signal) {
-      if (signal.aborted) this.fail(new EnsembleError('client went away', 499));
-      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 499)), { once: true });
+      if (signal.aborted) this.fail(new EnsembleError('client went away', 'cancelled'));
+      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 'cancelled')), { once: true });
     }
     if (timeoutMs !== undefined && !this.settled) {
       this.timer = setTimeout(() => {
@@ -180,7 +180,7 @@ class RequestRun {
     try {
       this.seed();
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
     this.maybeFinish();
     return promise;
@@ -271,12 +271,12 @@ class RequestRun {
     batcher.submit(item, this.abort.signal)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
-        const err = asEnsembleError(e);
+        const err = toEnsembleError(e);
         stats.failed(err.message);
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
-        this.fail(named || err.status === 429 || err.status === 504 || err.status === 499
-          ? err : new StageError(stage.name, err.message, err.status));
+        this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
+          ? err : new StageError(stage.name, err.message, err.code));
       })
       .finally(() => {
         lane.active--;
@@ -302,7 +302,7 @@ class RequestRun {
     const { outcome } = run;
     if (!outcome.ok) {
       this.stats.get(stage.name)!.failed(outcome.error);
-      this.fail(new StageError(stage.name, outcome.error, outcome.status ?? 500));
+      this.fail(new StageError(stage.name, outcome.error, errorCode(outcome.code ?? 'stage_failed')));
       return;
     }
     const rename = (out: Item, target: LineageNode) => {
@@ -324,7 +324,7 @@ class RequestRun {
         this.produced(node, rename(outcome.items[0], node));
       }
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
   }
 
@@ -333,7 +333,7 @@ class RequestRun {
     try {
       this.finish(joinOutputs(this.ex.manifest, this.roots, this.outputs));
     } catch (e) {
-      this.fail(asEnsembleError(e));
+      this.fail(toEnsembleError(e));
     }
   }
 
@@ -368,9 +368,4 @@ function holds(stage: StageSpec, cond: Tensor): boolean {
   }
   const v = cond.data[0];
   return typeof v === 'bigint' ? v !== 0n : v instanceof Uint8Array ? v.length > 0 : v !== 0;
-}
-
-function asEnsembleError(e: unknown): EnsembleError {
-  if (e instanceof EnsembleError) return e;
-  return new EnsembleError(e instanceof Error ? e.message : String(e), 500);
 }

@@ -8,13 +8,14 @@ import type { InferRequestJson } from '../tensor/protocol.js';
 import {
   INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
 } from '../tensor/codec.js';
-import { BadRequestError, EnsembleError, NotFoundError, OverloadedError } from '../errors.js';
+import { BadRequestError, NotFoundError } from '../errors.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
 import { validateInputs } from './validate-inputs.js';
 import { modelMetadata, serverMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
+import { errorResponse, httpError } from './errors.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -81,7 +82,7 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
   });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
-  app.onError((err, c) => errorResponse(c, err));
+  app.onError((err, c) => errorResponse(c, httpError(err)));
 
   async function infer(c: Context): Promise<Response> {
     const startedAt = new Date();
@@ -94,7 +95,7 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
     } catch (err) {
       // Not a run of anything served: a record per invented name would let any caller fill the runs table.
       noteRequest(c, { note: 'not served, no run record' });
-      return errorResponse(c, err);
+      return errorResponse(c, httpError(err));
     }
     noteRequest(c, { runId, pipeline: name });
     let stages: StageRunRecord[] = [];
@@ -138,9 +139,9 @@ export function createApp({ registry, runs, transport = 'local', guard, remainin
       }
       return new Response(encoded.body, { status: 200, headers });
     } catch (err) {
-      const e = toEnsembleError(err);
-      record(e.status, e.message);
-      const res = errorResponse(c, e);
+      const h = httpError(err);
+      record(h.status, h.error.message);
+      const res = errorResponse(c, h);
       res.headers.set('x-ensemble-run-id', runId);
       return res;
     }
@@ -184,19 +185,4 @@ function timeoutParam(request: InferRequestJson): number | undefined {
   if (t === undefined) return undefined;
   if (typeof t !== 'number' || !(t > 0)) throw new BadRequestError(`parameters.timeout must be a positive number of milliseconds, got ${JSON.stringify(t)}`);
   return t;
-}
-
-function toEnsembleError(err: unknown): EnsembleError {
-  if (err instanceof EnsembleError) return err;
-  // Hono's own HTTPException and body errors carry a status; anything else is ours to own as 500.
-  const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
-  return new EnsembleError(err instanceof Error ? err.message : String(err), status);
-}
-
-function errorResponse(c: Context, err: unknown): Response {
-  const e = toEnsembleError(err);
-  const headers: Record<string, string> = {};
-  if (e instanceof OverloadedError) headers['retry-after'] = String(e.retryAfterSeconds);
-  // 499 (client went away) is nginx's convention; no one is listening, but keep the record honest.
-  return c.json({ error: e.message }, e.status as 400, headers);
 }

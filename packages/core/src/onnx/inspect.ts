@@ -111,7 +111,7 @@ function readSource(source: Uint8Array | string): Uint8Array {
   try {
     return readFileSync(source);
   } catch (err) {
-    throw new EnsembleError(`cannot read ONNX model '${source}': ${(err as Error).message}`, 400);
+    throw new EnsembleError(`cannot read ONNX model '${source}': ${(err as Error).message}`, 'invalid_input');
   }
 }
 
@@ -122,7 +122,7 @@ export function inspectModel(source: Uint8Array | string): ModelInfo {
   const graph = model.graph as onnx.GraphProto | null;
   if (!graph) {
     const where = typeof source === 'string' ? `'${source}'` : 'the model';
-    throw new EnsembleError(`${where} has no graph: not an ONNX model`, 400);
+    throw new EnsembleError(`${where} has no graph: not an ONNX model`, 'invalid_input');
   }
   const initializerNames = new Set(graph.initializer.map((t) => t.name));
   const sizes: Size[] = [

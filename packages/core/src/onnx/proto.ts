@@ -28,7 +28,7 @@ export function decodeModel(bytes: Uint8Array): onnx.ModelProto {
   try {
     return onnx.ModelProto.decode(bytes);
   } catch (err) {
-    throw new EnsembleError(`not a valid ONNX model: ${(err as Error).message}`, 400);
+    throw new EnsembleError(`not a valid ONNX model: ${(err as Error).message}`, 'invalid_input');
   }
 }
 

@@ -63,7 +63,7 @@ export async function createFunctionRuntime(stage: FunctionStage, pipeline: stri
           }
           return { ok: true, items: Array.isArray(out) ? out : [out] };
         } catch (e) {
-          return { ok: false, error: e instanceof Error ? e.message : String(e), status: e instanceof EnsembleError ? e.status : 500 };
+          return { ok: false, error: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' };
         }
       })), signal);
       const coldStart = cold;

@@ -4,11 +4,12 @@ import type { Item } from '../tensor/types.js';
  * The stage call: a batch of items in, one outcome per item out. An outcome
  * holds the items it produced (exactly one for ONNX stages, any number for a
  * fan-out function stage) or that item's own error; one bad item does not fail
- * its batch-mates.
+ * its batch-mates. `code` is an ErrorCode, a plain string because outcomes
+ * cross to and from worker processes and stage functions.
  */
 export type ItemOutcome =
   | { ok: true; items: Item[] }
-  | { ok: false; error: string; status?: number };
+  | { ok: false; error: string; code?: string };
 
 export interface BatchResult {
   outcomes: ItemOutcome[];

@@ -129,7 +129,7 @@ export class DynamoRunStore implements RunStore {
 
   async listByPipeline(pipeline: string, limit = 20): Promise<RunRecord[]> {
     if (!Number.isInteger(limit) || limit < 1) {
-      throw new EnsembleError(`listByPipeline: limit must be a positive integer, got ${limit}`, 400);
+      throw new EnsembleError(`listByPipeline: limit must be a positive integer, got ${limit}`, 'invalid_input');
     }
     const { index } = RUNS_TABLE_KEYS;
     const records: RunRecord[] = [];

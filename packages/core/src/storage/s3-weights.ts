@@ -72,7 +72,7 @@ export class S3WeightStore implements WeightStore {
       if (!(out.Body instanceof Readable)) throw new EnsembleError(`weights object ${url}: S3 returned no body`);
       body = out.Body;
     } catch (e) {
-      if (isNotFound(e)) throw new EnsembleError(`weights object ${url} not found`, 500);
+      if (isNotFound(e)) throw new EnsembleError(`weights object ${url} not found`, 'internal');
       throw e;
     }
 

@@ -34,7 +34,7 @@ const badRequest: Fail = (message) => {
 };
 // A server that answers with a body we cannot read is a bad gateway from the client's side.
 const badResponse: Fail = (message) => {
-  throw new EnsembleError(message, 502);
+  throw new EnsembleError(message, 'bad_gateway');
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -44,5 +44,5 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefine
 /** The error an aborted signal carries; anything else counts as the client going away. */
 export function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
-  return r instanceof Error ? r : new EnsembleError('request aborted', 499);
+  return r instanceof Error ? r : new EnsembleError('request aborted', 'cancelled');
 }

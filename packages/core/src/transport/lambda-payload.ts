@@ -4,7 +4,7 @@
  * bytes (little-endian, BYTES length-prefixed) in base64: exact for every
  * datatype (INT64, FP16 bits, NaN, arbitrary bytes) where JSON numbers are not.
  */
-import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError } from '../errors.js';
+import { BadRequestError, PayloadTooLargeError, StageError, errorCode, toEnsembleError } from '../errors.js';
 import { blobToData, dataToBlob } from '../tensor/binary-data.js';
 import { elementCount, isDatatype, tensorProblem } from '../tensor/datatypes.js';
 import type { Datatype, Item, Tensor } from '../tensor/types.js';
@@ -37,12 +37,12 @@ export interface StageRequestPayload {
 
 export type WireOutcome =
   | { ok: true; items: WireItem[] }
-  | { ok: false; error: string; status?: number };
+  | { ok: false; error: string; code?: string };
 
 /** A batch result, or a whole-batch failure the stage reports instead of crashing the invocation. */
 export type StageResponsePayload =
   | { v: typeof PAYLOAD_VERSION; ok: true; outcomes: WireOutcome[]; computeMs: number; coldStart: boolean; initMs?: number }
-  | { v: typeof PAYLOAD_VERSION; ok: false; error: string; status: number };
+  | { v: typeof PAYLOAD_VERSION; ok: false; error: string; code: string };
 
 /** A payload parked in the bucket (see lambda-spill.ts): request or response, read by key. */
 export interface SpillRef {
@@ -89,24 +89,23 @@ export function encodeStageResult(result: BatchResult): StageResponsePayload {
   return out;
 }
 
-/** A whole-batch failure as a payload, so the caller gets the message and status, not a Lambda stack trace. */
+/** A whole-batch failure as a payload, so the caller gets the message and code, not a Lambda stack trace. */
 export function encodeStageFailure(err: unknown): StageResponsePayload {
-  const status = err instanceof EnsembleError ? err.status : 500;
-  return { v: PAYLOAD_VERSION, ok: false, error: err instanceof Error ? err.message : String(err), status };
+  const e = toEnsembleError(err);
+  return { v: PAYLOAD_VERSION, ok: false, error: e.message, code: e.code };
 }
 
 /**
  * The stage's answer as a BatchResult. A whole-batch failure rejects with a
- * StageError carrying the stage's status; a malformed answer is a 502-style
+ * StageError carrying the stage's code; a malformed answer is a bad_gateway
  * StageError (the stage misbehaved, not the caller).
  */
 export function decodeStageResponse(payload: unknown, stage: string): BatchResult {
-  const fail = (msg: string): never => { throw new StageError(stage, `malformed response: ${msg}`, 502); };
+  const fail = (msg: string): never => { throw new StageError(stage, `malformed response: ${msg}`, 'bad_gateway'); };
   const p = asRecord(payload, 'the response', fail);
   checkVersion(p.v, fail);
   if (p.ok === false) {
-    const status = typeof p.status === 'number' ? p.status : 500;
-    throw new StageError(stage, typeof p.error === 'string' ? p.error : 'failed without a message', status);
+    throw new StageError(stage, typeof p.error === 'string' ? p.error : 'failed without a message', errorCode(p.code));
   }
   if (p.ok !== true) fail('ok must be true or false');
   if (!Array.isArray(p.outcomes)) fail('outcomes must be an array');
@@ -119,7 +118,7 @@ export function decodeStageResponse(payload: unknown, stage: string): BatchResul
     }
     if (r.ok !== false || typeof r.error !== 'string') fail(`outcomes[${i}] must be { ok: true, items } or { ok: false, error }`);
     const e: ItemOutcome = { ok: false, error: r.error as string };
-    if (typeof r.status === 'number') e.status = r.status;
+    if (typeof r.code === 'string') e.code = r.code;
     return e;
   });
   const result: BatchResult = { outcomes, computeMs: p.computeMs as number, coldStart: p.coldStart as boolean };
@@ -136,8 +135,8 @@ export function payloadBytes(payload: StageRequestPayload | StageResponsePayload
   return bytes;
 }
 
-function wireError(o: { error: string; status?: number }): WireOutcome {
-  return o.status === undefined ? { ok: false, error: o.error } : { ok: false, error: o.error, status: o.status };
+function wireError(o: { error: string; code?: string }): WireOutcome {
+  return o.code === undefined ? { ok: false, error: o.error } : { ok: false, error: o.error, code: o.code };
 }
 
 function encodeItem(item: Item): WireItem {

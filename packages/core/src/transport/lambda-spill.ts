@@ -30,20 +30,20 @@ export class PayloadSpill {
   async get(ref: SpillRef): Promise<unknown> {
     const { key } = ref.spill;
     if (!key.startsWith(this.prefix) || key.includes('..')) {
-      throw new EnsembleError(`payload reference ${JSON.stringify(key)} is not under ${this.prefix}`, 400);
+      throw new EnsembleError(`payload reference ${JSON.stringify(key)} is not under ${this.prefix}`, 'invalid_input');
     }
     let text: string;
     try {
       const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       text = out.Body ? await out.Body.transformToString('utf8') : '';
     } catch (e) {
-      if (isNotFound(e)) throw new EnsembleError(`payload ${s3Url(this.bucket, key)} is gone (deleted or expired)`, 502);
+      if (isNotFound(e)) throw new EnsembleError(`payload ${s3Url(this.bucket, key)} is gone (deleted or expired)`, 'bad_gateway');
       throw e;
     }
     try {
       return JSON.parse(text) as unknown;
     } catch (e) {
-      throw new EnsembleError(`payload ${s3Url(this.bucket, key)} is not JSON: ${(e as Error).message}`, 502);
+      throw new EnsembleError(`payload ${s3Url(this.bucket, key)} is not JSON: ${(e as Error).message}`, 'bad_gateway');
     }
   }
 

@@ -146,7 +146,7 @@ export class LambdaTransport implements StageTransport {
         if (signal.aborted) throw stopped();
         const kind = classifyInvokeError(e);
         const message = e instanceof Error ? e.message : String(e);
-        if (kind === 'fatal') throw new StageError(stage, `invoking Lambda ${fn}: ${message}`, 502);
+        if (kind === 'fatal') throw new StageError(stage, `invoking Lambda ${fn}: ${message}`, 'bad_gateway');
         if (kind === 'throttle') throttles++;
         const after = retryAfterSeconds(e);
         const wait = backoffMs(attempt, this.retry, after);
@@ -157,7 +157,7 @@ export class LambdaTransport implements StageTransport {
               `stage '${stage}': Lambda ${fn} is at its concurrency limit (throttled ${throttles} times within the ${budget} ms the batch had)`,
               Math.max(1, Math.ceil(after ?? 1)));
           }
-          throw new StageError(stage, `invoking Lambda ${fn}: ${message} (gave up after ${attempt + 1} attempts within the ${budget} ms the batch had)`, 502);
+          throw new StageError(stage, `invoking Lambda ${fn}: ${message} (gave up after ${attempt + 1} attempts within the ${budget} ms the batch had)`, 'bad_gateway');
         }
         await sleep(wait, signal).catch(() => { throw stopped(); });
       }
@@ -184,21 +184,21 @@ export class LambdaTransport implements StageTransport {
       const own = `stage '${stage}' failed: `;
       if (errorMessage.startsWith(own)) errorMessage = errorMessage.slice(own.length);
       const detail = [errorType, errorMessage].filter(Boolean).join(': ') || text;
-      throw new StageError(stage, `Lambda ${fn} failed (${out.FunctionError}): ${detail}`, 502);
+      throw new StageError(stage, `Lambda ${fn} failed (${out.FunctionError}): ${detail}`, 'bad_gateway');
     }
     let payload: unknown;
     try {
       payload = JSON.parse(text);
     } catch {
-      throw new StageError(stage, `Lambda ${fn} answered with non-JSON: ${text.slice(0, 200)}`, 502);
+      throw new StageError(stage, `Lambda ${fn} answered with non-JSON: ${text.slice(0, 200)}`, 'bad_gateway');
     }
     if (isSpillRef(payload)) {
       const ref = payload;
-      if (!this.spill) throw new StageError(stage, `Lambda ${fn} answered through the bucket, but this gateway has none configured`, 502);
+      if (!this.spill) throw new StageError(stage, `Lambda ${fn} answered through the bucket, but this gateway has none configured`, 'bad_gateway');
       try {
         payload = await this.spill.get(ref);
       } catch (e) {
-        throw new StageError(stage, `reading the answer of Lambda ${fn}: ${e instanceof Error ? e.message : String(e)}`, 502);
+        throw new StageError(stage, `reading the answer of Lambda ${fn}: ${e instanceof Error ? e.message : String(e)}`, 'bad_gateway');
       } finally {
         await this.forget(ref);
       }

@@ -34,6 +34,6 @@ port.on('message', (msg: ToWorker) => {
   if (!runtime) { send({ type: 'error', id: msg.id, message: 'worker not initialised' }); return; }
   runtime.run(msg.items).then(
     (result) => send({ type: 'result', id: msg.id, result }),
-    (e: unknown) => send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), status: e instanceof EnsembleError ? e.status : 500 }),
+    (e: unknown) => send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' }),
   );
 });

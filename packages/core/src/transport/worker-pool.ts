@@ -7,7 +7,7 @@ import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
 import type { StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
-import { EnsembleError, NotReadyError, StageError, TimeoutError } from '../errors.js';
+import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from './deadline.js';
 
@@ -245,7 +245,7 @@ export class WorkerPoolTransport implements StageTransport {
       else r.coldStart = false;
       cur.resolve(r);
     } else {
-      cur.reject(new StageError(pool.stage.name, m.message, m.status ?? 500));
+      cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
     }
     this.release(pool, slot);
   }
@@ -289,7 +289,7 @@ function restarted(err: EnsembleError, what: string): EnsembleError {
   const message = `${err.message} (${what})`;
   if (err instanceof TimeoutError) return new TimeoutError(message);
   if (err instanceof NotReadyError) return new NotReadyError(message);
-  return new EnsembleError(message, err.status);
+  return new EnsembleError(message, err.code);
 }
 
 function stop(worker: ChildProcess): Promise<void> {

@@ -11,4 +11,4 @@ export type FromWorker =
   | { type: 'ready'; initMs: number }
   | { type: 'init-error'; message: string }
   | { type: 'result'; id: number; result: BatchResult }
-  | { type: 'error'; id: number; message: string; status?: number };
+  | { type: 'error'; id: number; message: string; code?: string };

@@ -44,9 +44,9 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
   const manifest = await loadManifest(o.manifestFile);
   await buildIfNeeded(manifest, log);
   const all = onnxStages(manifest);
-  for (const s of o.stages ?? []) if (!all.some((x) => x.name === s)) throw new EnsembleError(`pipeline '${manifest.name}' has no ONNX stage '${s}' (it has ${all.map((x) => x.name).join(', ')})`, 2);
+  for (const s of o.stages ?? []) if (!all.some((x) => x.name === s)) throw new EnsembleError(`pipeline '${manifest.name}' has no ONNX stage '${s}' (it has ${all.map((x) => x.name).join(', ')})`, 'usage');
   const chosen = o.stages?.length ? all.filter((s) => o.stages!.includes(s.name)) : all;
-  if (!chosen.length) throw new EnsembleError(`pipeline '${manifest.name}' has no ONNX stage to tune`, 2);
+  if (!chosen.length) throw new EnsembleError(`pipeline '${manifest.name}' has no ONNX stage to tune`, 'usage');
 
   const requests = o.requestFiles?.length ? await readSampleRequests(manifest, o.requestFiles) : syntheticRequests(manifest);
   const weights = localWeights(manifest);

@@ -19,7 +19,7 @@ export async function readSampleRequests(m: Manifest, files: string[]): Promise<
       continue;
     }
     const only = m.inputs.length === 1 && m.inputs[0].datatype === 'BYTES' ? m.inputs[0] : undefined;
-    if (!only) throw new EnsembleError(`${f}: a raw file is only a request for a pipeline with one BYTES input; give '${m.name}' an inference request as .json`, 2);
+    if (!only) throw new EnsembleError(`${f}: a raw file is only a request for a pipeline with one BYTES input; give '${m.name}' an inference request as .json`, 'usage');
     out.push({ [only.name]: { datatype: 'BYTES', shape: [1], data: [bytes] } });
   }
   return out;
@@ -31,7 +31,7 @@ const FREE_DIM = 16;
 /** Without sample files: one row per input, deterministic values, for pipelines whose inputs are all numeric. */
 export function syntheticRequests(m: Manifest, count = 4): Record<string, Tensor>[] {
   const bytes = m.inputs.find((i) => i.datatype === 'BYTES');
-  if (bytes) throw new EnsembleError(`pipeline '${m.name}' takes ${bytes.name} (BYTES): give sample requests with --request FILE (an image, or an inference request .json)`, 2);
+  if (bytes) throw new EnsembleError(`pipeline '${m.name}' takes ${bytes.name} (BYTES): give sample requests with --request FILE (an image, or an inference request .json)`, 'usage');
   return Array.from({ length: count }, (_, r) => Object.fromEntries(m.inputs.map((spec) => {
     const shape = [1, ...spec.shape.slice(1).map((d) => (d < 0 ? FREE_DIM : d))];
     const data = allocate(spec.datatype, elementCount(shape));

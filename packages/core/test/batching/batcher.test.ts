@@ -168,7 +168,7 @@ describe('Batcher', () => {
     const refused = await batcher.submit(item(4)).then(() => undefined, (e: unknown) => e);
     expect(refused).toBeInstanceOf(OverloadedError);
     const e = refused as OverloadedError;
-    expect(e.status).toBe(429);
+    expect(e.code).toBe('overloaded');
     expect(e.message).toContain("stage 'double'");
     expect(e.message).toContain('max_queue 2');
     expect(Number.isInteger(e.retryAfterSeconds)).toBe(true);
@@ -187,7 +187,7 @@ describe('Batcher', () => {
     // The instance stays busy until the queued item has failed: nothing else will wake the queue up.
     const err = await waiting.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(TimeoutError);
-    expect((err as TimeoutError).status).toBe(504);
+    expect((err as TimeoutError).code).toBe('timeout');
     expect((err as Error).message).toContain("stage 'double'");
     expect((err as Error).message).toContain('queue_timeout_ms 50');
     expect(batcher.queued).toBe(0);
@@ -248,7 +248,7 @@ describe('Batcher', () => {
     await sleep(20);
     expect(closed).toBe(false);
     const refused = await batcher.submit(item(4)).then(() => undefined, (e: unknown) => e);
-    expect((refused as { status?: number }).status).toBe(503);
+    expect((refused as { code?: string }).code).toBe('not_ready');
     held.open();
     await closing;
     expect((await Promise.all([...a, b])).map(resultOf)).toEqual([2, 4, 6]);
@@ -334,7 +334,7 @@ describe('Batcher', () => {
       stage: 'picky', maxSize: 4, maxDelayMs: 20, maxQueue: 10, queueTimeoutMs: 1000, concurrency: 1, timeoutMs: 1000,
       run: async (items) => ({
         outcomes: items.map((it) => (first(it.v) < 0
-          ? { ok: false as const, error: 'negative', status: 400 }
+          ? { ok: false as const, error: 'negative', code: 'invalid_input' }
           : { ok: true as const, items: [it] })),
         computeMs: 0,
         coldStart: false,
@@ -343,7 +343,7 @@ describe('Batcher', () => {
     made.push(batcher);
     const [good, bad] = await Promise.all([batcher.submit(item(1)), batcher.submit(item(-1))]);
     expect(good.outcome.ok).toBe(true);
-    expect(bad.outcome).toEqual({ ok: false, error: 'negative', status: 400 });
+    expect(bad.outcome).toEqual({ ok: false, error: 'negative', code: 'invalid_input' });
     expect(good.batchId).toBe(bad.batchId);
   });
 });

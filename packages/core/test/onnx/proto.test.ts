@@ -54,7 +54,7 @@ describe('onnx/proto', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(EnsembleError);
-    expect((caught as EnsembleError).status).toBe(400);
+    expect((caught as EnsembleError).code).toBe('invalid_input');
     expect((caught as Error).message).toMatch(/not a valid ONNX model/);
   });
 });

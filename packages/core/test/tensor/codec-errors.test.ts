@@ -13,7 +13,7 @@ function errorOf(json: unknown, blobs?: number[]): BadRequestError {
     decodeInferRequest(body, blobs ? header.byteLength : undefined);
   } catch (e) {
     expect(e).toBeInstanceOf(BadRequestError);
-    expect((e as BadRequestError).status).toBe(400);
+    expect((e as BadRequestError).code).toBe('invalid_input');
     return e as BadRequestError;
   }
   throw new Error('expected decodeInferRequest to throw');
@@ -152,7 +152,7 @@ describe('client-side errors', () => {
     }
     expect(caught).toBeInstanceOf(EnsembleError);
     expect(caught).not.toBeInstanceOf(BadRequestError);
-    expect((caught as EnsembleError).status).toBe(502);
+    expect((caught as EnsembleError).code).toBe('bad_gateway');
     expect((caught as EnsembleError).message).toMatch(/output 'y': unknown datatype "X"/);
   });
 

@@ -62,10 +62,10 @@ describe('stage response payload', () => {
     const result: BatchResult = {
       outcomes: [
         { ok: true, items: [{ y: SAMPLES.FP16 }] },
-        { ok: false, error: 'bad row', status: 400 },
+        { ok: false, error: 'bad row', code: 'invalid_input' },
         { ok: true, items: [] },
         { ok: true, items: [{ y: SAMPLES.BYTES }, { y: SAMPLES.BOOL }] },
-        { ok: false, error: 'no status' },
+        { ok: false, error: 'no code' },
       ],
       computeMs: 12.5,
       coldStart: true,
@@ -75,7 +75,7 @@ describe('stage response payload', () => {
     expect(back.computeMs).toBe(12.5);
     expect(back.coldStart).toBe(true);
     expect(back.initMs).toBe(830.25);
-    expect(back.outcomes.map((o) => (o.ok ? o.items.length : [o.error, o.status]))).toEqual([1, ['bad row', 400], 0, 2, ['no status', undefined]]);
+    expect(back.outcomes.map((o) => (o.ok ? o.items.length : [o.error, o.code]))).toEqual([1, ['bad row', 'invalid_input'], 0, 2, ['no code', undefined]]);
     const o0 = back.outcomes[0];
     const o3 = back.outcomes[3];
     if (!o0.ok || !o3.ok) throw new Error('unreachable');
@@ -85,14 +85,14 @@ describe('stage response payload', () => {
     expect('initMs' in encodeStageResult({ ...result, initMs: undefined })).toBe(false);
   });
 
-  it('turns a whole-batch failure into a StageError with the stage\'s status', () => {
+  it('turns a whole-batch failure into a StageError with the stage\'s code', () => {
     const failure = viaJson(encodeStageFailure(new TimeoutError('too slow')));
     let err: unknown;
     try { decodeStageResponse(failure, 'detect'); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(StageError);
-    expect((err as StageError).status).toBe(504);
+    expect((err as StageError).code).toBe('timeout');
     expect((err as StageError).message).toBe("stage 'detect' failed: too slow");
-    expect(viaJson(encodeStageFailure('plain'))).toEqual({ v: 1, ok: false, error: 'plain', status: 500 });
+    expect(viaJson(encodeStageFailure('plain'))).toEqual({ v: 1, ok: false, error: 'plain', code: 'internal' });
   });
 
   it('calls a malformed answer the stage\'s fault (502)', () => {
@@ -100,7 +100,7 @@ describe('stage response payload', () => {
       let err: unknown;
       try { decodeStageResponse(bad, 'x'); } catch (e) { err = e; }
       expect(err).toBeInstanceOf(StageError);
-      expect((err as StageError).status).toBe(502);
+      expect((err as StageError).code).toBe('bad_gateway');
     }
   });
 });

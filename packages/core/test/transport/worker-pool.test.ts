@@ -132,7 +132,7 @@ describe('WorkerPoolTransport', () => {
       const deadline = startDeadline(1500, () => new TimeoutError("stage 'slow' timed out after 1500 ms"));
       const err = await pool.invoke('pool', 'slow', big, deadline.signal).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TimeoutError);
-      expect((err as TimeoutError).status).toBe(504);
+      expect((err as TimeoutError).code).toBe('timeout');
       expect((err as Error).message).toBe("stage 'slow' timed out after 1500 ms (worker restarted)");
       expect(pool.workersOf('pool', 'slow')[0]).not.toBe(before);
       const ok = await pool.invoke('pool', 'slow', [row([1, 2, 3, 4])]);
@@ -154,7 +154,7 @@ describe('WorkerPoolTransport', () => {
     const closed = pool.close().then(() => { order.push('closed'); });
     // No new work once closing.
     const refused = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4])]).catch((e: unknown) => e);
-    expect((refused as EnsembleError).status).toBe(503);
+    expect((refused as EnsembleError).code).toBe('not_ready');
     const result = await batch;
     await closed;
     expect(order).toEqual(['batch', 'closed']);
@@ -177,7 +177,7 @@ describe('WorkerPoolTransport', () => {
     await closed;
     const closedAfter = performance.now() - t0;
     expect(err).toBeInstanceOf(EnsembleError);
-    expect((err as EnsembleError).status).toBe(503);
+    expect((err as EnsembleError).code).toBe('not_ready');
     expect((err as Error).message).toContain("stage 'slow' is shutting down");
     expect(failedAfter).toBeLessThan(500);
     expect(closedAfter).toBeLessThan(1000);
@@ -208,7 +208,7 @@ stages:
       for (let i = 0; i < 4; i++) errors.push(await pool.invoke('junk', 'bad', [row([1, 2, 3, 4])]).catch((e: unknown) => e));
       for (const e of errors) expect(e).toBeInstanceOf(EnsembleError);
       // Each failed start was replaced until the limit; after it the stage answers 503 without a worker.
-      expect((errors[3] as EnsembleError).status).toBe(503);
+      expect((errors[3] as EnsembleError).code).toBe('not_ready');
       expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
       expect(pool.workersOf('junk', 'bad')).toHaveLength(0);
     } finally {

@@ -1,0 +1,51 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { EnsembleError, OverloadedError, toEnsembleError, type ErrorCode } from '../errors.js';
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  usage: 400,
+  not_found: 404,
+  too_large: 413,
+  overloaded: 429,
+  // nginx's convention for "client went away": no one is listening, but the run record stays honest.
+  cancelled: 499,
+  internal: 500,
+  stage_failed: 500,
+  invalid_manifest: 500,
+  bad_gateway: 502,
+  not_ready: 503,
+  timeout: 504,
+};
+
+export function httpStatus(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+/** What an error answers over HTTP. */
+export interface HttpError {
+  status: number;
+  error: EnsembleError;
+}
+
+export function httpError(err: unknown): HttpError {
+  // Hono's own exceptions already say which status they mean.
+  if (err instanceof HTTPException && !(err instanceof EnsembleError)) {
+    return { status: err.status, error: toEnsembleError(err) };
+  }
+  const error = toEnsembleError(err);
+  return { status: httpStatus(error.code), error };
+}
+
+/**
+ * `{ "error": message }` with the error's status (Retry-After when overloaded).
+ * A 5xx is ours to fix, so it is logged here, once, with its stack and causes;
+ * a 4xx is the caller's and only its answer says so.
+ */
+export function errorResponse(c: Context, h: HttpError): Response {
+  const { status, error } = h;
+  const headers: Record<string, string> = {};
+  if (error.code === 'overloaded') headers['retry-after'] = String(error instanceof OverloadedError ? error.retryAfterSeconds : 1);
+  if (status >= 500) console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);
+  return c.json({ error: error.message }, status as 500, headers);
+}
