@@ -12,7 +12,7 @@ export default $config({
   },
   async run() {
     const { execFileSync } = await import('node:child_process');
-    const { pipelinesFromEnv, selectDeployment } = await import('./packages/core/src/deploy/select.js');
+    const { pipelinesFromEnv, selectDeployment } = await import('./packages/tools/src/deploy/select.js');
     const { storage } = await import('./stacks/storage.js');
     const { stageFunctions } = await import('./stacks/stages.js');
     const { gateway } = await import('./stacks/gateway.js');

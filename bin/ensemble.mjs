@@ -9,4 +9,4 @@ register();
 // A stage module in a folder without `"type": "module"` is CommonJS to Node; without tsx's CJS
 // hook too, importing it fails ("Cannot require() ES Module ... in a cycle").
 registerCjs();
-await import('../packages/core/src/cli/main.ts');
+await import('../packages/tools/src/cli/main.ts');

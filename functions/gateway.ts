@@ -3,9 +3,9 @@
  * built once per instance during init. ENSEMBLE_TRANSPORT=local runs the ONNX
  * stages in this process instead of invoking their functions (tests, no AWS).
  */
-import { createLambdaGateway, type TransportContext } from '../packages/core/src/deploy/lambda-gateway.js';
-import { DEFAULT_CACHE_DIR, ENV } from '../packages/core/src/deploy/names.js';
-import type { StageTransport } from '../packages/core/src/transport/types.js';
+import { createLambdaGateway, type TransportContext } from '@ensemble/core/lambda/gateway.js';
+import { DEFAULT_CACHE_DIR, ENV } from '@ensemble/core/lambda/environment.js';
+import type { StageTransport } from '@ensemble/core/transport/types.js';
 
 const gateway = await createLambdaGateway({
   transport: process.env[ENV.transport] === 'local' ? localTransport : undefined,
@@ -16,7 +16,7 @@ export const handler = gateway.handler;
 async function localTransport({ env, settings, s3 }: TransportContext): Promise<StageTransport> {
   // Imported by URL so the Lambda bundle does not follow it into onnxruntime-node.
   const url = new URL('../packages/core/src/transport/in-process.ts', import.meta.url).href;
-  const { InProcessTransport } = (await import(/* @vite-ignore */ url)) as typeof import('../packages/core/src/transport/in-process.js');
-  const { S3WeightStore } = await import('../packages/core/src/storage/s3-weights.js');
+  const { InProcessTransport } = (await import(/* @vite-ignore */ url)) as typeof import('@ensemble/core/transport/in-process.js');
+  const { S3WeightStore } = await import('@ensemble/core/storage/s3-weights.js');
   return new InProcessTransport(new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR }));
 }

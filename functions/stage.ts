@@ -3,6 +3,6 @@
  * ENSEMBLE_STAGE, ENSEMBLE_MANIFEST). Weights and session load during init;
  * each invocation runs one batch.
  */
-import { createStageHandler } from '../packages/core/src/deploy/lambda-stage.js';
+import { createStageHandler } from '@ensemble/core/lambda/stage.js';
 
 export const handler = await createStageHandler();

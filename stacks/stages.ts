@@ -1,10 +1,10 @@
-import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
+import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
 import { links, nameEnvironment, type Components } from './wiring.js';
 
 /**
  * One Lambda function per ONNX stage of the plan. The code is the folder
  * `npm run package` built (`bundle`): the handler bundled by esbuild with the
- * settings in packages/core/src/package/settings.ts, and onnxruntime-node with
+ * settings in packages/tools/src/package/settings.ts, and onnxruntime-node with
  * only its linux binaries, well under Lambda's 250 MB. SST uploads it as is.
  */
 export function stageFunctions(plan: DeploymentPlan, components: Components): Map<string, sst.aws.Function> {

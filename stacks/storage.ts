@@ -1,4 +1,4 @@
-import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
+import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
 import type { Components } from './wiring.js';
 
 /**

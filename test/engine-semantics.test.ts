@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../packages/core/src/serve/server.js';
+import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
 import { RunFailure } from '../packages/core/src/executor/executor.js';
 import type { Tensor } from '../packages/core/src/tensor/types.js';
 import type { RunRecord } from '../packages/core/src/storage/types.js';

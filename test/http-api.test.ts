@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../packages/core/src/serve/server.js';
+import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, decodeInferResponse, encodeInferRequest } from '../packages/core/src/tensor/codec.js';
 import { toHalfBits } from '../packages/core/src/tensor/fp16.js';
 import type { Datatype, Tensor, TensorData } from '../packages/core/src/tensor/types.js';
@@ -277,7 +277,7 @@ describe('run records', () => {
     expect(new Set([goodId, badId, brokenId, lastId]).size).toBe(4);
 
     const g = await runRecord(goodId);
-    expect(g).toMatchObject({ id: goodId, pipeline: 'demo', version: '1', status: 'succeeded', httpStatus: 200, transport: 'local' });
+    expect(g).toMatchObject({ id: goodId, pipeline: 'demo', version: '1', status: 'succeeded', httpStatus: 200, transport: 'worker-pool' });
     expect(g.error).toBeUndefined();
     expect(Date.parse(g.startedAt)).not.toBeNaN();
     expect(g.durationMs).toBeGreaterThan(0);

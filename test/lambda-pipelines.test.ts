@@ -13,33 +13,33 @@ import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyResult } from 'hono/aws-lambda';
-import { startLocalServices, withLocalServices, type LocalServices } from '../packages/core/src/storage/local-services.js';
+import { startLocalServices, withLocalServices, type LocalServices } from '../packages/tools/src/local/local-services.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings } from '../packages/core/src/storage/config.js';
-import { ensureBucket } from '../packages/core/src/storage/bucket.js';
+import { ensureBucket } from '../packages/tools/src/local/bucket.js';
 import { ensureRunsTable } from '../packages/core/src/storage/runs-table.js';
 import { S3WeightStore } from '../packages/core/src/storage/s3-weights.js';
 import { loadManifest } from '../packages/core/src/manifest/load.js';
 import type { Manifest } from '../packages/core/src/manifest/types.js';
-import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
-import { pushPipeline } from '../packages/core/src/pipelines/push.js';
-import { planDeployment } from '../packages/core/src/deploy/plan.js';
-import { createLambdaGateway, type LambdaGateway } from '../packages/core/src/deploy/lambda-gateway.js';
+import { buildIfNeeded } from '../packages/tools/src/pipelines/build.js';
+import { pushPipeline } from '../packages/tools/src/pipelines/push.js';
+import { planDeployment } from '../packages/tools/src/deploy/plan.js';
+import { createLambdaGateway, type LambdaGateway } from '../packages/core/src/lambda/gateway.js';
 import { InProcessTransport } from '../packages/core/src/transport/in-process.js';
-import { LambdaHost } from '../packages/core/src/lambda-host/host.js';
+import { LambdaHost } from '../packages/tools/src/lambda-host/host.js';
 import {
   componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment,
-} from '../packages/core/src/lambda-host/from-plan.js';
-import type { HostedFunction } from '../packages/core/src/lambda-host/types.js';
+} from '../packages/tools/src/lambda-host/from-plan.js';
+import type { HostedFunction } from '../packages/tools/src/lambda-host/types.js';
 import type { RunRecord } from '../packages/core/src/storage/types.js';
-import { urlEvent } from '../packages/core/test/lambda-host/events.js';
-import { BULKY_WIDTH, writeBulkyPipeline, writeFaultyPipeline } from '../packages/core/test/lambda-host/pipelines.js';
+import { urlEvent } from '../packages/tools/test/lambda-host/events.js';
+import { BULKY_WIDTH, writeBulkyPipeline, writeFaultyPipeline } from '../packages/tools/test/lambda-host/pipelines.js';
 import { demoExpected, expectClose, README_X } from './helpers/demo.js';
 import { ocrSampleSpecs } from './helpers/ocr-samples.js';
-import { renderTextImage } from './helpers/render.js';
+import { renderTextImage } from '../packages/tools/src/bench/render.js';
 import { REPO } from './helpers/pipelines.js';
 
 const API_KEY = 'lambda-pipelines-key';
-const FIXTURES = path.join(REPO, 'packages/core/test/lambda-host/fixtures');
+const FIXTURES = path.join(REPO, 'packages/tools/test/lambda-host/fixtures');
 const withKey = { 'x-api-key': API_KEY };
 
 let dir: string;

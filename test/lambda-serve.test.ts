@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { RunRecord } from '../packages/core/src/storage/types.js';
-import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/transport/lambda-payload.js';
+import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/lambda/payload.js';
 import { README_BODY, README_X, demoExpected, expectClose } from './helpers/demo.js';
 import { runCli, startServe, type ServeProcess } from './helpers/cli.js';
 

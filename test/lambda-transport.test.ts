@@ -4,16 +4,16 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LambdaHost } from '../packages/core/src/lambda-host/host.js';
-import { LambdaTransport } from '../packages/core/src/transport/lambda.js';
-import { backoffMs, classifyInvokeError, retryAfterSeconds } from '../packages/core/src/transport/lambda-retry.js';
-import { lambdaStageConcurrency, LAMBDA_UNRESERVED_CONCURRENCY } from '../packages/core/src/transport/lambda-concurrency.js';
+import { LambdaHost } from '../packages/tools/src/lambda-host/host.js';
+import { LambdaTransport } from '../packages/core/src/lambda/transport.js';
+import { backoffMs, classifyInvokeError, retryAfterSeconds } from '../packages/core/src/lambda/retry.js';
+import { lambdaStageConcurrency, LAMBDA_UNRESERVED_CONCURRENCY } from '../packages/core/src/lambda/concurrency.js';
 import type { Manifest, OnnxStage } from '../packages/core/src/manifest/types.js';
 import type { Item } from '../packages/core/src/tensor/types.js';
 import { EnsembleError, OverloadedError, PayloadTooLargeError } from '../packages/core/src/errors.js';
 import { REPO } from './helpers/pipelines.js';
 
-const FIXTURES = path.join(REPO, 'packages/core/test/lambda-host/fixtures');
+const FIXTURES = path.join(REPO, 'packages/tools/test/lambda-host/fixtures');
 
 describe('backoff', () => {
   const policy = { baseMs: 50, capMs: 2000 };

@@ -20,10 +20,10 @@ import { buildGreedyRecogniser, recogniserPath } from '../models/ocr/build.js';
 import { ctcGreedyDecode, ctcGreedyDecodeBest, loadCharset } from '../models/ocr/lib/ctc.js';
 import { resolveAsset } from '../models/ocr/lib/assets.js';
 import { loadManifest } from '../packages/core/src/manifest/load.js';
-import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
+import { buildIfNeeded } from '../packages/tools/src/pipelines/build.js';
 import { convexHull, minAreaRect } from '../models/ocr/lib/geometry.js';
 import { sortReadingOrder } from '../models/ocr/lib/db-postprocess.js';
-import { editDistance, renderTextImage, textLayout } from './helpers/render.js';
+import { editDistance, renderTextImage, textLayout } from '../packages/tools/src/bench/render.js';
 import { WORDS, expectReadingOrder, ocrSampleSpecs, scoreLines } from './helpers/ocr-samples.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -14,29 +14,29 @@ import path, { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { APIGatewayProxyResult } from 'hono/aws-lambda';
-import { startLocalServices, withLocalServices, type LocalServices } from '../packages/core/src/storage/local-services.js';
+import { startLocalServices, withLocalServices, type LocalServices } from '../packages/tools/src/local/local-services.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings } from '../packages/core/src/storage/config.js';
-import { ensureBucket } from '../packages/core/src/storage/bucket.js';
+import { ensureBucket } from '../packages/tools/src/local/bucket.js';
 import { ensureRunsTable } from '../packages/core/src/storage/runs-table.js';
 import { loadManifest } from '../packages/core/src/manifest/load.js';
-import { buildIfNeeded } from '../packages/core/src/pipelines/build.js';
-import { pushPipeline } from '../packages/core/src/pipelines/push.js';
-import { planDeployment } from '../packages/core/src/deploy/plan.js';
-import type { DeploymentPlan } from '../packages/core/src/deploy/types.js';
-import { packageFunctions, treeSize } from '../packages/core/src/package/package.js';
-import { findPackage } from '../packages/core/src/package/node-modules.js';
-import { LAMBDA_UNZIPPED_LIMIT_BYTES } from '../packages/core/src/package/settings.js';
-import type { PackagedFunction } from '../packages/core/src/package/types.js';
-import { LambdaHost } from '../packages/core/src/lambda-host/host.js';
+import { buildIfNeeded } from '../packages/tools/src/pipelines/build.js';
+import { pushPipeline } from '../packages/tools/src/pipelines/push.js';
+import { planDeployment } from '../packages/tools/src/deploy/plan.js';
+import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
+import { packageFunctions, treeSize } from '../packages/tools/src/package/package.js';
+import { findPackage } from '../packages/tools/src/package/node-modules.js';
+import { LAMBDA_UNZIPPED_LIMIT_BYTES } from '../packages/tools/src/package/settings.js';
+import type { PackagedFunction } from '../packages/tools/src/package/types.js';
+import { LambdaHost } from '../packages/tools/src/lambda-host/host.js';
 import {
   componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment,
-} from '../packages/core/src/lambda-host/from-plan.js';
-import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/transport/lambda-payload.js';
+} from '../packages/tools/src/lambda-host/from-plan.js';
+import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/lambda/payload.js';
 import type { Item } from '../packages/core/src/tensor/types.js';
-import { urlEvent } from '../packages/core/test/lambda-host/events.js';
+import { urlEvent } from '../packages/tools/test/lambda-host/events.js';
 import { DEMO_IN, DEMO_OUT, DEMO_WEIGHTS } from '../models/demo/build.js';
 import { demoExpected, expectClose, README_X } from './helpers/demo.js';
-import { editDistance, renderTextImage } from './helpers/render.js';
+import { editDistance, renderTextImage } from '../packages/tools/src/bench/render.js';
 import { REPO } from './helpers/pipelines.js';
 
 let dir: string;
@@ -127,6 +127,15 @@ function branchA(x: number[]): number[] {
 }
 
 describe('the stage function package', () => {
+  it('bundles the engine only: no emulator, bundler, benchmark or other tooling in any function', () => {
+    for (const p of packaged.values()) {
+      expect(p.sources.some((s) => s.startsWith('packages/core/src/')), p.name).toBe(true);
+      const tooling = p.sources.filter((s) => s.startsWith('packages/tools/')
+        || /node_modules\/(s3rver|dynalite|esbuild|@gutenye\/ocr-node|vitest|autocannon)\//.test(s) || s.startsWith('test/'));
+      expect(tooling, p.name).toEqual([]);
+    }
+  });
+
   it('is under 250 MB unzipped, with only the Linux x64 build of ONNX Runtime', async () => {
     const stage = packaged.get('DemoBranchA')!;
     const { bytes } = await treeSize(copies.get('DemoBranchA')!);

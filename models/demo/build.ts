@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { GraphBuilder } from '../../packages/core/src/onnx/builder.js';
+import { GraphBuilder } from '@ensemble/tools/onnx/builder.js';
 
 export interface DenseWeights {
   /** [4][3], row-major: input feature -> output unit. */

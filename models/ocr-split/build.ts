@@ -19,7 +19,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { cutModel } from '../../packages/core/src/decompose/cut.js';
+import { cutModel } from '@ensemble/tools/decompose/cut.js';
 import { addGreedyHead, recogniserPath as shippedRecogniserPath } from '../ocr/build.js';
 
 /** Where the recogniser is cut: a 1x1 convolution's output inside the backbone, FP32 [n, 240, 12, W/4]. */

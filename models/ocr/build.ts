@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { decodeModel, encodeModel, onnx } from '../../packages/core/src/onnx/proto.js';
+import { decodeModel, encodeModel, onnx } from '@ensemble/tools/onnx/proto.js';
 import { resolveAsset } from './lib/assets.js';
 
 /** The softmax output the head reads: FP32 [n, T, classes]. */

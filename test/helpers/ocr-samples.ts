@@ -4,7 +4,7 @@
  * Shared by the stage test, the end-to-end HTTP test and the benchmark.
  */
 import { expect } from 'vitest';
-import { editDistance, textLayout, type RenderOptions } from './render.js';
+import { editDistance, textLayout, type RenderOptions } from '../../packages/tools/src/bench/render.js';
 
 export const WORDS = ('invoice total amount paid order number customer account balance due date reference street city '
   + 'market report summary value price quantity shipping address phone email delivery the quick brown fox jumps '

@@ -7,10 +7,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../../packages/core/test/fixtures/models.js';
-import { GraphBuilder } from '../../packages/core/src/onnx/builder.js';
+import { GraphBuilder } from '../../packages/tools/src/onnx/builder.js';
 import type { Datatype } from '../../packages/core/src/tensor/types.js';
 import { loadManifest } from '../../packages/core/src/manifest/load.js';
-import { buildIfNeeded } from '../../packages/core/src/pipelines/build.js';
+import { buildIfNeeded } from '../../packages/tools/src/pipelines/build.js';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 

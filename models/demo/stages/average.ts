@@ -1,6 +1,5 @@
-import type { FunctionStageModule } from '@ensemble/core/runtime/types.js';
-import type { Item } from '@ensemble/core/tensor/types.js';
-import { BadRequestError } from '@ensemble/core/errors.js';
+import type { FunctionStageModule, Item } from '@ensemble/core';
+import { BadRequestError } from '@ensemble/core';
 
 /** y = (a + b) / 2, element-wise. */
 const average: FunctionStageModule = {

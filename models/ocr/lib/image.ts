@@ -2,7 +2,7 @@
  * 8-bit RGB images (HWC, 3 channels) and the few pixel operations the OCR
  * stages need, written to match OpenCV's semantics that PaddleOCR relies on.
  */
-import type { Tensor } from '../../../packages/core/src/tensor/types.js';
+import type { Tensor } from '@ensemble/core';
 
 export interface RgbImage {
   width: number;

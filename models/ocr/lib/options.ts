@@ -2,7 +2,7 @@
  * Typed reads of a function stage's free-form `options`. A wrong option is a
  * manifest mistake, so the message names the stage and the option.
  */
-import type { FunctionStageContext } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageContext } from '@ensemble/core';
 
 export function numberOption(
   ctx: FunctionStageContext,

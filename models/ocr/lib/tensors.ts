@@ -3,7 +3,7 @@
  * of the wrong type here is a wiring bug in the manifest (or a bad model
  * output), not bad caller input, so these throw plain Errors (HTTP 500).
  */
-import type { Item, Tensor } from '../../../packages/core/src/tensor/types.js';
+import type { Item, Tensor } from '@ensemble/core';
 
 function fmt(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;

@@ -4,7 +4,7 @@
  * classifier says '180' with probability above `threshold` (PaddleOCR's
  * cls_thresh, default 0.9); otherwise the line as it was.
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { imageFromTensor, imageToTensor, rotate180 } from '../lib/image.js';
 import { numberOption } from '../lib/options.js';
 import { takeFloat32, takeUint8 } from '../lib/tensors.js';

@@ -4,7 +4,7 @@
  * scaled to height 48 keeping the aspect ratio (width at most 192, longer
  * lines squeezed), BGR, (x / 255 - 0.5) / 0.5, zero-padded on the right.
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { float32, takeUint8 } from '../lib/tensors.js';

@@ -8,8 +8,7 @@
  * bicubically with replicated borders, and a crop at least 1.5 times taller
  * than wide is turned a quarter counter-clockwise (vertical text).
  */
-import type { Item } from '../../../packages/core/src/tensor/types.js';
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { Item, FunctionStageModule } from '@ensemble/core';
 import { distance } from '../lib/geometry.js';
 import type { Quad } from '../lib/geometry.js';
 import { imageFromTensor, imageToTensor, rotate90CounterClockwise } from '../lib/image.js';

@@ -19,8 +19,7 @@
 import { resolveAsset } from '../lib/assets.js';
 import { ctcGreedyDecode, ctcGreedyDecodeBest, loadCharset } from '../lib/ctc.js';
 import type { Charset, Decoded } from '../lib/ctc.js';
-import type { FunctionStageContext, FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
-import type { Item } from '../../../packages/core/src/tensor/types.js';
+import type { FunctionStageContext, FunctionStageModule, Item } from '@ensemble/core';
 import { booleanOption, stringOption } from '../lib/options.js';
 import { bytesScalar, float32Scalar, takeFloat32 } from '../lib/tensors.js';
 

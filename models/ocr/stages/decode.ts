@@ -8,8 +8,8 @@
  */
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
-import { BadRequestError } from '../../../packages/core/src/errors.js';
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
+import { BadRequestError } from '@ensemble/core';
 import { imageToTensor } from '../lib/image.js';
 import { numberOption } from '../lib/options.js';
 import { takeBytesScalar } from '../lib/tensors.js';

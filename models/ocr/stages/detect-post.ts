@@ -14,7 +14,7 @@
  * (box_scores is only emitted when asked for, so the pipeline need not route
  * a tensor nobody reads).
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { DB_DEFAULTS, dbBoxes, sortReadingOrder } from '../lib/db-postprocess.js';
 import { booleanOption, numberOption } from '../lib/options.js';
 import { float32, takeFloat32 } from '../lib/tensors.js';

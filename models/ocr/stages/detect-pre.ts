@@ -12,7 +12,7 @@
  *   limit_side_len: default 960.
  *   max_side_limit: default 4000; a hard cap on the long side after the above.
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { numberOption, stringOption } from '../lib/options.js';

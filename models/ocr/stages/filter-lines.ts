@@ -8,7 +8,7 @@
  * confidence 0, so they go too; DB leaves small blobs in wide word gaps that
  * decode to nothing. Set min_confidence to 0 to get every detected line.
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { numberOption } from '../lib/options.js';
 import { bytesScalar, float32, float32Scalar, takeBytesScalar, takeFloat32 } from '../lib/tensors.js';
 

@@ -13,7 +13,7 @@
  * max_width (default 2560: longer lines are squeezed to it, bounding the
  * cost of one pathological box).
  */
-import type { FunctionStageModule } from '../../../packages/core/src/runtime/types.js';
+import type { FunctionStageModule } from '@ensemble/core';
 import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { numberOption } from '../lib/options.js';

@@ -1,7 +1,7 @@
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
-import { abortReason, startDeadline, untilAborted } from '../transport/deadline.js';
+import { abortReason, startDeadline, untilAborted } from '../deadline.js';
 
 /** What one item learns about the batch it rode in. */
 export interface ItemRun {

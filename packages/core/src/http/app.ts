@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { PipelineRegistry } from '../pipelines/registry.js';
+import type { TransportKind } from '../transport/types.js';
 import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
@@ -20,8 +21,8 @@ import { errorResponse, httpError } from './errors.js';
 export interface AppOptions {
   registry: PipelineRegistry;
   runs: RunStore;
-  /** Recorded in run records ('local', 'lambda'). */
-  transport?: string;
+  /** Recorded in run records: which transport ran the stages. */
+  transport?: TransportKind;
   /**
    * Milliseconds this request may still run, if the host imposes a limit (a
    * Lambda's remaining time): the request then ends with 504 and its run record
@@ -38,7 +39,7 @@ export interface AppOptions {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'local', guard, remainingMs, log }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, remainingMs, log }: AppOptions): Hono {
   const app = new Hono();
 
   // First, so requests the guard refuses are logged too.

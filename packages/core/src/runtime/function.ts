@@ -3,7 +3,7 @@ import type { FunctionStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, FunctionStageContext, FunctionStageModule, ItemOutcome, StageRuntime } from './types.js';
 import { EnsembleError, StageError } from '../errors.js';
-import { untilAborted } from '../transport/deadline.js';
+import { untilAborted } from '../deadline.js';
 
 /** Imports a function stage's module, given its absolute path. */
 export type StageModuleLoader = (file: string) => Promise<unknown>;
@@ -14,7 +14,7 @@ let loadStageModule: StageModuleLoader = importFile;
 /**
  * Replace how stage modules are imported. A bundled Lambda gateway cannot
  * import `stages/*.ts` at run time, so its bundle registers a loader backed
- * by statically bundled modules (see packages/core/src/package/). Without an
+ * by statically bundled modules (see packages/tools/src/package/). Without an
  * argument, back to importing the file.
  */
 export function setStageModuleLoader(loader?: StageModuleLoader): void {

@@ -32,7 +32,8 @@ export const LOCAL_CREDENTIALS: AwsCredentials = Object.freeze({
   secretAccessKey: 'S3RVER',
 });
 
-type Env = Record<string, string | undefined>;
+/** A process environment, or a part of one (tests pass their own). */
+export type Env = Record<string, string | undefined>;
 
 /** Environment wins over `defaults`; `defaults` win over the built-in names. */
 export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSettings> = {}): AwsSettings {

@@ -10,10 +10,7 @@ export {
   type AwsCredentials,
   type AwsSettings,
 } from './config.js';
-export { startLocalServices, withLocalServices, type LocalServices, type LocalServicesOptions } from './local-services.js';
-export { ensureBucket } from './bucket.js';
 export { S3WeightStore, SHA256_METADATA, type S3WeightStoreOptions } from './s3-weights.js';
-export { PART_SIZE, UPLOAD_QUEUE_SIZE, getJson, pushObject, putJson, type PushOptions, type PushResult } from './push.js';
 export { DynamoRunStore, type DynamoRunStoreOptions } from './dynamo-runs.js';
 export { RUNS_TABLE_KEYS, ensureRunsTable, runsTableDefinition, type EnsureTableOptions } from './runs-table.js';
 export { isSha256, sha256File } from './hash.js';

@@ -1,7 +1,7 @@
 /**
  * Moving between items (tensors without a batch dim) and batches (dim 0 is
  * the item). Results never share storage with their inputs: parts may be
- * transferred to worker threads, which detaches their buffers.
+ * sent to worker processes or transferred, which detaches their buffers.
  */
 import { EnsembleError } from '../errors.js';
 import { allocate, elementCount } from './datatypes.js';

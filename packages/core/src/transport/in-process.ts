@@ -2,7 +2,7 @@ import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, StageRuntime } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
-import type { StageTransport } from './types.js';
+import { stageKey, type StageTransport } from './types.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { NotReadyError } from '../errors.js';
 
@@ -12,7 +12,7 @@ import { NotReadyError } from '../errors.js';
  * in flight than instances).
  */
 export class InProcessTransport implements StageTransport {
-  readonly kind = 'local';
+  readonly kind = 'in-process';
   private readonly pools = new Map<string, { free: StageRuntime[]; all: StageRuntime[] }>();
 
   constructor(private readonly weights: WeightStore) {}
@@ -23,7 +23,7 @@ export class InProcessTransport implements StageTransport {
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
       const all: StageRuntime[] = [];
       for (let i = 0; i < stage.scale.instances; i++) all.push(await createOnnxRuntime({ stage, modelPath }));
-      this.pools.set(key(manifest.name, stage.name), { free: [...all], all });
+      this.pools.set(stageKey(manifest.name, stage.name), { free: [...all], all });
     }
   }
 
@@ -36,7 +36,7 @@ export class InProcessTransport implements StageTransport {
    * batcher; its session stays taken until the run really ends.
    */
   async invoke(pipeline: string, stage: string, items: Item[]): Promise<BatchResult> {
-    const pool = this.pools.get(key(pipeline, stage));
+    const pool = this.pools.get(stageKey(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     const rt = pool.free.pop();
     if (!rt) throw new NotReadyError(`stage '${stage}' has no free session`);
@@ -53,4 +53,3 @@ export class InProcessTransport implements StageTransport {
   }
 }
 
-function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }

@@ -2,13 +2,19 @@ import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 
+/** How transports key a stage of a pipeline in their own tables. */
+export function stageKey(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
+
+/** Which transport ran a request, as its run record says. */
+export type TransportKind = 'worker-pool' | 'in-process' | 'lambda';
+
 /**
  * How the executor reaches a stage. The executor only knows this interface:
- * in-process sessions, worker threads and Lambda Invoke all implement it.
+ * in-process sessions, worker processes and Lambda Invoke all implement it.
  */
 export interface StageTransport {
-  /** 'local', 'worker', 'lambda': recorded in run records. */
-  readonly kind: string;
+  /** Recorded in run records. */
+  readonly kind: TransportKind;
   /** Prepare whatever the pipeline's stages need (sessions, workers, clients). */
   load(manifest: Manifest): Promise<void>;
   /**

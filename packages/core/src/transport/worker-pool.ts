@@ -5,11 +5,11 @@ import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
-import type { StageTransport } from './types.js';
+import { stageKey, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
-import { abortReason, untilAborted } from './deadline.js';
+import { abortReason, untilAborted } from '../deadline.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
@@ -64,7 +64,7 @@ const MAX_FAILED_STARTS = 3;
  * or hang in it is the gateway's.
  */
 export class WorkerPoolTransport implements StageTransport {
-  readonly kind = 'local';
+  readonly kind = 'worker-pool';
   private readonly pools = new Map<string, StagePool>();
   private readonly inline: InProcessTransport;
   private readonly inlineStages = new Set<string>();
@@ -88,28 +88,28 @@ export class WorkerPoolTransport implements StageTransport {
     const inline = manifest.stages.filter((s) => s.kind === 'onnx' && s.scale.isolation === 'inline');
     if (inline.length) {
       await this.inline.load({ ...manifest, stages: inline });
-      for (const s of inline) this.inlineStages.add(key(manifest.name, s.name));
+      for (const s of inline) this.inlineStages.add(stageKey(manifest.name, s.name));
     }
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
       const pool: StagePool = { stage, modelPath, slots: [], waiting: [], failedStarts: 0 };
       for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
-      this.pools.set(key(manifest.name, stage.name), pool);
+      this.pools.set(stageKey(manifest.name, stage.name), pool);
       await Promise.all(pool.slots.map((s) => s.ready));
     }
   }
 
   /** The worker processes of a stage (for tests and diagnostics); none for an inline stage. */
   workersOf(pipeline: string, stage: string): ChildProcess[] {
-    return this.pools.get(key(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
+    return this.pools.get(stageKey(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
   }
 
   concurrency(stage: OnnxStage): number { return stage.scale.instances; }
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
-    const running = this.inlineStages.has(key(pipeline, stage))
+    const running = this.inlineStages.has(stageKey(pipeline, stage))
       ? this.inline.invoke(pipeline, stage, items)
       : this.run(pipeline, stage, items, signal);
     this.active.add(running);
@@ -138,7 +138,7 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
-    const pool = this.pools.get(key(pipeline, stage));
+    const pool = this.pools.get(stageKey(pipeline, stage));
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
     const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
@@ -250,7 +250,7 @@ export class WorkerPoolTransport implements StageTransport {
     this.release(pool, slot);
   }
 
-  /** Fail the slot's batch with `err`, kill its thread and put a fresh one in its place. */
+  /** Fail the slot's batch with `err`, kill its worker process and put a fresh one in its place. */
   private replace(pool: StagePool, slot: Slot, err: EnsembleError): void {
     const i = pool.slots.indexOf(slot);
     if (i < 0) return;
@@ -282,7 +282,6 @@ export class WorkerPoolTransport implements StageTransport {
   }
 }
 
-function key(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
 
 /** The same error, saying what became of the worker. */
 function restarted(err: EnsembleError, what: string): EnsembleError {

@@ -2,7 +2,7 @@ import type { OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 
-/** Messages between the pool and a stage worker thread. */
+/** Messages between the pool and a stage worker process. */
 export type ToWorker =
   | { type: 'init'; stage: OnnxStage; modelPath: string }
   | { type: 'run'; id: number; items: Item[] };

@@ -7,7 +7,7 @@ import { Executor, RunFailure, type RunResult } from '../../src/executor/executo
 import { FUNCTION_STAGE_CONCURRENCY } from '../../src/runtime/function.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { loadManifest } from '../../src/manifest/load.js';
-import { pushPipeline } from '../../src/pipelines/push.js';
+import { pushPipeline } from '@ensemble/tools/pipelines/push.js';
 import type { StageTransport } from '../../src/transport/types.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import type { BatchResult } from '../../src/runtime/types.js';
@@ -451,7 +451,7 @@ stages:
  * says) and counts how many it is given at a time.
  */
 class WideTransport implements StageTransport {
-  readonly kind = 'wide';
+  readonly kind = 'in-process';
   maxInFlight = 0;
   private inFlight = 0;
   constructor(private readonly inner: InProcessTransport, private readonly width: number) {}

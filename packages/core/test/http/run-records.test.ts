@@ -22,7 +22,7 @@ let app: Hono;
 const lines: string[] = [];
 
 const brokenTransport: StageTransport = {
-  kind: 'broken',
+  kind: 'in-process',
   async load() { throw new Error('no weights here'); },
   async invoke() { throw new Error('not loaded'); },
   concurrency: () => 1,

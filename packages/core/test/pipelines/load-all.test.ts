@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipelines } from '../../src/pipelines/load-all.js';
-import { startServer } from '../../src/serve/server.js';
+import { startServer } from '@ensemble/tools/serve/server.js';
 
 const manifest = (name: string) => `
 name: ${name}

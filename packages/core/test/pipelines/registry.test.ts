@@ -30,7 +30,7 @@ stages:
 function countingTransport(): StageTransport & { loads: string[] } {
   const loads: string[] = [];
   return {
-    kind: 'counting', loads,
+    kind: 'in-process', loads,
     async load(m) { loads.push(m.file); },
     async invoke() { throw new Error('not used'); },
     concurrency: () => 1,

@@ -11,8 +11,8 @@ import type { Item } from '../../src/tensor/types.js';
 import type { StageRuntime } from '../../src/runtime/types.js';
 import { createOnnxRuntime } from '../../src/runtime/onnx.js';
 import { createFunctionRuntime } from '../../src/runtime/function.js';
-import { buildIfNeeded } from '../../src/pipelines/build.js';
-import { characterErrorRate, renderTextImage } from '../../../../test/helpers/render.js';
+import { buildIfNeeded } from '@ensemble/tools/pipelines/build.js';
+import { characterErrorRate, renderTextImage } from '@ensemble/tools/bench/render.js';
 
 const LINES = ['Hi', 'order number 4711', 'the quick brown fox jumps over the lazy dog'];
 let manifest: Manifest;

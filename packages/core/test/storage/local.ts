@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings } from '../../src/storage/config.js';
-import { startLocalServices, withLocalServices, type LocalServices } from '../../src/storage/local-services.js';
+import { startLocalServices, withLocalServices, type LocalServices } from '@ensemble/tools/local/local-services.js';
 
 /** A temp folder, removed by cleanup(). */
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup(): Promise<void> }> {

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EnsembleError } from '../../src/errors.js';
-import { ensureBucket } from '../../src/storage/bucket.js';
+import { ensureBucket } from '@ensemble/tools/local/bucket.js';
 import { makeS3Client } from '../../src/storage/config.js';
-import { pushObject } from '../../src/storage/push.js';
+import { pushObject } from '@ensemble/tools/pipelines/upload.js';
 import { S3WeightStore } from '../../src/storage/s3-weights.js';
 import { countCommands, startLocal, tempDir, type Local } from './local.js';
 

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { WorkerPoolTransport } from '../../src/transport/worker-pool.js';
 import { S3WeightStore } from '../../src/storage/s3-weights.js';
-import { ensureBucket } from '../../src/storage/bucket.js';
-import { pushObject } from '../../src/storage/push.js';
+import { ensureBucket } from '@ensemble/tools/local/bucket.js';
+import { pushObject } from '@ensemble/tools/pipelines/upload.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import type { Item } from '../../src/tensor/types.js';
 import { EnsembleError, StageError, TimeoutError } from '../../src/errors.js';
 import { scaleModel, slowModel, writeModel } from '../fixtures/models.js';
-import { startDeadline } from '../../src/transport/deadline.js';
+import { startDeadline } from '../../src/deadline.js';
 import { startLocal, tempDir, type Local } from '../storage/local.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
 

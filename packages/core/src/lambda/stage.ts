@@ -1,0 +1,116 @@
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { OnnxStage } from '../manifest/types.js';
+import type { StageRuntime } from '../runtime/types.js';
+import { loadManifest } from '../manifest/load.js';
+import { createOnnxRuntime } from '../runtime/onnx.js';
+import { S3WeightStore } from '../storage/s3-weights.js';
+import { makeS3Client, settingsFromEnv, type Env } from '../storage/config.js';
+import { BadRequestError, EnsembleError } from '../errors.js';
+import {
+  SPILL_ABOVE_BYTES, decodeStageRequest, encodeStageFailure, encodeStageResult, isSpillRef,
+  type SpillRef, type StageRequest, type StageResponsePayload,
+} from './payload.js';
+import { PayloadSpill } from './spill.js';
+import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
+
+
+/** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
+export type StageHandler = (event: unknown) => Promise<StageResponsePayload | SpillRef>;
+
+interface Loaded {
+  pipeline: string;
+  stage: OnnxStage;
+  runtime: StageRuntime;
+  /** Payloads over Invoke's limit, both ways. */
+  spill: PayloadSpill;
+  /** Manifest, weights download and session creation together. */
+  initMs: number;
+}
+
+/**
+ * Everything a stage function does before its first request, meant to run
+ * during Lambda init (module scope, so provisioned instances are truly warm):
+ * read the bundled manifest named by ENSEMBLE_MANIFEST, fetch the stage's
+ * weights from S3 into /tmp (verified by sha256), open the ONNX session.
+ * Never rejects: a failed init becomes an error answer on every call, with
+ * the reason, rather than an opaque Lambda init crash loop.
+ *
+ * A payload the stage cannot read (or that is meant for another stage) is
+ * answered as a handled failure with its error code; a batch that fails while
+ * running throws, so Lambda reports it as a function error (`Unhandled`)
+ * and the gateway answers 502 naming the stage.
+ */
+export async function createStageHandler(env: Env = process.env): Promise<StageHandler> {
+  const t0 = performance.now();
+  let loaded: Loaded | undefined;
+  let initError: unknown;
+  try {
+    loaded = await load(env);
+    loaded.initMs = performance.now() - t0;
+  } catch (e) {
+    initError = e;
+    console.error(`[ensemble] stage init failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // Provisioned instances initialised before any caller waited on them: no cold start to report.
+  let cold = env.AWS_LAMBDA_INITIALIZATION_TYPE !== 'provisioned-concurrency';
+  let firstCall = true;
+
+  return async (event) => {
+    if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 'not_ready'));
+    const { spill, stage, runtime } = loaded;
+    let req: StageRequest;
+    try {
+      req = decodeStageRequest(isSpillRef(event) ? await spill.get(event) : event);
+      if (req.pipeline !== loaded.pipeline || req.stage !== stage.name) {
+        throw new BadRequestError(`this function serves stage '${stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
+      }
+    } catch (e) {
+      return encodeStageFailure(e);
+    }
+    const result = await runtime.run(req.items);
+    const answer = encodeStageResult({ ...result, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined });
+    cold = false;
+    firstCall = false;
+    // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead.
+    const json = Buffer.from(JSON.stringify(answer), 'utf8');
+    return json.byteLength > SPILL_ABOVE_BYTES ? spill.put(json) : answer;
+  };
+}
+
+async function load(env: Env): Promise<Loaded> {
+  const pipeline = required(env, ENV.pipeline);
+  const stageName = required(env, ENV.stage);
+  const root = env.LAMBDA_TASK_ROOT ?? process.cwd();
+  const manifest = await loadManifest(path.resolve(root, required(env, ENV.manifest)));
+  if (manifest.name !== pipeline) {
+    throw new EnsembleError(`${ENV.manifest} holds pipeline '${manifest.name}', but ${ENV.pipeline} is '${pipeline}'`);
+  }
+  const stage = manifest.stages.find((s) => s.name === stageName);
+  if (!stage) throw new EnsembleError(`pipeline '${pipeline}' has no stage '${stageName}'`);
+  if (stage.kind !== 'onnx') throw new EnsembleError(`stage '${stageName}' of '${pipeline}' is a ${stage.kind} stage; only ONNX stages get their own function`);
+
+  const settings = settingsFromEnv(env);
+  const s3: S3Client = makeS3Client(settings);
+  try {
+    // /tmp keyed by sha256: a warm instance (or one sharing /tmp with an earlier one) skips the download.
+    const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR });
+    const modelPath = await weights.resolve(stage.weights.key, stage.weights.sha256);
+    const runtime = await createOnnxRuntime({ stage, modelPath });
+    // The client stays for the instance's life: big payloads come and go through the bucket.
+    return { pipeline, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0 };
+  } catch (e) {
+    s3.destroy();
+    throw e;
+  }
+}
+
+function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new EnsembleError(`${name} is not set; the deployment plan sets it on every stage function`);
+  return v;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

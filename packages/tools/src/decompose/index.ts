@@ -1,0 +1,16 @@
+export type { CutOptions, CutPlan, CutResult, GraphTensor, ProbedTensor, StageModel, StageTensor } from './types.js';
+export { cutModel, stageName } from './cut.js';
+export { decomposeModel } from './decompose.js';
+export type { DecomposeOptions, DecomposeReport } from './decompose.js';
+export { fragmentYaml, pipelineName, pipelineYaml, stageEntries, tensorNames } from './manifest-fragment.js';
+export type { FragmentOptions, PipelineOptions, StageEntry } from './manifest-fragment.js';
+export { runStages, timeModel } from './run-stages.js';
+export type { RunnableStage, TimedRun, TimingOptions } from './run-stages.js';
+export { checkDimNames, parseDims, sampleInputs, sampleShape } from './samples.js';
+export { verifyPipeline } from './verify.js';
+export type { OutputDifference, VerifyOptions, VerifyReport } from './verify.js';
+export { LocalFileWeightStore } from '../pipelines/local-weights.js';
+export { compareTensors } from './compare.js';
+export type { Difference } from './compare.js';
+export { PROVENANCE_KEY, readProvenance } from './stage-model.js';
+export type { Provenance } from './stage-model.js';

@@ -1,0 +1,319 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import type { Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
+import { LAMBDA_MEMORY_MB } from '@ensemble/core/manifest/defaults.js';
+import { RUNS_TABLE_KEYS } from '@ensemble/core/storage/runs-table.js';
+import { EnsembleError, ManifestError } from '@ensemble/core/errors.js';
+import {
+  COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
+} from '@ensemble/core/lambda/environment.js';
+import type {
+  CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PlanOptions, StageFunctionPlan,
+  StageRoute, TablePlan,
+} from './types.js';
+
+/** Lambda's hard limits. */
+export const LAMBDA_LIMITS = {
+  memoryMb: LAMBDA_MEMORY_MB,
+  timeoutSeconds: { min: 1, max: 900 },
+  /** All environment variables of one function together. */
+  environmentBytes: 4096,
+  functionNameLength: 64,
+  /** Memory that buys one full vCPU; Lambda tops out at 6. */
+  mbPerVcpu: 1769,
+  maxVcpus: 6,
+} as const;
+
+export const DEFAULT_RUNTIME: LambdaRuntime = 'nodejs22.x';
+export const DEFAULT_ARCHITECTURE: LambdaArchitecture = 'x86_64';
+export const DEFAULT_APP_NAME = 'ensemble';
+export const DEFAULT_GATEWAY_MEMORY_MB = 1024;
+
+/** Native addons: copied into the bundle for the target platform only, never bundled by esbuild. */
+export const STAGE_INSTALL = ['onnxruntime-node'] as const;
+/** Function stages (image pre/post-processing) run in the gateway and may use sharp. */
+export const GATEWAY_INSTALL = ['sharp'] as const;
+
+/**
+ * The functions, storage and wiring for serving `manifests` on Lambda: one
+ * function per ONNX stage (its memory, timeout and concurrency from the
+ * manifest) and one gateway that runs the DAG and the function stages, linked
+ * to exactly the stage functions it calls. Calls no AWS and reads no file
+ * contents; it only checks which function stage options name files (those
+ * are bundled with the gateway).
+ */
+export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): DeploymentPlan {
+  const root = path.resolve(opts.root ?? process.cwd());
+  const runtime = opts.runtime ?? DEFAULT_RUNTIME;
+  const architecture = opts.architecture ?? DEFAULT_ARCHITECTURE;
+  const app = opts.appName ?? DEFAULT_APP_NAME;
+  const packageDir = (opts.packageDir ?? PACKAGE_DIR).split(path.sep).join('/').replace(/\/+$/, '');
+  const warnings: string[] = [];
+
+  const seenPipelines = new Map<string, Manifest>();
+  for (const m of manifests) {
+    const other = seenPipelines.get(m.name);
+    if (other) {
+      throw new EnsembleError(`pipeline '${m.name}' is defined twice: ${relative(root, other.file, m)} and ${relative(root, m.file, m)}`);
+    }
+    seenPipelines.set(m.name, m);
+  }
+
+  // Every logical name and env var must be unique; remember who took it for the error message.
+  const logicalOwners = new Map<string, string>(Object.values(COMPONENTS).map((n) => [n, `the app's own '${n}'`]));
+  const envOwners = new Map<string, string>();
+
+  const stages: StageFunctionPlan[] = [];
+  const routes: StageRoute[] = [];
+  for (const m of manifests) {
+    const manifest = relative(root, m.file, m);
+    const moduleFiles = functionModules(root, m);
+    for (const s of m.stages) {
+      if (s.kind !== 'onnx') continue;
+      const who = `pipeline '${m.name}' stage '${s.name}'`;
+      const fail = (field: string, message: string): never => {
+        throw new ManifestError(manifest, `pipeline '${m.name}', stage '${s.name}'`, `${field}: ${message}`);
+      };
+
+      const name = stageFunctionName(m.name, s.name);
+      claim(logicalOwners, name, who, (owner) => fail('name', `its function name '${name}' is also the name of ${owner}; rename one of them`));
+      const functionEnv = stageFunctionEnv(m.name, s.name);
+      claim(envOwners, functionEnv, who, (owner) => fail('name', `its gateway variable ${functionEnv} is also the variable of ${owner}; rename one of them`));
+
+      if (s.weights.key.startsWith(SPILL_PREFIX)) {
+        fail('weights.key', `'${s.weights.key}' is under ${SPILL_PREFIX}, where the bucket deletes objects after ${SPILL_EXPIRE_DAYS} day(s); use another prefix`);
+      }
+      checkMemory(s.scale.memoryMb, (msg) => fail('scale.memory_mb', msg));
+      const timeoutSeconds = stageTimeoutSeconds(s, (msg) => fail('timeout_ms', msg));
+      const concurrency = stageConcurrency(s, (field, msg) => fail(field, msg));
+      const versioning = concurrency.provisioned !== undefined;
+
+      const vcpus = vcpusFor(s.scale.memoryMb);
+      if (s.scale.threads > Math.ceil(vcpus)) {
+        warnings.push(`${who}: scale.threads ${s.scale.threads} but memory_mb ${s.scale.memoryMb} buys about ${round1(vcpus)} vCPU on Lambda; raise memory_mb (${LAMBDA_LIMITS.mbPerVcpu} MB per vCPU) or lower threads`);
+      }
+
+      stages.push({
+        role: 'stage',
+        name,
+        pipeline: m.name,
+        stage: s.name,
+        manifest,
+        handler: HANDLERS.stage,
+        runtime,
+        architecture,
+        memoryMb: s.scale.memoryMb,
+        timeoutSeconds,
+        concurrency,
+        versioning,
+        environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest },
+        nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
+        links: [COMPONENTS.bucket, COMPONENTS.table],
+        // loadManifest checks that function stage modules exist, so they ride along even here.
+        copyFiles: copies([manifest, ...moduleFiles]),
+        install: [...STAGE_INSTALL],
+        bundle: `${packageDir}/${name}`,
+      });
+
+      const route: StageRoute = { pipeline: m.name, stage: s.name, function: name, functionEnv };
+      if (versioning) {
+        route.qualifierEnv = stageQualifierEnv(m.name, s.name);
+        claim(envOwners, route.qualifierEnv, who, (owner) => fail('name', `its gateway variable ${route.qualifierEnv} is also the variable of ${owner}; rename one of them`));
+      }
+      routes.push(route);
+    }
+  }
+
+  const gateway = planGateway(manifests, { root, runtime, architecture, routes, packageDir, opts });
+  checkEnvironmentSize(gateway);
+  for (const s of stages) checkEnvironmentSize(s);
+
+  return {
+    app,
+    bucket: { name: COMPONENTS.bucket, lifecycle: [{ prefix: SPILL_PREFIX, expireDays: SPILL_EXPIRE_DAYS }] },
+    table: runsTablePlan(),
+    apiKey: { name: COMPONENTS.apiKey, env: ENV.apiKey },
+    stages,
+    gateway,
+    warnings,
+  };
+}
+
+/** The runs table as the storage code expects it (see storage/runs-table.ts). */
+export function runsTablePlan(): TablePlan {
+  const k = RUNS_TABLE_KEYS;
+  return {
+    name: COMPONENTS.table,
+    fields: { [k.partitionKey]: 'string', [k.index.partitionKey]: 'string', [k.index.sortKey]: 'string' },
+    primaryIndex: { hashKey: k.partitionKey },
+    globalIndexes: { [k.index.name]: { hashKey: k.index.partitionKey, rangeKey: k.index.sortKey, projection: 'all' } },
+    ttl: k.ttl,
+  };
+}
+
+interface GatewayInputs {
+  root: string;
+  runtime: LambdaRuntime;
+  architecture: LambdaArchitecture;
+  routes: StageRoute[];
+  packageDir: string;
+  opts: PlanOptions;
+}
+
+function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, packageDir, opts }: GatewayInputs): GatewayFunctionPlan {
+  const manifestPaths = manifests.map((m) => relative(root, m.file, m));
+  const modules = manifests.flatMap((m) => functionModules(root, m));
+  const optionFiles = manifests.flatMap((m) => stageOptionFiles(root, m));
+
+  const functionStageMemory = manifests.flatMap((m) => m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
+  const memoryMb = opts.gatewayMemoryMb ?? Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...functionStageMemory);
+  checkMemory(memoryMb, (msg) => { throw new EnsembleError(`gateway memory: ${msg}`); });
+
+  // A request may wait on every stage in turn; the gateway must outlive that.
+  const perPipeline = manifests.map((m) => m.stages.reduce((sum, s) => sum + Math.ceil(s.timeoutMs / 1000), 0));
+  const timeoutSeconds = opts.gatewayTimeoutSeconds ?? Math.min(LAMBDA_LIMITS.timeoutSeconds.max, Math.max(30, ...perPipeline));
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < LAMBDA_LIMITS.timeoutSeconds.min || timeoutSeconds > LAMBDA_LIMITS.timeoutSeconds.max) {
+    throw new EnsembleError(`gateway timeout: ${timeoutSeconds} s is outside Lambda's ${LAMBDA_LIMITS.timeoutSeconds.min}..${LAMBDA_LIMITS.timeoutSeconds.max} s`);
+  }
+
+  const nameEnv: Record<string, string> = { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table };
+  const versionEnv: Record<string, string> = {};
+  for (const r of routes) {
+    nameEnv[r.functionEnv] = r.function;
+    if (r.qualifierEnv) versionEnv[r.qualifierEnv] = r.function;
+  }
+
+  return {
+    role: 'gateway',
+    name: COMPONENTS.gateway,
+    handler: HANDLERS.gateway,
+    runtime,
+    architecture,
+    memoryMb,
+    timeoutSeconds,
+    environment: { [ENV.manifests]: manifestPaths.join(','), [ENV.transport]: 'lambda' },
+    nameEnv,
+    versionEnv,
+    secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
+    stageModules: [...new Set(modules)],
+    links: [COMPONENTS.bucket, COMPONENTS.table, ...routes.map((r) => r.function)],
+    copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
+    install: [...GATEWAY_INSTALL],
+    bundle: `${packageDir}/${COMPONENTS.gateway}`,
+    routes,
+    url: { authorization: 'none', streaming: false },
+  };
+}
+
+function stageTimeoutSeconds(s: OnnxStage, fail: (msg: string) => never): number {
+  if (!(s.timeoutMs > 0)) fail(`${s.timeoutMs} is not a positive number of milliseconds`);
+  const seconds = Math.max(LAMBDA_LIMITS.timeoutSeconds.min, Math.ceil(s.timeoutMs / 1000));
+  if (seconds > LAMBDA_LIMITS.timeoutSeconds.max) {
+    fail(`${s.timeoutMs} ms is over Lambda's ${LAMBDA_LIMITS.timeoutSeconds.max} s limit`);
+  }
+  return seconds;
+}
+
+function stageConcurrency(
+  s: OnnxStage, fail: (field: string, msg: string) => never,
+): { reserved?: number; provisioned?: number } {
+  const { reservedConcurrency: reserved, provisionedConcurrency: provisioned } = s.scale;
+  const out: { reserved?: number; provisioned?: number } = {};
+  if (reserved !== undefined) {
+    if (!Number.isInteger(reserved) || reserved < 0) fail('scale.reserved_concurrency', `${reserved} is not a whole number`);
+    // Reserved 0 is Lambda's kill switch: every call would be throttled.
+    if (reserved === 0) fail('scale.reserved_concurrency', '0 would throttle every call to the stage; leave it out for no limit');
+    out.reserved = reserved;
+  }
+  if (provisioned !== undefined && provisioned !== 0) {
+    if (!Number.isInteger(provisioned) || provisioned < 0) fail('scale.provisioned_concurrency', `${provisioned} is not a whole number`);
+    if (reserved !== undefined && provisioned > reserved) {
+      fail('scale.provisioned_concurrency', `${provisioned} exceeds scale.reserved_concurrency (${reserved})`);
+    }
+    out.provisioned = provisioned;
+  }
+  return out;
+}
+
+function checkMemory(mb: number, fail: (msg: string) => never): void {
+  const { min, max } = LAMBDA_LIMITS.memoryMb;
+  if (!Number.isInteger(mb) || mb < min || mb > max) fail(`${mb} MB is outside Lambda's ${min}..${max} MB`);
+}
+
+/**
+ * Lambda caps a function's environment at 4 KB. Deployed names are not known
+ * here, so count each name-valued variable at the longest a Lambda name can be.
+ */
+function checkEnvironmentSize(f: { name: string; environment: Record<string, string>; nameEnv: Record<string, string>; versionEnv?: Record<string, string>; secretEnv?: Record<string, string> }): void {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(f.environment)) bytes += k.length + Buffer.byteLength(v);
+  for (const k of Object.keys(f.nameEnv)) bytes += k.length + LAMBDA_LIMITS.functionNameLength;
+  for (const k of Object.keys(f.versionEnv ?? {})) bytes += k.length + 10;
+  for (const k of Object.keys(f.secretEnv ?? {})) bytes += k.length + 256;
+  if (bytes > LAMBDA_LIMITS.environmentBytes) {
+    throw new EnsembleError(`function '${f.name}': its environment would take about ${bytes} bytes, over Lambda's ${LAMBDA_LIMITS.environmentBytes}; deploy fewer pipelines per app`);
+  }
+}
+
+function claim(owners: Map<string, string>, key: string, who: string, onTaken: (owner: string) => never): void {
+  const owner = owners.get(key);
+  if (owner !== undefined) onTaken(owner);
+  owners.set(key, who);
+}
+
+/** Function stage modules of a manifest, relative to the root. */
+function functionModules(root: string, m: Manifest): string[] {
+  return m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : []));
+}
+
+/**
+ * Files the function stages read through their options (the OCR
+ * dictionary): every string option that names an existing file, relative to
+ * the manifest's folder. They run in the gateway, so they ship with it.
+ */
+function stageOptionFiles(root: string, m: Manifest): string[] {
+  const out: string[] = [];
+  for (const s of m.stages) {
+    if (s.kind !== 'function') continue;
+    for (const [key, value] of Object.entries(s.options)) {
+      if (typeof value !== 'string' || value === '' || !/[\\/.]/.test(value)) continue;
+      const file = path.resolve(m.dir, value);
+      if (!isFile(file)) continue;
+      const rel = path.relative(root, file);
+      if (rel.startsWith('..') || path.isAbsolute(rel)) {
+        throw new EnsembleError(`pipeline '${m.name}', stage '${s.name}': options.${key} names ${file}, outside ${root}, so it cannot be bundled with the gateway`);
+      }
+      out.push(rel.split(path.sep).join('/'));
+    }
+  }
+  return out;
+}
+
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** `file` relative to the root with forward slashes; it must be inside the root to be bundled. */
+function relative(root: string, file: string, m: Manifest): string {
+  const rel = path.relative(root, path.resolve(file));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new EnsembleError(`pipeline '${m.name}': ${file} is outside ${root}, so it cannot be bundled with the functions`);
+  }
+  return rel.split(path.sep).join('/');
+}
+
+function copies(files: string[]): CopyFile[] {
+  return [...new Set(files)].map((from) => ({ from }));
+}
+
+function vcpusFor(memoryMb: number): number {
+  return Math.min(LAMBDA_LIMITS.maxVcpus, memoryMb / LAMBDA_LIMITS.mbPerVcpu);
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}

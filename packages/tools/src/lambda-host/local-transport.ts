@@ -1,0 +1,71 @@
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
+import type { Item } from '@ensemble/core/tensor/types.js';
+import type { BatchResult } from '@ensemble/core/runtime/types.js';
+import type { StageTransport } from '@ensemble/core/transport/types.js';
+import type { AwsSettings } from '@ensemble/core/storage/config.js';
+import { planDeployment } from '../deploy/plan.js';
+import { ENV } from '@ensemble/core/lambda/environment.js';
+import { LambdaTransport } from '@ensemble/core/lambda/transport.js';
+import { PayloadSpill } from '@ensemble/core/lambda/spill.js';
+import { LambdaHost } from './host.js';
+import { componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment } from './from-plan.js';
+import type { LambdaHostOptions } from './types.js';
+
+export interface LocalLambdaOptions {
+  settings: AwsSettings;
+  s3: S3Client;
+  /** Host options (port, tmpDir, log, accountConcurrency); its functions come from each pipeline's plan. */
+  host?: Omit<LambdaHostOptions, 'functions' | 'environment'>;
+  log?: (line: string) => void;
+}
+
+/**
+ * `ensemble serve --transport lambda`: the gateway reaches its stages the way
+ * it does on AWS (LambdaTransport, the real Lambda client, spills through the
+ * bucket), and the functions run in a local Lambda host started here, one
+ * function per ONNX stage as planDeployment names and sizes them.
+ */
+export class LocalLambdaTransport implements StageTransport {
+  readonly kind = 'lambda';
+  /** What the deployed gateway would find in its environment; filled in as pipelines load. */
+  private readonly env: Record<string, string>;
+  private readonly inner: LambdaTransport;
+
+  private constructor(readonly host: LambdaHost, private readonly opts: LocalLambdaOptions) {
+    this.env = { ...storageEnvironment(opts.settings), [ENV.lambdaEndpoint]: host.url };
+    this.inner = new LambdaTransport({ env: this.env, spill: new PayloadSpill(opts.s3, opts.settings.bucket), log: opts.log });
+  }
+
+  static async start(opts: LocalLambdaOptions): Promise<LocalLambdaTransport> {
+    const host = await LambdaHost.start({
+      ...opts.host,
+      environment: storageEnvironment(opts.settings),
+      log: opts.host?.log ?? opts.log,
+    });
+    return new LocalLambdaTransport(host, opts);
+  }
+
+  get url(): string { return this.host.url; }
+
+  async load(manifest: Manifest): Promise<void> {
+    // Planned from the filesystem root, so a manifest anywhere (and stage modules beside it) is in reach.
+    const planRoot = path.parse(manifest.file).root;
+    const plan = planDeployment([manifest], { root: planRoot });
+    for (const fn of hostedStageFunctions(plan, { planRoot, names: componentNames(this.opts.settings) })) this.host.register(fn);
+    Object.assign(this.env, gatewayStageEnvironment(plan));
+    await this.inner.load(manifest);
+  }
+
+  concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
+
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+    return this.inner.invoke(pipeline, stage, items, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+    await this.host.close();
+  }
+}

@@ -1,0 +1,67 @@
+import { resolve } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoRunStore, S3WeightStore, ensureRunsTable, makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings,
+} from '@ensemble/core/storage/index.js';
+import { startLocalServices, withLocalServices, type LocalServices } from '../local/local-services.js';
+import { ensureBucket } from '../local/bucket.js';
+
+export interface EnvironmentOptions {
+  /** Local data folder: emulator data under it, weights cache in `<dataDir>/cache`. */
+  dataDir: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Where weights and runs live for this process, and the clients to reach them. */
+export interface Environment {
+  settings: AwsSettings;
+  /** 'local' when this process started s3rver + dynalite, else 'aws' (or a given endpoint). */
+  mode: 'local' | 'remote';
+  s3: S3Client;
+  dynamo: DynamoDBClient;
+  weights: S3WeightStore;
+  runs: DynamoRunStore;
+  close(): Promise<void>;
+}
+
+/**
+ * Local mode unless told otherwise: with no ENSEMBLE_S3_ENDPOINT /
+ * ENSEMBLE_DYNAMODB_ENDPOINT and no ENSEMBLE_USE_AWS=1, start s3rver and
+ * dynalite in-process under the data folder. Either way the real AWS SDK
+ * clients do the talking, so the code path is the same as on AWS.
+ */
+export async function openEnvironment(opts: EnvironmentOptions): Promise<Environment> {
+  const env = opts.env ?? process.env;
+  const dataDir = resolve(opts.dataDir);
+  let settings = settingsFromEnv(env);
+  let services: LocalServices | undefined;
+  const remote = env.ENSEMBLE_USE_AWS === '1' || settings.s3Endpoint !== undefined || settings.dynamoEndpoint !== undefined;
+  if (!remote) {
+    services = await startLocalServices({ dataDir });
+    settings = withLocalServices(settings, services);
+  }
+  const s3 = makeS3Client(settings);
+  const dynamo = makeDynamoClient(settings);
+  if (services || env.ENSEMBLE_CREATE_RESOURCES === '1') {
+    // On AWS the stacks own the bucket and table; locally we make them.
+    await ensureBucket(s3, settings.bucket);
+    await ensureRunsTable(dynamo, settings.runsTable);
+  }
+  const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: resolve(dataDir, 'cache') });
+  const runs = new DynamoRunStore({
+    dynamo, table: settings.runsTable,
+    // A long-running server: let a trickle of records share BatchWriteItem calls.
+    lingerMs: 20,
+    onError: (e) => console.error(`[ensemble] run record write failed (will retry): ${e instanceof Error ? e.message : String(e)}`),
+  });
+  return {
+    settings, mode: services ? 'local' : 'remote', s3, dynamo, weights, runs,
+    async close() {
+      await runs.flush();
+      s3.destroy();
+      dynamo.destroy();
+      await services?.close();
+    },
+  };
+}

