@@ -202,7 +202,7 @@ describe('a request larger than a stage queue', () => {
   it('still answers 429 when other requests fill the queue', async () => {
     // Forty requests of 30 items at once: the stage holds what its calls in flight and its queue of 16
     // take; the requests that find it full of the others' items are refused, the rest all succeed.
-    const all = await Promise.all(Array.from({ length: 40 }, () => run('wide', { n: f32([[30]]) }).then(() => 'ok', (e: unknown) => (e as RunFailure).cause.code as string)));
+    const all = await Promise.all(Array.from({ length: 40 }, () => run('wide', { n: f32([[30]]) }).then(() => 'ok', (e: unknown) => (e as RunFailure).error.code as string)));
     expect(all).toContain('ok');
     expect(new Set(all.filter((s) => s !== 'ok'))).toEqual(new Set(['overloaded']));
   });

@@ -31,10 +31,10 @@ export interface RunResult {
   stages: StageRunRecord[];
 }
 
-/** Thrown by run(): the cause plus the per-stage record gathered so far. */
+/** Thrown by run(): the error the request failed with, plus the per-stage record gathered so far. */
 export class RunFailure extends Error {
-  constructor(override readonly cause: EnsembleError, readonly stages: StageRunRecord[]) {
-    super(cause.message);
+  constructor(readonly error: EnsembleError, readonly stages: StageRunRecord[]) {
+    super(error.message, { cause: error });
   }
 }
 
@@ -276,7 +276,7 @@ class RequestRun {
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
         this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
-          ? err : new StageError(stage.name, err.message, err.code));
+          ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
       })
       .finally(() => {
         lane.active--;

@@ -122,7 +122,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
         result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined });
       } catch (e) {
-        if (e instanceof RunFailure) { stages = e.stages; throw e.cause; }
+        if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;
       }
       stages = result.stages;

@@ -188,9 +188,9 @@ stages:
 
   it("fails the request with the stage's name and abandons sibling work downstream", async () => {
     const f = await failureOf(failing.executor.run({ x: f32([[1]]) }));
-    expect(f.cause.code).toBe('stage_failed');
-    expect(f.cause.message).toBe("stage 'breaks' failed: boom on purpose");
-    expect(f.message).toBe(f.cause.message);
+    expect(f.error.code).toBe('stage_failed');
+    expect(f.error.message).toBe("stage 'breaks' failed: boom on purpose");
+    expect(f.message).toBe(f.error.message);
     expect(f.stages.find((s) => s.stage === 'breaks')?.error).toBe('boom on purpose');
     // The sibling was already running; let it finish, then make sure nothing downstream of it ran.
     expect(started('sibling')).toBe(true);
@@ -201,24 +201,24 @@ stages:
 
   it("keeps a stage's own error code (invalid_input from a BadRequestError thrown inside the stage)", async () => {
     const f = await failureOf(failing.executor.run({ x: f32([[2]]) }));
-    expect(f.cause.code).toBe('invalid_input');
-    expect(f.cause.message).toBe("stage 'breaks' failed: x must not be 2");
+    expect(f.error.code).toBe('invalid_input');
+    expect(f.error.message).toBe("stage 'breaks' failed: x must not be 2");
   });
 
   it('times a slow stage out with 504 naming the stage', async () => {
     const f = await failureOf(failing.executor.run({ x: f32([[3]]) }));
-    expect(f.cause.code).toBe('timeout');
-    expect(f.cause.message).toBe("stage 'sleepy' timed out after 100 ms");
-    expect(f.stages.find((s) => s.stage === 'sleepy')?.error).toBe(f.cause.message);
+    expect(f.error.code).toBe('timeout');
+    expect(f.error.message).toBe("stage 'sleepy' timed out after 100 ms");
+    expect(f.stages.find((s) => s.stage === 'sleepy')?.error).toBe(f.error.message);
     expect(started('sleepy_sink')).toBe(false);
   });
 
   it('times the whole request out with 504 after timeoutMs and drops its queued items', async () => {
     const f = await failureOf(held.executor.run({ x: f32([[1]]) }, { timeoutMs: 100 }));
-    expect(f.cause.code).toBe('timeout');
-    expect(f.cause.message).toBe("request timed out after 100 ms waiting on stage 'hold'");
+    expect(f.error.code).toBe('timeout');
+    expect(f.error.message).toBe("request timed out after 100 ms waiting on stage 'hold'");
     // The run record says where the request was stuck.
-    expect(f.stages.find((s) => s.stage === 'hold')?.error).toBe(`unfinished: ${f.cause.message}`);
+    expect(f.stages.find((s) => s.stage === 'hold')?.error).toBe(`unfinished: ${f.error.message}`);
     expect(held.executor.queueDepths()).toEqual({ hold: 0 });
     // The stage never saw the item, and a full batch later does not carry it either.
     const later = await Promise.all([1, 2, 3, 4].map((v) => held.executor.run({ x: f32([[v * 10]]) })));
@@ -232,7 +232,7 @@ stages:
     await until(() => started('first'), 5_000, "stage 'first' to start");
     ac.abort();
     const f = await failureOf(run);
-    expect(f.cause.code).toBe('cancelled');
+    expect(f.error.code).toBe('cancelled');
     // 'first' was mid-call; when it returns, 'second' must not be started for a request nobody waits for.
     await until(() => ended('first'), 5_000, "stage 'first' to finish");
     await sleep(50);
@@ -244,7 +244,7 @@ stages:
     const run = held.executor.run({ x: f32([[1], [2]]) }, { signal: ac.signal });
     await until(() => held.executor.queueDepths().hold === 2, 5_000, 'two queued items');
     ac.abort();
-    expect((await failureOf(run)).cause.code).toBe('cancelled');
+    expect((await failureOf(run)).error.code).toBe('cancelled');
     expect(held.executor.queueDepths()).toEqual({ hold: 0 });
     expect(started('hold')).toBe(false);
   });
@@ -253,7 +253,7 @@ stages:
     const ac = new AbortController();
     ac.abort();
     const f = await failureOf(twoStep.executor.run({ x: f32([[1]]) }, { signal: ac.signal }));
-    expect(f.cause.code).toBe('cancelled');
+    expect(f.error.code).toBe('cancelled');
     await sleep(20);
     expect(started('first')).toBe(false);
   });
@@ -399,8 +399,8 @@ export default {
     // Every call times out on its own deadline: none waits behind hung calls for a slot.
     expect(performance.now() - t0).toBeLessThan(2500);
     for (const f of failures) {
-      expect(f.cause.code).toBe('timeout');
-      expect(f.cause.message).toBe("stage 'hangs' timed out after 100 ms");
+      expect(f.error.code).toBe('timeout');
+      expect(f.error.message).toBe("stage 'hangs' timed out after 100 ms");
     }
     // The module saw each batch's deadline as ctx.signal, aborted with that 504.
     expect(g.__ensembleSignals).toHaveLength(n);
