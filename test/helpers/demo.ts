@@ -1,30 +1,6 @@
-/**
- * What the demo pipeline must answer, computed in plain JS (float64) from the
- * literal weights in models/demo/build.ts, independently of ONNX Runtime:
- * y = (relu(x·Wa + ba) + sigmoid(x·Wb + bb)) / 2.
- */
+/** The demo's expected answers (from models/demo) and closeness checks for tests. */
 import { expect } from 'vitest';
-import { DEMO_IN, DEMO_OUT, DEMO_WEIGHTS, type DenseWeights } from '../../models/demo/build.js';
-
-function dense(x: readonly number[], { w, b }: DenseWeights, row: number, col: number): number {
-  let z = b[col];
-  for (let k = 0; k < DEMO_IN; k++) z += x[row * DEMO_IN + k] * w[k][col];
-  return z;
-}
-
-/** Row-major y for row-major x ([rows, 4] -> [rows, 3]). */
-export function demoExpected(x: readonly number[]): number[] {
-  const rows = x.length / DEMO_IN;
-  const y: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < DEMO_OUT; c++) {
-      const a = Math.max(0, dense(x, DEMO_WEIGHTS.branch_a, r, c));
-      const s = 1 / (1 + Math.exp(-dense(x, DEMO_WEIGHTS.branch_b, r, c)));
-      y.push((a + s) / 2);
-    }
-  }
-  return y;
-}
+export { demoExpected } from '../../models/demo/expected.js';
 
 /** Element-wise closeness for float32 results against float64 references. */
 export function expectClose(actual: ArrayLike<number>, expected: readonly number[], tolerance = 1e-5): void {
