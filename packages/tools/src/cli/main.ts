@@ -10,10 +10,11 @@ import { verifyCommand } from './commands/verify.js';
 import { benchCommand } from './commands/bench.js';
 import { tuneCommand } from './commands/tune.js';
 import { soakCommand } from './commands/soak.js';
+import { initCommand } from './commands/init.js';
 import { packageCommand } from '../package/command.js';
 import { EnsembleError, type ErrorCode } from '@ensemble/core/errors.js';
 
-const COMMANDS: Command[] = [serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

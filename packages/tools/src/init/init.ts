@@ -1,0 +1,130 @@
+/**
+ * `ensemble init`: an ONNX file in, a pipeline folder out that `npm start`
+ * serves with no edit — the weights next to a manifest written from the
+ * model's metadata, and a first request to send.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EnsembleError } from '@ensemble/core/errors.js';
+import { loadManifest } from '@ensemble/core/manifest/load.js';
+import { verifyManifest } from '@ensemble/core/manifest/verify.js';
+import { sha256File } from '@ensemble/core/storage/hash.js';
+import { decomposeModel } from '../decompose/decompose.js';
+import { pipelineName } from '../decompose/manifest-fragment.js';
+import { inspectModel } from '../onnx/inspect.js';
+import { keepOutputs } from '../onnx/keep-outputs.js';
+import { LocalFileWeightStore } from '../pipelines/local-weights.js';
+import { exampleRequest, planInit, type InitPlan } from './plan.js';
+import type { ModelInfo } from '../onnx/inspect.js';
+import * as ort from 'onnxruntime-node';
+import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
+import { allocate } from '@ensemble/core/tensor/datatypes.js';
+import type { Tensor } from '@ensemble/core/tensor/types.js';
+
+export interface InitPipelineOptions {
+  model: string;
+  /** Pipeline name (default: from the file name). */
+  name?: string;
+  /** Cut the model into this many stages (ensemble decompose) instead of serving it whole. */
+  stages?: number;
+  /** Keep only these model outputs. */
+  outputs?: string[];
+  /** Where pipeline folders live (default models). */
+  modelsDir?: string;
+  /** Replace a pipeline folder that exists. */
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface InitResult {
+  name: string;
+  dir: string;
+  manifestPath: string;
+  examplePath: string;
+  example: InitPlan['example'];
+  notes: string[];
+}
+
+const WEIGHTS_FILE = 'model.onnx';
+/** Sizes tried for free dims until the model runs on the example (a 1 x 1 image is too small for most CNNs). */
+const FREE_DIM_SIZES = [1, 8, 32, 64, 224];
+
+/** The first request to print: one the model really runs, found by running it here. */
+async function workingExample(bytes: Uint8Array, info: ModelInfo): Promise<{ example: InitPlan['example']; note?: string }> {
+  const free = info.inputs.some((v) => v.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0));
+  if (!free) return { example: exampleRequest(info) };
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  try {
+    for (const size of FREE_DIM_SIZES) {
+      const example = exampleRequest(info, size);
+      const feeds = Object.fromEntries(example.inputs.map((t) => [t.name, toOrt({ datatype: t.datatype, shape: t.shape, data: fromJsonData(t) })]));
+      try {
+        await session.run(feeds);
+        return { example, note: size === 1 ? undefined : `the example request sets the model's free dims to ${size} (it did not run with smaller ones)` };
+      } catch { /* too small for the model: try the next size */ }
+    }
+  } finally {
+    await session.release();
+  }
+  return { example: exampleRequest(info), note: `the model did not run on the example with free dims of ${FREE_DIM_SIZES.join(', ')}: set real sizes in ${'example-request.json'}` };
+}
+
+function fromJsonData(t: InitPlan['example']['inputs'][number]): Tensor['data'] {
+  const n = t.data.length;
+  if (t.datatype === 'BYTES') return Array.from({ length: n }, () => new Uint8Array(0));
+  return allocate(t.datatype, n);
+}
+
+export async function initPipeline(opts: InitPipelineOptions): Promise<InitResult> {
+  const log = opts.log ?? (() => undefined);
+  if (!existsSync(opts.model)) throw new EnsembleError(`no such model file: ${opts.model}`, 'usage');
+  const name = opts.name ?? pipelineName(path.basename(opts.model).replace(/\.onnx$/i, ''));
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) throw new EnsembleError(`'${name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_' (--name)`, 'usage');
+  const dir = path.resolve(opts.modelsDir ?? 'models', name);
+  if (existsSync(dir)) {
+    if (!opts.force) throw new EnsembleError(`${dir} already exists: pick another --name, or --force to replace it`, 'usage');
+    await rm(dir, { recursive: true, force: true });
+  }
+  let bytes: Uint8Array = new Uint8Array(await readFile(opts.model));
+  const notes: string[] = [];
+  if (opts.outputs?.length) {
+    const kept = keepOutputs(bytes, opts.outputs);
+    bytes = kept.bytes;
+    notes.push(`kept output${opts.outputs.length > 1 ? 's' : ''} ${opts.outputs.join(', ')}; ${kept.droppedNodes} nodes that fed only the others were dropped`);
+  }
+  const info = inspectModel(bytes);
+  await mkdir(dir, { recursive: true });
+  const manifestPath = path.join(dir, 'pipeline.yaml');
+  try {
+    if (opts.stages !== undefined) {
+      const tmp = await mkdtemp(path.join(tmpdir(), 'ensemble-init-'));
+      try {
+        const file = path.join(tmp, path.basename(opts.model));
+        await writeFile(file, bytes);
+        log(`cutting ${opts.model} into ${opts.stages} stages`);
+        await decomposeModel(file, { stages: opts.stages }, { outDir: dir, name, sampleBatch: 0, log });
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    } else {
+      const weights = path.join(dir, WEIGHTS_FILE);
+      await writeFile(weights, bytes);
+      const plan = planInit(info, { name, file: WEIGHTS_FILE, sha256: await sha256File(weights), source: path.basename(opts.model) });
+      notes.push(...plan.notes);
+      await writeFile(manifestPath, plan.yaml);
+    }
+    // What npm start will check, checked now: a manifest init wrote must load and match its models.
+    const m = await loadManifest(manifestPath);
+    await verifyManifest(m, new LocalFileWeightStore(m));
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const { example, note } = await workingExample(bytes, info);
+  if (note) notes.push(note);
+  const examplePath = path.join(dir, 'example-request.json');
+  await writeFile(examplePath, `${JSON.stringify(example)}\n`);
+  return { name, dir, manifestPath, examplePath, example, notes };
+}

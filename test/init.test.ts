@@ -1,0 +1,157 @@
+/**
+ * The three commands a new user runs: `ensemble init model.onnx`, `npm start`
+ * (the same server, in-process), and the first request init printed — on
+ * models built here with the shapes real ones have: dynamic dims, a batch
+ * dim fixed to 1, several outputs of which one is wanted, and a cut.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GraphBuilder } from '../packages/tools/src/onnx/builder.js';
+import { inspectModel } from '../packages/tools/src/onnx/inspect.js';
+import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
+import { seededFloats, skipConnectionModel } from '../packages/core/test/fixtures/models.js';
+import { runCli } from './helpers/cli.js';
+import { postJson } from './helpers/http.js';
+import { REPO } from './helpers/pipelines.js';
+
+let root: string;
+let modelsDir: string;
+
+/** y = x * w (per channel), z = x + 1: [batch, 3, h, w] in, two outputs of the same shape. */
+function twoHeadModel(batch: number | string): Uint8Array {
+  return new GraphBuilder('two_heads')
+    .input('image', 'FP32', [batch, 3, 'h', 'w'])
+    .output('mask', 'FP32', [batch, 3, 'h', 'w'])
+    .output('side', 'FP32', [batch, 3, 'h', 'w'])
+    .initializer('k', 'FP32', [1, 3, 1, 1], Float32Array.of(2, 3, 4))
+    .initializer('one', 'FP32', [], Float32Array.of(1))
+    .node('Mul', ['image', 'k'], ['mask'])
+    .node('Add', ['image', 'one'], ['side'])
+    .build();
+}
+
+/** What onnxruntime-node computes on the whole model, for comparison. */
+async function direct(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, number[]>> {
+  const s = await ort.InferenceSession.create(model);
+  try {
+    const out = await s.run(feeds);
+    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Array.from(t.data as Float32Array)]));
+  } finally {
+    await s.release();
+  }
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ensemble-init-'));
+  modelsDir = join(root, 'models');
+});
+afterAll(async () => { if (root) await rm(root, { recursive: true, force: true }); });
+
+async function serve(pipeline: string, run: (server: RunningServer) => Promise<void>): Promise<void> {
+  const server = await startServer({ port: 0, dataDir: join(root, `data-${pipeline}`), modelsDir, pipelines: [pipeline], env: {}, log: () => undefined });
+  try {
+    await run(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** The body of the curl command init printed: inline JSON, or the file it names. */
+async function printedBody(stdout: string): Promise<string> {
+  const line = stdout.split('\n').find((l) => l.includes('curl -s'))!;
+  expect(line, stdout).toBeDefined();
+  const inline = /-d '(.*)'$/.exec(line);
+  if (inline) return inline[1];
+  const file = /-d @(\S+)$/.exec(line)![1];
+  return readFile(join(REPO, file), 'utf8');
+}
+
+describe('ensemble init', () => {
+  it('serves a model with dynamic dims whole, answering the printed request as onnxruntime does', async () => {
+    const file = join(root, 'Two Heads.onnx');
+    const model = twoHeadModel('batch');
+    await writeFile(file, model);
+    const r = await runCli(['init', file, '--models', modelsDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('two_heads/pipeline.yaml');
+    expect(r.stdout).toContain('ragged');
+    const body = await printedBody(r.stdout);
+    await serve('two_heads', async (server) => {
+      const res = await postJson(`${server.url}/v2/models/two_heads/infer`, body);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const x = new ort.Tensor('float32', new Float32Array(3), [1, 3, 1, 1]);
+      const want = await direct(model, { image: x });
+      const out = Object.fromEntries(res.body.outputs.map((o: { name: string; data: number[] }) => [o.name, o.data]));
+      expect(out.mask).toEqual(want.mask);
+      expect(out.side).toEqual(want.side);
+      // Real images: two rows of 3 x 2 x 2, the answer is the model's on each.
+      const data = Array.from(seededFloats(24, 3));
+      const two = await postJson(`${server.url}/v2/models/two_heads/infer`, { inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 3, 2, 2], data }] });
+      expect(two.status).toBe(200);
+      const whole = await direct(model, { image: new ort.Tensor('float32', Float32Array.from(data), [2, 3, 2, 2]) });
+      const mask = two.body.outputs.find((o: { name: string }) => o.name === 'mask');
+      expect(mask.shape).toEqual([2, 3, 2, 2]);
+      mask.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(whole.mask[i], 5));
+    });
+  });
+
+  it('writes max_size 1 for a model whose batch dim is fixed to 1, and serves two rows one call each', async () => {
+    const file = join(root, 'fixed.onnx');
+    const model = twoHeadModel(1);
+    await writeFile(file, model);
+    const r = await runCli(['init', file, '--models', modelsDir, '--outputs', 'mask']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('one item per call');
+    expect(r.stdout).toContain('kept output mask');
+    const yaml = await readFile(join(modelsDir, 'fixed', 'pipeline.yaml'), 'utf8');
+    expect(yaml).toMatch(/max_size: 1 /);
+    // The weights written hold one output only.
+    expect(inspectModel(join(modelsDir, 'fixed', 'model.onnx')).outputs.map((o) => o.name)).toEqual(['mask']);
+    await serve('fixed', async (server) => {
+      const data = Array.from(seededFloats(24, 5));
+      const res = await postJson(`${server.url}/v2/models/fixed/infer`, { inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 3, 2, 2], data }] });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.outputs.map((o: { name: string }) => o.name)).toEqual(['mask', 'mask_shape']);
+      const mask = res.body.outputs[0];
+      for (const row of [0, 1]) {
+        const want = await direct(model, { image: new ort.Tensor('float32', Float32Array.from(data.slice(row * 12, row * 12 + 12)), [1, 3, 2, 2]) });
+        mask.data.slice(row * 12, row * 12 + 12).forEach((v: number, i: number) => expect(v).toBeCloseTo(want.mask[i], 5));
+      }
+    });
+  });
+
+  it('cuts the model with --stages and serves the cut pipeline with the same answers', async () => {
+    const file = join(root, 'skip.onnx');
+    const model = skipConnectionModel();
+    await writeFile(file, model);
+    const r = await runCli(['init', file, '--models', modelsDir, '--stages', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('(2 stages)');
+    await serve('skip', async (server) => {
+      const data = Array.from(seededFloats(16, 9));
+      const res = await postJson(`${server.url}/v2/models/skip/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 8], data }] });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const want = await direct(model, { x: new ort.Tensor('float32', Float32Array.from(data), [2, 8]) });
+      res.body.outputs[0].data.forEach((v: number, i: number) => expect(v).toBeCloseTo(want.y[i], 5));
+    });
+  });
+
+  it('refuses an existing folder, an unknown output and a model without a batch dim, saying what to do', async () => {
+    const file = join(root, 'Two Heads.onnx');
+    let r = await runCli(['init', file, '--models', modelsDir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('already exists');
+    r = await runCli(['init', file, '--models', modelsDir, '--name', 'other', '--outputs', 'nope']);
+    expect(r.stderr).toContain("no output 'nope'");
+    expect(r.stderr).toContain("'mask', 'side'");
+    const scalar = join(root, 'scalar.onnx');
+    await writeFile(scalar, new GraphBuilder('scalar').input('x', 'FP32', []).output('y', 'FP32', []).node('Identity', ['x'], ['y']).build());
+    r = await runCli(['init', scalar, '--models', modelsDir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("model input 'x'");
+    expect(r.stderr).toContain('no batch dimension');
+  });
+});
