@@ -12,6 +12,9 @@ import { tuneCommand } from './commands/tune.js';
 import { soakCommand } from './commands/soak.js';
 import { initCommand } from './commands/init.js';
 import { packageCommand } from '../package/command.js';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { EnsembleError, type ErrorCode } from '@ensemble/core/errors.js';
 
 const COMMANDS: Command[] = [initCommand, serveCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand];
@@ -21,7 +24,7 @@ function usage(): string {
   return [
     'ensemble — serve a model cut into stages',
     '',
-    'usage: ensemble <command> [options]      (ensemble <command> --help for its options)',
+    'usage: ensemble <command> [options]      (ensemble <command> --help for its options; ensemble --version)',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
@@ -30,6 +33,10 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(`ensemble ${await version()} (node ${process.versions.node}, onnxruntime-node ${await packageVersion('onnxruntime-node')})`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name ? 0 : 2;
@@ -52,6 +59,21 @@ main(process.argv.slice(2)).then(
     process.exitCode = e instanceof EnsembleError ? exitCode(e.code) : 1;
   },
 );
+
+/** The project's version, from the package.json at the repository root. */
+async function version(): Promise<string> {
+  const root = fileURLToPath(new URL('../../../../package.json', import.meta.url));
+  return (JSON.parse(await readFile(root, 'utf8')) as { version: string }).version;
+}
+
+async function packageVersion(name: string): Promise<string> {
+  try {
+    const file = createRequire(import.meta.url).resolve(`${name}/package.json`);
+    return (JSON.parse(await readFile(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
 
 /** 2 for a command called wrongly (as usage() itself), 1 for every other failure. */
 function exitCode(code: ErrorCode): number {
