@@ -31,7 +31,7 @@ export function fitRecord(record: RunRecord): RunRecord {
     const v = out[key];
     if (typeof v === 'string') out[key] = short(v, 200);
   }
-  if (size(out) > RECORD_MAX_BYTES) {
+  if (mayBeLarge(out) && size(out) > RECORD_MAX_BYTES) {
     cut = true;
     out.stages = out.stages.slice(0, RECORD_MAX_STAGES).map(shortStage);
     if (record.stages.length > RECORD_MAX_STAGES) out.stagesOmitted = record.stages.length - RECORD_MAX_STAGES;
@@ -49,6 +49,15 @@ function shortStage(s: StageRunRecord): StageRunRecord {
   const out = { ...s, stage: clip(s.stage, 200) };
   if (s.batchSizes.length > STAGE_MAX_BATCH_SIZES) out.batchSizes = s.batchSizes.slice(0, STAGE_MAX_BATCH_SIZES);
   return out;
+}
+
+/**
+ * Whether the record could be over the limit once its texts are short: with
+ * few stages, short names and short batch lists it cannot, and the common
+ * record is then never serialized just to be measured.
+ */
+function mayBeLarge(record: RunRecord): boolean {
+  return record.stages.length > 50 || record.stages.some((s) => s.batchSizes.length > STAGE_MAX_BATCH_SIZES || s.stage.length > 200);
 }
 
 function size(record: RunRecord): number {

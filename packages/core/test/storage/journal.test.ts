@@ -107,3 +107,17 @@ describe('JournaledRunStore', () => {
     expect(await sink.get('seg-0')).toStrictEqual(record('seg-0', 0));
   });
 });
+
+describe('fitRecord', () => {
+  it('keeps a record with thousands of stages under the item limit, and says what it left out', async () => {
+    const { fitRecord, RECORD_MAX_BYTES } = await import('../../src/storage/record-limits.js');
+    const stages = Array.from({ length: 5_000 }, (_, i) => ({
+      stage: `stage-${i}`, batches: 300, batchSizes: Array.from({ length: 300 }, () => 8), items: 1, queueWaitMs: 0, computeMs: 1, coldStart: false, error: 'e'.repeat(1_000),
+    }));
+    const fitted = fitRecord({ ...record('many'), stages, error: 'x'.repeat(10_000) });
+    expect(Buffer.byteLength(JSON.stringify(fitted))).toBeLessThan(RECORD_MAX_BYTES);
+    expect(fitted).toMatchObject({ truncated: true, stagesOmitted: 4_800 });
+    expect(fitted.stages[0].error).toMatch(/…\(500 more\)$/);
+    expect(fitRecord(record('small'))).toStrictEqual(record('small'));
+  });
+});
