@@ -177,3 +177,32 @@ stages:
     expect(runs[0]).toMatchObject({ status: 'succeeded', httpStatus: 200 });
   }, 180_000);
 });
+
+describe('ensemble serve killed with SIGKILL', () => {
+  it('loses no answered request: the next start replays the run record journal', async () => {
+    const killedData = join(root, 'killed');
+    const killed = await startServe(['--port', '0', '--data', killedData, '--pipeline', 'demo', '--quiet']);
+    const ids: string[] = [];
+    try {
+      // Ten at a time, as concurrent clients: records share group commits.
+      for (let wave = 0; wave < 5; wave++) {
+        const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(`${killed.url}/v2/models/demo/infer`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: README_BODY,
+        })));
+        for (const a of answers) {
+          expect(a.status).toBe(200);
+          ids.push(a.headers.get('x-ensemble-run-id')!);
+          await a.arrayBuffer();
+        }
+      }
+    } finally {
+      killed.child.kill('SIGKILL');
+    }
+    expect((await killed.exited).signal).toBe('SIGKILL');
+
+    const r = await runCli(['runs', 'demo', '--url', killed.url, '--data', killedData, '--json', '--limit', '100']);
+    expect(r.code, r.stderr).toBe(0);
+    const listed = new Set((JSON.parse(r.stdout) as RunRecord[]).map((x) => x.id));
+    expect(ids.filter((id) => !listed.has(id))).toEqual([]);
+  }, 120_000);
+});

@@ -316,9 +316,13 @@ describe('run records', () => {
     expect(abandoned, 'a 499 record for the abandoned request').toBeDefined();
     expect(abandoned).toMatchObject({ pipeline: 'guarded', status: 'failed', error: 'client went away' });
 
-    const missing = await getJson(`${base}/v2/runs/no-such-run`);
+    const missing = await getJson(`${base}/v2/runs/00000000-0000-4000-8000-000000000000`);
     expect(missing.status).toBe(404);
-    expect(missing.body.error).toContain('no-such-run');
+    expect(missing.body.error).toContain('00000000-0000-4000-8000-000000000000');
+    // Not an id we hand out: refused before any lookup.
+    const malformed = await getJson(`${base}/v2/runs/no-such-run`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error).toContain("'no-such-run' is not a run id");
 
     const list = await getJson<{ runs: RunRecord[] }>(`${base}/v2/models/demo/runs`);
     expect(list.status).toBe(200);

@@ -45,6 +45,14 @@ export class EnsembleError extends Error {
   }
 }
 
+/**
+ * `text` cut to `max` characters, saying how much was cut: for names and
+ * messages a caller controls, echoed into errors, logs and run records.
+ */
+export function clip(text: string, max = 200): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…(${text.length - max} more)`;
+}
+
 /** Any thrown value as an EnsembleError: ours as they are, anything else 'internal', with it as the cause. */
 export function toEnsembleError(err: unknown): EnsembleError {
   if (err instanceof EnsembleError) return err;
@@ -71,6 +79,14 @@ export class OverloadedError extends EnsembleError {
 }
 export class NotReadyError extends EnsembleError {
   constructor(message: string) { super(message, 'not_ready'); }
+}
+/** Refused for now, not because of the request (a backlog to drain); `retryAfterSeconds` becomes the Retry-After header. */
+export class UnavailableError extends EnsembleError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(message, 'not_ready');
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
 }
 export class TimeoutError extends EnsembleError {
   constructor(message: string) { super(message, 'timeout'); }

@@ -9,7 +9,8 @@ import type { InferRequestJson } from '../tensor/protocol.js';
 import {
   INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
 } from '../tensor/codec.js';
-import { BadRequestError, NotFoundError } from '../errors.js';
+import { BadRequestError, NotFoundError, clip } from '../errors.js';
+import { isRunId } from '../storage/run-id.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
@@ -72,8 +73,11 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
   }
 
   app.get('/v2/runs/:id', async (c) => {
-    const rec = await runs.get(c.req.param('id'));
-    if (!rec) throw new NotFoundError(`no run '${c.req.param('id')}'`);
+    const id = c.req.param('id');
+    // Anything we never hand out is answered here: DynamoDB would refuse a key over 2 KB with its own words.
+    if (!isRunId(id)) throw new BadRequestError(`'${clip(id, 64)}' is not a run id (a UUID, as in the x-ensemble-run-id header)`);
+    const rec = await runs.get(id);
+    if (!rec) throw new NotFoundError(`no run '${id}'`);
     return c.json(rec);
   });
   app.get('/v2/models/:name/runs', async (c) => {
@@ -98,6 +102,12 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
       noteRequest(c, { note: 'not served, no run record' });
       return errorResponse(c, httpError(err));
     }
+    const refused = runs.admit?.();
+    if (refused) {
+      // Refused before it ran, so that the records of the requests that did run can catch up: no record (the access log has it).
+      noteRequest(c, { note: 'refused, run records backlogged' });
+      return errorResponse(c, httpError(refused));
+    }
     noteRequest(c, { runId, pipeline: name });
     let stages: StageRunRecord[] = [];
     const record = (status: number, error?: string) => {
@@ -107,7 +117,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
         stages, transport,
       };
       if (error !== undefined) rec.error = error;
-      runs.put(rec);
+      return runs.put(rec);
     };
     try {
       const p = registry.get(name, version || undefined);
@@ -130,7 +140,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
         { model_name: p.manifest.name, model_version: p.manifest.version, id: request.id, parameters: { run_id: runId } },
         wanted.map((o) => ({ name: o, tensor: result.outputs[o] as Tensor, binary: wantsBinaryOutput(request, o) || !jsonEncodable(result.outputs[o] as Tensor) })),
       );
-      record(200);
+      await record(200);
       const headers: Record<string, string> = { 'x-ensemble-run-id': runId };
       if (encoded.headerLength !== undefined) {
         headers['content-type'] = 'application/octet-stream';
@@ -141,7 +151,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
       return new Response(encoded.body, { status: 200, headers });
     } catch (err) {
       const h = httpError(err);
-      record(h.status, h.error.message);
+      await record(h.status, h.error.message);
       const res = errorResponse(c, h);
       res.headers.set('x-ensemble-run-id', runId);
       return res;
@@ -174,7 +184,7 @@ function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {
   if (!request.outputs?.length) return all;
   return request.outputs.map((o) => {
     if (!all.includes(o.name)) {
-      throw new BadRequestError(`unknown output '${o.name}'; model '${m.name}' has ${all.map((n) => `'${n}'`).join(', ')}`);
+      throw new BadRequestError(`unknown output '${clip(o.name)}'; model '${m.name}' has ${all.map((n) => `'${n}'`).join(', ')}`);
     }
     return o.name;
   });

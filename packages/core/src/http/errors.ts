@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { EnsembleError, OverloadedError, toEnsembleError, type ErrorCode } from '../errors.js';
+import { EnsembleError, OverloadedError, UnavailableError, clip, toEnsembleError, type ErrorCode } from '../errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -45,7 +45,9 @@ export function httpError(err: unknown): HttpError {
 export function errorResponse(c: Context, h: HttpError): Response {
   const { status, error } = h;
   const headers: Record<string, string> = {};
-  if (error.code === 'overloaded') headers['retry-after'] = String(error instanceof OverloadedError ? error.retryAfterSeconds : 1);
-  if (status >= 500) console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);
-  return c.json({ error: error.message }, status as 500, headers);
+  if (error instanceof UnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
+  else if (error.code === 'overloaded') headers['retry-after'] = String(error instanceof OverloadedError ? error.retryAfterSeconds : 1);
+  // A refusal to let a backlog drain is expected under load, and whoever refuses logs it once, not per request.
+  if (status >= 500 && !(error instanceof UnavailableError)) console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);
+  return c.json({ error: clip(error.message, 4_000) }, status as 500, headers);
 }

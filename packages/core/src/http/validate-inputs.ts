@@ -1,6 +1,6 @@
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
-import { BadRequestError } from '../errors.js';
+import { BadRequestError, clip } from '../errors.js';
 
 /**
  * Check a request's tensors against the pipeline's declared inputs before any
@@ -11,7 +11,7 @@ export function validateInputs(manifest: Manifest, tensors: Record<string, Tenso
   const declared = new Map(manifest.inputs.map((s) => [s.name, s]));
   for (const name of Object.keys(tensors)) {
     if (!declared.has(name)) {
-      throw new BadRequestError(`unknown input '${name}'; model '${manifest.name}' takes ${[...declared.keys()].map((n) => `'${n}'`).join(', ')}`);
+      throw new BadRequestError(`unknown input '${clip(name)}'; model '${manifest.name}' takes ${[...declared.keys()].map((n) => `'${n}'`).join(', ')}`);
     }
   }
   let rows: number | undefined;

@@ -9,6 +9,7 @@ import {
 import { EnsembleError } from '../errors.js';
 import { fromItem, toItem } from './attribute-values.js';
 import { RUNS_TABLE_KEYS } from './runs-table.js';
+import { fitRecord } from './record-limits.js';
 import type { RunRecord, RunStore } from './types.js';
 
 export { RUNS_TABLE_KEYS, ensureRunsTable, runsTableDefinition } from './runs-table.js';
@@ -31,9 +32,10 @@ export interface DynamoRunStoreOptions {
    */
   lingerMs?: number;
   /**
-   * Records held while DynamoDB does not answer. Past it the oldest is dropped
-   * (and reported): an outage must not grow the gateway's memory without bound.
-   * Default 100,000.
+   * Records held in memory, unwritten. Past it the oldest is dropped (and
+   * reported): a writer that falls behind must not grow the process's memory
+   * without bound. A store that must not drop (the journal) keeps fewer
+   * than this in here. Default 100,000.
    */
   maxQueued?: number;
 }
@@ -46,7 +48,11 @@ interface Pending {
   queuedAt: number;
   /** Write alone with PutItem: its batch was refused, so find out whether this item is the one DynamoDB refuses. */
   alone?: boolean;
+  settle?: (outcome: WriteOutcome) => void;
 }
+
+/** What became of one record: in the table, refused by DynamoDB for good, or dropped from a full queue. */
+export type WriteOutcome = 'written' | 'refused' | 'dropped';
 
 /** DynamoDB's BatchWriteItem limit. */
 const BATCH_MAX = 25;
@@ -93,15 +99,30 @@ export class DynamoRunStore implements RunStore {
   }
 
   put(record: RunRecord): void {
+    this.enqueue(record);
+  }
+
+  /** Queue a record and learn when it is written (or refused, or dropped). */
+  write(record: RunRecord): Promise<WriteOutcome> {
+    return new Promise((settle) => this.enqueue(record, settle));
+  }
+
+  /** Records queued or being written. */
+  get pending(): number {
+    return this.nextSeq - this.lowWater;
+  }
+
+  private enqueue(record: RunRecord, settle?: (outcome: WriteOutcome) => void): void {
     // Marshal now: the caller may reuse or mutate the object after put() returns.
     const item = this.toItem(record);
     if (this.queue.length >= this.maxQueued) {
-      // DynamoDB has been unreachable for a long time: bound the memory, say so, and keep the newest.
+      // Bound the memory, say so plainly, and keep the newest.
       const dropped = this.queue.shift()!;
-      this.report(new EnsembleError(`run record ${dropped.id} dropped: the queue is full (maxQueued ${this.maxQueued}) while DynamoDB table ${this.table} does not answer`));
-      this.finish(dropped.seq);
+      const why = this.consecutiveFailures > 0 ? `writes to ${this.table} are failing (${this.consecutiveFailures} in a row)` : `writes to ${this.table} are slower than records arrive`;
+      this.report(new EnsembleError(`run record ${dropped.id} dropped, not written: ${this.maxQueued} records are queued and ${why}`));
+      this.finish(dropped, 'dropped');
     }
-    this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0, queuedAt: performance.now() });
+    this.queue.push({ seq: this.nextSeq++, id: record.id, item, attempts: 0, queuedAt: performance.now(), settle });
     this.pump();
   }
 
@@ -161,7 +182,7 @@ export class DynamoRunStore implements RunStore {
         throw new EnsembleError(`run record needs a non-empty string '${key}', got ${JSON.stringify(v)}`);
       }
     }
-    const item = toItem(record as unknown as Record<string, unknown>);
+    const item = toItem(fitRecord(record) as unknown as Record<string, unknown>);
     if (this.ttlDays > 0) {
       const started = Date.parse(record.startedAt);
       const base = Number.isFinite(started) ? started : Date.now();
@@ -182,7 +203,7 @@ export class DynamoRunStore implements RunStore {
       if (!batch[0].alone) {
         while (batch.length < BATCH_MAX && this.queue.length > 0 && !this.queue[0].alone) batch.push(this.queue.shift()!);
       }
-      if (batch.length === 1) this.write(batch[0]); else this.writeBatch(batch);
+      if (batch.length === 1) this.writeOne(batch[0]); else this.writeBatch(batch);
     }
   }
 
@@ -192,7 +213,7 @@ export class DynamoRunStore implements RunStore {
     return Math.max(0, this.queue[0].queuedAt + this.lingerMs - performance.now());
   }
 
-  private write(p: Pending): void {
+  private writeOne(p: Pending): void {
     this.inFlight++;
     p.attempts++;
     this.dynamo
@@ -200,13 +221,13 @@ export class DynamoRunStore implements RunStore {
       .then(
         () => {
           this.consecutiveFailures = 0;
-          this.finish(p.seq);
+          this.finish(p, 'written');
         },
         (e: unknown) => {
           if (isRefused(e)) {
             // DynamoDB will never take this item (too large, malformed): retrying would wedge flush() forever.
-            this.report(new EnsembleError(`run record ${p.id} refused by DynamoDB table ${this.table}: ${message(e)}`));
-            this.finish(p.seq);
+            this.report(new EnsembleError(`run record ${p.id} refused by DynamoDB table ${this.table}, not written: ${message(e)}`));
+            this.finish(p, 'refused');
             return;
           }
           this.failed([p], e);
@@ -229,7 +250,7 @@ export class DynamoRunStore implements RunStore {
           // Throttled items come back unprocessed: retry those, the rest are written.
           const left = new Set((out.UnprocessedItems?.[this.table] ?? []).map((r) => r.PutRequest?.Item?.[RUNS_TABLE_KEYS.partitionKey]?.S));
           const retry = batch.filter((p) => left.has(p.id));
-          for (const p of batch) if (!left.has(p.id)) this.finish(p.seq);
+          for (const p of batch) if (!left.has(p.id)) this.finish(p, 'written');
           if (retry.length) {
             this.consecutiveFailures++;
             this.queue.unshift(...retry);
@@ -272,8 +293,9 @@ export class DynamoRunStore implements RunStore {
     if (this.waiters.length === 0) this.retryTimer.unref();
   }
 
-  private finish(seq: number): void {
-    this.finished.add(seq);
+  private finish(p: Pending, outcome: WriteOutcome): void {
+    p.settle?.(outcome);
+    this.finished.add(p.seq);
     while (this.finished.delete(this.lowWater)) this.lowWater++;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const w = this.waiters[i];

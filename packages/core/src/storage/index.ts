@@ -11,6 +11,9 @@ export {
   type AwsSettings,
 } from './config.js';
 export { S3WeightStore, SHA256_METADATA, type S3WeightStoreOptions } from './s3-weights.js';
-export { DynamoRunStore, type DynamoRunStoreOptions } from './dynamo-runs.js';
+export { DynamoRunStore, type DynamoRunStoreOptions, type WriteOutcome } from './dynamo-runs.js';
+export { JournaledRunStore, type JournaledRunStoreOptions } from './journal.js';
+export { fitRecord, RECORD_MAX_BYTES } from './record-limits.js';
+export { isRunId } from './run-id.js';
 export { RUNS_TABLE_KEYS, ensureRunsTable, runsTableDefinition, type EnsureTableOptions } from './runs-table.js';
 export { isSha256, sha256File } from './hash.js';

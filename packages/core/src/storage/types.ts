@@ -32,11 +32,25 @@ export interface RunRecord {
   error?: string;
   /** Which transport ran it ('local', 'lambda'). */
   transport?: string;
+  /** Set when texts or lists were cut to keep the record under DynamoDB's item limit. */
+  truncated?: boolean;
+  /** Stage lines left out of `stages` for the same reason. */
+  stagesOmitted?: number;
 }
 
 export interface RunStore {
-  /** Queue a record for writing; never blocks the request on DynamoDB. */
-  put(record: RunRecord): void;
+  /**
+   * Take a record; never waits for DynamoDB. A store that makes records
+   * durable first (the journal) returns a promise that settles once this
+   * record is: the gateway sends the response after it.
+   */
+  put(record: RunRecord): void | Promise<void>;
+  /**
+   * Whether a new request may start now: a store that cannot keep up says
+   * why (an error the gateway answers with) instead of taking records it
+   * would have to drop.
+   */
+  admit?(): Error | undefined;
   get(id: string): Promise<RunRecord | undefined>;
   /** Most recent first, through the pipeline/time index (no scan). */
   listByPipeline(pipeline: string, limit?: number): Promise<RunRecord[]>;

@@ -6,7 +6,7 @@
  * concatenated in the order those tensors are listed. Without it the whole
  * body is JSON. JSON element conventions are in json-data.ts.
  */
-import { BadRequestError, EnsembleError } from '../errors.js';
+import { BadRequestError, EnsembleError, clip } from '../errors.js';
 import { elementCount, isDatatype, tensorProblem } from './datatypes.js';
 import { blobToData, dataToBlob } from './binary-data.js';
 import { dataToJson, jsonTensorData } from './json-data.js';
@@ -97,7 +97,7 @@ function decodeTensors(
     const r = raw as Record<string, unknown>;
     if (typeof r.name !== 'string' || r.name === '') fail(`${kind} #${i}: name must be a non-empty string`);
     const name = r.name as string;
-    const where = `${kind} '${name}'`;
+    const where = `${kind} '${clip(name)}'`;
     if (seen.has(name)) fail(`${where}: duplicate ${kind} name`);
     seen.add(name);
     if (typeof r.datatype !== 'string' || !isDatatype(r.datatype)) {
@@ -133,7 +133,7 @@ function decodeTensors(
     if (total !== binary.byteLength) {
       const named = entries
         .filter((e) => e.parameters?.binary_data_size !== undefined)
-        .map((e) => `'${e.name}' (${e.parameters!.binary_data_size} bytes)`);
+        .map((e) => `'${clip(e.name)}' (${e.parameters!.binary_data_size} bytes)`);
       const who = named.length ? `binary ${kind}s ${named.join(', ')} add up to ${total} bytes` : `no ${kind} has binary_data_size`;
       fail(`${who}, but the body has ${binary.byteLength} bytes after the ${headerLength}-byte JSON header`);
     }
@@ -143,7 +143,7 @@ function decodeTensors(
   let offset = 0;
   list.forEach((raw, i) => {
     const e = entries[i];
-    const where = `${kind} '${e.name}'`;
+    const where = `${kind} '${clip(e.name)}'`;
     const scoped: Fail = (m) => fail(`${where}: ${m}`);
     const size = e.parameters?.binary_data_size;
     const count = elementCount(e.shape);
@@ -187,7 +187,7 @@ export function decodeInferRequest(
       if (!isObject(o) || typeof o.name !== 'string' || o.name === '') {
         return fail(`requested output #${i}: must be an object with a non-empty name`);
       }
-      const where = `requested output '${o.name}'`;
+      const where = `requested output '${clip(o.name)}'`;
       if (seen.has(o.name)) fail(`${where}: duplicate output name`);
       seen.add(o.name);
       const out: InferRequestedOutputJson = { name: o.name };
@@ -231,7 +231,7 @@ function encodeBody(
   const seen = new Set<string>();
   const blobs: Uint8Array[] = [];
   header[key] = items.map(({ name, tensor, binary }) => {
-    const where = `${kind} '${name}'`;
+    const where = `${kind} '${clip(name)}'`;
     if (seen.has(name)) throw error(`${where}: duplicate ${kind} name`);
     seen.add(name);
     const problem = tensorProblem(tensor);

@@ -206,7 +206,7 @@ describe('DynamoRunStore', () => {
     store.put(record('outage-2', 'ocr', at(2)));
     store.put(record('outage-3', 'ocr', at(3)));
     expect(errors.map((e) => String((e as Error).message)).filter((m) => m.includes('dropped'))).toEqual([
-      'run record outage-2 dropped: the queue is full (maxQueued 1) while DynamoDB table runs does not answer',
+      'run record outage-2 dropped, not written: 1 records are queued and writes to runs are slower than records arrive',
     ]);
     const flushed = store.flush();
     const back = await startLocal(dir, ports);
@@ -220,23 +220,28 @@ describe('DynamoRunStore', () => {
 });
 
 describe('DynamoRunStore batching', () => {
-  it('writes a backlog in batches and drops only the record DynamoDB refuses', async () => {
+  it('writes a backlog in batches, cuts a record over the item limit down to size, and drops only the record DynamoDB refuses', async () => {
     const { dir, cleanup } = await tempDir('runs-batch');
     const local = await startLocal(dir);
     try {
       await ensureRunsTable(local.dynamo, 'runs');
       const errors: unknown[] = [];
       const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs', concurrency: 1, onError: (e) => errors.push(e) });
-      // Over DynamoDB's 400 KB item limit: its whole batch is refused, then retried one by one.
+      // Over DynamoDB's 400 KB item limit as given: stored cut, and saying so.
       const huge = record('huge', 'batch', at(30), { error: 'x'.repeat(500_000) });
-      for (let i = 0; i < 30; i++) store.put(i === 7 ? huge : record(`b-${String(i).padStart(2, '0')}`, 'batch', at(i)));
+      // A number DynamoDB cannot hold: its whole batch is refused, then retried one by one.
+      const bad = record('bad', 'batch', at(31), { durationMs: 1e200 });
+      for (let i = 0; i < 30; i++) store.put(i === 7 ? huge : i === 11 ? bad : record(`b-${String(i).padStart(2, '0')}`, 'batch', at(i)));
       await store.flush();
       const listed = await store.listByPipeline('batch', 100);
       expect(listed).toHaveLength(29);
-      expect(listed.map((r) => r.id)).not.toContain('huge');
+      expect(listed.map((r) => r.id)).not.toContain('bad');
       expect(await store.get('b-29')).toStrictEqual(record('b-29', 'batch', at(29)));
+      const stored = await store.get('huge');
+      expect(stored).toMatchObject({ id: 'huge', status: 'succeeded', truncated: true });
+      expect(stored!.error).toMatch(/^x{2000}…\(498000 more\)$/);
       expect(errors).toHaveLength(1);
-      expect(String((errors[0] as Error).message)).toContain('run record huge refused');
+      expect(String((errors[0] as Error).message)).toContain('run record bad refused');
     } finally {
       await local.close();
       await cleanup();

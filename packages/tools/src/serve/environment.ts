@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  DynamoRunStore, S3WeightStore, ensureRunsTable, makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings,
+  DynamoRunStore, JournaledRunStore, S3WeightStore, ensureRunsTable, makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings,
 } from '@ensemble/core/storage/index.js';
 import { startLocalServices, withLocalServices, type LocalServices } from '../local/local-services.js';
 import { ensureBucket } from '../local/bucket.js';
@@ -11,6 +11,8 @@ export interface EnvironmentOptions {
   /** Local data folder: emulator data under it, weights cache in `<dataDir>/cache`. */
   dataDir: string;
   env?: Record<string, string | undefined>;
+  /** Bounds of the run record journal (`<dataDir>/runs-journal`); the defaults suit a server. */
+  journal?: { highWater?: number; lowWater?: number };
 }
 
 /** Where weights and runs live for this process, and the clients to reach them. */
@@ -21,7 +23,8 @@ export interface Environment {
   s3: S3Client;
   dynamo: DynamoDBClient;
   weights: S3WeightStore;
-  runs: DynamoRunStore;
+  /** Run records: journaled in the data folder, then written to DynamoDB. */
+  runs: JournaledRunStore;
   close(): Promise<void>;
 }
 
@@ -49,16 +52,19 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
     await ensureRunsTable(dynamo, settings.runsTable);
   }
   const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: resolve(dataDir, 'cache') });
-  const runs = new DynamoRunStore({
+  const log = (s: string) => console.error(`[ensemble] ${s}`);
+  const table = new DynamoRunStore({
     dynamo, table: settings.runsTable,
     // A long-running server: let a trickle of records share BatchWriteItem calls.
     lingerMs: 20,
-    onError: (e) => console.error(`[ensemble] run record write failed (will retry): ${e instanceof Error ? e.message : String(e)}`),
+    // The store's messages say what happens to the record (retried, refused): no prefix that could contradict them.
+    onError: (e) => log(`run store: ${e instanceof Error ? e.message : String(e)}`),
   });
+  const runs = await JournaledRunStore.open({ dir: resolve(dataDir, 'runs-journal'), sink: table, log, ...opts.journal });
   return {
     settings, mode: services ? 'local' : 'remote', s3, dynamo, weights, runs,
     async close() {
-      await runs.flush();
+      await runs.close();
       s3.destroy();
       dynamo.destroy();
       await services?.close();

@@ -21,6 +21,8 @@ export interface ServerOptions {
   /** Serve only these pipelines (default: every models/<name>/pipeline.yaml). */
   pipelines?: string[];
   env?: Record<string, string | undefined>;
+  /** Bounds of the run record journal (default: a server's). */
+  journal?: { highWater?: number; lowWater?: number };
   /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
@@ -52,7 +54,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   for (const name of opts.pipelines ?? []) {
     if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
   }
-  const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env });
+  const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env, journal: opts.journal });
   const cleanup: (() => Promise<void>)[] = [() => env.close()];
   try {
     const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
