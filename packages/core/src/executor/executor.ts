@@ -9,6 +9,7 @@ import { createFunctionRuntime, functionStageConcurrency } from '../runtime/func
 import { splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
+import { MAX_TIMER_MS } from '../deadline.js';
 import { LineageNode } from './lineage.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
@@ -175,7 +176,7 @@ class RequestRun {
       this.timer = setTimeout(() => {
         const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
         this.fail(new TimeoutError(`request timed out after ${timeoutMs} ms${waiting.length ? ` waiting on stage ${waiting.join(', ')}` : ''}`));
-      }, timeoutMs);
+      }, Math.min(timeoutMs, MAX_TIMER_MS));
     }
     try {
       this.seed();

@@ -10,6 +10,7 @@ import {
   INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
 } from '../tensor/codec.js';
 import { BadRequestError, NotFoundError } from '../errors.js';
+import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
@@ -180,10 +181,31 @@ function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {
   });
 }
 
-/** `parameters.timeout` in milliseconds bounds the whole request. */
+/**
+ * The request's deadline in milliseconds, if it sets one: `parameters.timeout`
+ * in microseconds as Triton's clients send it (0: none), or `timeout_ms` in
+ * milliseconds, the form this API took first.
+ */
 function timeoutParam(request: InferRequestJson): number | undefined {
-  const t = request.parameters?.timeout;
-  if (t === undefined) return undefined;
-  if (typeof t !== 'number' || !(t > 0)) throw new BadRequestError(`parameters.timeout must be a positive number of milliseconds, got ${JSON.stringify(t)}`);
-  return t;
+  const micros = request.parameters?.timeout;
+  const millis = request.parameters?.timeout_ms;
+  if (micros !== undefined && millis !== undefined) {
+    throw new BadRequestError('parameters.timeout (microseconds) and parameters.timeout_ms (milliseconds) are both set; send one');
+  }
+  if (micros !== undefined) {
+    if (typeof micros !== 'number' || !Number.isFinite(micros) || micros < 0) {
+      throw new BadRequestError(`parameters.timeout must be a non-negative number of microseconds, got ${JSON.stringify(micros)}`);
+    }
+    if (micros === 0) return undefined;
+    if (micros / 1000 > MAX_TIMER_MS) {
+      throw new BadRequestError(`parameters.timeout ${micros} is over the maximum of ${MAX_TIMER_MS * 1000} microseconds`);
+    }
+    return micros / 1000;
+  }
+  if (millis === undefined) return undefined;
+  if (typeof millis !== 'number' || !(millis > 0) || !Number.isFinite(millis)) {
+    throw new BadRequestError(`parameters.timeout_ms must be a positive number of milliseconds, got ${JSON.stringify(millis)}`);
+  }
+  if (millis > MAX_TIMER_MS) throw new BadRequestError(`parameters.timeout_ms ${millis} is over the maximum of ${MAX_TIMER_MS} milliseconds`);
+  return millis;
 }
