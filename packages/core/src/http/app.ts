@@ -161,7 +161,7 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   // Only an image or an octet stream without the binary-data header is a raw body; anything else
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
-  if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength);
+  if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength, { maxItems: m.maxItems });
   const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
   if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
     throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);

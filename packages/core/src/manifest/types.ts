@@ -48,6 +48,12 @@ export interface BatchSpec {
   maxDelayMs: number;
   /** Items queued per stage before new requests get 429. */
   maxQueue: number;
+  /**
+   * max_queue was written in the manifest (here or in defaults). Without it
+   * the queue admits only what the stage can serve within queue_timeout_ms
+   * at its measured rate, up to maxQueue.
+   */
+  maxQueueSet?: boolean;
   /** An item waiting longer than this in the queue fails with 504. */
   queueTimeoutMs: number;
   /**
@@ -144,6 +150,11 @@ export interface Manifest {
   stages: StageSpec[];
   /** Request body limit for this pipeline. */
   maxRequestBytes: number;
+  /**
+   * Most items one request may have: request rows (dim 0), and what each
+   * fan-out stage produces for one request. Past it the request gets 413.
+   */
+  maxItems: number;
   /** Stage names in a topological order (producers before consumers). */
   order: string[];
   /**
