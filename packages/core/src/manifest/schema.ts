@@ -325,10 +325,7 @@ function readBatch(s: Scope, node: YNode, field: string): Partial<BatchSpec> {
   const b: Partial<BatchSpec> = {};
   if (m.max_size) b.maxSize = readInt(s, m.max_size, `${field}.max_size`, 1);
   if (m.max_delay_ms) b.maxDelayMs = readNumber(s, m.max_delay_ms, `${field}.max_delay_ms`, 0);
-  if (m.max_queue) {
-    b.maxQueue = readInt(s, m.max_queue, `${field}.max_queue`, 1);
-    b.maxQueueSet = true;
-  }
+  if (m.max_queue) b.maxQueue = readInt(s, m.max_queue, `${field}.max_queue`, 1);
   if (m.queue_timeout_ms) b.queueTimeoutMs = readNumber(s, m.queue_timeout_ms, `${field}.queue_timeout_ms`, 1);
   if (m.pad_axis) b.padAxis = readInt(s, m.pad_axis, `${field}.pad_axis`, 0);
   if (m.pad_value) b.padValue = readNumber(s, m.pad_value, `${field}.pad_value`);

@@ -48,12 +48,6 @@ export interface BatchSpec {
   maxDelayMs: number;
   /** Items queued per stage before new requests get 429. */
   maxQueue: number;
-  /**
-   * max_queue was written in the manifest (here or in defaults). Without it
-   * the queue admits only what the stage can serve within queue_timeout_ms
-   * at its measured rate, up to maxQueue.
-   */
-  maxQueueSet?: boolean;
   /** An item waiting longer than this in the queue fails with 504. */
   queueTimeoutMs: number;
   /**
