@@ -186,6 +186,11 @@ describe('bad requests', () => {
     ['unknown output', { ...demoBody([1, 2, 3, 4]), outputs: [{ name: 'nope' }] }, /unknown output 'nope'/],
     ['bad element', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 'three', 4] }] }, /input 'x'.*element 2/],
     ['bad timeout', { ...demoBody([1, 2, 3, 4]), parameters: { timeout: -5 } }, /timeout/],
+    ['bad timeout_ms', { ...demoBody([1, 2, 3, 4]), parameters: { timeout_ms: 'soon' } }, /timeout_ms/],
+    ['timeout and timeout_ms', { ...demoBody([1, 2, 3, 4]), parameters: { timeout: 5000, timeout_ms: 5 } }, /both set/],
+    // Node's timers overflow past 2^31-1 ms and would fire at once.
+    ['timeout_ms over the timer limit', { ...demoBody([1, 2, 3, 4]), parameters: { timeout_ms: 2 ** 31 } }, /timeout_ms 2147483648 is over the maximum of 2147483647 milliseconds/],
+    ['timeout over the timer limit', { ...demoBody([1, 2, 3, 4]), parameters: { timeout: 2 ** 31 * 1000 } }, /timeout 2147483648000 is over the maximum of 2147483647000 microseconds/],
   ];
   it.each(cases)('%s -> 400 naming the problem', async (_name, body, message) => {
     const r = await infer('demo', body);
@@ -231,11 +236,19 @@ describe('bad requests', () => {
     expect(stageTimeout.status).toBe(504);
     expect(stageTimeout.body).toEqual({ error: "stage 'check' timed out after 300 ms" });
 
-    const requestTimeout = await infer('guarded', {
-      parameters: { timeout: 50 }, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [99, 0] }],
-    });
-    expect(requestTimeout.status).toBe(504);
-    expect(requestTimeout.body).toEqual({ error: "request timed out after 50 ms waiting on stage 'check'" });
+    // Triton's clients send parameters.timeout in microseconds; timeout_ms is the millisecond form.
+    for (const parameters of [{ timeout: 50_000 }, { timeout_ms: 50 }]) {
+      const requestTimeout = await infer('guarded', { parameters, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [99, 0] }] });
+      expect(requestTimeout.status).toBe(504);
+      expect(requestTimeout.body).toEqual({ error: "request timed out after 50 ms waiting on stage 'check'" });
+    }
+  });
+
+  it('serves a request whose timeout is long (up to the timer limit), or 0 microseconds (none)', async () => {
+    for (const parameters of [{ timeout: 2 ** 31 }, { timeout: 0 }, { timeout_ms: 2 ** 31 - 1 }, { timeout: (2 ** 31 - 1) * 1000 }]) {
+      const r = await infer('demo', demoBody([1, 2, 3, 4], { parameters }));
+      expect(r.status, JSON.stringify(parameters)).toBe(200);
+    }
   });
 });
 

@@ -57,9 +57,9 @@ describe('the layout', () => {
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
       transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage'],
       batching: ['errors', 'deadline', 'tensor', 'runtime'],
-      executor: ['errors', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage'],
+      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage'],
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage'],
-      http: ['errors', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage'],
+      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage'],
       lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http'],
       'index': ['errors', 'tensor', 'runtime'],
     };

@@ -338,7 +338,10 @@ describe('OCR stages on the PP-OCRv4 models', () => {
     const { mod, ctx } = modules.decode;
     const call = (bytes: Uint8Array, options = ctx.options) => mod.process({ image: { datatype: 'BYTES', shape: [], data: [bytes] } }, { ...ctx, options });
     const huge = pngHeaderOnly(9000, 9000);
-    await expect(Promise.resolve().then(() => call(huge))).rejects.toThrow(new BadRequestError('image: 9000x9000 is over the 40000000 pixel limit'));
+    await expect(Promise.resolve().then(() => call(huge))).rejects.toThrow(new BadRequestError('image: 9000 x 9000 = 81000000 pixels is over max_pixels 40000000'));
+    // Past sharp's own limit (0x3FFF squared pixels) too: the answer still names both numbers.
+    const past = pngHeaderOnly(20000, 20000);
+    await expect(Promise.resolve().then(() => call(past))).rejects.toThrow(new BadRequestError('image: 20000 x 20000 = 400000000 pixels is over max_pixels 40000000'));
     const small = await renderTextImage({ lines: ['small'] });
     await expect(Promise.resolve().then(() => call(small, { max_pixels: 1000 }))).rejects.toBeInstanceOf(BadRequestError);
   });

@@ -26,16 +26,18 @@ const stage: FunctionStageModule = {
 
     // The header alone tells the format and size; checking them first keeps
     // other formats (SVG, TIFF, ...) and decompression bombs away from the decoder.
+    // sharp's own pixel limit (about 268 M) would refuse a bigger header as "not an image" before
+    // max_pixels could say what is wrong: read the header without it.
     let meta: Metadata;
     try {
-      meta = await sharp(input).metadata();
+      meta = await sharp(input, { limitInputPixels: false }).metadata();
     } catch {
       throw new BadRequestError(NOT_AN_IMAGE);
     }
     const format = meta.format ? FORMATS[meta.format] : undefined;
     if (!format || !meta.width || !meta.height) throw new BadRequestError(NOT_AN_IMAGE);
     if (meta.width * meta.height > maxPixels) {
-      throw new BadRequestError(`image: ${meta.width}x${meta.height} is over the ${maxPixels} pixel limit`);
+      throw new BadRequestError(`image: ${meta.width} x ${meta.height} = ${meta.width * meta.height} pixels is over max_pixels ${maxPixels}`);
     }
 
     let decoded: { data: Buffer; info: OutputInfo };

@@ -14,6 +14,9 @@ export interface Deadline {
   cancel(): void;
 }
 
+/** Node's timers hold a signed 32-bit millisecond count: a longer delay fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const deadlines = new WeakMap<AbortSignal, number>();
 
 /** A signal that aborts with `reason()` after `ms`. */

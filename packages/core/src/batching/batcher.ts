@@ -42,7 +42,6 @@ interface Pending {
   resolve: (r: ItemRun) => void;
   reject: (e: Error) => void;
   signal?: AbortSignal;
-  onAbort?: () => void;
   /** Chosen for a batch during a pump, before the queue is compacted. */
   taken?: boolean;
 }
@@ -64,7 +63,14 @@ export class Batcher {
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
+  private pumpQueued = false;
   private readonly drained: (() => void)[] = [];
+  /**
+   * One abort listener per signal with items queued here, not one per item: a
+   * request's items share its signal, and an EventTarget's add and remove are
+   * linear in its listeners (a 1,000-item request made them quadratic).
+   */
+  private readonly watched = new Map<AbortSignal, { queued: Set<Pending>; onAbort: () => void }>();
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -86,16 +92,46 @@ export class Batcher {
       // A batch of one is compatible with itself: no key to build.
       const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis);
       const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal };
-      if (signal) {
-        p.onAbort = () => {
-          const i = this.queue.indexOf(p);
-          if (i >= 0) { this.queue.splice(i, 1); reject(abortReason(signal)); }
-        };
-        signal.addEventListener('abort', p.onAbort, { once: true });
-      }
+      if (signal) this.watch(signal, p);
       this.queue.push(p);
+      // At once when a batch may leave now: an instance is free, and either no delay is asked or
+      // enough is queued for some group to be full. Otherwise nothing leaves before a timer does,
+      // and one pump serves all the items a synchronous run submits (a request's rows) instead of
+      // one walk of the queue per item.
+      const { maxDelayMs, maxSize, concurrency } = this.opts;
+      if (this.inFlight < concurrency && (maxDelayMs === 0 || this.queue.length >= maxSize)) this.pump();
+      else this.schedulePump();
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
       this.pump();
     });
+  }
+
+  private watch(signal: AbortSignal, p: Pending): void {
+    let w = this.watched.get(signal);
+    if (!w) {
+      const entry = { queued: new Set<Pending>(), onAbort: () => this.aborted(signal) };
+      signal.addEventListener('abort', entry.onAbort, { once: true });
+      this.watched.set(signal, entry);
+      w = entry;
+    }
+    w.queued.add(p);
+  }
+
+  /** Drop every queued item of an aborted signal. */
+  private aborted(signal: AbortSignal): void {
+    const w = this.watched.get(signal);
+    if (!w) return;
+    this.watched.delete(signal);
+    this.queue = this.queue.filter((p) => !w.queued.has(p));
+    const reason = abortReason(signal);
+    for (const p of w.queued) p.reject(reason);
   }
 
   /** Stop taking work; resolves once queued and in-flight batches have finished. */
@@ -196,7 +232,14 @@ export class Batcher {
   }
 
   private detach(p: Pending): void {
-    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    if (!p.signal) return;
+    const w = this.watched.get(p.signal);
+    if (!w) return;
+    w.queued.delete(p);
+    if (w.queued.size === 0) {
+      p.signal.removeEventListener('abort', w.onAbort);
+      this.watched.delete(p.signal);
+    }
   }
 
   private dispatch(batch: Pending[]): void {

@@ -8,8 +8,12 @@ import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
 import { splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
-import { BadRequestError, EnsembleError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
+import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
+import { tooManyItems } from '../tensor/codec.js';
+import { MAX_TIMER_MS } from '../deadline.js';
 import { LineageNode } from './lineage.js';
+import { Lane } from './lane.js';
+import { CHUNK_ITEMS, nextTurn } from './chunks.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
@@ -131,16 +135,11 @@ export class Executor {
   }
 }
 
-/** One request's items of one stage: how many the stage holds, and those waiting for room. */
-interface Lane {
-  active: number;
-  waiting: { node: LineageNode; item: Item }[];
-}
-
 /** The state of one request walking the DAG. */
 class RequestRun {
   private readonly roots: LineageNode[] = [];
-  private readonly started = new Set<string>();
+  /** Per stage, the nodes it has started (or skipped) on: identity sets, no key strings per item. */
+  private readonly started = new Map<string, Set<LineageNode>>();
   private readonly stats = new Map<string, StageStats>();
   private readonly lanes = new Map<string, Lane>();
   private readonly abort = new AbortController();
@@ -148,6 +147,11 @@ class RequestRun {
   private readonly needed: Set<string> | undefined;
   private readonly outputs: readonly string[];
   private inFlight = 0;
+  /** Rows still being cut into items (a big request), or outputs being joined: not finished yet. */
+  private seeding = false;
+  private joining = false;
+  /** Items each fan-out stage has produced for this request, against max_items. */
+  private readonly fannedOut = new Map<string, number>();
   private settled = false;
   private resolve!: (r: RunResult) => void;
   private reject!: (e: RunFailure) => void;
@@ -156,7 +160,8 @@ class RequestRun {
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
     for (const s of ex.manifest.stages) {
       this.stats.set(s.name, new StageStats(s.name));
-      this.lanes.set(s.name, { active: 0, waiting: [] });
+      this.started.set(s.name, new Set());
+      this.lanes.set(s.name, new Lane());
     }
     this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
     this.needed = ex.plan(opts.outputs);
@@ -175,10 +180,11 @@ class RequestRun {
       this.timer = setTimeout(() => {
         const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
         this.fail(new TimeoutError(`request timed out after ${timeoutMs} ms${waiting.length ? ` waiting on stage ${waiting.join(', ')}` : ''}`));
-      }, timeoutMs);
+      }, Math.min(timeoutMs, MAX_TIMER_MS));
     }
     try {
-      this.seed();
+      const rest = this.seed();
+      rest?.then(() => this.maybeFinish(), (e: unknown) => this.fail(toEnsembleError(e)));
     } catch (e) {
       this.fail(toEnsembleError(e));
     }
@@ -186,23 +192,45 @@ class RequestRun {
     return promise;
   }
 
-  /** Cut the request's inputs into rows (items) and put them on root nodes. */
-  private seed(): void {
+  /**
+   * Cut the request's inputs into rows (items) and put them on root nodes, a
+   * piece at a time: the first piece now, the rest (a big request only) one
+   * per turn of the event loop, resolved when all are seeded.
+   */
+  private seed(): Promise<void> | undefined {
     const m = this.ex.manifest;
     let rows = -1;
-    const split: Record<string, Tensor[]> = {};
     for (const spec of m.inputs) {
       const t = this.inputs[spec.name];
       if (!t) throw new BadRequestError(`missing input '${spec.name}'`);
-      split[spec.name] = splitRows(t);
-      rows = rows < 0 ? split[spec.name].length : Math.min(rows, split[spec.name].length);
+      if (t.shape.length === 0) throw new BadRequestError(`input '${spec.name}' is a scalar (shape []): dim 0 must be the items`);
+      if (t.shape[0] > m.maxItems) throw tooManyItems(spec.name, t.shape[0], m.maxItems);
+      rows = rows < 0 ? t.shape[0] : Math.min(rows, t.shape[0]);
     }
-    for (let i = 0; i < Math.max(rows, 0); i++) {
+    rows = Math.max(rows, 0);
+    this.seedRows(0, Math.min(rows, CHUNK_ITEMS));
+    if (rows <= CHUNK_ITEMS) return undefined;
+    this.seeding = true;
+    return (async () => {
+      for (let begin = CHUNK_ITEMS; begin < rows && !this.settled; begin += CHUNK_ITEMS) {
+        await nextTurn();
+        if (!this.settled) this.seedRows(begin, Math.min(rows, begin + CHUNK_ITEMS));
+      }
+    })().finally(() => { this.seeding = false; });
+  }
+
+  private seedRows(begin: number, end: number): void {
+    const m = this.ex.manifest;
+    const split: Record<string, Tensor[]> = {};
+    for (const spec of m.inputs) split[spec.name] = splitRows(this.inputs[spec.name], begin, end);
+    const names = m.inputs.map((s) => s.name);
+    const first = this.roots.length;
+    for (let i = begin; i < end; i++) {
       const node = new LineageNode(i);
-      for (const spec of m.inputs) node.tensors.set(spec.name, split[spec.name][i]);
+      for (const spec of m.inputs) node.tensors.set(spec.name, split[spec.name][i - begin]);
       this.roots.push(node);
     }
-    for (const node of this.roots) this.produced(node, m.inputs.map((s) => s.name));
+    for (let i = first; i < this.roots.length; i++) this.produced(this.roots[i], names);
   }
 
   /** Tensors appeared on `node`: start every stage that can now run on it or beneath it. */
@@ -217,8 +245,8 @@ class RequestRun {
 
   private tryStart(stage: StageSpec, node: LineageNode): void {
     if (this.settled) return;
-    const id = `${stage.name}@${node.key}`;
-    if (this.started.has(id)) return;
+    const startedOn = this.started.get(stage.name)!;
+    if (startedOn.has(node)) return;
     const item: Item = {};
     for (const [local, tensor] of Object.entries(stage.inputs)) {
       const t = node.lookup(tensor);
@@ -229,25 +257,25 @@ class RequestRun {
       const cond = node.lookup(stage.when.tensor);
       if (!cond) return;
       if (!holds(stage, cond)) {
-        this.skip(stage, node, id);
+        this.skip(stage, node, startedOn);
         return;
       }
     }
-    this.started.add(id);
+    startedOn.add(node);
     const lane = this.lanes.get(stage.name)!;
-    if (lane.active >= this.ex.laneLimit(stage.name)) lane.waiting.push({ node, item });
+    if (lane.active >= this.ex.laneLimit(stage.name)) lane.push({ node, item });
     else this.submit(stage, node, item);
   }
 
   /** The condition is false for this item: its outputs are the tensors `otherwise` names, once they exist. */
-  private skip(stage: StageSpec, node: LineageNode, id: string): void {
+  private skip(stage: StageSpec, node: LineageNode, startedOn: Set<LineageNode>): void {
     const outs: [string, Tensor][] = [];
     for (const [local, tensor] of Object.entries(stage.when!.otherwise)) {
       const t = node.lookup(tensor);
       if (!t) return;
       outs.push([stage.outputs[local], t]);
     }
-    this.started.add(id);
+    startedOn.add(node);
     for (const [name, t] of outs) node.tensors.set(name, t);
     this.stats.get(stage.name)!.skipped();
     this.produced(node, outs.map(([name]) => name));
@@ -262,7 +290,7 @@ class RequestRun {
     // on its in-flight limit the same way). With none there, the queue is full of other requests' work
     // and the submit below answers 429.
     if (batcher.full && lane.active > 0) {
-      lane.waiting.unshift({ node, item });
+      lane.putBack({ node, item });
       return;
     }
     lane.active++;
@@ -290,8 +318,8 @@ class RequestRun {
   private feed(stage: StageSpec): void {
     const lane = this.lanes.get(stage.name)!;
     const limit = this.ex.laneLimit(stage.name);
-    while (!this.settled && lane.waiting.length > 0 && lane.active < limit) {
-      const { node, item } = lane.waiting.shift()!;
+    while (!this.settled && lane.waiting > 0 && lane.active < limit) {
+      const { node, item } = lane.take()!;
       this.submit(stage, node, item);
     }
   }
@@ -317,6 +345,13 @@ class RequestRun {
     };
     try {
       if (stage.kind === 'function' && stage.fanout) {
+        const fanned = (this.fannedOut.get(stage.name) ?? 0) + outcome.items.length;
+        this.fannedOut.set(stage.name, fanned);
+        const { maxItems } = this.ex.manifest;
+        if (fanned > maxItems) {
+          this.fail(new PayloadTooLargeError(`stage '${stage.name}' produced ${fanned} items for this request, over the pipeline's max_items ${maxItems}`));
+          return;
+        }
         const children = node.addChildren(stage.name, outcome.items.length);
         children.forEach((child, j) => rename(outcome.items[j], child));
         for (const child of children) this.produced(child, Object.values(stage.outputs));
@@ -329,12 +364,20 @@ class RequestRun {
   }
 
   private maybeFinish(): void {
-    if (this.settled || this.inFlight > 0) return;
+    if (this.settled || this.inFlight > 0 || this.seeding || this.joining) return;
+    let joined: ReturnType<typeof joinOutputs>;
     try {
-      this.finish(joinOutputs(this.ex.manifest, this.roots, this.outputs));
+      joined = joinOutputs(this.ex.manifest, this.roots, this.outputs);
     } catch (e) {
       this.fail(toEnsembleError(e));
+      return;
     }
+    if (!(joined instanceof Promise)) {
+      this.finish(joined);
+      return;
+    }
+    this.joining = true;
+    joined.then((outputs) => { if (!this.settled) this.finish(outputs); }, (e: unknown) => this.fail(toEnsembleError(e)));
   }
 
   private records(): StageRunRecord[] {
@@ -354,7 +397,7 @@ class RequestRun {
     clearTimeout(this.timer);
     // Drops this request's items still waiting in any stage queue.
     this.abort.abort(err);
-    for (const lane of this.lanes.values()) lane.waiting.length = 0;
+    for (const lane of this.lanes.values()) lane.clear();
     // The record must say where the request was when it ended (a timeout names the stuck stage).
     for (const s of this.stats.values()) if (s.unfinished > 0) s.failed(`unfinished: ${err.message}`);
     this.reject(new RunFailure(err, this.records()));

@@ -11,6 +11,7 @@ import {
 } from '../tensor/codec.js';
 import { BadRequestError, NotFoundError, clip } from '../errors.js';
 import { isRunId } from '../storage/run-id.js';
+import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
@@ -170,7 +171,7 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   // Only an image or an octet stream without the binary-data header is a raw body; anything else
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
-  if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength);
+  if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength, { maxItems: m.maxItems });
   const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
   if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
     throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);
@@ -190,10 +191,31 @@ function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {
   });
 }
 
-/** `parameters.timeout` in milliseconds bounds the whole request. */
+/**
+ * The request's deadline in milliseconds, if it sets one: `parameters.timeout`
+ * in microseconds as Triton's clients send it (0: none), or `timeout_ms` in
+ * milliseconds, the form this API took first.
+ */
 function timeoutParam(request: InferRequestJson): number | undefined {
-  const t = request.parameters?.timeout;
-  if (t === undefined) return undefined;
-  if (typeof t !== 'number' || !(t > 0)) throw new BadRequestError(`parameters.timeout must be a positive number of milliseconds, got ${JSON.stringify(t)}`);
-  return t;
+  const micros = request.parameters?.timeout;
+  const millis = request.parameters?.timeout_ms;
+  if (micros !== undefined && millis !== undefined) {
+    throw new BadRequestError('parameters.timeout (microseconds) and parameters.timeout_ms (milliseconds) are both set; send one');
+  }
+  if (micros !== undefined) {
+    if (typeof micros !== 'number' || !Number.isFinite(micros) || micros < 0) {
+      throw new BadRequestError(`parameters.timeout must be a non-negative number of microseconds, got ${JSON.stringify(micros)}`);
+    }
+    if (micros === 0) return undefined;
+    if (micros / 1000 > MAX_TIMER_MS) {
+      throw new BadRequestError(`parameters.timeout ${micros} is over the maximum of ${MAX_TIMER_MS * 1000} microseconds`);
+    }
+    return micros / 1000;
+  }
+  if (millis === undefined) return undefined;
+  if (typeof millis !== 'number' || !(millis > 0) || !Number.isFinite(millis)) {
+    throw new BadRequestError(`parameters.timeout_ms must be a positive number of milliseconds, got ${JSON.stringify(millis)}`);
+  }
+  if (millis > MAX_TIMER_MS) throw new BadRequestError(`parameters.timeout_ms ${millis} is over the maximum of ${MAX_TIMER_MS} milliseconds`);
+  return millis;
 }

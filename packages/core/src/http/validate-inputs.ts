@@ -1,11 +1,13 @@
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import { BadRequestError, clip } from '../errors.js';
+import { tooManyItems } from '../tensor/codec.js';
 
 /**
  * Check a request's tensors against the pipeline's declared inputs before any
  * stage runs: every input present, none unknown, datatype and rank equal,
- * fixed dims equal, and the same number of items (dim 0) in every input.
+ * fixed dims equal, the same number of items (dim 0) in every input, and
+ * no more of them than max_items (413).
  */
 export function validateInputs(manifest: Manifest, tensors: Record<string, Tensor>): void {
   const declared = new Map(manifest.inputs.map((s) => [s.name, s]));
@@ -30,6 +32,7 @@ export function validateInputs(manifest: Manifest, tensors: Record<string, Tenso
         throw new BadRequestError(`input '${spec.name}': shape [${t.shape}] does not match the model's [${spec.shape}] at dim ${i}`);
       }
     });
+    if (t.shape[0] > manifest.maxItems) throw tooManyItems(spec.name, t.shape[0], manifest.maxItems);
     if (rows === undefined) { rows = t.shape[0]; rowsFrom = spec.name; }
     else if (t.shape[0] !== rows) {
       throw new BadRequestError(`input '${spec.name}' has ${t.shape[0]} items (dim 0) but '${rowsFrom}' has ${rows}`);

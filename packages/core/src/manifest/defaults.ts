@@ -18,6 +18,7 @@ export const DEFAULT_SCALE: Readonly<ScaleSpec> = {
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_GRAPH_OPTIMIZATION = 'all';
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_ITEMS = 10_000;
 export const DEFAULT_VERSION = '1';
 
 /** Lambda's own bounds on memory size. */

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { DATATYPES, type Datatype } from '../tensor/types.js';
 import {
-  DEFAULT_BATCH, DEFAULT_GRAPH_OPTIMIZATION, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SCALE,
+  DEFAULT_BATCH, DEFAULT_GRAPH_OPTIMIZATION, DEFAULT_MAX_ITEMS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SCALE,
   DEFAULT_TIMEOUT_MS, DEFAULT_VERSION, LAMBDA_MEMORY_MB,
 } from './defaults.js';
 import {
@@ -35,7 +35,7 @@ export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/i;
 const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 
-const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'inputs', 'outputs', 'defaults', 'stages'] as const;
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'stages'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const OUTPUT_KEYS = [...TENSOR_KEYS, 'ragged', 'row_index'] as const;
@@ -62,6 +62,7 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
   const maxRequestBytes = top.max_request_bytes
     ? readInt(s, top.max_request_bytes, 'max_request_bytes', 1)
     : DEFAULT_MAX_REQUEST_BYTES;
+  const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
 
   const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs');
   const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', true));
@@ -84,7 +85,7 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
     typedOutputs.push(...typed);
   });
 
-  const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes };
+  const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems };
   if (description !== undefined) manifest.description = description;
   return { manifest, typedOutputs };
 }

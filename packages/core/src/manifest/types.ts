@@ -144,6 +144,11 @@ export interface Manifest {
   stages: StageSpec[];
   /** Request body limit for this pipeline. */
   maxRequestBytes: number;
+  /**
+   * Most items one request may have: request rows (dim 0), and what each
+   * fan-out stage produces for one request. Past it the request gets 413.
+   */
+  maxItems: number;
   /** Stage names in a topological order (producers before consumers). */
   order: string[];
   /**

@@ -6,7 +6,7 @@
  * concatenated in the order those tensors are listed. Without it the whole
  * body is JSON. JSON element conventions are in json-data.ts.
  */
-import { BadRequestError, EnsembleError, clip } from '../errors.js';
+import { BadRequestError, EnsembleError, PayloadTooLargeError, clip } from '../errors.js';
 import { elementCount, isDatatype, tensorProblem } from './datatypes.js';
 import { blobToData, dataToBlob } from './binary-data.js';
 import { dataToJson, jsonTensorData } from './json-data.js';
@@ -88,6 +88,7 @@ interface DecodedTensors {
  */
 function decodeTensors(
   list: unknown[], binary: Uint8Array | undefined, kind: 'input' | 'output', headerLength: number | undefined, fail: Fail,
+  maxItems = Infinity,
 ): DecodedTensors {
   const seen = new Set<string>();
   const entries: (InferInputJson | InferOutputJson)[] = [];
@@ -109,6 +110,9 @@ function decodeTensors(
         fail(`${where}: shape ${JSON.stringify(r.shape)} has an invalid dim ${JSON.stringify(d)} (need a non-negative integer)`);
       }
     }
+    const dims = r.shape as number[];
+    // Before any element is converted: a request too big to serve costs no more than its parse.
+    if (dims.length > 0 && dims[0] > maxItems) throw tooManyItems(name, dims[0], maxItems);
     const parameters = checkParameters(r.parameters, where, fail) as TensorParameters | undefined;
     const size = parameters?.binary_data_size;
     if (size !== undefined) {
@@ -156,13 +160,19 @@ function decodeTensors(
   return { entries, tensors };
 }
 
+/** 413 for an input with more rows than the pipeline's max_items. */
+export function tooManyItems(input: string, rows: number, maxItems: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`input '${input}' has ${rows} items (dim 0), over the pipeline's max_items ${maxItems}`);
+}
+
 /**
  * Decode an inference request. `headerLength` is the Inference-Header-Content-Length
  * value (see parseHeaderLength). The returned request carries no `data`: the
- * values are in `tensors`, keyed by input name. Throws BadRequestError naming the input.
+ * values are in `tensors`, keyed by input name. Throws BadRequestError naming the
+ * input, PayloadTooLargeError for an input with more than `maxItems` rows.
  */
 export function decodeInferRequest(
-  body: Uint8Array, headerLength?: number,
+  body: Uint8Array, headerLength?: number, opts: { maxItems?: number } = {},
 ): { request: InferRequestJson; tensors: Record<string, Tensor> } {
   const fail = badRequest;
   const what = 'inference request';
@@ -200,7 +210,7 @@ export function decodeInferRequest(
     });
   }
   if (!Array.isArray(raw.inputs)) fail(`${what}: missing 'inputs' array`);
-  const { entries, tensors } = decodeTensors(raw.inputs as unknown[], binary, 'input', headerLength, fail);
+  const { entries, tensors } = decodeTensors(raw.inputs as unknown[], binary, 'input', headerLength, fail, opts.maxItems);
   request.inputs = entries as InferInputJson[];
   return { request, tensors };
 }

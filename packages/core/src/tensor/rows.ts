@@ -41,16 +41,20 @@ function checkLength(t: Tensor, what: string): void {
   }
 }
 
-/** Split along dim 0; each part drops dim 0 (a rank-1 tensor gives scalars, shape []). */
-export function splitRows(t: Tensor): Tensor[] {
+/**
+ * Split along dim 0; each part drops dim 0 (a rank-1 tensor gives scalars, shape []).
+ * `begin`/`end`: only those rows, so a big tensor can be split a piece at a time.
+ */
+export function splitRows(t: Tensor, begin = 0, end = t.shape[0]): Tensor[] {
   if (t.shape.length === 0) throw new EnsembleError('splitRows: a scalar (shape []) has no rows');
   checkLength(t, 'splitRows');
-  const rows = t.shape[0];
+  const from = Math.max(0, begin);
+  const to = Math.min(t.shape[0], end);
   const itemShape = t.shape.slice(1);
   const per = elementCount(itemShape);
-  const out: Tensor[] = new Array(rows);
-  for (let i = 0; i < rows; i++) {
-    out[i] = { datatype: t.datatype, shape: itemShape.slice(), data: sliceData(t.data, i * per, (i + 1) * per) };
+  const out: Tensor[] = new Array(Math.max(0, to - from));
+  for (let i = from; i < to; i++) {
+    out[i - from] = { datatype: t.datatype, shape: itemShape.slice(), data: sliceData(t.data, i * per, (i + 1) * per) };
   }
   return out;
 }
@@ -157,13 +161,14 @@ export function concatRows(tensors: Tensor[]): Tensor {
 
 /**
  * Stack items whose shapes may differ in any axis (same rank): each axis is
- * padded at its end to the largest in `parts`, with `padValue`.
+ * padded at its end to the largest in `parts` (and at least `atLeast`, so
+ * pieces of one big join come out the same shape), with `padValue`.
  */
-export function padRows(parts: Tensor[], padValue = 0): Tensor {
+export function padRows(parts: Tensor[], padValue = 0, atLeast?: readonly number[]): Tensor {
   if (parts.length === 0) throw new EnsembleError('padRows: no parts to stack (use emptyRows)');
   const { datatype, shape: firstShape } = parts[0];
   const rank = firstShape.length;
-  const target = firstShape.slice();
+  const target = firstShape.map((d, a) => Math.max(d, atLeast?.[a] ?? 0));
   parts.forEach((p, i) => {
     if (p.datatype !== datatype) throw new EnsembleError(`padRows: part ${i} has datatype ${p.datatype}, part 0 has ${datatype}`);
     if (p.shape.length !== rank) throw new EnsembleError(`padRows: part ${i} has shape ${fmt(p.shape)}, part 0 has ${fmt(firstShape)} (ranks differ)`);

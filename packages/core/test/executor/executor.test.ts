@@ -471,3 +471,81 @@ class WideTransport implements StageTransport {
   }
   close(): Promise<void> { return this.inner.close(); }
 }
+
+describe('Executor: big requests and max_items', () => {
+  let fan: Loaded;
+  let grow: Loaded;
+  beforeAll(async () => {
+    fan = await h.load(`
+name: bounded
+max_items: 5
+# x = [count]: 'fan' makes count items.
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: t, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - name: fan
+    kind: function
+    module: stages/fan.ts
+    fanout: true
+    inputs: [x]
+    outputs: [t]
+`, {
+      'stages/fan.ts': probeModule('return Array.from({ length: item.x.data[0] }, (_, j) => ({ t: f32([j]) }));'),
+    });
+    // Every item one long except the very last: the join's pieces must all pad to the longest of the whole output.
+    grow = await h.load(`
+name: grow
+max_items: 20000
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs:
+  - { name: t, datatype: FP32, shape: [-1, -1], ragged: { pad_value: -1, lengths: t_shape }, row_index: t_row }
+stages:
+  - name: grow
+    kind: function
+    module: stages/grow.ts
+    inputs: [x]
+    outputs: [t]
+    batch: { max_size: 512 }
+`, {
+      'stages/grow.ts': `
+const f32 = (values: number[]) => ({ datatype: 'FP32', shape: [values.length], data: Float32Array.from(values) });
+export default {
+  async process(item: any) {
+    const i = item.x.data[0];
+    return { t: f32(i === 9999 ? [i, 1, 2] : [i]) };
+  },
+};`,
+    });
+  });
+
+  it('refuses request rows over max_items with 413 naming it, before any stage runs', async () => {
+    resetProbe();
+    const f = await failureOf(fan.executor.run({ x: f32([[1], [1], [1], [1], [1], [1]]) }));
+    expect(f.error.code).toBe('too_large');
+    expect(f.error.message).toBe("input 'x' has 6 items (dim 0), over the pipeline's max_items 5");
+    expect(probeEvents()).toHaveLength(0);
+  });
+
+  it('refuses a request whose fan-out makes more than max_items items, naming the stage and the limit', async () => {
+    const ok = await fan.executor.run({ x: f32([[2], [3]]) });
+    expect(ok.outputs.t.shape).toEqual([5, 1]);
+    const f = await failureOf(fan.executor.run({ x: f32([[3], [3]]) }));
+    expect(f.error.code).toBe('too_large');
+    expect(f.error.message).toBe("stage 'fan' produced 6 items for this request, over the pipeline's max_items 5");
+  });
+
+  it('serves 10 000 rows, seeded and joined in pieces, in row order, padded to the longest item', async () => {
+    const n = 10_000;
+    const r = await grow.executor.run({ x: { datatype: 'FP32', shape: [n, 1], data: Float32Array.from({ length: n }, (_, i) => i) } });
+    expect(r.outputs.t.shape).toEqual([n, 3]);
+    const t = r.outputs.t.data as Float32Array;
+    expect(Array.from(t.subarray(0, 6))).toEqual([0, -1, -1, 1, -1, -1]);
+    expect(Array.from(t.subarray(3 * 4321, 3 * 4322))).toEqual([4321, -1, -1]);
+    expect(Array.from(t.subarray(3 * (n - 1)))).toEqual([n - 1, 1, 2]);
+    expect(r.outputs.t_shape.shape).toEqual([n, 1]);
+    expect((r.outputs.t_shape.data as BigInt64Array)[n - 1]).toBe(3n);
+    expect((r.outputs.t_shape.data as BigInt64Array)[n - 2]).toBe(1n);
+    expect(Array.from(r.outputs.t_row.data as BigInt64Array).every((v, i) => v === BigInt(i))).toBe(true);
+    expect(r.stages.find((s) => s.stage === 'grow')!.items).toBe(n);
+  });
+});
