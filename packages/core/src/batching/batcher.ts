@@ -1,5 +1,6 @@
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
+import { ServiceRate } from './service-rate.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
 import { abortReason, startDeadline, untilAborted } from '../deadline.js';
 
@@ -20,6 +21,13 @@ export interface BatcherOptions {
   maxSize: number;
   maxDelayMs: number;
   maxQueue: number;
+  /**
+   * Admit only what the stage serves within queueTimeoutMs at its measured
+   * rate (never less than a full batch per instance, never more than
+   * maxQueue): an overloaded client gets a quick 429 instead of a 504 after
+   * waiting out the queue timeout. Off when the manifest sets max_queue.
+   */
+  queueFromServiceRate?: boolean;
   queueTimeoutMs: number;
   /** Batches in flight at once (worker sessions, Lambda concurrency). */
   concurrency: number;
@@ -72,21 +80,34 @@ export class Batcher {
    */
   private readonly watched = new Map<AbortSignal, { queued: Set<Pending>; onAbort: () => void }>();
 
+  private readonly rate = new ServiceRate();
+
   constructor(private readonly opts: BatcherOptions) {}
 
   get queued(): number { return this.queue.length; }
   get busy(): number { return this.inFlight; }
   /** A submit now would be refused as overloaded. */
-  get full(): boolean { return this.queue.length >= this.opts.maxQueue; }
+  get full(): boolean { return this.queue.length >= this.admitLimit(); }
+
+  /** Items the queue takes now: max_queue, or what the stage serves within its queue timeout. */
+  admitLimit(): number {
+    const { maxQueue, maxSize, concurrency, queueTimeoutMs, queueFromServiceRate } = this.opts;
+    const perMs = this.rate.itemsPerMs;
+    if (!queueFromServiceRate || perMs === undefined) return maxQueue;
+    const servable = Math.floor(perMs * Math.max(1, concurrency) * queueTimeoutMs);
+    return Math.min(maxQueue, Math.max(maxSize * Math.max(1, concurrency), servable));
+  }
 
   submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
     if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (this.queue.length >= maxQueue) {
-      return Promise.reject(new OverloadedError(
-        `stage '${stage}' is overloaded: ${this.queue.length} items queued (max_queue ${maxQueue})`,
-        this.retryAfterSeconds()));
+    const limit = this.admitLimit();
+    if (this.queue.length >= limit) {
+      const why = limit < maxQueue
+        ? `what it serves within queue_timeout_ms ${this.opts.queueTimeoutMs} at its measured ${this.itemsPerSecond()} items/s; max_queue ${maxQueue}`
+        : `max_queue ${maxQueue}`;
+      return Promise.reject(new OverloadedError(`stage '${stage}' is overloaded: ${this.queue.length} items queued (${why})`, this.retryAfterSeconds()));
     }
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
@@ -142,8 +163,17 @@ export class Batcher {
     return new Promise((r) => this.drained.push(r));
   }
 
+  private itemsPerSecond(): string {
+    const perMs = this.rate.itemsPerMs ?? 0;
+    const v = perMs * Math.max(1, this.opts.concurrency) * 1000;
+    return v >= 10 ? String(Math.round(v)) : v.toFixed(1);
+  }
+
   private retryAfterSeconds(): number {
-    // A rough drain estimate: one max-delay window per queued batch, at least a second.
+    const perMs = this.rate.itemsPerMs;
+    // How long the queue takes to drain at the measured rate, at least a second.
+    if (perMs !== undefined) return Math.max(1, Math.ceil(this.queue.length / (perMs * Math.max(1, this.opts.concurrency)) / 1000));
+    // Not measured yet: one max-delay window per queued batch.
     const batches = Math.ceil(this.queue.length / this.opts.maxSize / Math.max(1, this.opts.concurrency));
     return Math.max(1, Math.ceil((batches * Math.max(this.opts.maxDelayMs, 50)) / 1000));
   }
@@ -270,6 +300,7 @@ export class Batcher {
         if (result.outcomes.length !== batch.length) {
           throw new StageError(stage, `returned ${result.outcomes.length} outcomes for a batch of ${batch.length}`);
         }
+        this.rate.observe(batch.length, performance.now() - start);
         batch.forEach((p, i) => p.resolve({
           outcome: result.outcomes[i],
           batchId,

@@ -90,6 +90,7 @@ export class Executor {
         maxSize: s.batch.maxSize,
         maxDelayMs: s.batch.maxDelayMs,
         maxQueue: s.batch.maxQueue,
+        queueFromServiceRate: s.batch.queueFromServiceRate,
         queueTimeoutMs: s.batch.queueTimeoutMs,
         padAxis: s.batch.padAxis,
         concurrency,

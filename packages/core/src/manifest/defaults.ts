@@ -5,6 +5,7 @@ export const DEFAULT_BATCH: Readonly<BatchSpec> = {
   maxSize: 1,
   maxDelayMs: 0,
   maxQueue: 1024,
+  queueFromServiceRate: true,
   queueTimeoutMs: 30_000,
   padValue: 0,
 };

@@ -210,7 +210,10 @@ function readStage(
   const inputs = readStageIo(s, need(s, m.inputs, 'inputs', 'required: the tensors this stage reads'), 'inputs', false);
   const outputs = readStageIo(s, need(s, m.outputs, 'outputs', 'required: the tensors this stage writes'), 'outputs', kind === 'function');
 
-  const batch: BatchSpec = { ...DEFAULT_BATCH, ...defaults.batch, ...(m.batch ? readBatch(s, m.batch, 'batch') : {}) };
+  const own = m.batch ? readBatch(s, m.batch, 'batch') : {};
+  const batch: BatchSpec = { ...DEFAULT_BATCH, ...defaults.batch, ...own };
+  // A max_queue someone wrote is a bound they chose; without one the queue follows the stage's measured rate.
+  batch.queueFromServiceRate = own.maxQueue === undefined && defaults.batch.maxQueue === undefined;
   const scale: ScaleSpec = { ...DEFAULT_SCALE, ...defaults.scale, ...(m.scale ? readScale(s, m.scale, 'scale') : {}) };
   if (scale.reservedConcurrency !== undefined && scale.provisionedConcurrency !== undefined
       && scale.provisionedConcurrency > scale.reservedConcurrency) {

@@ -48,6 +48,12 @@ export interface BatchSpec {
   maxDelayMs: number;
   /** Items queued per stage before new requests get 429. */
   maxQueue: number;
+  /**
+   * True when the manifest leaves max_queue out: the queue then admits what
+   * the stage serves within queue_timeout_ms at its measured rate, up to
+   * max_queue's default.
+   */
+  queueFromServiceRate: boolean;
   /** An item waiting longer than this in the queue fails with 504. */
   queueTimeoutMs: number;
   /**

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batcher, type BatcherOptions, type ItemRun } from '../../src/batching/batcher.js';
-import { OverloadedError, TimeoutError } from '../../src/errors.js';
+import { OverloadedError, TimeoutError, type EnsembleError } from '../../src/errors.js';
 import type { BatchResult } from '../../src/runtime/types.js';
 import type { Item, Tensor } from '../../src/tensor/types.js';
 
@@ -345,5 +345,48 @@ describe('Batcher', () => {
     expect(good.outcome.ok).toBe(true);
     expect(bad.outcome).toEqual({ ok: false, error: 'negative', code: 'invalid_input' });
     expect(good.batchId).toBe(bad.batchId);
+  });
+});
+
+describe('Batcher: a queue bound that follows the stage', () => {
+  /** A stage that takes `ms` per call, one call at a time. */
+  function slow(ms: number, queueFromServiceRate: boolean) {
+    const run = async (items: Item[]): Promise<BatchResult> => {
+      await new Promise((r) => setTimeout(r, ms));
+      return { outcomes: items.map((it) => ({ ok: true as const, items: [it] })), computeMs: ms, coldStart: false };
+    };
+    const batcher = new Batcher({
+      stage: 'slow', maxSize: 1, maxDelayMs: 0, maxQueue: 1024, queueFromServiceRate, queueTimeoutMs: 400,
+      concurrency: 1, timeoutMs: 10_000, run,
+    });
+    made.push(batcher);
+    return batcher;
+  }
+  const one = (i: number): Item => ({ v: { datatype: 'FP32', shape: [1], data: Float32Array.of(i) } });
+
+  it('refuses at once what it could not serve within queue_timeout_ms, once it has measured its rate', async () => {
+    const b = slow(40, true);
+    // Learn the rate: three calls of 40 ms.
+    for (let i = 0; i < 3; i++) await b.submit(one(i));
+    // About 25 items/s and a 400 ms queue timeout: about 10 items fit; the rest are refused now, not timed out later.
+    const t0 = performance.now();
+    const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => b.submit(one(i)).then(() => 'ok', (e: unknown) => e as EnsembleError)));
+    const refused = answers.filter((a): a is EnsembleError => a !== 'ok' && a.code === 'overloaded');
+    expect(refused.length).toBeGreaterThan(30);
+    for (const e of refused) expect(e.message).toMatch(/what it serves within queue_timeout_ms 400 at its measured [\d.]+ items\/s; max_queue 1024/);
+    // What was admitted is served within (about) the queue timeout: at most the last one or two miss it on a busy machine.
+    expect(answers.filter((a) => a !== 'ok' && (a as EnsembleError).code === 'timeout').length).toBeLessThanOrEqual(3);
+    expect(answers.filter((a) => a === 'ok').length).toBeGreaterThanOrEqual(1);
+    expect(b.admitLimit()).toBeLessThan(30);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('keeps the written max_queue as the bound when the manifest sets one: the overflow times out instead', async () => {
+    const b = slow(40, false);
+    for (let i = 0; i < 3; i++) await b.submit(one(i));
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => b.submit(one(i)).then(() => 'ok', (e: unknown) => (e as EnsembleError).code)));
+    expect(answers).not.toContain('overloaded');
+    expect(answers).toContain('timeout');
+    expect(b.admitLimit()).toBe(1024);
   });
 });

@@ -70,7 +70,7 @@ describe('manifest schema', () => {
       inputs: { input: 'x' },
       outputs: { output: 'a' },
       // The stage's own max_size wins over defaults; max_delay_ms comes from defaults.
-      batch: { maxSize: 8, maxDelayMs: 2, maxQueue: 1024, queueTimeoutMs: 30000, padValue: 0 },
+      batch: { maxSize: 8, maxDelayMs: 2, maxQueue: 1024, queueFromServiceRate: true, queueTimeoutMs: 30000, padValue: 0 },
       scale: { instances: 1, threads: 1, memoryMb: 2048 },
       timeoutMs: 30000,
       session: { graphOptimization: 'all' },
