@@ -62,7 +62,10 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
   app.get('/v2/models', (c) => c.json({ models: registry.names().map((n) => ({ name: n, version: registry.manifest(n).version, ready: registry.isReady(n) })) }));
 
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get(base, (c) => c.json(modelMetadata(registry.manifest(c.req.param('name') ?? '', c.req.param('version')))));
+    app.get(base, (c) => {
+      const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
+      return c.json(modelMetadata(m, registry.status(m.name)));
+    });
     app.get(`${base}/ready`, (c) => {
       const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
       const ready = registry.isReady(m.name);

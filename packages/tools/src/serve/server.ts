@@ -12,6 +12,7 @@ import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import { createApp } from '@ensemble/core/http/app.js';
 import { openEnvironment, type Environment } from './environment.js';
+import { EnsembleError } from '@ensemble/core/errors.js';
 
 export interface ServerOptions {
   port?: number;
@@ -58,13 +59,23 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
     const registry = new PipelineRegistry(transport);
     cleanup.unshift(() => registry.close());
+    const failed: string[] = [];
     for (const m of selected) {
       await buildIfNeeded(m, log);
       if (env.mode === 'local') await pushPipeline(m, { s3: env.s3, bucket: env.settings.bucket, log });
-      await verifyManifest(m, env.weights);
-      await registry.add(m);
-      log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
+      try {
+        await verifyManifest(m, env.weights);
+        await registry.add(m);
+        log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
+      } catch (e) {
+        // Bad weights in the bucket take down their own pipeline, not the others: it answers 503 with the reason.
+        const why = e instanceof Error ? e.message : String(e);
+        registry.fail(m, e);
+        failed.push(m.name);
+        log(`${m.name}: not served: ${why}`);
+      }
     }
+    if (selected.length && failed.length === selected.length) throw new EnsembleError(`no pipeline could be loaded (${failed.join(', ')}); see above`, 'not_ready');
 
     const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog });
     const host = opts.host ?? '127.0.0.1';
