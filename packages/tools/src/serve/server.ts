@@ -83,6 +83,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const answering = trackResponses(server);
     const port = (server.address() as { port: number }).port;
     const url = `http://${host}:${port}`;
+    // Where the CLI finds this server; an address bound on every interface is reached on loopback.
+    await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     log(`serving ${selected.map((m) => m.name).join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})`);
     let closing: Promise<void> | undefined;
     return {
@@ -102,6 +104,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     for (const c of cleanup) await c().catch(() => undefined);
     throw e;
   }
+}
+
+function clientHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The responses being written right now. */
