@@ -12,7 +12,7 @@ export const runsCommand: Command = {
   usage: 'runs <pipeline> [--limit 20] [--url URL] [--data .ensemble] [--json]',
   help: [
     ['--limit N', 'how many (default 20)'],
-    ['--url URL', 'ask this running server (default: the server holding the data folder, wherever it listens)'],
+    ['--url URL', 'ask this running server (default: the server holding the data folder, wherever it listens); if none answers, read the data folder directly'],
     ['--data DIR', 'local data folder (default .ensemble): its server is asked, or, with none running, the folder is read directly'],
     ['--json', 'print the records as JSON'],
   ],
@@ -30,8 +30,8 @@ export const runsCommand: Command = {
         if (!res.ok) throw new EnsembleError(`${server.url} answered ${res.status}: ${await res.text()}`, res.status === 404 ? 'not_found' : 'bad_gateway');
         runs = ((await res.json()) as { runs: RunRecord[] }).runs;
       } catch (e) {
+        // Nothing listens there (any more): the data folder is free to read directly.
         if (!isConnectionRefused(e)) throw e;
-        if (server.explicit) throw new EnsembleError(`no server answers at ${server.url}`, 'not_ready');
       }
     }
     if (!runs) {
