@@ -235,7 +235,9 @@ export class WorkerPoolTransport implements StageTransport {
     // 'advanced' serialization carries typed arrays across the channel as such.
     const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     const slot: Slot = { worker, ready: Promise.resolve(0) };
+    let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
+      failStart = reject;
       worker.once('error', reject);
       // Without this a worker that dies while loading would leave `ready` (and every batch waiting on it) pending forever.
       worker.once('exit', (code, signal) => reject(new StageError(pool.stage.name, `worker exited before its session was ready (${signal ?? `code ${code}`})`)));
@@ -264,7 +266,19 @@ export class WorkerPoolTransport implements StageTransport {
         this.replace(pool, slot, new StageError(pool.stage.name, `worker exited (${signal ?? `code ${code}`})`));
       }
     });
-    worker.send({ type: 'init', stage: pool.stage, modelPath: pool.modelPath } satisfies ToWorker);
+    // Checked on every start (cheap for an unchanged file): a restarted worker must not load weights changed since.
+    this.weights.resolve(pool.stage.weights.key, pool.stage.weights.sha256).then(
+      (modelPath) => {
+        if (!pool.slots.includes(slot) || !worker.connected) return;
+        pool.modelPath = modelPath;
+        worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
+      },
+      (e: unknown) => {
+        const err = new StageError(pool.stage.name, `weights: ${e instanceof Error ? e.message : String(e)}`);
+        failStart(err);
+        if (!this.closing) this.replace(pool, slot, err);
+      },
+    );
     return slot;
   }
 

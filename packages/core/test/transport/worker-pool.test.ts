@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkerPoolTransport } from '../../src/transport/worker-pool.js';
 import { S3WeightStore } from '../../src/storage/s3-weights.js';
 import { ensureBucket } from '@ensemble/tools/local/bucket.js';
@@ -246,8 +247,10 @@ stages:
       expect(await get('/v2/health/ready')).toEqual({ status: 200, body: { ready: true } });
       expect((await get('/v2/models/flaky')).body.parameters).toEqual({ ready: true, stages_down: [] });
 
-      // The session can no longer be made (as when memory runs out while loading), and the worker is killed.
+      // The worker is killed (as by the OOM killer); meanwhile its cached weights and the bucket's copy went bad,
+      // so every fresh worker fails to start: the cache copy is dropped, the download does not match.
       await writeFile(modelFile, 'not a model any more');
+      await local.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: 't/five.onnx', Body: 'not the model either', Metadata: { sha256: good.sha256 } }));
       pool.workersOf('flaky', 'five')[0].kill('SIGKILL');
       await until(() => !registry.isReady('flaky'), 20_000);
       expect(await get('/v2/health/ready')).toEqual({ status: 503, body: { ready: false } });
@@ -257,19 +260,19 @@ stages:
       expect(meta.body).toMatchObject({ name: 'flaky', versions: ['1'], platform: 'ensemble', inputs: [{ name: 'x' }], outputs: [{ name: 'y' }] });
       expect(meta.body.parameters.ready).toBe(false);
       expect(meta.body.parameters.stages_down).toEqual([{ stage: 'five', reason: expect.stringMatching(/failed to start 3 times/), retry_in_ms: expect.any(Number) }]);
+      expect(meta.body.parameters.stages_down[0].reason).toContain(`expected ${good.sha256}`);
       expect(meta.body.parameters.reason).toMatch(/stage 'five' is down/);
       const refused = await pool.invoke('flaky', 'five', [row([1, 2, 3, 4])]).catch((e: unknown) => e);
       expect((refused as EnsembleError).code).toBe('not_ready');
 
-      // The cause passes: a later try starts a worker and the stage serves again, without a restart.
-      await writeFile(modelFile, scaleModel(5));
+      // The cause passes (the object is pushed again): a later try starts a worker and the stage serves again.
+      expect((await pushObject({ s3: local.s3, bucket: 'weights', key: 't/five.onnx', file: good.path })).repaired).toBe(true);
       await until(() => registry.isReady('flaky'), 30_000);
       expect(await get('/v2/health/ready')).toEqual({ status: 200, body: { ready: true } });
       const r = await pool.invoke('flaky', 'five', [row([1, 2, 3, 4])]);
       expect(r.outcomes.map((o) => (o.ok ? Array.from(o.items[0].y.data as Float32Array) : o.error))).toEqual([[5, 10, 15, 20]]);
     } finally {
       await registry.close();
-      await writeFile(modelFile, scaleModel(5));
     }
   }, 60_000);
 });
