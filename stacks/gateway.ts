@@ -1,10 +1,11 @@
 import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
-import { links, nameEnvironment, type Components } from './wiring.js';
+import { nameEnvironment, permissions, type Components } from './wiring.js';
 
 /**
  * The gateway function behind a Lambda function URL (docs/deploy.md says why
- * not API Gateway), linked to the bucket, the table and exactly its stage
- * functions. The API key comes from the `EnsembleApiKey` secret.
+ * not API Gateway), allowed what the plan's statements say: the spills, the
+ * run records and invoking exactly its stage functions. The API key comes
+ * from the `EnsembleApiKey` secret.
  */
 export function gateway(plan: DeploymentPlan, components: Components, stages: Map<string, sst.aws.Function>) {
   const g = plan.gateway;
@@ -15,8 +16,6 @@ export function gateway(plan: DeploymentPlan, components: Components, stages: Ma
     if (!fn) throw new Error(`the deployment plan routes to stage function '${name}', which was not created`);
     return fn;
   };
-  // Provisioned stages are invoked by published version: the link only covers the unqualified ARN.
-  const versioned = Object.values(g.versionEnv).map(stage);
   const versionEnvironment = Object.fromEntries(
     Object.entries(g.versionEnv).map(([variable, name]) => [variable, stage(name).nodes.function.apply((f) => f.version)]),
   );
@@ -37,10 +36,8 @@ export function gateway(plan: DeploymentPlan, components: Components, stages: Ma
       ...versionEnvironment,
       ...secretEnvironment,
     },
-    link: links(components, g.links),
-    permissions: versioned.length
-      ? [{ actions: ['lambda:InvokeFunction'], resources: versioned.map((f) => $interpolate`${f.arn}:*`) }]
-      : [],
+    // Spills, run records and its stage functions, each with only the actions it uses (the plan's statements).
+    permissions: permissions(components, g.permissions),
     url: { authorization: g.url.authorization },
     streaming: g.url.streaming,
   });

@@ -1,5 +1,5 @@
 import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
-import { links, nameEnvironment, type Components } from './wiring.js';
+import { nameEnvironment, permissions, type Components } from './wiring.js';
 
 /**
  * One Lambda function per ONNX stage of the plan. The code is the folder
@@ -19,7 +19,8 @@ export function stageFunctions(plan: DeploymentPlan, components: Components): Ma
       memory: `${s.memoryMb} MB`,
       timeout: `${s.timeoutSeconds} seconds`,
       environment: { ...s.environment, ...nameEnvironment(components, s.nameEnv) },
-      link: links(components, s.links),
+      // Its own weights and the spills, nothing else (the plan's statements).
+      permissions: permissions(components, s.permissions),
       concurrency: s.concurrency,
       versioning: s.versioning,
     });

@@ -1,10 +1,12 @@
+import type { PermissionPlan, ResourceRef } from '../packages/tools/src/deploy/types.js';
+
 /**
  * The plan names components by logical name; these helpers find the SST
  * component behind a name. Nothing is decided here.
  */
 export type Linkable = sst.aws.Bucket | sst.aws.Dynamo | sst.aws.Function;
 
-/** Logical name -> component, for everything a function may be linked to. */
+/** Logical name -> component, for everything a function's permissions or environment may name. */
 export type Components = Map<string, Linkable>;
 
 export function component(components: Components, name: string): Linkable {
@@ -13,8 +15,23 @@ export function component(components: Components, name: string): Linkable {
   return c;
 }
 
-export function links(components: Components, names: string[]): Linkable[] {
-  return names.map((n) => component(components, n));
+/**
+ * The plan's IAM statements with ARNs for its logical names. Used instead of
+ * `link`, which would grant every action on a linked component (s3:*,
+ * dynamodb:*).
+ */
+export function permissions(components: Components, statements: PermissionPlan[]) {
+  return statements.map((st) => ({ actions: st.actions, resources: st.resources.map((r) => arn(components, r)) }));
+}
+
+function arn(components: Components, r: ResourceRef): $util.Output<string> {
+  if ('bucket' in r) return $interpolate`${component(components, r.bucket).arn}/${r.key}`;
+  if ('table' in r) {
+    const table = component(components, r.table).arn;
+    return r.index === undefined ? $interpolate`${table}` : $interpolate`${table}/index/${r.index}`;
+  }
+  const fn = component(components, r.function).arn;
+  return r.versions ? $interpolate`${fn}:*` : $interpolate`${fn}`;
 }
 
 /** Env var -> deployed name of the component the plan points it at. */

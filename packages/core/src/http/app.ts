@@ -33,6 +33,8 @@ export interface AppOptions {
   remainingMs?: (c: Context) => number | undefined;
   /** Runs before any route; return a Response to refuse (auth). */
   guard?: (c: Context) => Response | undefined | Promise<Response | undefined>;
+  /** Whether the request may see a pipeline (a scoped API key): listings leave out the others. */
+  visible?: (c: Context, pipeline: string) => boolean;
   /** Where the access log goes, one line per request (default: no access log). */
   log?: (line: string) => void;
 }
@@ -41,7 +43,7 @@ export interface AppOptions {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, remainingMs, log }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log }: AppOptions): Hono {
   const app = new Hono();
 
   // First, so requests the guard refuses are logged too.
@@ -61,10 +63,15 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
     return c.json({ ready }, ready ? 200 : 503);
   });
   app.get('/v2', (c) => c.json(serverMetadata()));
-  app.get('/v2/models', (c) => c.json({ models: registry.names().map((n) => ({ name: n, version: registry.manifest(n).version, ready: registry.isReady(n) })) }));
+  app.get('/v2/models', (c) => c.json({
+    models: registry.names().filter((n) => visible(c, n)).map((n) => ({ name: n, version: registry.manifest(n).version, ready: registry.isReady(n) })),
+  }));
 
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get(base, (c) => c.json(modelMetadata(registry.manifest(c.req.param('name') ?? '', c.req.param('version')))));
+    app.get(base, (c) => {
+      const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
+      return c.json(modelMetadata(m, registry.status(m.name)));
+    });
     app.get(`${base}/ready`, (c) => {
       const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
       const ready = registry.isReady(m.name);
@@ -78,7 +85,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, re
     // Anything we never hand out is answered here: DynamoDB would refuse a key over 2 KB with its own words.
     if (!isRunId(id)) throw new BadRequestError(`'${clip(id, 64)}' is not a run id (a UUID, as in the x-ensemble-run-id header)`);
     const rec = await runs.get(id);
-    if (!rec) throw new NotFoundError(`no run '${id}'`);
+    // Another pipeline's run is, for this key, no run at all.
+    if (!rec || !visible(c, rec.pipeline)) throw new NotFoundError(`no run '${id}'`);
     return c.json(rec);
   });
   app.get('/v2/models/:name/runs', async (c) => {

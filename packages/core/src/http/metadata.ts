@@ -1,4 +1,5 @@
 import type { Manifest } from '../manifest/types.js';
+import type { StageHealth } from '../transport/types.js';
 
 export const SERVER_NAME = 'ensemble';
 export const SERVER_VERSION = '0.1.0';
@@ -7,8 +8,30 @@ export function serverMetadata() {
   return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'runs'] };
 }
 
-/** OIP model metadata, plus the stage list (an extension field clients may ignore). */
-export function modelMetadata(m: Manifest) {
+/** Whether a model serves, and if not why, for its metadata's `parameters`. */
+export interface ModelStatus {
+  ready: boolean;
+  reason?: string;
+  stages: StageHealth[];
+}
+
+/**
+ * OIP model metadata, plus the stage list (an extension field clients may
+ * ignore) and, under `parameters`, whether it is ready and which stages are
+ * down and why.
+ */
+export function modelMetadata(m: Manifest, status?: ModelStatus) {
+  const parameters: Record<string, unknown> = {};
+  if (status) {
+    parameters.ready = status.ready;
+    if (status.reason !== undefined) parameters.reason = status.reason;
+    const down = status.stages.filter((h) => !h.ready);
+    parameters.stages_down = down.map((h) => {
+      const d: Record<string, unknown> = { stage: h.stage, reason: h.reason ?? 'not ready' };
+      if (h.retryInMs !== undefined) d.retry_in_ms = h.retryInMs;
+      return d;
+    });
+  }
   return {
     name: m.name,
     versions: [m.version],
@@ -16,5 +39,6 @@ export function modelMetadata(m: Manifest) {
     inputs: m.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     outputs: m.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     stages: m.stages.map((s) => ({ name: s.name, kind: s.kind, inputs: Object.values(s.inputs), outputs: Object.values(s.outputs), max_batch_size: s.batch.maxSize, instances: s.scale.instances })),
+    ...(status ? { parameters } : {}),
   };
 }

@@ -18,6 +18,8 @@ export const ENV = {
   /** Gateway: 'lambda' (default) or 'local' (stages in this process; tests). */
   transport: 'ENSEMBLE_TRANSPORT',
   apiKey: 'ENSEMBLE_API_KEY',
+  /** Keys scoped to pipelines: `k1=demo,ocr;k2=*` (http/api-key.ts). */
+  apiKeys: 'ENSEMBLE_API_KEYS',
   /** Where weights are cached on the function's disk. */
   cacheDir: 'ENSEMBLE_CACHE_DIR',
   /** Lambda API endpoint override (like ENSEMBLE_S3_ENDPOINT). */

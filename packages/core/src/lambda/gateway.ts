@@ -11,7 +11,7 @@ import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings, type
 import type { S3Client } from '@aws-sdk/client-s3';
 import { LambdaTransport } from './transport.js';
 import { PayloadSpill } from './spill.js';
-import { apiKeyGuard } from './api-key.js';
+import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
 
 
@@ -86,8 +86,10 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
     }
   }
 
+  // Without a key nothing but health is served: an unset secret must not mean an open endpoint.
+  const access = apiKeyAccess(parseApiKeys(env[ENV.apiKey], env[ENV.apiKeys]), { required: true });
   const app = createApp({
-    registry, runs, transport: transport.kind, guard: apiKeyGuard(env[ENV.apiKey]),
+    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible,
     log: opts.requestLog ?? ((line) => console.log(line)),
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {

@@ -1,5 +1,5 @@
 import type { Manifest } from '../manifest/types.js';
-import type { StageTransport } from '../transport/types.js';
+import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
@@ -37,6 +37,17 @@ export class PipelineRegistry {
     }
   }
 
+  /**
+   * Serve `manifest` as failed: known, so its routes answer 503 with the
+   * reason instead of 404, but not loaded (its weights could not be fetched).
+   */
+  fail(manifest: Manifest, error: unknown): void {
+    const first = this.known.get(manifest.name);
+    if (first && first !== manifest) throw duplicatePipeline(first, manifest);
+    this.known.set(manifest.name, manifest);
+    this.failures.set(manifest.name, error instanceof Error ? error.message : String(error));
+  }
+
   names(): string[] { return [...this.known.keys()].sort(); }
 
   manifest(name: string, version?: string): Manifest {
@@ -59,8 +70,29 @@ export class PipelineRegistry {
     return p;
   }
 
-  isReady(name: string): boolean { return this.loaded.has(name); }
-  allReady(): boolean { return this.names().every((n) => this.loaded.has(n)); }
+  /** Loaded, and every stage able to take batches now (a stage whose workers cannot start is not). */
+  isReady(name: string): boolean {
+    return this.loaded.has(name) && this.stageHealth(name).every((h) => h.ready);
+  }
+  allReady(): boolean { return this.names().every((n) => this.isReady(n)); }
+
+  /** What keeps a known pipeline from serving: why it failed to load, and which stages are down and why. */
+  status(name: string): { ready: boolean; reason?: string; stages: StageHealth[] } {
+    const stages = this.stageHealth(name);
+    const out: { ready: boolean; reason?: string; stages: StageHealth[] } = { ready: this.isReady(name), stages };
+    const why = this.failures.get(name);
+    if (why !== undefined && !this.loaded.has(name)) out.reason = `failed to load: ${why}`;
+    else if (!this.loaded.has(name)) out.reason = 'still loading';
+    else {
+      const down = stages.filter((h) => !h.ready);
+      if (down.length) out.reason = down.map((h) => `stage '${h.stage}' is down: ${h.reason ?? 'not ready'}`).join('; ');
+    }
+    return out;
+  }
+
+  private stageHealth(name: string): StageHealth[] {
+    return this.loaded.has(name) ? this.transport.health?.(name) ?? [] : [];
+  }
 
   async close(): Promise<void> {
     await Promise.all([...this.loaded.values()].map((p) => p.executor.close()));

@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { EnsembleError } from '../errors.js';
-import { isSha256 } from './hash.js';
+import { isSha256, sha256File } from './hash.js';
 import { isNotFound, s3Url } from './s3-errors.js';
 import type { WeightStore } from './types.js';
 
@@ -26,6 +26,11 @@ export class S3WeightStore implements WeightStore {
   private readonly dir: string;
   /** One download per hash, however many stages ask at once. */
   private readonly downloads = new Map<string, Promise<string>>();
+  /**
+   * Files this process has hashed, with the stat they had then: a second
+   * load of an unchanged file (verify, then the transport) is not hashed again.
+   */
+  private readonly verified = new Map<string, string>();
 
   constructor(opts: S3WeightStoreOptions) {
     this.s3 = opts.s3;
@@ -39,8 +44,9 @@ export class S3WeightStore implements WeightStore {
       throw new EnsembleError(`weights object ${s3Url(this.bucket, key)}: '${sha256}' is not a sha256 hex digest`);
     }
     const path = join(this.dir, expected);
-    // Verified on the way in, so a cached file is trusted without touching S3.
-    if (await isFile(path)) return path;
+    // A file on disk can change after it was downloaded (disk fault, a hand edit, another tool):
+    // check it before every load, and fetch it again when it no longer matches.
+    if (await this.cachedMatches(path, expected)) return path;
 
     let download = this.downloads.get(expected);
     if (!download) {
@@ -62,6 +68,22 @@ export class S3WeightStore implements WeightStore {
       if (isNotFound(e)) return { exists: false };
       throw e;
     }
+  }
+
+  /** Whether the cached file exists and hashes to `expected`; a mismatch is deleted. */
+  private async cachedMatches(path: string, expected: string): Promise<boolean> {
+    const before = await fileStamp(path);
+    if (before === undefined) return false;
+    if (this.verified.get(path) === before) return true;
+    const actual = await sha256File(path);
+    if (actual === expected && (await fileStamp(path)) === before) {
+      this.verified.set(path, before);
+      return true;
+    }
+    this.verified.delete(path);
+    console.error(`[ensemble] cached weights ${path} have sha256 ${actual}, expected ${expected}; fetching them again`);
+    await unlink(path).catch(() => {});
+    return false;
   }
 
   private async download(key: string, expected: string, path: string): Promise<string> {
@@ -93,6 +115,8 @@ export class S3WeightStore implements WeightStore {
         throw new EnsembleError(`weights object ${url} has sha256 ${actual}, expected ${expected}`);
       }
       await rename(tmp, path);
+      const stamp = await fileStamp(path);
+      if (stamp !== undefined) this.verified.set(path, stamp);
     } catch (e) {
       await unlink(tmp).catch(() => {});
       throw e;
@@ -101,11 +125,13 @@ export class S3WeightStore implements WeightStore {
   }
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** What changes when a file's content is rewritten: inode, size and modification time; undefined when absent. */
+async function fileStamp(path: string): Promise<string | undefined> {
   try {
-    return (await stat(path)).isFile();
+    const s = await stat(path, { bigint: true });
+    return s.isFile() ? `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : undefined;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
 }

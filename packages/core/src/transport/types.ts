@@ -8,6 +8,14 @@ export function stageKey(pipeline: string, stage: string): string { return `${pi
 /** Which transport ran a request, as its run record says. */
 export type TransportKind = 'worker-pool' | 'in-process' | 'lambda';
 
+/** A stage that is not ready says why, and when it tries again if it will. */
+export interface StageHealth {
+  stage: string;
+  ready: boolean;
+  reason?: string;
+  retryInMs?: number;
+}
+
 /**
  * How the executor reaches a stage. The executor only knows this interface:
  * in-process sessions, worker processes and Lambda Invoke all implement it.
@@ -27,6 +35,11 @@ export interface StageTransport {
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult>;
   /** How many batches of `stage` may be in flight at once through this transport (the batcher's bound). */
   concurrency(stage: OnnxStage): number;
+  /**
+   * Whether each of a pipeline's stages can take batches now, and if not why;
+   * stages a transport cannot lose (in-process sessions) may be left out.
+   */
+  health?(pipeline: string): StageHealth[];
   /** Drain in-flight work and release resources. */
   close(): Promise<void>;
 }

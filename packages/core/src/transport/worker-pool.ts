@@ -5,7 +5,7 @@ import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
-import { stageKey, type StageTransport } from './types.js';
+import { stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
@@ -25,14 +25,18 @@ interface Slot {
 }
 
 interface StagePool {
+  pipeline: string;
   stage: OnnxStage;
   modelPath: string;
   slots: Slot[];
   waiting: Waiter[];
   /** Workers in a row that died before their session was ready. */
   failedStarts: number;
-  /** Set when workers keep failing to start: the stage stops respawning and answers 503. */
+  /** Set when workers keep failing to start and none is serving: batches get 503 until one starts. */
   broken?: EnsembleError;
+  /** The next start attempt of a stage that keeps failing, and how many came before it. */
+  retry?: { timer: NodeJS.Timeout; at: number };
+  retries: number;
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
@@ -46,8 +50,14 @@ export interface CloseOptions {
   drain?: boolean;
 }
 
-/** Workers that fail to start this many times in a row mark the stage broken instead of respawning forever. */
+/** Workers that fail to start this many times in a row: the stage stops respawning at once and backs off. */
 const MAX_FAILED_STARTS = 3;
+/**
+ * Then it tries again after 1 s, doubling up to a minute, for as long as it
+ * takes: the cause may pass (memory pressure, a full disk), and a stage that
+ * gave up for good would need the whole server restarted.
+ */
+export const RESTART_BACKOFF_MS = { first: 1_000, max: 60_000 } as const;
 
 /**
  * Local transport: each ONNX stage is `instances` worker processes, each with
@@ -93,7 +103,7 @@ export class WorkerPoolTransport implements StageTransport {
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
-      const pool: StagePool = { stage, modelPath, slots: [], waiting: [], failedStarts: 0 };
+      const pool: StagePool = { pipeline: manifest.name, stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0 };
       for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
       this.pools.set(stageKey(manifest.name, stage.name), pool);
       await Promise.all(pool.slots.map((s) => s.ready));
@@ -106,6 +116,20 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   concurrency(stage: OnnxStage): number { return stage.scale.instances; }
+
+  health(pipeline: string): StageHealth[] {
+    const out: StageHealth[] = [];
+    for (const pool of this.pools.values()) {
+      if (pool.pipeline !== pipeline) continue;
+      const h: StageHealth = { stage: pool.stage.name, ready: !pool.broken };
+      if (pool.broken) {
+        h.reason = pool.broken.message;
+        if (pool.retry) h.retryInMs = Math.max(0, pool.retry.at - Date.now());
+      }
+      out.push(h);
+    }
+    return out;
+  }
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
@@ -126,6 +150,7 @@ export class WorkerPoolTransport implements StageTransport {
    */
   async close(opts: CloseOptions = {}): Promise<void> {
     this.closing = true;
+    for (const p of this.pools.values()) if (p.retry) { clearTimeout(p.retry.timer); p.retry = undefined; }
     // Batches waiting for a worker listen to the shutdown too; while draining they still get one.
     if (opts.drain === false) this.shutdown.abort();
     await Promise.allSettled([...this.active]);
@@ -210,13 +235,25 @@ export class WorkerPoolTransport implements StageTransport {
     // 'advanced' serialization carries typed arrays across the channel as such.
     const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     const slot: Slot = { worker, ready: Promise.resolve(0) };
+    let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
+      failStart = reject;
       worker.once('error', reject);
       // Without this a worker that dies while loading would leave `ready` (and every batch waiting on it) pending forever.
       worker.once('exit', (code, signal) => reject(new StageError(pool.stage.name, `worker exited before its session was ready (${signal ?? `code ${code}`})`)));
       const onInit = (m: FromWorker) => {
-        if (m.type === 'ready') { slot.initMs = m.initMs; slot.started = true; pool.failedStarts = 0; worker.off('message', onInit); resolve(m.initMs); }
-        else if (m.type === 'init-error') { worker.off('message', onInit); reject(new StageError(pool.stage.name, m.message)); }
+        if (m.type === 'ready') {
+          slot.initMs = m.initMs; slot.started = true; worker.off('message', onInit);
+          this.started(pool);
+          resolve(m.initMs);
+        }
+        else if (m.type === 'init-error') {
+          worker.off('message', onInit);
+          const err = new StageError(pool.stage.name, m.message);
+          reject(err);
+          // Replaced now, not when a batch next finds it: a stage with no traffic must notice too, and back off.
+          if (!this.closing) queueMicrotask(() => this.replace(pool, slot, err));
+        }
       };
       worker.on('message', onInit);
     });
@@ -229,7 +266,19 @@ export class WorkerPoolTransport implements StageTransport {
         this.replace(pool, slot, new StageError(pool.stage.name, `worker exited (${signal ?? `code ${code}`})`));
       }
     });
-    worker.send({ type: 'init', stage: pool.stage, modelPath: pool.modelPath } satisfies ToWorker);
+    // Checked on every start (cheap for an unchanged file): a restarted worker must not load weights changed since.
+    this.weights.resolve(pool.stage.weights.key, pool.stage.weights.sha256).then(
+      (modelPath) => {
+        if (!pool.slots.includes(slot) || !worker.connected) return;
+        pool.modelPath = modelPath;
+        worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
+      },
+      (e: unknown) => {
+        const err = new StageError(pool.stage.name, `weights: ${e instanceof Error ? e.message : String(e)}`);
+        failStart(err);
+        if (!this.closing) this.replace(pool, slot, err);
+      },
+    );
     return slot;
   }
 
@@ -248,6 +297,31 @@ export class WorkerPoolTransport implements StageTransport {
       cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
     }
     this.release(pool, slot);
+  }
+
+  /** One more worker after a pause that doubles with each try; the milliseconds until it starts. */
+  private scheduleRetry(pool: StagePool): number {
+    if (pool.retry) return Math.max(0, pool.retry.at - Date.now());
+    const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** pool.retries);
+    pool.retries++;
+    const timer = setTimeout(() => {
+      pool.retry = undefined;
+      if (this.closing || pool.slots.length >= pool.stage.scale.instances) return;
+      pool.slots.push(this.spawn(pool));
+    }, delay);
+    // A pending retry must not keep a finished process alive.
+    timer.unref();
+    pool.retry = { timer, at: Date.now() + delay };
+    return delay;
+  }
+
+  /** A worker's session is ready: the stage serves again, with all its instances. */
+  private started(pool: StagePool): void {
+    pool.failedStarts = 0;
+    if (this.closing) return;
+    pool.broken = undefined;
+    pool.retries = 0;
+    while (pool.slots.length < pool.stage.scale.instances) pool.slots.push(this.spawn(pool));
   }
 
   /** Fail the slot's batch with `err`, kill its worker process and put a fresh one in its place. */
@@ -270,8 +344,11 @@ export class WorkerPoolTransport implements StageTransport {
       }
       if (!this.closing) {
         // A model that cannot load would otherwise restart workers in a tight loop.
-        pool.broken = new NotReadyError(`stage '${pool.stage.name}': workers failed to start ${pool.failedStarts} times in a row (last: ${err.message}); not restarting`);
-        for (const w of pool.waiting.splice(0)) w.fail(pool.broken);
+        const delay = this.scheduleRetry(pool);
+        if (!pool.slots.some((s) => s.started)) {
+          pool.broken = new NotReadyError(`stage '${pool.stage.name}': workers failed to start ${pool.failedStarts} times in a row (last: ${err.message}); next try in ${Math.round(delay / 1000)} s`);
+          for (const w of pool.waiting.splice(0)) w.fail(pool.broken);
+        }
       }
       return;
     }

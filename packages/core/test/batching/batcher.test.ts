@@ -371,7 +371,7 @@ describe('Batcher: a queue bound that follows the stage', () => {
     // About 25 items/s and a 400 ms queue timeout: about 10 items fit; the rest are refused now, not timed out later.
     const t0 = performance.now();
     const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => b.submit(one(i)).then(() => 'ok', (e: unknown) => e as EnsembleError)));
-    const refused = answers.filter((a): a is EnsembleError => a !== 'ok' && a.code === 'overloaded');
+    const refused = answers.filter((a): a is EnsembleError => a !== 'ok' && (a as EnsembleError).code === 'overloaded');
     expect(refused.length).toBeGreaterThan(30);
     for (const e of refused) expect(e.message).toMatch(/what it serves within queue_timeout_ms 400 at its measured [\d.]+ items\/s; max_queue 1024/);
     // What was admitted is served within (about) the queue timeout: at most the last one or two miss it on a busy machine.

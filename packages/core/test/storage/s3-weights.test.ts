@@ -95,6 +95,34 @@ describe('S3WeightStore', () => {
     s3.destroy();
   });
 
+  it('checks a cached file on every load: a changed byte is deleted and fetched again from S3', async () => {
+    const bytes = Buffer.alloc(100_000, 3);
+    const hash = await pushBytes('t.bin', bytes);
+    const s3 = makeS3Client(local!.settings);
+    const counts = countCommands(s3);
+    const cacheDir = join(work, 'cache');
+    const path = await new S3WeightStore({ s3, bucket: 'weights', cacheDir }).resolve('t.bin', hash);
+
+    const tampered = Buffer.from(bytes);
+    tampered[5000] ^= 0xff;
+    await writeFile(path, tampered);
+    // A restarted process, and the same process again: both notice.
+    const store = new S3WeightStore({ s3, bucket: 'weights', cacheDir });
+    expect(await store.resolve('t.bin', hash)).toBe(path);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+    expect(counts.get('GetObjectCommand')).toBe(2);
+
+    await writeFile(path, tampered);
+    expect(await store.resolve('t.bin', hash)).toBe(path);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+    expect(counts.get('GetObjectCommand')).toBe(3);
+
+    // Unchanged, it is served from the cache.
+    await store.resolve('t.bin', hash);
+    expect(counts.get('GetObjectCommand')).toBe(3);
+    s3.destroy();
+  });
+
   it('rejects a hash mismatch, naming key and both hashes, and caches nothing', async () => {
     const bytes = Buffer.from('the real content');
     const actual = await pushBytes('bad.onnx', bytes);

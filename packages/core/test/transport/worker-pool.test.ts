@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkerPoolTransport } from '../../src/transport/worker-pool.js';
 import { S3WeightStore } from '../../src/storage/s3-weights.js';
 import { ensureBucket } from '@ensemble/tools/local/bucket.js';
@@ -12,6 +13,9 @@ import { EnsembleError, StageError, TimeoutError } from '../../src/errors.js';
 import { scaleModel, slowModel, writeModel } from '../fixtures/models.js';
 import { startDeadline } from '../../src/deadline.js';
 import { startLocal, tempDir, type Local } from '../storage/local.js';
+import { PipelineRegistry } from '../../src/pipelines/registry.js';
+import { createApp } from '../../src/http/app.js';
+import { DynamoRunStore } from '../../src/storage/dynamo-runs.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -185,7 +189,7 @@ describe('WorkerPoolTransport', () => {
     expect(worker.signalCode).toBe('SIGKILL');
   });
 
-  it('a stage whose workers cannot start fails its batches fast, then stops respawning and answers 503', async () => {
+  it('a stage whose workers cannot start fails its batches fast, then backs off and answers 503', async () => {
     // Bytes that are not an ONNX model, pinned by their real sha256: weights resolve, the session does not.
     const junk = await writeModel(tmp.dir, 'junk.onnx', new TextEncoder().encode('not a model'));
     await pushObject({ s3: local.s3, bucket: 'weights', key: 't/junk.onnx', file: junk.path });
@@ -210,9 +214,73 @@ stages:
       // Each failed start was replaced until the limit; after it the stage answers 503 without a worker.
       expect((errors[3] as EnsembleError).code).toBe('not_ready');
       expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
-      expect(pool.workersOf('junk', 'bad')).toHaveLength(0);
+      // It backs off instead of respawning at once: at most the one worker of its next try.
+      expect(pool.workersOf('junk', 'bad').length).toBeLessThanOrEqual(1);
+      expect(pool.health('junk')).toEqual([{ stage: 'bad', ready: false, reason: expect.stringMatching(/failed to start/), retryInMs: expect.any(Number) }]);
     } finally {
       await pool.close();
     }
   });
+
+  it('a stage whose new workers keep failing is not ready, says why, keeps retrying and serves again once one starts', async () => {
+    const good = await writeModel(tmp.dir, 'five.onnx', scaleModel(5));
+    await pushObject({ s3: local.s3, bucket: 'weights', key: 't/five.onnx', file: good.path });
+    const { file } = await writePipeline(`
+name: flaky
+inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 4] }]
+stages:
+  - name: five
+    kind: onnx
+    weights: { key: t/five.onnx, sha256: ${good.sha256} }
+    inputs: { x: x }
+    outputs: { y: y }
+`);
+    const m = await loadManifest(file);
+    const pool = new WorkerPoolTransport(weights);
+    const registry = new PipelineRegistry(pool);
+    const app = createApp({ registry, runs: new DynamoRunStore({ dynamo: local.dynamo, table: 'runs' }) });
+    const get = async (path: string) => { const r = await app.request(path); return { status: r.status, body: await r.json() as Record<string, any> }; };
+    const modelFile = await weights.resolve('t/five.onnx', good.sha256);
+    try {
+      await registry.add(m);
+      expect(await get('/v2/health/ready')).toEqual({ status: 200, body: { ready: true } });
+      expect((await get('/v2/models/flaky')).body.parameters).toEqual({ ready: true, stages_down: [] });
+
+      // The worker is killed (as by the OOM killer); meanwhile its cached weights and the bucket's copy went bad,
+      // so every fresh worker fails to start: the cache copy is dropped, the download does not match.
+      await writeFile(modelFile, 'not a model any more');
+      await local.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: 't/five.onnx', Body: 'not the model either', Metadata: { sha256: good.sha256 } }));
+      pool.workersOf('flaky', 'five')[0].kill('SIGKILL');
+      await until(() => !registry.isReady('flaky'), 20_000);
+      expect(await get('/v2/health/ready')).toEqual({ status: 503, body: { ready: false } });
+      expect(await get('/v2/models/flaky/ready')).toEqual({ status: 503, body: { name: 'flaky', ready: false } });
+      const meta = await get('/v2/models/flaky');
+      expect(meta.status).toBe(200);
+      expect(meta.body).toMatchObject({ name: 'flaky', versions: ['1'], platform: 'ensemble', inputs: [{ name: 'x' }], outputs: [{ name: 'y' }] });
+      expect(meta.body.parameters.ready).toBe(false);
+      expect(meta.body.parameters.stages_down).toEqual([{ stage: 'five', reason: expect.stringMatching(/failed to start 3 times/), retry_in_ms: expect.any(Number) }]);
+      expect(meta.body.parameters.stages_down[0].reason).toContain(`expected ${good.sha256}`);
+      expect(meta.body.parameters.reason).toMatch(/stage 'five' is down/);
+      const refused = await pool.invoke('flaky', 'five', [row([1, 2, 3, 4])]).catch((e: unknown) => e);
+      expect((refused as EnsembleError).code).toBe('not_ready');
+
+      // The cause passes (the object is pushed again): a later try starts a worker and the stage serves again.
+      expect((await pushObject({ s3: local.s3, bucket: 'weights', key: 't/five.onnx', file: good.path })).repaired).toBe(true);
+      await until(() => registry.isReady('flaky'), 30_000);
+      expect(await get('/v2/health/ready')).toEqual({ status: 200, body: { ready: true } });
+      const r = await pool.invoke('flaky', 'five', [row([1, 2, 3, 4])]);
+      expect(r.outcomes.map((o) => (o.ok ? Array.from(o.items[0].y.data as Float32Array) : o.error))).toEqual([[5, 10, 15, 20]]);
+    } finally {
+      await registry.close();
+    }
+  }, 60_000);
 });
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

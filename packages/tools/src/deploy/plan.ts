@@ -8,8 +8,8 @@ import {
   COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
 } from '@ensemble/core/lambda/environment.js';
 import type {
-  CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PlanOptions, StageFunctionPlan,
-  StageRoute, TablePlan,
+  CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
+  StageFunctionPlan, StageRoute, TablePlan,
 } from './types.js';
 
 /** Lambda's hard limits. */
@@ -37,8 +37,9 @@ export const GATEWAY_INSTALL = ['sharp'] as const;
 /**
  * The functions, storage and wiring for serving `manifests` on Lambda: one
  * function per ONNX stage (its memory, timeout and concurrency from the
- * manifest) and one gateway that runs the DAG and the function stages, linked
- * to exactly the stage functions it calls. Calls no AWS and reads no file
+ * manifest) and one gateway that runs the DAG and the function stages,
+ * allowed to invoke exactly the stage functions it calls; every function's
+ * IAM statements name only the actions and resources its code uses. Calls no AWS and reads no file
  * contents; it only checks which function stage options name files (those
  * are bundled with the gateway).
  */
@@ -108,7 +109,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         versioning,
         environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest },
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
-        links: [COMPONENTS.bucket, COMPONENTS.table],
+        permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.
         copyFiles: copies([manifest, ...moduleFiles]),
         install: [...STAGE_INSTALL],
@@ -196,13 +197,52 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     versionEnv,
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
     stageModules: [...new Set(modules)],
-    links: [COMPONENTS.bucket, COMPONENTS.table, ...routes.map((r) => r.function)],
+    permissions: gatewayPermissions(routes),
     copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
     install: [...GATEWAY_INSTALL],
     bundle: `${packageDir}/${COMPONENTS.gateway}`,
     routes,
     url: { authorization: 'none', streaming: false },
   };
+}
+
+/**
+ * A stage function reads its own weights and the request payloads the
+ * gateway parks under spill/, and parks answers too big for Invoke there
+ * (the gateway deletes them after reading). Nothing else: no other
+ * pipeline's weights, no DynamoDB.
+ */
+function stagePermissions(s: OnnxStage): PermissionPlan[] {
+  const bucket = COMPONENTS.bucket;
+  const spill = { bucket, key: `${SPILL_PREFIX}*` };
+  return [
+    { actions: ['s3:GetObject'], resources: [{ bucket, key: s.weights.key }, spill] },
+    { actions: ['s3:PutObject'], resources: [spill] },
+  ];
+}
+
+/**
+ * The gateway parks big payloads under spill/ and deletes them, writes and
+ * reads run records (by id, and by pipeline through the index), and invokes
+ * exactly its stage functions (by published version for provisioned ones).
+ * It reads no weights: its ONNX stages run in their own functions.
+ */
+function gatewayPermissions(routes: StageRoute[]): PermissionPlan[] {
+  const { bucket, table } = COMPONENTS;
+  const out: PermissionPlan[] = [
+    { actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resources: [{ bucket, key: `${SPILL_PREFIX}*` }] },
+    {
+      actions: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'],
+      resources: [{ table }, { table, index: RUNS_TABLE_KEYS.index.name }],
+    },
+  ];
+  if (routes.length) {
+    out.push({
+      actions: ['lambda:InvokeFunction'],
+      resources: routes.flatMap((r): ResourceRef[] => (r.qualifierEnv ? [{ function: r.function }, { function: r.function, versions: true }] : [{ function: r.function }])),
+    });
+  }
+  return out;
 }
 
 function stageTimeoutSeconds(s: OnnxStage, fail: (msg: string) => never): number {

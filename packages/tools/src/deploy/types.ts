@@ -33,6 +33,20 @@ export interface CopyFile {
   to?: string;
 }
 
+/** One IAM allow statement; resources by logical name, turned into ARNs by the stacks. */
+export interface PermissionPlan {
+  actions: string[];
+  resources: ResourceRef[];
+}
+
+export type ResourceRef =
+  /** Objects of a bucket: one key, or every key under a prefix when it ends in `*`. */
+  | { bucket: string; key: string }
+  /** A table, or one of its indexes. */
+  | { table: string; index?: string }
+  /** A function; with `versions`, its published versions (`<arn>:*`) instead. */
+  | { function: string; versions?: true };
+
 export interface FunctionPlan {
   /** Logical (SST component) name, PascalCase, unique in the app. */
   name: string;
@@ -46,8 +60,12 @@ export interface FunctionPlan {
   environment: Record<string, string>;
   /** Environment variables set to the deployed name of another component of the plan (env var -> logical name). */
   nameEnv: Record<string, string>;
-  /** Logical names of the components this function is linked to (SST grants the IAM access). */
-  links: string[];
+  /**
+   * The IAM statements of the function's role, each action on exactly the
+   * resources the code touches (no SST `link`, which grants every action on
+   * a linked component).
+   */
+  permissions: PermissionPlan[];
   /** Files the code reads at run time (manifests, stage modules, files named in stage options), bundled as they are. */
   copyFiles: CopyFile[];
   /**

@@ -1,8 +1,8 @@
 import { basename } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Manifest } from '@ensemble/core/manifest/types.js';
-import { pushObject, putJson, type PushResult } from './upload.js';
-import { sha256File } from '@ensemble/core/storage/hash.js';
+import { PART_SIZE, pushObject, putJson, type PushResult } from './upload.js';
+import { fileDigests } from './etag.js';
 import { createProgress } from '../util/progress.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
 
@@ -21,7 +21,8 @@ export function versionKey(name: string, version: string): string {
 
 /**
  * Upload every ONNX stage's weights (skipping objects already there with the
- * same sha256) and record the pipeline version in the bucket.
+ * same content, replacing any whose bytes no longer match their sha256) and
+ * record the pipeline version in the bucket.
  */
 export async function pushPipeline(m: Manifest, opts: PushPipelineOptions): Promise<PushResult[]> {
   const log = opts.log ?? (() => undefined);
@@ -29,20 +30,21 @@ export async function pushPipeline(m: Manifest, opts: PushPipelineOptions): Prom
   for (const s of m.stages) {
     if (s.kind !== 'onnx') continue;
     if (!s.weights.source) throw new EnsembleError(`${m.file}: stage '${s.name}': weights.source: needed to push`);
-    const actual = await sha256File(s.weights.source);
+    const digests = await fileDigests(s.weights.source, PART_SIZE);
+    const actual = digests.sha256;
     if (actual !== s.weights.sha256) {
       throw new EnsembleError(`${m.file}: stage '${s.name}': weights.sha256: ${s.weights.source} has sha256 ${actual}, the manifest pins ${s.weights.sha256}`);
     }
     let bar: ReturnType<typeof createProgress> | undefined;
     const r = await pushObject({
-      s3: opts.s3, bucket: opts.bucket, key: s.weights.key, file: s.weights.source, sha256: s.weights.sha256,
+      s3: opts.s3, bucket: opts.bucket, key: s.weights.key, file: s.weights.source, digests,
       onProgress: opts.progress ? (sent, total) => {
         bar ??= createProgress(`${s.name} ${basename(s.weights.source!)}`, total);
         bar.update(sent);
       } : undefined,
     });
     bar?.done();
-    log(`${r.skipped ? 'up to date' : 'pushed'}  s3://${opts.bucket}/${r.key}  ${r.size} bytes  sha256 ${r.sha256.slice(0, 12)}`);
+    log(`${r.skipped ? 'up to date' : r.repaired ? 'repaired' : 'pushed'}  s3://${opts.bucket}/${r.key}  ${r.size} bytes  sha256 ${r.sha256.slice(0, 12)}`);
     results.push(r);
   }
   await putJson(opts.s3, opts.bucket, versionKey(m.name, m.version), {

@@ -4,6 +4,8 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoRunStore, JournaledRunStore, S3WeightStore, ensureRunsTable, makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings,
 } from '@ensemble/core/storage/index.js';
+import { LOCAL_CREDENTIALS } from '@ensemble/core/storage/config.js';
+import { acquireDataLock, dataFolderHolder, type DataLock, type DataLockInfo } from './data-lock.js';
 import { startLocalServices, withLocalServices, type LocalServices } from '../local/local-services.js';
 import { ensureBucket } from '../local/bucket.js';
 
@@ -13,6 +15,11 @@ export interface EnvironmentOptions {
   env?: Record<string, string | undefined>;
   /** Bounds of the run record journal (`<dataDir>/runs-journal`); the defaults suit a server. */
   journal?: { highWater?: number; lowWater?: number };
+  /**
+   * When a server already holds the data folder, talk to its emulators
+   * instead of refusing (the CLI's push and runs); a server itself refuses.
+   */
+  shareRunningServer?: boolean;
 }
 
 /** Where weights and runs live for this process, and the clients to reach them. */
@@ -20,6 +27,10 @@ export interface Environment {
   settings: AwsSettings;
   /** 'local' when this process started s3rver + dynalite, else 'aws' (or a given endpoint). */
   mode: 'local' | 'remote';
+  /** Local mode: the data folder's lock, for the server to record its URL in. */
+  lock?: DataLock;
+  /** The running server whose emulators this process uses (shareRunningServer). */
+  sharedWith?: DataLockInfo;
   s3: S3Client;
   dynamo: DynamoDBClient;
   weights: S3WeightStore;
@@ -40,16 +51,42 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   let settings = settingsFromEnv(env);
   let services: LocalServices | undefined;
   const remote = env.ENSEMBLE_USE_AWS === '1' || settings.s3Endpoint !== undefined || settings.dynamoEndpoint !== undefined;
-  if (!remote) {
-    services = await startLocalServices({ dataDir });
+  let lock: DataLock | undefined;
+  let sharedWith: DataLockInfo | undefined;
+  if (!remote && opts.shareRunningServer) {
+    const holder = await dataFolderHolder(dataDir);
+    if (holder?.s3Endpoint && holder.dynamoEndpoint) {
+      sharedWith = holder;
+      settings = { ...settings, s3Endpoint: holder.s3Endpoint, dynamoEndpoint: holder.dynamoEndpoint, credentials: settings.credentials ?? { ...LOCAL_CREDENTIALS } };
+    }
+  }
+  if (!remote && !sharedWith) {
+    // Before the emulators: a second process on the folder is refused here, not inside dynalite.
+    lock = await acquireDataLock(dataDir);
+    try {
+      services = await startLocalServices({ dataDir });
+      await lock.update({ s3Endpoint: services.s3Endpoint, dynamoEndpoint: services.dynamoEndpoint });
+    } catch (e) {
+      await services?.close().catch(() => undefined);
+      await lock.release();
+      throw e;
+    }
     settings = withLocalServices(settings, services);
   }
   const s3 = makeS3Client(settings);
   const dynamo = makeDynamoClient(settings);
   if (services || env.ENSEMBLE_CREATE_RESOURCES === '1') {
-    // On AWS the stacks own the bucket and table; locally we make them.
-    await ensureBucket(s3, settings.bucket);
-    await ensureRunsTable(dynamo, settings.runsTable);
+    try {
+      // On AWS the stacks own the bucket and table; locally we make them.
+      await ensureBucket(s3, settings.bucket);
+      await ensureRunsTable(dynamo, settings.runsTable);
+    } catch (e) {
+      s3.destroy();
+      dynamo.destroy();
+      await services?.close().catch(() => undefined);
+      await lock?.release();
+      throw e;
+    }
   }
   const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: resolve(dataDir, 'cache') });
   const log = (s: string) => console.error(`[ensemble] ${s}`);
@@ -62,12 +99,16 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   });
   const runs = await JournaledRunStore.open({ dir: resolve(dataDir, 'runs-journal'), sink: table, log, ...opts.journal });
   return {
-    settings, mode: services ? 'local' : 'remote', s3, dynamo, weights, runs,
+    settings, mode: services ? 'local' : 'remote', s3, dynamo, weights, runs, lock, sharedWith,
     async close() {
-      await runs.close();
-      s3.destroy();
-      dynamo.destroy();
-      await services?.close();
+      try {
+        await runs.close();
+        s3.destroy();
+        dynamo.destroy();
+        await services?.close();
+      } finally {
+        await lock?.release();
+      }
     },
   };
 }

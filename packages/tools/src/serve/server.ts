@@ -11,7 +11,9 @@ import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import { createApp } from '@ensemble/core/http/app.js';
+import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
+import { EnsembleError } from '@ensemble/core/errors.js';
 
 export interface ServerOptions {
   port?: number;
@@ -28,6 +30,13 @@ export interface ServerOptions {
   log?: (s: string) => void;
   /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
   requestLog?: (line: string) => void;
+  /**
+   * The API key every request but the health probes must carry, as on
+   * Lambda; besides ENSEMBLE_API_KEY and the pipeline-scoped ENSEMBLE_API_KEYS
+   * from `env`. With none, the server is open (and says so if it listens
+   * beyond loopback).
+   */
+  apiKey?: string;
 }
 
 export interface RunningServer {
@@ -54,26 +63,44 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   for (const name of opts.pipelines ?? []) {
     if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
   }
+  const vars = opts.env ?? process.env;
+  // Before anything starts: a malformed key list is refused, not half-applied.
+  const keys = parseApiKeys(opts.apiKey ?? vars.ENSEMBLE_API_KEY, vars.ENSEMBLE_API_KEYS);
+  const host = opts.host ?? '127.0.0.1';
+  const warning = openBindingWarning(host, keys.length);
+  if (warning) log(warning);
   const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env, journal: opts.journal });
   const cleanup: (() => Promise<void>)[] = [() => env.close()];
   try {
     const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
     const registry = new PipelineRegistry(transport);
     cleanup.unshift(() => registry.close());
+    const failed: string[] = [];
     for (const m of selected) {
       await buildIfNeeded(m, log);
       if (env.mode === 'local') await pushPipeline(m, { s3: env.s3, bucket: env.settings.bucket, log });
-      await verifyManifest(m, env.weights);
-      await registry.add(m);
-      log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
+      try {
+        await verifyManifest(m, env.weights);
+        await registry.add(m);
+        log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
+      } catch (e) {
+        // Bad weights in the bucket take down their own pipeline, not the others: it answers 503 with the reason.
+        const why = e instanceof Error ? e.message : String(e);
+        registry.fail(m, e);
+        failed.push(m.name);
+        log(`${m.name}: not served: ${why}`);
+      }
     }
+    if (selected.length && failed.length === selected.length) throw new EnsembleError(`no pipeline could be loaded (${failed.join(', ')}); see above`, 'not_ready');
 
-    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog });
-    const host = opts.host ?? '127.0.0.1';
+    const access = apiKeyAccess(keys, { required: false });
+    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog, guard: access.guard, visible: access.visible });
     const server = await listen(app, opts.port ?? 8080, host);
     const answering = trackResponses(server);
     const port = (server.address() as { port: number }).port;
     const url = `http://${host}:${port}`;
+    // Where the CLI finds this server; an address bound on every interface is reached on loopback.
+    await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     log(`serving ${selected.map((m) => m.name).join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})`);
     let closing: Promise<void> | undefined;
     return {
@@ -93,6 +120,22 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     for (const c of cleanup) await c().catch(() => undefined);
     throw e;
   }
+}
+
+/** What to say when the server listens beyond loopback with no API key, if it does. */
+export function openBindingWarning(host: string, keyCount: number): string | undefined {
+  if (keyCount > 0 || isLoopback(host)) return undefined;
+  return `warning: listening on ${host} with no API key: anyone who can reach this address can run inference and read run records (set --api-key or ENSEMBLE_API_KEY)`;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+}
+
+function clientHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The responses being written right now. */

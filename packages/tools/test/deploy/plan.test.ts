@@ -13,6 +13,18 @@ const OCR = path.join(REPO, 'models/ocr/pipeline.yaml');
 
 afterAll(removePipelines);
 
+/** What every gateway may do, whatever it serves: spills and run records; then invoke exactly `functions`. */
+function gatewayPermissions(functions: Array<{ function: string; versions?: true }>) {
+  return [
+    { actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resources: [{ bucket: 'EnsembleWeights', key: 'spill/*' }] },
+    {
+      actions: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'],
+      resources: [{ table: 'EnsembleRuns' }, { table: 'EnsembleRuns', index: 'byPipeline' }],
+    },
+    { actions: ['lambda:InvokeFunction'], resources: functions },
+  ];
+}
+
 /** Three ONNX stages with different memory, timeouts and concurrency, and one function stage. */
 const VISION = `
 name: vision
@@ -73,7 +85,10 @@ describe('planDeployment on models/demo', () => {
       versioning: false,
       environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml' },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
-      links: ['EnsembleWeights', 'EnsembleRuns'],
+      permissions: [
+        { actions: ['s3:GetObject'], resources: [{ bucket: 'EnsembleWeights', key: `demo/${stage}.onnx` }, { bucket: 'EnsembleWeights', key: 'spill/*' }] },
+        { actions: ['s3:PutObject'], resources: [{ bucket: 'EnsembleWeights', key: 'spill/*' }] },
+      ],
       copyFiles: [{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }],
       install: ['onnxruntime-node'],
       bundle: `dist/lambda/${stage === 'branch_a' ? 'DemoBranchA' : 'DemoBranchB'}`,
@@ -86,7 +101,7 @@ describe('planDeployment on models/demo', () => {
     const g = plan.gateway;
     expect(g.name).toBe('EnsembleGateway');
     expect(g.handler).toBe('functions/gateway.handler');
-    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'DemoBranchA', 'DemoBranchB']);
+    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'DemoBranchA' }, { function: 'DemoBranchB' }]));
     expect(g.nameEnv).toEqual({
       ENSEMBLE_BUCKET: 'EnsembleWeights',
       ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
@@ -145,10 +160,13 @@ describe('planDeployment on three ONNX stages of different scale', () => {
     expect(plan.stages[0].copyFiles).toEqual([{ from: rel }, { from: rel.replace('pipeline.yaml', 'stages/merge.ts') }]);
   });
 
-  it('routes provisioned stages by published version, and links nothing but its stages', async () => {
+  it('routes provisioned stages by published version, and may invoke nothing but its stages', async () => {
     const { m, root } = await vision();
     const g = planDeployment([m], { root }).gateway;
-    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'VisionEmbed', 'VisionHead1', 'VisionHead2']);
+    // The provisioned stage is invoked by version: the statement names its versions too.
+    expect(g.permissions).toEqual(gatewayPermissions([
+      { function: 'VisionEmbed' }, { function: 'VisionEmbed', versions: true }, { function: 'VisionHead1' }, { function: 'VisionHead2' },
+    ]));
     expect(g.versionEnv).toEqual({ ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED: 'VisionEmbed' });
     expect(g.routes.map((r) => [r.function, r.functionEnv, r.qualifierEnv])).toEqual([
       ['VisionEmbed', 'ENSEMBLE_STAGE_FUNCTION_VISION_EMBED', 'ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED'],
@@ -258,6 +276,9 @@ describe('planDeployment on models/ocr', () => {
 
   it('makes exactly detect, classify and recognize functions, with their memory, timeout and concurrency', async () => {
     const plan = planDeployment([await loadManifest(OCR)], { root: REPO });
+    const weightsKey = (stage: string) => ({
+      detect: 'ocr/ch_PP-OCRv4_det_infer.onnx', classify: 'ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx', recognize: 'ocr/ch_PP-OCRv4_rec_greedy.onnx',
+    })[stage];
     const expected = (name: string, stage: string) => ({
       role: 'stage', name, pipeline: 'ocr', stage,
       manifest: 'models/ocr/pipeline.yaml',
@@ -265,7 +286,10 @@ describe('planDeployment on models/ocr', () => {
       memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
       environment: { ENSEMBLE_PIPELINE: 'ocr', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/ocr/pipeline.yaml' },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
-      links: ['EnsembleWeights', 'EnsembleRuns'],
+      permissions: [
+        { actions: ['s3:GetObject'], resources: [{ bucket: 'EnsembleWeights', key: weightsKey(stage) }, { bucket: 'EnsembleWeights', key: 'spill/*' }] },
+        { actions: ['s3:PutObject'], resources: [{ bucket: 'EnsembleWeights', key: 'spill/*' }] },
+      ],
       copyFiles: [{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from }))],
       install: ['onnxruntime-node'],
       bundle: `dist/lambda/${name}`,
@@ -274,9 +298,9 @@ describe('planDeployment on models/ocr', () => {
     expect(plan.warnings).toEqual([]);
   });
 
-  it('gives the gateway the function stages, their files and links to exactly its three stages', async () => {
+  it('gives the gateway the function stages, their files and the right to invoke exactly its three stages', async () => {
     const g = planDeployment([await loadManifest(OCR)], { root: REPO }).gateway;
-    expect(g.links).toEqual(['EnsembleWeights', 'EnsembleRuns', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
+    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'OcrDetect' }, { function: 'OcrClassify' }, { function: 'OcrRecognize' }]));
     expect(g.nameEnv).toEqual({
       ENSEMBLE_BUCKET: 'EnsembleWeights',
       ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
@@ -298,14 +322,21 @@ describe('planDeployment on models/ocr', () => {
     expect([g.memoryMb, g.timeoutSeconds]).toEqual([1024, 360]);
   });
 
-  it('links a gateway serving demo and ocr to those five stage functions and nothing else', async () => {
+  it('lets a gateway serving demo and ocr invoke those five stage functions and nothing else, and each stage read only its own weights', async () => {
     const plan = planDeployment([await loadManifest(DEMO), await loadManifest(OCR)], { root: REPO });
     const stageNames = plan.stages.map((s) => s.name);
     expect(stageNames).toEqual(['DemoBranchA', 'DemoBranchB', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
-    expect(plan.gateway.links).toEqual(['EnsembleWeights', 'EnsembleRuns', ...stageNames]);
+    expect(plan.gateway.permissions).toEqual(gatewayPermissions(stageNames.map((name) => ({ function: name }))));
     expect(plan.gateway.environment.ENSEMBLE_MANIFESTS).toBe('models/demo/pipeline.yaml,models/ocr/pipeline.yaml');
-    // Stage functions link the bucket (weights, spills) and the table, never each other or the gateway.
-    for (const s of plan.stages) expect(s.links).toEqual(['EnsembleWeights', 'EnsembleRuns']);
+    // A stage reads its own weights and the spills and writes spilled answers: no other weights, no table, no function.
+    const manifests = [await loadManifest(DEMO), await loadManifest(OCR)];
+    for (const s of plan.stages) {
+      const stage = manifests.find((m) => m.name === s.pipeline)!.stages.find((x) => x.name === s.stage)!;
+      expect(s.permissions).toEqual([
+        { actions: ['s3:GetObject'], resources: [{ bucket: 'EnsembleWeights', key: stage.kind === 'onnx' ? stage.weights.key : '' }, { bucket: 'EnsembleWeights', key: 'spill/*' }] },
+        { actions: ['s3:PutObject'], resources: [{ bucket: 'EnsembleWeights', key: 'spill/*' }] },
+      ]);
+    }
   });
 
   it('refuses weights stored under spill/, which the bucket expires', async () => {

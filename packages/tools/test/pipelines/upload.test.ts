@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ensureBucket } from '../../src/local/bucket.js';
 import { makeS3Client } from '../../../core/src/storage/config.js';
 import { getJson, PART_SIZE, pushObject, putJson } from '../../src/pipelines/upload.js';
@@ -61,6 +61,12 @@ describe('pushObject', () => {
 
     const path = await new S3WeightStore({ s3, bucket: 'weights', cacheDir: join(work, 'cache') }).resolve('big/model.onnx', expected);
     expect((await readFile(path)).equals(bytes)).toBe(true);
+
+    // Pushed again, its multipart ETag says it is the same: no upload, no download.
+    const gets = counts.get('GetObjectCommand');
+    expect((await pushObject({ s3, bucket: 'weights', key: 'big/model.onnx', file })).skipped).toBe(true);
+    expect(counts.get('GetObjectCommand')).toBe(gets);
+    expect(counts.get('CreateMultipartUploadCommand')).toBe(1);
     s3.destroy();
   });
 
@@ -85,6 +91,36 @@ describe('pushObject', () => {
     expect(third.skipped).toBe(false);
     expect(third.sha256).not.toBe(first.sha256);
     expect(counts.get('PutObjectCommand')).toBe(2);
+    s3.destroy();
+  });
+
+  it('repairs an object whose bytes no longer match the sha256 its metadata claims', async () => {
+    const bytes = randomBytes(50_000);
+    const file = join(work, 'damaged.onnx');
+    await writeFile(file, bytes);
+    const s3 = makeS3Client(local.settings);
+    const counts = countCommands(s3);
+    const first = await pushObject({ s3, bucket: 'weights', key: 'damaged.onnx', file });
+
+    // One byte changed in the bucket, the metadata left as it was: same size, same claimed sha256.
+    const damaged = Buffer.from(bytes);
+    damaged[1234] ^= 0x01;
+    await s3.send(new PutObjectCommand({ Bucket: 'weights', Key: 'damaged.onnx', Body: damaged, Metadata: { sha256: first.sha256 } }));
+    const puts = counts.get('PutObjectCommand')!;
+
+    // The ETag differs, which an encrypted object's would too: the object's bytes are hashed to be sure.
+    const again = await pushObject({ s3, bucket: 'weights', key: 'damaged.onnx', file });
+    expect(again).toEqual({ ...first, skipped: false, repaired: true });
+    expect(counts.get('GetObjectCommand')).toBe(1);
+    expect(counts.get('PutObjectCommand')).toBe(puts + 1);
+    const path = await new S3WeightStore({ s3, bucket: 'weights', cacheDir: join(work, 'cache-damaged') }).resolve('damaged.onnx', first.sha256);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+
+    // Repaired, it is up to date again, judged by size and ETag alone.
+    const third = await pushObject({ s3, bucket: 'weights', key: 'damaged.onnx', file });
+    expect(third.skipped).toBe(true);
+    expect(counts.get('GetObjectCommand')).toBe(2);
+    expect(counts.get('PutObjectCommand')).toBe(puts + 1);
     s3.destroy();
   });
 

@@ -2,15 +2,18 @@ import type { Command } from '../args.js';
 import type { RunRecord } from '@ensemble/core/storage/types.js';
 import { int, str } from '../args.js';
 import { openEnvironment } from '../../serve/environment.js';
+import { findServer, isConnectionRefused } from '../find-server.js';
+import { authHeaders } from '../api-key-header.js';
+import { EnsembleError } from '@ensemble/core/errors.js';
 
 export const runsCommand: Command = {
   name: 'runs',
   summary: "List a pipeline's most recent runs, newest first (from the DynamoDB index by pipeline and time).",
-  usage: 'runs <pipeline> [--limit 20] [--url http://127.0.0.1:8080] [--data .ensemble] [--json]',
+  usage: 'runs <pipeline> [--limit 20] [--url URL] [--data .ensemble] [--json]',
   help: [
     ['--limit N', 'how many (default 20)'],
-    ['--url URL', 'ask this running server (default http://127.0.0.1:8080); if none answers, read the data folder directly'],
-    ['--data DIR', 'local data folder, when no server is running (default .ensemble)'],
+    ['--url URL', 'ask this running server (default: the server holding the data folder, wherever it listens); if none answers, read the data folder directly'],
+    ['--data DIR', 'local data folder (default .ensemble): its server is asked, or, with none running, the folder is read directly'],
     ['--json', 'print the records as JSON'],
   ],
   options: { limit: { type: 'string' }, url: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' } },
@@ -18,16 +21,21 @@ export const runsCommand: Command = {
     if (positionals.length !== 1) throw new Error('runs takes one pipeline name');
     const pipeline = positionals[0];
     const limit = int(values.limit, 20, '--limit');
-    const url = str(values.url, 'http://127.0.0.1:8080');
-    let runs: RunRecord[];
-    try {
-      // A running local server holds the emulator's database lock, so ask it first.
-      const res = await fetch(`${url}/v2/models/${encodeURIComponent(pipeline)}/runs?limit=${limit}`);
-      if (!res.ok) throw new Error(`${url} answered ${res.status}: ${await res.text()}`);
-      runs = ((await res.json()) as { runs: RunRecord[] }).runs;
-    } catch (e) {
-      if (!isConnectionRefused(e)) throw e;
-      const env = await openEnvironment({ dataDir: str(values.data, '.ensemble') });
+    const server = await findServer(values);
+    let runs: RunRecord[] | undefined;
+    if (server.explicit || server.found) {
+      try {
+        // A running local server holds the emulators' database, so ask it.
+        const res = await fetch(`${server.url}/v2/models/${encodeURIComponent(pipeline)}/runs?limit=${limit}`, { headers: authHeaders() });
+        if (!res.ok) throw new EnsembleError(`${server.url} answered ${res.status}: ${await res.text()}`, res.status === 404 ? 'not_found' : 'bad_gateway');
+        runs = ((await res.json()) as { runs: RunRecord[] }).runs;
+      } catch (e) {
+        // Nothing listens there (any more): the data folder is free to read directly.
+        if (!isConnectionRefused(e)) throw e;
+      }
+    }
+    if (!runs) {
+      const env = await openEnvironment({ dataDir: str(values.data, '.ensemble'), shareRunningServer: true });
       try { runs = await env.runs.listByPipeline(pipeline, limit); } finally { await env.close(); }
     }
     if (values.json) { console.log(JSON.stringify(runs, null, 2)); return; }
@@ -39,8 +47,3 @@ export const runsCommand: Command = {
     }
   },
 };
-
-function isConnectionRefused(e: unknown): boolean {
-  const cause = (e as { cause?: { code?: string } })?.cause;
-  return cause?.code === 'ECONNREFUSED' || (e instanceof TypeError && /fetch failed/.test(e.message));
-}

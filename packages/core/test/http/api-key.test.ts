@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { apiKeyGuard } from '../../src/lambda/api-key.js';
+import { apiKeyAccess, apiKeyGuard, parseApiKeys } from '../../src/http/api-key.js';
 
 /** A tiny app behind the guard that counts how often its handlers ran. */
 function guarded(key: string | undefined) {
@@ -58,5 +58,59 @@ describe('apiKeyGuard', () => {
       expect((await get(app, '/v2/health/live')).status).toBe(200);
       expect(ran()).toBe(1);
     }
+  });
+});
+
+describe('parseApiKeys', () => {
+  it('reads one key for every pipeline and keys scoped to pipelines', () => {
+    expect(parseApiKeys('main', ' k1=demo,ocr ; k2=* ;')).toEqual([
+      { key: 'main', pipelines: '*' },
+      { key: 'k1', pipelines: new Set(['demo', 'ocr']) },
+      { key: 'k2', pipelines: '*' },
+    ]);
+    // A base64 key keeps its padding: the key ends at the last '='.
+    expect(parseApiKeys(undefined, 'YWJj==demo')).toEqual([{ key: 'YWJj=', pipelines: new Set(['demo']) }]);
+    expect(parseApiKeys('', '')).toEqual([]);
+  });
+
+  it('refuses an entry without pipelines, never showing the key', () => {
+    for (const bad of ['secret', 'secret=', '=demo']) {
+      const err = (() => { try { parseApiKeys(undefined, bad); } catch (e) { return e as Error; } })();
+      expect(err?.message, bad).toMatch(/^ENSEMBLE_API_KEYS: .* is not <key>=<pipeline>/);
+      expect(err?.message).not.toContain('secret');
+    }
+  });
+});
+
+describe('apiKeyAccess with scoped keys', () => {
+  function app() {
+    const access = apiKeyAccess(parseApiKeys(undefined, 'k1=demo;k2=*'), { required: true });
+    const a = new Hono();
+    a.use('*', async (c, next) => access.guard(c) ?? next());
+    a.get('/v2/models', (c) => c.json({ models: ['demo', 'ocr'].filter((n) => access.visible(c, n)) }));
+    a.all('*', (c) => c.json({ ok: true }));
+    return a;
+  }
+
+  it("answers 403 on another pipeline's routes and lists only the key's pipelines", async () => {
+    const a = app();
+    expect((await get(a, '/v2/models/demo/infer', { 'x-api-key': 'k1' })).status).toBe(200);
+    for (const path of ['/v2/models/ocr', '/v2/models/ocr/ready', '/v2/models/ocr/versions/1/infer', '/v2/models/ocr/runs', '/v2/models/%6Fcr/infer']) {
+      const res = await get(a, path, { 'x-api-key': 'k1' });
+      expect(res.status, path).toBe(403);
+      expect(await res.json()).toEqual({ error: "this API key may not use model 'ocr'" });
+    }
+    expect(await (await get(a, '/v2/models', { 'x-api-key': 'k1' })).json()).toEqual({ models: ['demo'] });
+    expect(await (await get(a, '/v2/models', { 'x-api-key': 'k2' })).json()).toEqual({ models: ['demo', 'ocr'] });
+    expect((await get(a, '/v2/models/ocr/infer', { authorization: 'Bearer k2' })).status).toBe(200);
+    expect((await get(a, '/v2/models/ocr', { 'x-api-key': 'k3' })).status).toBe(401);
+  });
+
+  it('lets everything through on a local server without keys', async () => {
+    const access = apiKeyAccess([], { required: false });
+    const a = new Hono();
+    a.use('*', async (c, next) => access.guard(c) ?? next());
+    a.all('*', (c) => c.json({ ok: access.visible(c, 'ocr') }));
+    expect(await (await get(a, '/v2/models/ocr')).json()).toEqual({ ok: true });
   });
 });
