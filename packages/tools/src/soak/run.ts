@@ -6,7 +6,7 @@ import { loadManifest } from '@ensemble/core/manifest/load.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { fuzzCases } from './fuzz.js';
 import { freePort, GatewayProcess } from './gateway.js';
-import { demoLoad, emptyTally, missingRecords, send, stallProbe, type LoadTally } from './traffic.js';
+import { demoLoad, emptyTally, missingRecords, send, stallProbe, statusKey, type LoadTally } from './traffic.js';
 import type { PhaseResult, SoakOptions } from './types.js';
 
 const BEGIN = '<!-- soak:begin (written by npm run soak) -->';
@@ -134,7 +134,8 @@ async function fuzzPhase(gw: GatewayProcess, log: (s: string) => void, count: nu
     while (next < cases.length) {
       const c = cases[next++];
       const a = await send(agent, gw.url, c.method, c.path, c.body, c.headers);
-      statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+      const key = statusKey(a);
+      statuses[key] = (statuses[key] ?? 0) + 1;
       if (a.runId) runIds.push(a.runId);
       if (a.status >= 500 || a.status === 0) fivexx.set(c.kind, (fivexx.get(c.kind) ?? 0) + 1);
       if (a.status < 400 && a.status !== 0) accepted.set(c.kind, (accepted.get(c.kind) ?? 0) + 1);
@@ -155,9 +156,11 @@ async function fuzzPhase(gw: GatewayProcess, log: (s: string) => void, count: nu
   };
 }
 
+const STATUS_NAMES: Record<string, string> = { '-1': 'refused while down', 0: 'cut off' };
+
 export function formatTable(results: readonly PhaseResult[]): string {
   const head = '| phase | what | requests | statuses | wrong answers | records lost (of checked) | crashes | 5xx for client errors | max /v2/health/live wait (bounds the event-loop stall) | RSS before / after | notes |';
-  const rows = results.map((r) => `| ${r.name} | ${r.what} | ${r.requests} | ${Object.entries(r.statuses).map(([s, n]) => `${s === '0' ? 'no answer' : s}: ${n}`).join(', ')} | ${r.wrong} | ${r.recordsLost} (of ${r.recordsChecked}) | ${r.crashes} | ${r.serverErrorsForClientErrors} | ${r.maxStallMs} ms | ${r.rssBeforeMb} / ${r.rssAfterMb} MB | ${r.notes.join('; ')} |`);
+  const rows = results.map((r) => `| ${r.name} | ${r.what} | ${r.requests} | ${Object.entries(r.statuses).sort(([a], [b]) => Number(a) - Number(b)).map(([s, n]) => `${STATUS_NAMES[s] ?? s}: ${n}`).join(', ')} | ${r.wrong} | ${r.recordsLost} (of ${r.recordsChecked}) | ${r.crashes} | ${r.serverErrorsForClientErrors} | ${r.maxStallMs} ms | ${r.rssBeforeMb} / ${r.rssAfterMb} MB | ${r.notes.join('; ')} |`);
   return [head, `|${' --- |'.repeat(11)}`, ...rows].join('\n');
 }
 

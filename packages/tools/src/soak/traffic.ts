@@ -56,7 +56,8 @@ export async function demoLoad(url: string, opts: { concurrency: number; maxRequ
       const x = Array.from({ length: rows * 4 }, () => Math.round((rand() * 8 - 4) * 100) / 100);
       tally.requests++;
       const a = await send(agent, url, 'POST', '/v2/models/demo/infer', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 4], data: x }] }));
-      tally.statuses[a.status] = (tally.statuses[a.status] ?? 0) + 1;
+      const key = statusKey(a);
+      tally.statuses[key] = (tally.statuses[key] ?? 0) + 1;
       if (a.runId) tally.runIds.push(a.runId);
       if (a.status === 200 && !correct(a.body, x)) tally.wrong++;
       // A refused or failed request backs off a little, as a client honouring Retry-After would (scaled down).
@@ -65,6 +66,15 @@ export async function demoLoad(url: string, opts: { concurrency: number; maxRequ
   };
   await Promise.all(Array.from({ length: opts.concurrency }, loop));
   agent.destroy();
+}
+
+/**
+ * The HTTP status, or for no answer: -1 when the connection was refused (nothing listening: the
+ * gateway is down between a kill and its restart), 0 when a request was cut off mid-way.
+ */
+export function statusKey(a: Answer): number {
+  if (a.status !== 0) return a.status;
+  return /ECONNREFUSED/.test(a.error ?? '') ? -1 : 0;
 }
 
 function correct(body: Buffer, x: number[]): boolean {

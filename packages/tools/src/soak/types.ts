@@ -4,7 +4,7 @@ export interface PhaseResult {
   /** What the phase did, in a few words (for the table). */
   what: string;
   requests: number;
-  /** HTTP status -> count; 0 counts answers that never came (connection reset by a killed gateway). */
+  /** HTTP status -> count; -1: connection refused (the gateway was down), 0: cut off mid-request. */
   statuses: Record<number, number>;
   /** 200 answers whose numbers were not the demo's. */
   wrong: number;

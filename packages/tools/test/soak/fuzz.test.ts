@@ -21,12 +21,12 @@ describe('the soak fuzzer', () => {
 describe('the soak table', () => {
   it('has one row per phase with its statuses', () => {
     const table = formatTable([{
-      name: 'fuzzer', what: 'x', requests: 3, statuses: { 400: 2, 0: 1 }, wrong: 0, recordsChecked: 2, recordsLost: 1, crashes: 0,
+      name: 'fuzzer', what: 'x', requests: 3, statuses: { 400: 2, 0: 1, '-1': 4 }, wrong: 0, recordsChecked: 2, recordsLost: 1, crashes: 0,
       serverErrorsForClientErrors: 0, maxStallMs: 12.5, rssBeforeMb: 100, rssAfterMb: 120, notes: ['alive afterwards'],
     }]);
     const rows = table.split('\n');
     expect(rows).toHaveLength(3);
-    expect(rows[2]).toContain('no answer: 1, 400: 2');
+    expect(rows[2]).toContain('refused while down: 4, cut off: 1, 400: 2');
     expect(rows[2]).toContain('1 (of 2)');
   });
 });
