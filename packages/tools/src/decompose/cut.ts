@@ -15,7 +15,7 @@ import { analyzeModel, type ModelGraph } from './graph.js';
 import { balancedBoundaries } from './partition.js';
 import { probeModel, type ProbeResult } from './probe.js';
 import { buildStageModel, type StageContents } from './stage-model.js';
-import { sampleShape } from './samples.js';
+import { batchDimNames, sampleShape } from './samples.js';
 import type { CutOptions, CutPlan, CutResult, GraphTensor, StageModel, StageTensor } from './types.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -200,7 +200,7 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
   if (g.nodes.length === 0) throw new EnsembleError('the model computes nothing (no nodes besides constants); there is nothing to cut', 'invalid_input');
 
   const probe = await probeModel(g, info.inputs, { dims: opts.dims, log });
-  const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims })]));
+  const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims, batchNames: batchDimNames(info.inputs) })]));
   const shapeOf = (t: string): number[] | undefined => probe.tensors.get(t)?.shape ?? batch1.get(t) ?? weightShape(g, t);
   const costs = g.nodes.map((n) => nodeCost(n, shapeOf, (t) => g.weights.has(t)));
 
