@@ -199,7 +199,7 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
   const log = opts.log ?? (() => undefined);
   if (g.nodes.length === 0) throw new EnsembleError('the model computes nothing (no nodes besides constants); there is nothing to cut', 'invalid_input');
 
-  const probe = await probeModel(g, info.inputs, { dims: opts.dims, log });
+  const probe = await probeModel(g, info.inputs, { dims: opts.dims, log, maxBytesPerRun: opts.probeBytesPerRun });
   const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims, batchNames: batchDimNames(info.inputs) })]));
   const shapeOf = (t: string): number[] | undefined => probe.tensors.get(t)?.shape ?? batch1.get(t) ?? weightShape(g, t);
   const costs = g.nodes.map((n) => nodeCost(n, shapeOf, (t) => g.weights.has(t)));

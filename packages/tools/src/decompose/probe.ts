@@ -22,6 +22,7 @@ import { formatBytes } from '../util/progress.js';
 import { datatypeToOnnx, encodeModel, type onnx } from '../onnx/proto.js';
 import { datatypeOfOrt, toOrt } from '@ensemble/core/runtime/ort-tensors.js';
 import type { ModelGraph } from './graph.js';
+import { buildStageModel } from './stage-model.js';
 import { sampleInputs } from './samples.js';
 import type { ProbedTensor } from './types.js';
 
@@ -29,7 +30,7 @@ export interface ProbeOptions {
   dims?: Record<string, number>;
   /**
    * Bytes of probed tensors one run may return, at the largest probe batch
-   * (default 256 MiB). A run may take twice the largest tensor seen so far,
+   * (default 64 MiB). A run may take twice the largest tensor seen so far,
    * since an ordinary inference holds the input and output of its largest node anyway.
    */
   maxBytesPerRun?: number;
@@ -46,12 +47,11 @@ export interface ProbeResult {
   largestRunBytes: number;
 }
 
-export const DEFAULT_PROBE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_PROBE_BYTES = 64 * 1024 * 1024;
 
-/** Every tensor a node makes, in topological order, except Constant values (their type is in the node itself). */
-function probedNames(g: ModelGraph): string[] {
+/** Outputs of weight nodes that are not Constant (a Cast of a constant shape): folded by ONNX Runtime, probed once. */
+function foldedWeights(g: ModelGraph): string[] {
   const names = new Set<string>();
-  for (const n of g.nodes) for (const o of n.produces) names.add(o);
   for (const w of g.weights.values()) {
     if (w.kind === 'node' && w.node.proto.opType !== 'Constant') for (const o of w.node.produces) names.add(o);
   }
@@ -66,74 +66,106 @@ export function probeBatchSizes(inputs: ValueInfo[], dims: Record<string, number
   return dynamicBatch ? [1, 2] : [typeof first === 'number' ? first : 1];
 }
 
-/** `inputs`: the model's inputs as inspectModel reports them. */
+const bytesOfOrt = (t: ort.Tensor): number => t.size * (bytesPerElement(datatypeOfOrt(t.type) ?? 'UINT8') ?? 1);
+
+/**
+ * `inputs`: the model's inputs as inspectModel reports them.
+ *
+ * The nodes (in topological order) run in consecutive slices, each its own
+ * small model fed with the graph inputs and with the tensors earlier slices
+ * made that it or a later slice still reads (what an ordinary run keeps alive
+ * too); every tensor a slice makes is one of its outputs, its shape is read,
+ * and it is freed unless a later slice reads it. All slices together compute
+ * the model once per probe batch size.
+ */
 export async function probeModel(g: ModelGraph, inputs: ValueInfo[], opts: ProbeOptions = {}): Promise<ProbeResult> {
-  const names = probedNames(g);
+  const folded = foldedWeights(g);
   const batchSizes = probeBatchSizes(inputs, opts.dims);
   const budget = opts.maxBytesPerRun ?? DEFAULT_PROBE_BYTES;
-  const feedsAt = batchSizes.map((batch) => Object.fromEntries(Object.entries(sampleInputs(inputs, { batch, dims: opts.dims, seed: batch })).map(([k, t]) => [k, toOrt(t)])));
-
-  // Where each probed tensor is made: a slice needs the compute nodes up to its last tensor's producer.
-  const madeAt = new Map<string, number>();
-  g.nodes.forEach((n, i) => { for (const o of n.produces) madeAt.set(o, i); });
-  const weightNodes = new Set<onnx.INodeProto>();
-  for (const w of g.weights.values()) if (w.kind === 'node') weightNodes.add(w.node.proto);
+  const graphInputs = new Set(g.inputs.map((v) => v.name!));
+  const lastUse = new Map<string, number>();
+  g.nodes.forEach((n, i) => { for (const t of n.consumes) if (g.producer.has(t)) lastUse.set(t, i); });
+  const count = g.nodes.length;
+  opts.log?.(`probing: ${count} nodes at batch ${batchSizes.join(' and ')}, in slices of about ${formatBytes(budget)} of tensors per run`);
 
   const seen = new Map<string, { type: ort.Tensor.Type; dims: number[][] }>();
+  /** Bytes each node's outputs took at the first batch size: what sizes the slices at the next ones. */
+  const nodeBytes = new Array<number>(count).fill(0);
   let runs = 0;
-  let largest = 0;
   let largestRunBytes = 0;
-  let take = 1;
-  opts.log?.(`probing: ${names.length} tensors at batch ${batchSizes.join(' and ')}, in slices of about ${formatBytes(budget)} per run`);
-  for (let start = 0; start < names.length;) {
-    const slice = names.slice(start, start + take);
-    const last = Math.max(-1, ...slice.map((t) => madeAt.get(t) ?? -1));
-    const keep = new Set([...weightNodes, ...g.nodes.slice(0, last + 1).map((n) => n.proto)]);
-    const graph: onnx.IGraphProto = { ...g.graph, node: g.graph.node.filter((n) => keep.has(n)), output: slice.map((name) => ({ name })) };
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(encodeModel({ ...g.model, graph }), { graphOptimizationLevel: 'basic', intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
-    } catch (e) {
-      throw new EnsembleError(`ONNX Runtime cannot load the model with its intermediate tensors as outputs: ${(e as Error).message}`, 'invalid_input');
-    }
-    let sliceBytes = 0;
-    try {
-      for (const [b, batch] of batchSizes.entries()) {
-        let out: Record<string, ort.Tensor>;
-        try {
-          out = await session.run(feedsAt[b]) as Record<string, ort.Tensor>;
-        } catch (e) {
-          const shapes = Object.entries(feedsAt[b]).map(([k, t]) => `${k} [${t.dims.join(', ')}]`).join(', ');
-          throw new EnsembleError(`the model does not run on sample inputs ${shapes}: ${(e as Error).message}; `
-            + 'give symbolic dims a size it accepts with --dim name=size', 'invalid_input');
-        }
-        runs++;
-        for (const name of slice) {
-          const t = out[name];
-          if (!t) continue;
-          const entry = seen.get(name) ?? { type: t.type, dims: [] };
-          entry.dims[b] = t.dims.map(Number);
-          seen.set(name, entry);
-          if (b === batchSizes.length - 1) {
-            const bytes = t.size * (bytesPerElement(datatypeOfOrt(t.type) ?? 'UINT8') ?? 1);
-            sliceBytes += bytes;
-            largest = Math.max(largest, bytes);
-          }
-        }
-        for (const t of Object.values(out)) t.dispose();
+  for (const [b, batch] of batchSizes.entries()) {
+    const feeds = Object.fromEntries(Object.entries(sampleInputs(inputs, { batch, dims: opts.dims, seed: batch })).map(([k, t]) => [k, toOrt(t)]));
+    const scale = batch / batchSizes[0];
+    const live = new Map<string, ort.Tensor>();
+    let largest = 0;
+    let take = 1;
+    for (let start = 0; start < count || (start === 0 && folded.length > 0);) {
+      let end = start;
+      if (b === 0) {
+        end = Math.min(count, start + take);
+      } else {
+        // Sizes are known from the first batch size; dim 0 scales with the batch for the tensors that matter.
+        let bytes = 0;
+        while (end < count && (end === start || bytes + nodeBytes[end] * scale <= budget)) bytes += nodeBytes[end++] * scale;
       }
-    } finally {
-      await session.release();
+      const nodes = g.nodes.slice(start, end);
+      const made = nodes.flatMap((n) => n.produces);
+      const extra = start === 0 ? folded : [];
+      const reads = new Set(nodes.flatMap((n) => n.consumes));
+      const sliceInputs = [...new Set([...reads].filter((t) => graphInputs.has(t) || live.has(t)))];
+      const typeOf = (t: string): onnx.ITypeProto => {
+        const v = live.get(t);
+        if (v) return { tensorType: { elemType: datatypeToOnnx(datatypeOfOrt(v.type)!), shape: { dim: v.dims.map((d) => ({ dimValue: d })) } } };
+        return g.valueInfo.get(t)?.type ?? {};
+      };
+      const model = buildStageModel(g, { nodes, inputs: sliceInputs, outputs: [], extraWeights: extra }, 'probe', { source: '', stage: 0, of: 0 }, typeOf);
+      model.graph!.output = [...made, ...extra].map((name) => ({ name }));
+      let session: ort.InferenceSession;
+      try {
+        session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'basic', intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
+      } catch (e) {
+        throw new EnsembleError(`ONNX Runtime cannot load the model with its intermediate tensors as outputs: ${(e as Error).message}`, 'invalid_input');
+      }
+      let out: Record<string, ort.Tensor>;
+      try {
+        out = await session.run(Object.fromEntries(sliceInputs.map((t) => [t, feeds[t] ?? live.get(t)!]))) as Record<string, ort.Tensor>;
+      } catch (e) {
+        const shapes = Object.entries(feeds).map(([k, t]) => `${k} [${t.dims.join(', ')}]`).join(', ');
+        throw new EnsembleError(`the model does not run on sample inputs ${shapes}: ${(e as Error).message}; `
+          + 'give symbolic dims a size it accepts with --dim name=size', 'invalid_input');
+      } finally {
+        await session.release();
+      }
+      runs++;
+      let sliceBytes = 0;
+      for (const [name, t] of Object.entries(out)) {
+        const entry = seen.get(name) ?? { type: t.type, dims: [] };
+        entry.dims[b] = t.dims.map(Number);
+        seen.set(name, entry);
+        const bytes = bytesOfOrt(t);
+        sliceBytes += bytes;
+        largest = Math.max(largest, bytes);
+        const at = g.producer.get(name);
+        if (b === 0 && at) nodeBytes[g.position.get(at)!] += bytes;
+        if ((lastUse.get(name) ?? -1) >= end) live.set(name, t);
+        else t.dispose();
+      }
+      for (const [name, t] of live) {
+        if ((lastUse.get(name) ?? -1) < end) { t.dispose(); live.delete(name); }
+      }
+      largestRunBytes = Math.max(largestRunBytes, sliceBytes);
+      // Sized as if every next tensor were as large as the largest so far (the high-resolution early layers
+      // usually are), and growing at most twofold, so small tensors followed by large ones cannot overshoot far.
+      const limit = Math.max(budget, 2 * largest);
+      take = Math.max(1, Math.min(2 * take, largest > 0 ? Math.floor(limit / largest) : 2 * take));
+      if (end === start) break;
+      start = end;
     }
-    largestRunBytes = Math.max(largestRunBytes, sliceBytes);
-    start += slice.length;
-    // Sized as if every next tensor were as large as the largest so far (the high-resolution early layers
-    // usually are), and growing at most twofold, so a run of small tensors followed by large ones cannot overshoot far.
-    const limit = Math.max(budget, 2 * largest);
-    take = Math.max(1, Math.min(2 * take, largest > 0 ? Math.floor(limit / largest) : 2 * take));
+    for (const t of live.values()) t.dispose();
   }
   opts.log?.(`probing: ${runs} runs, at most ${formatBytes(largestRunBytes)} of tensors each`);
 
+  const names = [...g.nodes.flatMap((n) => n.produces), ...folded];
   const tensors = new Map<string, ProbedTensor>();
   for (const name of names) {
     const s = seen.get(name);

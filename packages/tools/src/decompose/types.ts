@@ -14,6 +14,8 @@ export interface CutOptions {
   name?: string;
   /** Progress lines for long work. */
   log?: (line: string) => void;
+  /** Bytes of intermediate tensors one probe run may return (see probe.ts; default 256 MiB). */
+  probeBytesPerRun?: number;
 }
 
 /** What one run of the whole model (at batch 1, and at 2 to find the batch dim) tells about a tensor. */

@@ -88,7 +88,7 @@ describe('ensemble decompose / verify (CLI)', () => {
     expect(cut.stdout).toMatch(/^skip_2 .* x, h\d \(stage 1\)$/m);
     expect(cut.stdout).toMatch(/^whole model\s+8\s+544\s+2\.1 KiB\s+100%/m);
     expect(cut.stdout).toContain('wrote out/pipeline.yaml');
-    expect(cut.stderr).toContain('probing: 8 tensors at batch 1 and 2, in slices of about 256.0 MiB per run');
+    expect(cut.stderr).toContain('probing: 8 nodes at batch 1 and 2, in slices of about 64.0 MiB of tensors per run');
 
     const ok = await run(process.execPath, [CLI, 'verify', 'out/pipeline.yaml', '--against', 'skip.onnx', '--samples', '2'], { cwd: dir, env });
     expect(ok.stdout).toMatch(/^y\s+y\s+(0|\d\.\d\de-\d+)\s+/m);
