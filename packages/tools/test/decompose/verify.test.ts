@@ -10,7 +10,7 @@ import { LocalFileWeightStore } from '../../src/pipelines/local-weights.js';
 import { loadManifest } from '../../../core/src/manifest/load.js';
 import { verifyManifest } from '../../../core/src/manifest/verify.js';
 import { SKIP_DIM, SKIP_WEIGHTS, skipConnectionModel, writeModel } from '../../../core/test/fixtures/models.js';
-import { longSkipModel } from './models.js';
+import { halfCutModel, longSkipModel } from './models.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -92,7 +92,8 @@ describe('ensemble decompose / verify (CLI)', () => {
 
     const ok = await run(process.execPath, [CLI, 'verify', 'out/pipeline.yaml', '--against', 'skip.onnx', '--samples', '2'], { cwd: dir, env });
     expect(ok.stdout).toMatch(/^y\s+y\s+(0|\d\.\d\de-\d+)\s+/m);
-    expect(ok.stdout).toMatch(/^ok: within tolerance 0\.0001 \(2 samples, stages skip_1, skip_2\)$/m);
+    expect(ok.stdout).toContain('tolerance: atol 0.0001, rtol 0.0001 (from the datatypes crossing the cuts (FP32) and of the outputs (FP32))');
+    expect(ok.stdout).toMatch(/^ok: within tolerance \(2 samples, stages skip_1, skip_2\)$/m);
 
     // Inputs from an Open Inference Protocol request body, keyed by the model's input name.
     const request = { inputs: [{ name: 'x', datatype: 'FP32', shape: [3, SKIP_DIM], data: Array.from({ length: 3 * SKIP_DIM }, (_, i) => Math.cos(i)) }] };
@@ -101,6 +102,36 @@ describe('ensemble decompose / verify (CLI)', () => {
       .then(() => ({ code: 0, stdout: '', stderr: '' }), (e: { code: number; stdout: string; stderr: string }) => e);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('sample 1/1: x [3, 8]');
-    expect(bad.stdout).toMatch(/^FAILED: over tolerance 0\.0001 \(1 sample, stages skip_1, skip_2\)$/m);
+    expect(bad.stdout).toMatch(/^FAILED: over tolerance \(1 sample, stages skip_1, skip_2\)$/m);
+  });
+});
+
+describe('ensemble verify: tolerances from the datatypes', () => {
+  it('defaults to the FP16 tolerance when an FP16 tensor crosses the cut, prints it, and --atol/--rtol override it', async () => {
+    const dir = tempDir();
+    const { path: modelPath } = writeModel(dir, 'half.onnx', halfCutModel());
+    // Off by about 1e-3 at the output: inside FP16's 1e-2, outside FP32's 1e-4.
+    writeModel(dir, 'other.onnx', halfCutModel(1e-3));
+    const env = { ...process.env, NODE_NO_WARNINGS: '1' };
+    await run(process.execPath, [CLI, 'decompose', modelPath, '--at', 'h16', '--out', 'out', '--name', 'half', '--sample-batch', '0'], { cwd: dir, env });
+    const m = await loadManifest(join(dir, 'out/pipeline.yaml'));
+    expect(m.stages[1].inputs).toEqual({ h16: 'h16' });
+
+    const same = await verifyPipeline(m, modelPath, { samples: 1 });
+    expect(same).toMatchObject({ ok: true, crossing: ['FP16'], outputTypes: ['FP32'], tolerance: { atol: 1e-2, rtol: 1e-2 } });
+
+    const args = ['verify', 'out', '--against', 'other.onnx', '--stage', 'half_1,half_2', '--samples', '2'];
+    const loose = await run(process.execPath, [CLI, ...args], { cwd: dir, env });
+    expect(loose.stdout).toContain('tolerance: atol 0.01, rtol 0.01 (from the datatypes crossing the cuts (FP16) and of the outputs (FP32))');
+    expect(loose.stdout).toMatch(/^ok: within tolerance/m);
+    const maxAbs = Number(/^y\s+y\s+(\S+)/m.exec(loose.stdout)?.[1]);
+    expect(maxAbs).toBeGreaterThan(1e-4);
+    expect(maxAbs).toBeLessThan(1e-2);
+
+    const strict = await run(process.execPath, [CLI, ...args, '--atol', '1e-4', '--rtol', '1e-4'], { cwd: dir, env })
+      .then(() => ({ code: 0, stdout: '' }), (e: { code: number; stdout: string }) => e);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toContain('tolerance: atol 0.0001, rtol 0.0001 (from the datatypes crossing the cuts (FP16) and of the outputs (FP32); overridden by --atol/--rtol)');
+    expect(strict.stdout).toMatch(/^FAILED: over tolerance \(2 samples, stages half_1, half_2\)$/m);
   });
 });
