@@ -83,7 +83,7 @@ describe('ensemble decompose / verify (CLI)', () => {
     writeModel(dir, 'other.onnx', perturbedSkipModel());
     const env = { ...process.env, NODE_NO_WARNINGS: '1' };
     const cut = await run(process.execPath, [CLI, 'decompose', modelPath, '--stages', '2', '--out', join(dir, 'out'), '--name', 'skip', '--runs', '1'], { cwd: dir, env });
-    expect(cut.stdout).toMatch(/^stage\s+nodes\s+params\s+weights\s+est\. cost\s+time \(ms\)\s+reads$/m);
+    expect(cut.stdout).toMatch(/^stage\s+nodes\s+params\s+weights\s+est\. cost\s+est\. \(ms\)\s+time \(ms\)\s+reads$/m);
     expect(cut.stdout).toMatch(/^skip_1\s+\d+\s+[\d,]+\s+/m);
     expect(cut.stdout).toMatch(/^skip_2 .* x, h\d \(stage 1\)$/m);
     expect(cut.stdout).toMatch(/^whole model\s+8\s+544\s+2\.1 KiB\s+100%/m);
@@ -133,5 +133,22 @@ describe('ensemble verify: tolerances from the datatypes', () => {
     expect(strict.code).toBe(1);
     expect(strict.stdout).toContain('tolerance: atol 0.0001, rtol 0.0001 (from the datatypes crossing the cuts (FP16) and of the outputs (FP32); overridden by --atol/--rtol)');
     expect(strict.stdout).toMatch(/^FAILED: over tolerance \(2 samples, stages half_1, half_2\)$/m);
+  });
+});
+
+describe('ensemble decompose: what crosses each cut', () => {
+  it('prints per cut the tensors, their item shape and bytes (a skip at every cut it spans), and estimated next to measured times', async () => {
+    const dir = tempDir();
+    const { path: modelPath } = writeModel(dir, 'long.onnx', longSkipModel());
+    const env = { ...process.env, NODE_NO_WARNINGS: '1' };
+    const { stdout } = await run(process.execPath, [CLI, 'decompose', modelPath, '--at', 'h2,h4', '--out', 'out', '--name', 'long', '--runs', '1'], { cwd: dir, env });
+    expect(stdout).toMatch(/^stage\s+nodes\s+params\s+weights\s+est\. cost\s+est\. \(ms\)\s+time \(ms\)\s+reads$/m);
+    expect(stdout).toMatch(/^long_1\s.*%\s+\d+\.\d+\s+\d+\.\d+\s+x$/m);
+    expect(stdout).toContain('cut 1 (long_1 | long_2): 2 tensors, 48 B per item');
+    expect(stdout).toContain('cut 2 (long_2 | long_3): 2 tensors, 48 B per item');
+    expect(stdout).toMatch(/^\s+h1\s+FP32\s+\[6\]\s+24\s+stage 1\s+stage 3$/m);
+    expect(stdout).toMatch(/^\s+h2\s+FP32\s+\[6\]\s+24\s+stage 1\s+stage 2$/m);
+    expect(stdout).toMatch(/^\s+h4\s+FP32\s+\[6\]\s+24\s+stage 2\s+stage 3$/m);
+    expect(stdout.match(/^\s+h1\s/gm)).toHaveLength(2);
   });
 });
