@@ -152,3 +152,22 @@ describe('ensemble decompose: what crosses each cut', () => {
     expect(stdout.match(/^\s+h1\s/gm)).toHaveLength(2);
   });
 });
+
+describe('--dim on a named batch dim', () => {
+  it('fixes dim 0 by its name for probing, timing and verify samples; the positional batch still works without it', async () => {
+    const dir = tempDir();
+    const { path: modelPath } = writeModel(dir, 'long.onnx', longSkipModel());
+    const env = { ...process.env, NODE_NO_WARNINGS: '1' };
+    const cut = await run(process.execPath, [CLI, 'decompose', modelPath, '--stages', '2', '--dim', 'batch=3', '--out', 'out', '--runs', '1'], { cwd: dir, env });
+    expect(cut.stderr).toContain('probing: 9 nodes at batch 3,');
+    expect(cut.stdout).toContain('times: median of runs on x [3, 4]');
+    const named = await run(process.execPath, [CLI, 'verify', 'out', '--against', 'long.onnx', '--dim', 'batch=1', '--samples', '1'], { cwd: dir, env });
+    expect(named.stderr).toContain('sample 1/1: x [1, 4]');
+    expect(named.stdout).toMatch(/^ok: within tolerance/m);
+    const positional = await run(process.execPath, [CLI, 'verify', 'out', '--against', 'long.onnx', '--batch', '5', '--samples', '1'], { cwd: dir, env });
+    expect(positional.stderr).toContain('sample 1/1: x [5, 4]');
+    const typo = await run(process.execPath, [CLI, 'decompose', modelPath, '--stages', '2', '--dim', 'bacth=1'], { cwd: dir, env })
+      .then(() => ({ stderr: '' }), (e: { stderr: string }) => e);
+    expect(typo.stderr).toContain("no input has a symbolic dim 'bacth' (did you mean 'batch'?)");
+  });
+});
