@@ -4,6 +4,8 @@ import { int, str, UsageError } from '../args.js';
 import { manifestPath } from '../pipeline-arg.js';
 import { parseDims } from '../../decompose/samples.js';
 import { verifyPipeline } from '../../decompose/verify.js';
+import { buildIfNeeded } from '../../pipelines/build.js';
+import { loadManifest } from '@ensemble/core/manifest/load.js';
 import { decodeInferRequest } from '@ensemble/core/tensor/codec.js';
 
 const fmt = (n: number): string => (n === 0 ? '0' : Number.isFinite(n) ? n.toExponential(2) : String(n));
@@ -49,7 +51,10 @@ export const verifyCommand: Command = {
     const inputs = typeof values.inputs === 'string'
       ? [decodeInferRequest(new Uint8Array(await readFile(values.inputs))).tensors]
       : undefined;
-    const report = await verifyPipeline(manifestPath(positionals[0]), values.against, {
+    const manifest = await loadManifest(manifestPath(positionals[0]));
+    // Cut stage models are derived files, not committed (models/ocr-split): make them as `ensemble serve` would.
+    await buildIfNeeded(manifest, (line) => console.error(line));
+    const report = await verifyPipeline(manifest, values.against, {
       inputs,
       atol,
       rtol,
