@@ -8,15 +8,16 @@
 import { createHash } from 'node:crypto';
 import { EnsembleError } from '@ensemble/core/errors.js';
 import { inspectModel } from '../onnx/inspect.js';
-import { decodeModel, encodeModel, int64ToNumber, onnx } from '../onnx/proto.js';
+import { datatypeFromOnnx, decodeModel, encodeModel, int64ToNumber, onnx } from '../onnx/proto.js';
+import { bytesPerElement } from '@ensemble/core/tensor/datatypes.js';
 import { didYouMean } from '@ensemble/core/manifest/suggest.js';
 import { nodeCost } from './cost.js';
 import { analyzeModel, type ModelGraph } from './graph.js';
 import { balancedBoundaries } from './partition.js';
 import { probeModel, type ProbeResult } from './probe.js';
 import { buildStageModel, type StageContents } from './stage-model.js';
-import { sampleShape } from './samples.js';
-import type { CutOptions, CutPlan, CutResult, GraphTensor, StageModel, StageTensor } from './types.js';
+import { batchDimNames, sampleShape } from './samples.js';
+import type { CutCrossing, CutOptions, CutPlan, CutResult, GraphTensor, StageModel, StageTensor } from './types.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -199,8 +200,8 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
   const log = opts.log ?? (() => undefined);
   if (g.nodes.length === 0) throw new EnsembleError('the model computes nothing (no nodes besides constants); there is nothing to cut', 'invalid_input');
 
-  const probe = await probeModel(g, info.inputs, { dims: opts.dims, log });
-  const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims })]));
+  const probe = await probeModel(g, info.inputs, { dims: opts.dims, log, maxBytesPerRun: opts.probeBytesPerRun });
+  const batch1 = new Map(info.inputs.map((v) => [v.name, sampleShape(v, { batch: probe.batchSizes[0], dims: opts.dims, batchNames: batchDimNames(info.inputs) })]));
   const shapeOf = (t: string): number[] | undefined => probe.tensors.get(t)?.shape ?? batch1.get(t) ?? weightShape(g, t);
   const costs = g.nodes.map((n) => nodeCost(n, shapeOf, (t) => g.weights.has(t)));
 
@@ -245,7 +246,22 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
     const shape = t?.shape ? (t.shape.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue != null ? int64ToNumber(d.dimValue) : '')) : null;
     return { name: v.name!, elemType: t?.elemType ?? 0, shape };
   };
-  return { stages, inputs: g.inputs.map(io), outputs: g.outputs.map(io), sourceSha256, prunedNodes: g.prunedNodes };
+  const cuts: CutCrossing[] = Array.from({ length: count - 1 }, (_, k) => ({ after: k + 1, tensors: [], bytesPerItem: 0 }));
+  for (const s of stages) {
+    for (const t of s.inputs) {
+      if (t.from === 'input') continue;
+      const probed = probe.tensors.get(t.name);
+      const datatype = datatypeFromOnnx(t.elemType) ?? 'BYTES';
+      const itemShape = probed ? probed.shape.slice(1) : [];
+      const bytesPerItem = itemShape.reduce((a, b) => a * b, 1) * (bytesPerElement(datatype) ?? 0);
+      // A skip tensor travels straight to its reader, but it is made before and read after every cut in between.
+      for (let k = t.from; k < s.index; k++) {
+        cuts[k - 1].tensors.push({ name: t.name, datatype, itemShape, bytesPerItem, from: t.from, to: s.index });
+        cuts[k - 1].bytesPerItem += bytesPerItem;
+      }
+    }
+  }
+  return { stages, cuts, inputs: g.inputs.map(io), outputs: g.outputs.map(io), sourceSha256, prunedNodes: g.prunedNodes };
 }
 
 function weightShape(g: ModelGraph, t: string): number[] | undefined {

@@ -1,4 +1,4 @@
-export type { CutOptions, CutPlan, CutResult, GraphTensor, ProbedTensor, StageModel, StageTensor } from './types.js';
+export type { CutCrossing, CutOptions, CutPlan, CutResult, GraphTensor, ProbedTensor, StageModel, StageTensor } from './types.js';
 export { cutModel, stageName } from './cut.js';
 export { decomposeModel } from './decompose.js';
 export type { DecomposeOptions, DecomposeReport } from './decompose.js';
@@ -10,7 +10,7 @@ export { checkDimNames, parseDims, sampleInputs, sampleShape } from './samples.j
 export { verifyPipeline } from './verify.js';
 export type { OutputDifference, VerifyOptions, VerifyReport } from './verify.js';
 export { LocalFileWeightStore } from '../pipelines/local-weights.js';
-export { compareTensors } from './compare.js';
-export type { Difference } from './compare.js';
+export { compareTensors, looseTolerance, toleranceFor } from './compare.js';
+export type { Difference, Tolerance } from './compare.js';
 export { PROVENANCE_KEY, readProvenance } from './stage-model.js';
 export type { Provenance } from './stage-model.js';

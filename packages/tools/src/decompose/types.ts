@@ -14,6 +14,8 @@ export interface CutOptions {
   name?: string;
   /** Progress lines for long work. */
   log?: (line: string) => void;
+  /** Bytes of intermediate tensors one probe run may return (see probe.ts; default 256 MiB). */
+  probeBytesPerRun?: number;
 }
 
 /** What one run of the whole model (at batch 1, and at 2 to find the batch dim) tells about a tensor. */
@@ -65,8 +67,18 @@ export interface StageModel {
   estimatedFlops: number;
 }
 
+/** What crosses the cut after stage `after`: every tensor made at or before it and read after it. */
+export interface CutCrossing {
+  /** 1-based: the cut between stage `after` and `after + 1`. */
+  after: number;
+  tensors: { name: string; datatype: string; itemShape: number[]; bytesPerItem: number; from: number; to: number }[];
+  bytesPerItem: number;
+}
+
 export interface CutResult {
   stages: StageModel[];
+  /** One entry per cut, sizes per item (one row of dim 0) at the sample dims. */
+  cuts: CutCrossing[];
   /** Whole-model inputs and outputs, in graph order. */
   inputs: GraphTensor[];
   outputs: GraphTensor[];

@@ -18,7 +18,7 @@ import { fromOrt, toOrt } from '@ensemble/core/runtime/ort-tensors.js';
 import { sha256File } from '@ensemble/core/storage/hash.js';
 import type { Tensor } from '@ensemble/core/tensor/types.js';
 import { InProcessTransport } from '@ensemble/core/transport/in-process.js';
-import { compareTensors, type Difference } from './compare.js';
+import { compareTensors, looseTolerance, type Difference, type Tolerance } from './compare.js';
 import { sampleInputs } from './samples.js';
 import { readProvenance } from './stage-model.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
@@ -31,8 +31,9 @@ export interface VerifyOptions {
   batch?: number;
   /** Sizes of symbolic input dims other than dim 0 for generated samples (default 1). */
   dims?: Record<string, number>;
-  /** Largest allowed |a - b| / max(1, |b|) (default 1e-4). */
-  tolerance?: number;
+  /** Allowed |a - b| <= atol + rtol * |b|; each defaults from the datatypes crossing the cuts and of the outputs. */
+  atol?: number;
+  rtol?: number;
   /** The ONNX stages that make up the model; default: those whose models were cut from it. */
   stages?: string[];
   log?: (line: string) => void;
@@ -48,7 +49,10 @@ export interface OutputDifference extends Difference {
 export interface VerifyReport {
   stages: string[];
   samples: number;
-  tolerance: number;
+  tolerance: Tolerance;
+  /** Datatypes of the tensors crossing between the stages and of the model's outputs, which the default tolerance comes from. */
+  crossing: string[];
+  outputTypes: string[];
   /** Worst difference over all samples, per model output. */
   outputs: OutputDifference[];
   ok: boolean;
@@ -64,6 +68,21 @@ async function stagesCutFrom(m: Manifest, sha: string): Promise<OnnxStage[]> {
     if (readProvenance(decodeModel(bytes))?.source === sha) found.push(s);
   }
   return found;
+}
+
+/** Datatypes of the stage inputs that come from another stage (not from the model's inputs), read from the stage models. */
+async function crossingDatatypes(stages: StageSpec[], modelInputs: Set<string>): Promise<string[]> {
+  const found = new Set<string>();
+  for (const s of stages) {
+    if (s.kind !== 'onnx' || !s.weights.source) continue;
+    const declared = inspectModel(new Uint8Array(await readFile(s.weights.source))).inputs;
+    for (const [onnxName, tensor] of Object.entries(s.inputs)) {
+      if (modelInputs.has(tensor)) continue;
+      const d = declared.find((v) => v.name === onnxName)?.datatype;
+      if (d) found.add(d);
+    }
+  }
+  return [...found].sort();
 }
 
 function pipelineSpec(v: ValueInfo, name: string): TensorSpec {
@@ -108,7 +127,6 @@ function subPipeline(m: Manifest, stages: StageSpec[], inputs: ValueInfo[], outp
 
 export async function verifyPipeline(manifest: Manifest | string, modelPath: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const log = opts.log ?? (() => undefined);
-  const tolerance = opts.tolerance ?? 1e-4;
   const m = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
   const info = inspectModel(modelPath);
 
@@ -126,10 +144,14 @@ export async function verifyPipeline(manifest: Manifest | string, modelPath: str
     }
   }
   const { manifest: sub, inputMap, outputMap } = subPipeline(m, stages, info.inputs, info.outputs);
+  const crossing = await crossingDatatypes(stages, new Set(inputMap.values()));
+  const outputTypes = [...new Set(info.outputs.map((v) => v.datatype ?? 'BYTES'))];
+  const loose = looseTolerance([...crossing, ...outputTypes]);
+  const tolerance: Tolerance = { atol: opts.atol ?? loose.atol, rtol: opts.rtol ?? loose.rtol };
   log(`verifying stages ${stages.map((s) => s.name).join(', ')} against ${modelPath}`);
 
   const samples = opts.inputs ?? Array.from({ length: opts.samples ?? 3 }, (_, i) => sampleInputs(info.inputs, { batch: opts.batch ?? 2, dims: opts.dims, seed: 1000 + i }));
-  const worst = new Map<string, OutputDifference>(info.outputs.map((v) => [v.name, { output: v.name, tensor: outputMap.get(v.name)!, maxAbs: 0, maxRel: 0 }]));
+  const worst = new Map<string, OutputDifference>(info.outputs.map((v) => [v.name, { output: v.name, tensor: outputMap.get(v.name)!, maxAbs: 0, maxRel: 0, excess: 0 }]));
 
   const transport = new InProcessTransport(new LocalFileWeightStore(sub));
   const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 });
@@ -150,10 +172,11 @@ export async function verifyPipeline(manifest: Manifest | string, modelPath: str
       const expected = await session.run(feeds);
       const { outputs } = await executor.run(pipelineInputs);
       for (const v of info.outputs) {
-        const d = compareTensors(outputs[outputMap.get(v.name)!], fromOrt(expected[v.name] as ort.Tensor, `model output '${v.name}'`));
+        const d = compareTensors(outputs[outputMap.get(v.name)!], fromOrt(expected[v.name] as ort.Tensor, `model output '${v.name}'`), tolerance);
         const w = worst.get(v.name)!;
         w.maxAbs = Math.max(w.maxAbs, d.maxAbs);
         w.maxRel = Math.max(w.maxRel, d.maxRel);
+        w.excess = Math.max(w.excess, d.excess);
         if (d.problem && !w.problem) w.problem = `sample ${i + 1}: ${d.problem}`;
       }
     }
@@ -163,5 +186,5 @@ export async function verifyPipeline(manifest: Manifest | string, modelPath: str
     await session.release();
   }
   const outputs = [...worst.values()];
-  return { stages: stages.map((s) => s.name), samples: samples.length, tolerance, outputs, ok: outputs.every((o) => o.maxRel <= tolerance) };
+  return { stages: stages.map((s) => s.name), samples: samples.length, tolerance, crossing, outputTypes, outputs, ok: outputs.every((o) => o.excess <= 1 && !o.problem) };
 }

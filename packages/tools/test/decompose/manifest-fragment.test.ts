@@ -12,6 +12,7 @@ function stage(index: number, inputs: StageModel['inputs'], outputs: string[]): 
 
 /** paddle2onnx-style names: dots, a clash once sanitized, and a tensor skipping a stage. */
 const cut: CutResult = {
+  cuts: [],
   inputs: [{ name: 'x', elemType: 1, shape: ['N', 3, 48, 'W'] }],
   outputs: [{ name: 'softmax_11.tmp_0', elemType: 1, shape: ['N', 'T', 6625] }],
   stages: [

@@ -51,3 +51,20 @@ export function shapeHelperModel(): Uint8Array {
     .node('Abs', ['e'], ['y'])
     .build();
 }
+
+/**
+ * h = x·w, h16 = Cast(h, FLOAT16), y = Tanh(Cast(h16, FLOAT)): cut at h16, an
+ * FP16 tensor crosses. `shift` is added to every weight (a model that computes
+ * a little differently).   x [batch, 4] -> y [batch, 3], FP32.
+ */
+export function halfCutModel(shift = 0): Uint8Array {
+  return new GraphBuilder('half_cut')
+    .input('x', 'FP32', ['batch', 4])
+    .output('y', 'FP32', ['batch', 3])
+    .initializer('w', 'FP32', [4, 3], Float32Array.from(seededFloats(12, 311, 0.5), (v) => v + shift))
+    .node('MatMul', ['x', 'w'], ['h'])
+    .node('Cast', ['h'], ['h16'], { to: 10 })
+    .node('Cast', ['h16'], ['h32'], { to: 1 })
+    .node('Tanh', ['h32'], ['y'])
+    .build();
+}

@@ -141,7 +141,7 @@ describe('models/ocr-split on rendered text', () => {
       { x: stackRows(crops, { padAxis: 2, padValue: 0 }) },
     ];
     // The whole model is models/ocr's: the shipped recogniser with its greedy head, which is what ocr-split cuts.
-    const result = await verifyPipeline(split, await greedyRecogniserFile(), { inputs, tolerance: 1e-4 });
+    const result = await verifyPipeline(split, await greedyRecogniserFile(), { inputs, atol: 1e-4, rtol: 1e-4 });
     console.log(`recognize_1 + recognize_2 vs the whole recogniser on ${crops.length} crops (widths ${widths.join(', ')}), `
       + `alone and as one padded batch: ${result.outputs.map((o) => `${o.output} max abs ${o.maxAbs}, max rel ${o.maxRel}`).join('; ')}`);
     expect(result.stages).toEqual(['recognize_1', 'recognize_2']);

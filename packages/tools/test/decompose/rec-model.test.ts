@@ -46,7 +46,7 @@ describe('PP-OCRv4 recogniser cut into 2 stages', () => {
       sampleInputs(whole.inputs, { batch: 3, dims: { [WIDTH]: 160 }, seed: 2 }),
       sampleInputs(whole.inputs, { batch: 2, dims: { [WIDTH]: 488 }, seed: 3 }),
     ];
-    const result = await verifyPipeline(report.manifestPath, REC, { inputs, tolerance: 1e-4 });
+    const result = await verifyPipeline(report.manifestPath, REC, { inputs, atol: 1e-4, rtol: 1e-4 });
     expect(result.stages).toEqual(['rec_1', 'rec_2']);
     expect(result.outputs[0].output).toBe('softmax_11.tmp_0');
     expect(result.outputs[0].problem).toBeUndefined();

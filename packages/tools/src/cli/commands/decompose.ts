@@ -26,7 +26,9 @@ function printReport(report: DecomposeReport, modelPath: string): void {
   const whole = inspectModel(modelPath);
   const { cut, timing } = report;
   const totalFlops = cut.stages.reduce((a, s) => a + s.estimatedFlops, 0) || 1;
-  const rows: string[][] = [['stage', 'nodes', 'params', 'weights', 'est. cost', 'time (ms)', 'reads']];
+  const rows: string[][] = [['stage', 'nodes', 'params', 'weights', 'est. cost', 'est. (ms)', 'time (ms)', 'reads']];
+  // The estimate's share of the measured whole model: what the balancing expected each stage to take.
+  const estimated = (flops: number): string => (timing ? ms((timing.wholeMs * flops) / totalFlops) : '-');
   cut.stages.forEach((s, i) => {
     rows.push([
       s.name,
@@ -34,17 +36,26 @@ function printReport(report: DecomposeReport, modelPath: string): void {
       thousands(s.parameterCount),
       formatBytes(s.weightBytes),
       `${((100 * s.estimatedFlops) / totalFlops).toFixed(1)}%`,
+      estimated(s.estimatedFlops),
       timing ? ms(timing.stageMs[i]) : '-',
       s.inputs.map((t) => (t.from === 'input' ? t.name : `${t.name} (stage ${t.from})`)).join(', '),
     ]);
   });
-  rows.push(['whole model', String(whole.nodeCount), thousands(whole.parameterCount), formatBytes(whole.weightBytes), '100%', timing ? ms(timing.wholeMs) : '-', '']);
+  rows.push(['whole model', String(whole.nodeCount), thousands(whole.parameterCount), formatBytes(whole.weightBytes), '100%', estimated(totalFlops), timing ? ms(timing.wholeMs) : '-', '']);
   console.log(table(rows));
   if (timing) {
     const shapes = Object.entries(timing.sampleShapes).map(([k, s]) => `${k} [${s.join(', ')}]`).join(', ');
     const sum = timing.stageMs.reduce((a, b) => a + b, 0);
     console.log(`\ntimes: median of runs on ${shapes}, 1 thread; stages sum to ${ms(sum)} ms`);
   }
+  for (const c of cut.cuts) {
+    const n = c.tensors.length;
+    console.log(`\ncut ${c.after} (${cut.stages[c.after - 1].name} | ${cut.stages[c.after].name}): ${n} tensor${n === 1 ? '' : 's'}, ${formatBytes(c.bytesPerItem)} per item`);
+    console.log(table([['  tensor', 'datatype', 'per item', 'bytes', 'from', 'to'], ...c.tensors.map((t) => [
+      `  ${t.name}`, t.datatype, `[${t.itemShape.join(', ')}]`, thousands(t.bytesPerItem), `stage ${t.from}`, `stage ${t.to}`,
+    ])]));
+  }
+  if (cut.cuts.length) console.log('\nsizes per item are at the sample dims; every item of a batch crosses, and over Lambda it is a payload');
   if (cut.prunedNodes) console.log(`dropped ${cut.prunedNodes} nodes that feed no output`);
   console.log('');
   for (const f of report.files) console.log(`wrote ${shortPath(f)}`);
