@@ -84,6 +84,30 @@ describe('the layout', () => {
     for (const f of files('packages/core/src/executor')) expect(readFileSync(path.join(REPO, f), 'utf8')).not.toMatch(/kind === '(lambda|local)'/);
   });
 
+  it('has no cycle between the tooling folders (the deployment plan and the Lambda host included)', () => {
+    const tools = files('packages/tools/src');
+    const edges = new Map<string, Set<string>>();
+    for (const f of tools) {
+      const from = f.split('/')[3];
+      for (const s of imports(f)) {
+        const t = target(f, s);
+        if (!t?.startsWith('packages/tools/src/')) continue;
+        const to = t.split('/')[3];
+        if (to !== from) edges.set(from, (edges.get(from) ?? new Set()).add(to));
+      }
+    }
+    const cycles: string[] = [];
+    const walk = (node: string, path: string[]) => {
+      if (path.includes(node)) {
+        cycles.push([...path.slice(path.indexOf(node)), node].join(' -> '));
+        return;
+      }
+      for (const next of edges.get(node) ?? []) walk(next, [...path, node]);
+    };
+    for (const node of edges.keys()) walk(node, []);
+    expect(cycles).toEqual([]);
+  });
+
   it('has no source file import test code', () => {
     const sources = [...core, ...files('packages/tools/src'), ...files('functions'), ...files('models')];
     const bad = sources.flatMap((f) => imports(f).filter((s) => {

@@ -4,7 +4,7 @@
  * against the local Lambda host (the stage functions as planDeployment sizes
  * them), then prices the measured billed durations per function.
  *
- *   npx tsx packages/tools/src/deploy/measure-cost.ts [requests per page, default 3]
+ *   npx tsx packages/tools/src/bench/measure-cost.ts [requests per page, default 3]
  *
  * Warm requests only: the first pass over the pages starts the environments
  * and is left out; cold starts (Init Duration, billed since August 2025) are
@@ -22,10 +22,10 @@ import { ensureBucket } from '../local/bucket.js';
 import { ensureRunsTable } from '@ensemble/core/storage/runs-table.js';
 import { LambdaHost } from '../lambda-host/host.js';
 import { componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment } from '../lambda-host/from-plan.js';
-import { ocrSamples } from '../bench/ocr-images.js';
-import { planDeployment } from './plan.js';
+import { ocrSamples } from './ocr-images.js';
+import { planDeployment } from '../deploy/plan.js';
 import { createLambdaGateway } from '@ensemble/core/lambda/gateway.js';
-import { billedMs, costMarkdown, costPer1000Requests, LAMBDA_PRICES_X86_US_EAST_1, type FunctionUsage } from './cost.js';
+import { billedMs, costMarkdown, costPer1000Requests, LAMBDA_PRICES_X86_US_EAST_1, type FunctionUsage } from '../deploy/cost.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
