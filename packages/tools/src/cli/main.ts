@@ -11,7 +11,7 @@ import { benchCommand } from './commands/bench.js';
 import { tuneCommand } from './commands/tune.js';
 import { soakCommand } from './commands/soak.js';
 import { initCommand } from './commands/init.js';
-import { packageCommand } from '../package/command.js';
+import { packageCommand } from './commands/package.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';

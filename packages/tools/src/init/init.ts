@@ -14,7 +14,7 @@ import { sha256File } from '@ensemble/core/storage/hash.js';
 import { decomposeModel } from '../decompose/decompose.js';
 import { pipelineName } from '../decompose/manifest-fragment.js';
 import { inspectModel } from '../onnx/inspect.js';
-import { keepOutputs } from '../onnx/keep-outputs.js';
+import { keepOutputs } from '../decompose/keep-outputs.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
 import { exampleRequest, planInit, type InitPlan } from './plan.js';
 import type { ModelInfo } from '../onnx/inspect.js';

@@ -5,8 +5,8 @@
  * supervision) costs a dozen times the memory per item to serve whole.
  */
 import { EnsembleError } from '@ensemble/core/errors.js';
-import { analyzeModel, weightClosure } from '../decompose/graph.js';
-import { decodeModel, encodeModel, onnx } from './proto.js';
+import { analyzeModel, weightClosure } from './graph.js';
+import { decodeModel, encodeModel, onnx } from '../onnx/proto.js';
 
 export function keepOutputs(bytes: Uint8Array, keep: readonly string[]): { bytes: Uint8Array; droppedNodes: number } {
   const model = decodeModel(bytes);

@@ -1,9 +1,9 @@
-import type { Command } from '../cli/args.js';
-import { str } from '../cli/args.js';
-import { UsageError } from '../cli/args.js';
-import { pipelinesFromEnv, selectDeployment } from '../deploy/select.js';
-import type { LambdaArchitecture } from '../deploy/types.js';
-import { packageFunctions } from './package.js';
+import type { Command } from '../args.js';
+import { str } from '../args.js';
+import { UsageError } from '../args.js';
+import { pipelinesFromEnv, selectDeployment } from '../../deploy/select.js';
+import type { LambdaArchitecture } from '../../deploy/types.js';
+import { packageFunctions } from '../../package/package.js';
 
 export const packageCommand: Command = {
   name: 'package',
