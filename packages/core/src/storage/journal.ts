@@ -43,6 +43,8 @@ interface Entry {
   startedAt: string;
   /** The record as one line of JSON, newline included. */
   line: string;
+  /** The record itself while it waits for the sink, when it was put in this process (not replayed): no parse to send it. */
+  record?: RunRecord;
   bytes: number;
   /** Undefined when the journal could not write it (it then lives in memory only). */
   segment?: Segment;
@@ -136,7 +138,7 @@ export class JournaledRunStore implements RunStore {
   put(record: RunRecord): Promise<void> {
     const fitted = fitRecord(record);
     const line = `${JSON.stringify(fitted)}\n`;
-    const entry: Entry = { id: fitted.id, pipeline: fitted.pipeline, startedAt: fitted.startedAt, line, bytes: Buffer.byteLength(line) };
+    const entry: Entry = { id: fitted.id, pipeline: fitted.pipeline, startedAt: fitted.startedAt, line, record: fitted, bytes: Buffer.byteLength(line) };
     return new Promise((resolve) => {
       this.group.push({ entry, resolve });
       this.scheduleCommit();
@@ -294,7 +296,8 @@ export class JournaledRunStore implements RunStore {
     while (this.sending < this.sinkWindow && this.toSend.length > 0) {
       const entry = this.toSend.shift()!;
       this.sending++;
-      this.sink.write(JSON.parse(entry.line) as RunRecord).then(
+      const record = entry.record ?? (JSON.parse(entry.line) as RunRecord);
+      this.sink.write(record).then(
         (outcome) => this.settle(entry, outcome),
         (e: unknown) => {
           // A record the sink cannot even take (it throws on marshalling): keeping it would wedge the journal.

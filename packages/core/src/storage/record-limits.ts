@@ -31,15 +31,16 @@ export function fitRecord(record: RunRecord): RunRecord {
     const v = out[key];
     if (typeof v === 'string') out[key] = short(v, 200);
   }
+  // The common record (few stages, short texts) cannot be over the limit: it is never serialized just to be measured.
   if (mayBeLarge(out) && size(out) > RECORD_MAX_BYTES) {
     cut = true;
     out.stages = out.stages.slice(0, RECORD_MAX_STAGES).map(shortStage);
     if (record.stages.length > RECORD_MAX_STAGES) out.stagesOmitted = record.stages.length - RECORD_MAX_STAGES;
-  }
-  if (size(out) > RECORD_MAX_BYTES) {
-    // Only a pathological record gets here: keep what says what happened, drop the detail.
-    out.stagesOmitted = record.stages.length;
-    out.stages = [];
+    if (size(out) > RECORD_MAX_BYTES) {
+      // Only a pathological record gets here: keep what says what happened, drop the detail.
+      out.stagesOmitted = record.stages.length;
+      out.stages = [];
+    }
   }
   if (cut) out.truncated = true;
   return out;
