@@ -44,7 +44,8 @@ export interface ApiKeyOptions {
 
 /** The guard for createApp, and what it decided about each request, for the routes that list pipelines. */
 export interface ApiKeyAccess {
-  guard: (c: Context) => Response | undefined;
+  /** Undefined when there is nothing to check (no keys and none required): no middleware on the request path. */
+  guard: ((c: Context) => Response | undefined) | undefined;
   /** Whether the request's key may see `pipeline` (always, without keys). */
   visible: (c: Context, pipeline: string) => boolean;
 }
@@ -90,12 +91,12 @@ export function apiKeyAccess(keys: ApiKeyScope[], opts: ApiKeyOptions): ApiKeyAc
     const scope = scopes.get(c.req.raw);
     return scope === undefined || scope === '*' || scope.has(pipeline);
   };
-  return { guard, visible };
+  return { guard: accepted.length || opts.required ? guard : undefined, visible };
 }
 
 /** The single-key guard: the key (or nothing served without one). */
 export function apiKeyGuard(expected: string | undefined): (c: Context) => Response | undefined {
-  return apiKeyAccess(parseApiKeys(expected, undefined), { required: true }).guard;
+  return apiKeyAccess(parseApiKeys(expected, undefined), { required: true }).guard!;
 }
 
 /** The model a /v2/models/<name>[/...] path is about. */
