@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
-import type { PipelineRegistry } from '../pipelines/registry.js';
+import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
 import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
 import type { Manifest } from '../manifest/types.js';
@@ -16,7 +16,7 @@ import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
 import { readBody } from './body.js';
 import { validateInputs } from './validate-inputs.js';
-import { modelMetadata, serverMetadata } from './metadata.js';
+import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
 import { errorResponse, httpError } from './errors.js';
 
@@ -37,13 +37,24 @@ export interface AppOptions {
   visible?: (c: Context, pipeline: string) => boolean;
   /** Where the access log goes, one line per request (default: no access log). */
   log?: (line: string) => void;
+  /**
+   * Loading and unloading pipelines from their folders, for the model
+   * repository routes (`ensemble serve`); without it those routes are not served.
+   */
+  repository?: ModelRepository;
+}
+
+export interface ModelRepository {
+  /** Load or reload `name` from disk; rejects with why, the version serving (if any) still serving. */
+  load(name: string): Promise<void>;
+  unload(name: string): Promise<void>;
 }
 
 /**
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository }: AppOptions): Hono {
   const app = new Hono();
 
   // First, so requests the guard refuses are logged too.
@@ -62,22 +73,47 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const ready = registry.allReady();
     return c.json({ ready }, ready ? 200 : 503);
   });
-  app.get('/v2', (c) => c.json(serverMetadata()));
+  app.get('/v2', (c) => c.json(serverMetadata(repository ? ['model_repository'] : [])));
   app.get('/v2/models', (c) => c.json({
-    models: registry.names().filter((n) => visible(c, n)).map((n) => ({ name: n, version: registry.manifest(n).version, ready: registry.isReady(n) })),
+    models: registry.names().filter((n) => visible(c, n)).map((n) => {
+      const { ready, reason } = registry.status(n);
+      return { name: n, version: registry.known(n)?.version ?? '', ready, ...(ready || reason === undefined ? {} : { reason }) };
+    }),
   }));
 
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get(base, (c) => {
-      const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
-      return c.json(modelMetadata(m, registry.status(m.name)));
+      const name = c.req.param('name') ?? '';
+      const m = registry.known(name, c.req.param('version'));
+      return c.json(m ? modelMetadata(m, registry.status(name)) : unreadableMetadata(name, registry.status(name)));
     });
     app.get(`${base}/ready`, (c) => {
-      const m = registry.manifest(c.req.param('name') ?? '', c.req.param('version'));
-      const ready = registry.isReady(m.name);
-      return c.json({ name: m.name, ready }, ready ? 200 : 503);
+      const name = c.req.param('name') ?? '';
+      registry.known(name, c.req.param('version'));
+      const ready = registry.isReady(name);
+      return c.json({ name, ready }, ready ? 200 : 503);
     });
     app.post(`${base}/infer`, (c) => infer(c));
+  }
+
+  if (repository) {
+    // Triton's model repository extension: the index is a JSON array, load and unload answer an empty body.
+    app.post('/v2/repository/index', async (c) => {
+      const ready = await readyFilter(c);
+      return c.json(registry.index().filter((m) => visible(c, m.name) && (!ready || m.state === 'READY')));
+    });
+    app.post('/v2/repository/models/:name/load', async (c) => {
+      const name = c.req.param('name');
+      if (!visible(c, name)) throw new NotFoundError(`unknown model '${name}'`);
+      await repository.load(name);
+      return c.body(null, 200);
+    });
+    app.post('/v2/repository/models/:name/unload', async (c) => {
+      const name = c.req.param('name');
+      if (!visible(c, name)) throw new NotFoundError(`unknown model '${name}'`);
+      await repository.unload(name);
+      return c.body(null, 200);
+    });
   }
 
   app.get('/v2/runs/:id', async (c) => {
@@ -90,7 +126,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     return c.json(rec);
   });
   app.get('/v2/models/:name/runs', async (c) => {
-    registry.manifest(c.req.param('name'));
+    registry.known(c.req.param('name'));
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
@@ -105,7 +141,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const name = c.req.param('name') ?? '';
     let version = c.req.param('version') ?? '';
     try {
-      registry.manifest(name, version || undefined);
+      registry.known(name, version || undefined);
     } catch (err) {
       // Not a run of anything served: a record per invented name would let any caller fill the runs table.
       noteRequest(c, { note: 'not served, no run record' });
@@ -129,7 +165,16 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       return runs.put(rec);
     };
     try {
-      const p = registry.get(name, version || undefined);
+      return await registry.use(name, version || undefined, (p) => run(p));
+    } catch (err) {
+      const h = httpError(err);
+      await record(h.status, h.error.message);
+      const res = errorResponse(c, h);
+      res.headers.set('x-ensemble-run-id', runId);
+      return res;
+    }
+
+    async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
       const { request, tensors } = await decodeBody(c, p.manifest);
       validateInputs(p.manifest, tensors);
@@ -158,16 +203,21 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         headers['content-type'] = 'application/json';
       }
       return new Response(encoded.body, { status: 200, headers });
-    } catch (err) {
-      const h = httpError(err);
-      await record(h.status, h.error.message);
-      const res = errorResponse(c, h);
-      res.headers.set('x-ensemble-run-id', runId);
-      return res;
     }
   }
 
   return app;
+}
+
+/** `{ "ready": true }` in an index request's body lists only the models that are ready; an empty body lists all. */
+async function readyFilter(c: Context): Promise<boolean> {
+  const text = await c.req.text();
+  if (!text.trim()) return false;
+  let body: unknown;
+  try { body = JSON.parse(text); } catch { throw new BadRequestError('the repository index request body is not JSON'); }
+  const ready = (body as { ready?: unknown } | null)?.ready;
+  if (ready !== undefined && typeof ready !== 'boolean') throw new BadRequestError(`'ready' must be true or false, got ${clip(JSON.stringify(ready))}`);
+  return ready === true;
 }
 
 /** OIP JSON, JSON + binary blobs, or (for a pipeline with one BYTES input) the raw bytes of that input. */

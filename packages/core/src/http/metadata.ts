@@ -4,8 +4,9 @@ import type { StageHealth } from '../transport/types.js';
 export const SERVER_NAME = 'ensemble';
 export const SERVER_VERSION = '0.1.0';
 
-export function serverMetadata() {
-  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'runs'] };
+/** `extra`: the extensions this gateway adds (`model_repository` where pipelines can be reloaded). */
+export function serverMetadata(extra: readonly string[] = []) {
+  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'runs', ...extra] };
 }
 
 /** Whether a model serves, and if not why, for its metadata's `parameters`. */
@@ -40,5 +41,13 @@ export function modelMetadata(m: Manifest, status?: ModelStatus) {
     outputs: m.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     stages: m.stages.map((s) => ({ name: s.name, kind: s.kind, inputs: Object.values(s.inputs), outputs: Object.values(s.outputs), max_batch_size: s.batch.maxSize, instances: s.scale.instances })),
     ...(status ? { parameters } : {}),
+  };
+}
+
+/** The metadata of a pipeline whose manifest could not be read: its name, and why it does not serve. */
+export function unreadableMetadata(name: string, status: ModelStatus) {
+  return {
+    name, versions: [], platform: 'ensemble', inputs: [], outputs: [], stages: [],
+    parameters: { ready: false, reason: status.reason ?? 'failed to load', stages_down: [] },
   };
 }

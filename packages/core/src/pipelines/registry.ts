@@ -10,31 +10,83 @@ export interface LoadedPipeline {
 }
 
 /**
+ * Where a pipeline's stages run: one transport for all of them, or a new one
+ * per loaded version. A transport holding processes per pipeline (the worker
+ * pool) is made per version, so that a reload or an unload can close the old
+ * version's workers without touching anyone else's.
+ */
+export type TransportSource = StageTransport | ((manifest: Manifest) => StageTransport);
+
+/** One loaded version: requests using it are counted, so it closes only once they are done. */
+interface Version extends LoadedPipeline {
+  transport: StageTransport;
+  owned: boolean;
+  users: number;
+  idle?: () => void;
+}
+
+interface Entry {
+  /** Absent when the manifest itself could not be read. */
+  manifest?: Manifest;
+  serving?: Version;
+  failure?: string;
+  unloaded?: boolean;
+  /** Loads and unloads of one name run one after the other. */
+  queue: Promise<unknown>;
+}
+
+export interface RepositoryEntry {
+  name: string;
+  version: string;
+  state: 'READY' | 'UNAVAILABLE';
+  reason: string;
+}
+
+/**
  * The pipelines a gateway serves, by name (and version). A pipeline is
  * registered as soon as its manifest is known and becomes ready once its
  * stages are loaded, so health checks can tell "loading" from "unknown".
  */
 export class PipelineRegistry {
-  private readonly loaded = new Map<string, LoadedPipeline>();
-  private readonly known = new Map<string, Manifest>();
-  private readonly failures = new Map<string, string>();
+  private readonly entries = new Map<string, Entry>();
+  /** The shared transport, when there is one. */
+  readonly transport?: StageTransport;
+  private readonly makeTransport?: (m: Manifest) => StageTransport;
+  private closed = false;
 
-  constructor(readonly transport: StageTransport) {}
+  constructor(source: TransportSource) {
+    if (typeof source === 'function') this.makeTransport = source;
+    else this.transport = source;
+  }
 
   /** Refuses a second manifest of a name: replacing the first would leave its stages running, unclosed. */
   async add(manifest: Manifest): Promise<LoadedPipeline> {
-    const first = this.known.get(manifest.name);
-    if (first) throw duplicatePipeline(first, manifest);
-    this.known.set(manifest.name, manifest);
-    try {
-      const executor = await Executor.create(manifest, this.transport);
-      const p = { manifest, executor };
-      this.loaded.set(manifest.name, p);
-      return p;
-    } catch (e) {
-      this.failures.set(manifest.name, e instanceof Error ? e.message : String(e));
-      throw e;
-    }
+    const e = this.entry(manifest.name);
+    if (e.manifest) throw duplicatePipeline(e.manifest, manifest);
+    e.manifest = manifest;
+    return this.serialized(e, () => this.start(e, manifest));
+  }
+
+  /**
+   * Load `manifest` and move its traffic to it; the version it replaces
+   * closes once its requests are done. If the new version fails to load, the
+   * old one keeps serving and the error is thrown.
+   */
+  async reload(manifest: Manifest): Promise<LoadedPipeline> {
+    const e = this.entry(manifest.name);
+    return this.serialized(e, () => this.start(e, manifest));
+  }
+
+  /** Stop serving `name`: known still, its requests answer 503 until it is loaded again. */
+  async unload(name: string): Promise<void> {
+    const e = this.entries.get(name);
+    if (!e) throw new NotFoundError(`unknown model '${name}'`);
+    await this.serialized(e, async () => {
+      const old = e.serving;
+      e.serving = undefined;
+      e.unloaded = true;
+      if (old) await retire(old);
+    });
   }
 
   /**
@@ -42,47 +94,80 @@ export class PipelineRegistry {
    * reason instead of 404, but not loaded (its weights could not be fetched).
    */
   fail(manifest: Manifest, error: unknown): void {
-    const first = this.known.get(manifest.name);
-    if (first && first !== manifest) throw duplicatePipeline(first, manifest);
-    this.known.set(manifest.name, manifest);
-    this.failures.set(manifest.name, error instanceof Error ? error.message : String(error));
+    const e = this.entry(manifest.name);
+    if (e.manifest && e.manifest !== manifest) throw duplicatePipeline(e.manifest, manifest);
+    e.manifest = manifest;
+    e.failure = message(error);
   }
 
-  names(): string[] { return [...this.known.keys()].sort(); }
+  /**
+   * A load that failed before the registry saw it (a manifest that does not
+   * read, weights that do not verify): a version serving keeps serving; with
+   * none, the name answers 503 with the reason.
+   */
+  loadFailed(name: string, error: unknown, manifest?: Manifest): void {
+    const e = this.entry(name);
+    if (e.serving) return;
+    if (manifest) e.manifest = manifest;
+    e.failure = message(error);
+    e.unloaded = false;
+  }
 
-  manifest(name: string, version?: string): Manifest {
-    const m = this.known.get(name);
-    if (!m) throw new NotFoundError(`unknown model '${name}'`);
-    if (version !== undefined && version !== m.version) {
+  names(): string[] { return [...this.entries.keys()].sort(); }
+
+  /** The manifest of a known name, if it could be read; 404 for an unknown name or a version not served. */
+  known(name: string, version?: string): Manifest | undefined {
+    const e = this.entries.get(name);
+    if (!e) throw new NotFoundError(`unknown model '${name}'`);
+    const m = e.manifest;
+    if (m && version !== undefined && version !== m.version) {
       throw new NotFoundError(`model '${name}' has no version '${version}' (serving version '${m.version}')`);
     }
     return m;
   }
 
-  /** The loaded pipeline, or 404 (unknown) / 503 (still loading or failed to load). */
+  /** The manifest, or 404 (unknown) / 503 (its manifest could not be read). */
+  manifest(name: string, version?: string): Manifest {
+    const m = this.known(name, version);
+    if (!m) throw new NotReadyError(`model '${name}' failed to load: ${this.entries.get(name)?.failure ?? 'no manifest'}`);
+    return m;
+  }
+
+  /** The loaded pipeline, or 404 (unknown) / 503 (still loading, failed to load, unloaded). */
   get(name: string, version?: string): LoadedPipeline {
-    this.manifest(name, version);
-    const p = this.loaded.get(name);
-    if (!p) {
-      const why = this.failures.get(name);
-      throw new NotReadyError(why ? `model '${name}' failed to load: ${why}` : `model '${name}' is still loading`);
+    this.known(name, version);
+    const e = this.entries.get(name)!;
+    if (!e.serving) throw new NotReadyError(`model '${name}' ${this.notServing(e)}`);
+    return e.serving;
+  }
+
+  /**
+   * Run `fn` with the version serving now. A reload or unload meanwhile does
+   * not close that version under it: the old version closes once every such
+   * call is done.
+   */
+  async use<T>(name: string, version: string | undefined, fn: (p: LoadedPipeline) => Promise<T>): Promise<T> {
+    const v = this.get(name, version) as Version;
+    v.users++;
+    try {
+      return await fn(v);
+    } finally {
+      if (--v.users === 0) v.idle?.();
     }
-    return p;
   }
 
   /** Loaded, and every stage able to take batches now (a stage whose workers cannot start is not). */
   isReady(name: string): boolean {
-    return this.loaded.has(name) && this.stageHealth(name).every((h) => h.ready);
+    return this.entries.get(name)?.serving !== undefined && this.stageHealth(name).every((h) => h.ready);
   }
   allReady(): boolean { return this.names().every((n) => this.isReady(n)); }
 
   /** What keeps a known pipeline from serving: why it failed to load, and which stages are down and why. */
   status(name: string): { ready: boolean; reason?: string; stages: StageHealth[] } {
+    const e = this.entries.get(name);
     const stages = this.stageHealth(name);
     const out: { ready: boolean; reason?: string; stages: StageHealth[] } = { ready: this.isReady(name), stages };
-    const why = this.failures.get(name);
-    if (why !== undefined && !this.loaded.has(name)) out.reason = `failed to load: ${why}`;
-    else if (!this.loaded.has(name)) out.reason = 'still loading';
+    if (!e?.serving) out.reason = e ? this.notServing(e) : 'unknown';
     else {
       const down = stages.filter((h) => !h.ready);
       if (down.length) out.reason = down.map((h) => `stage '${h.stage}' is down: ${h.reason ?? 'not ready'}`).join('; ');
@@ -90,12 +175,82 @@ export class PipelineRegistry {
     return out;
   }
 
-  private stageHealth(name: string): StageHealth[] {
-    return this.loaded.has(name) ? this.transport.health?.(name) ?? [] : [];
+  /** The model repository index: every known name, READY or UNAVAILABLE with why. */
+  index(): RepositoryEntry[] {
+    return this.names().map((name) => {
+      const s = this.status(name);
+      return { name, version: this.entries.get(name)?.manifest?.version ?? '', state: s.ready ? 'READY' : 'UNAVAILABLE', reason: s.reason ?? '' };
+    });
+  }
+
+  /** The transport a pipeline's stages run on now, if it is loaded. */
+  transportOf(name: string): StageTransport | undefined {
+    return this.entries.get(name)?.serving?.transport;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.loaded.values()].map((p) => p.executor.close()));
-    await this.transport.close();
+    this.closed = true;
+    await Promise.all([...this.entries.values()].map(async (e) => {
+      await e.queue.catch(() => undefined);
+      const v = e.serving;
+      e.serving = undefined;
+      if (v) await retire(v);
+    }));
+    await this.transport?.close();
   }
+
+  private entry(name: string): Entry {
+    let e = this.entries.get(name);
+    if (!e) this.entries.set(name, e = { queue: Promise.resolve() });
+    return e;
+  }
+
+  private serialized<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
+    const run = e.queue.catch(() => undefined).then(fn);
+    e.queue = run;
+    return run;
+  }
+
+  private async start(e: Entry, manifest: Manifest): Promise<LoadedPipeline> {
+    if (this.closed) throw new NotReadyError(`model '${manifest.name}': the server is shutting down`);
+    const transport = this.makeTransport ? this.makeTransport(manifest) : this.transport!;
+    let executor: Executor;
+    try {
+      executor = await Executor.create(manifest, transport);
+    } catch (err) {
+      if (this.makeTransport) await transport.close().catch(() => undefined);
+      if (!e.serving) { e.failure = message(err); e.manifest = manifest; e.unloaded = false; }
+      throw err;
+    }
+    const old = e.serving;
+    const v: Version = { manifest, executor, transport, owned: this.makeTransport !== undefined, users: 0 };
+    e.manifest = manifest;
+    e.serving = v;
+    e.failure = undefined;
+    e.unloaded = false;
+    if (old) await retire(old);
+    return v;
+  }
+
+  private notServing(e: Entry): string {
+    if (e.unloaded) return 'unloaded';
+    if (e.failure !== undefined) return `failed to load: ${e.failure}`;
+    return 'still loading';
+  }
+
+  private stageHealth(name: string): StageHealth[] {
+    const v = this.entries.get(name)?.serving;
+    return v ? v.transport.health?.(name) ?? [] : [];
+  }
+}
+
+/** Close a version nobody reaches any more, once the requests still using it are done. */
+async function retire(v: Version): Promise<void> {
+  if (v.users > 0) await new Promise<void>((r) => { v.idle = r; });
+  await v.executor.close();
+  if (v.owned) await v.transport.close();
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

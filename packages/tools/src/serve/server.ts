@@ -6,7 +6,10 @@ import type { Manifest } from '@ensemble/core/manifest/types.js';
 import type { StageTransport } from '@ensemble/core/transport/types.js';
 import { verifyManifest } from '@ensemble/core/manifest/verify.js';
 import { PipelineRegistry } from '@ensemble/core/pipelines/registry.js';
-import { loadPipelines } from '@ensemble/core/pipelines/load-all.js';
+import { scanPipelines } from '@ensemble/core/pipelines/load-all.js';
+import { pipelineRepository } from './repository.js';
+import { watchPipelines } from './watch.js';
+import { reservePort } from './port.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
@@ -37,6 +40,8 @@ export interface ServerOptions {
    * beyond loopback).
    */
   apiKey?: string;
+  /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
+  watch?: boolean;
 }
 
 export interface RunningServer {
@@ -56,12 +61,14 @@ export interface RunningServer {
  */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? ((s: string) => console.error(`[ensemble] ${s}`));
-  // Manifests first: a broken or duplicated one is reported before any emulator or worker starts.
+  // Manifests first: a missing models folder or a duplicated name is reported before any emulator or worker starts.
   const modelsDir = resolve(opts.modelsDir ?? 'models');
-  const manifests = await loadPipelines(modelsDir);
-  const selected = opts.pipelines?.length ? manifests.filter((m) => opts.pipelines!.includes(m.name)) : manifests;
+  const { manifests, broken } = await scanPipelines(modelsDir);
+  const chosen = (name: string) => !opts.pipelines?.length || opts.pipelines.includes(name);
+  const selected = manifests.filter((m) => chosen(m.name));
+  const unreadable = broken.filter((b) => chosen(b.name));
   for (const name of opts.pipelines ?? []) {
-    if (!manifests.some((m) => m.name === name)) throw new Error(`no pipeline '${name}' under ${modelsDir}`);
+    if (!manifests.some((m) => m.name === name) && !broken.some((b) => b.name === name)) throw new EnsembleError(`no pipeline '${name}' under ${modelsDir}`, 'usage');
   }
   const vars = opts.env ?? process.env;
   // Before anything starts: a malformed key list is refused, not half-applied.
@@ -69,44 +76,62 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   const host = opts.host ?? '127.0.0.1';
   const warning = openBindingWarning(host, keys.length);
   if (warning) log(warning);
-  const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env, journal: opts.journal });
-  const cleanup: (() => Promise<void>)[] = [() => env.close()];
+  // Held while loading, so a port in use is said at once rather than after every pipeline has loaded.
+  const reserved = await reservePort(opts.port ?? 8080, host);
+  const env = await openEnvironment({ dataDir: opts.dataDir ?? '.ensemble', env: opts.env, journal: opts.journal }).catch(async (e: unknown) => {
+    await reserved.release();
+    throw e;
+  });
+  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
   try {
-    const transport = await (opts.transport ?? ((e) => new WorkerPoolTransport(e.weights)))(env);
-    const registry = new PipelineRegistry(transport);
+    const registry = new PipelineRegistry(opts.transport
+      ? await opts.transport(env)
+      // One pool per pipeline version: a reload can then close the old version's workers alone.
+      : () => new WorkerPoolTransport(env.weights));
     cleanup.unshift(() => registry.close());
-    const failed: string[] = [];
-    for (const m of selected) {
+    for (const b of unreadable) {
+      registry.loadFailed(b.name, b.error);
+      log(`${b.name}: not served: ${message(b.error)}`);
+    }
+    const prepare = async (m: Manifest) => {
       await buildIfNeeded(m, log);
       if (env.mode === 'local') await pushPipeline(m, { s3: env.s3, bucket: env.settings.bucket, log });
+      await verifyManifest(m, env.weights);
+    };
+    const failed: string[] = unreadable.map((b) => b.name);
+    for (const m of selected) {
       try {
-        await verifyManifest(m, env.weights);
+        await prepare(m);
         await registry.add(m);
         log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
       } catch (e) {
-        // Bad weights in the bucket take down their own pipeline, not the others: it answers 503 with the reason.
-        const why = e instanceof Error ? e.message : String(e);
-        registry.fail(m, e);
+        // A broken pipeline (missing weights, bad stage code) takes down itself, not the others: it answers 503 with the reason.
+        registry.loadFailed(m.name, e, m);
         failed.push(m.name);
-        log(`${m.name}: not served: ${why}`);
+        log(`${m.name}: not served: ${message(e)}`);
       }
     }
-    if (selected.length && failed.length === selected.length) throw new EnsembleError(`no pipeline could be loaded (${failed.join(', ')}); see above`, 'not_ready');
+    const total = selected.length + unreadable.length;
+    if (total && failed.length === total) throw new EnsembleError(`no pipeline could be loaded (${failed.join(', ')}); see above`, 'not_ready');
 
+    const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: transport.kind, log: opts.requestLog, guard: access.guard, visible: access.visible });
-    const server = await listen(app, opts.port ?? 8080, host);
+    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    await reserved.release();
+    const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
     const port = (server.address() as { port: number }).port;
     const url = `http://${host}:${port}`;
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
-    log(`serving ${selected.map((m) => m.name).join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})`);
+    const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
+    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, manifests: selected,
       close() {
         closing ??= (async () => {
+          watcher?.close();
           // Requests still running finish, but on a connection that then closes: a client's
           // keep-alive socket would otherwise hold server.close() open until it times out.
           for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
@@ -153,4 +178,8 @@ function listen(app: Hono, port: number, hostname: string): Promise<ServerType> 
     const server = serve({ fetch: app.fetch, port, hostname }, () => res(server));
     server.once('error', rej);
   });
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

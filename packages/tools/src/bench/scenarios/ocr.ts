@@ -185,7 +185,7 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
         ensCer = setCer(samples, texts);
         ensTexts = texts;
         const requests = samples.map((smp) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(smp.png) }));
-        const transport = server.registry.transport;
+        const transport = server.registry.transportOf('ocr');
         const pids: Record<string, number | undefined> = {};
         if (transport instanceof WorkerPoolTransport) {
           for (const st of manifest.stages) {

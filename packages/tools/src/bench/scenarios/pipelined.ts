@@ -28,7 +28,8 @@ interface Timing { totalMs: number; stageMs: number[]; computeMs: number[] }
  * many at once as it has instances), then stage 2 on every chunk, ...
  */
 async function stageAfterStage(server: RunningServer, m: Manifest, inputs: Record<string, Tensor>): Promise<Timing> {
-  const transport = server.registry.transport;
+  const transport = server.registry.transportOf(m.name);
+  if (!transport) throw new Error(`pipeline '${m.name}' is not loaded`);
   const rows = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, splitRows(t)]));
   const n = Object.values(rows)[0].length;
   const tensors: Record<string, Tensor>[] = Array.from({ length: n }, (_, i) => Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, r[i]])));
@@ -159,7 +160,7 @@ export async function runPipelinedScenario(s: BenchSettings): Promise<ScenarioRe
       await stageAfterStage(server, m, inputs);
       await executor.run(inputs);
       await viaHttp();
-      const transport = server.registry.transport;
+      const transport = server.registry.transportOf(m.name);
       const pids: Record<string, number | undefined> = {};
       if (transport instanceof WorkerPoolTransport) {
         for (const st of m.stages) transport.workersOf(m.name, st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
