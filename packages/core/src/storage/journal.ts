@@ -164,9 +164,11 @@ export class JournaledRunStore implements RunStore {
   }
 
   async listByPipeline(pipeline: string, limit = 20): Promise<RunRecord[]> {
-    // The sink checks `limit`; ask it first so a bad one is refused the same way.
-    const written = await this.sink.listByPipeline(pipeline, limit);
+    // Take the unwritten ones before asking the sink: a record written while the query runs leaves the
+    // backlog and may be missing from the query's answer, but not from both.
     const unwritten = [...this.backlog.values()].filter((e) => e.pipeline === pipeline);
+    // The sink checks `limit`, so a bad one is refused the same way.
+    const written = await this.sink.listByPipeline(pipeline, limit);
     if (!unwritten.length) return written;
     unwritten.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
     const byId = new Map<string, RunRecord>();
