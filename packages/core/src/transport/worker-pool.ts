@@ -129,6 +129,8 @@ export class WorkerPoolTransport implements StageTransport {
         this.pools.set(key, created);
         pool = created;
       }
+      // A pipeline loaded again: respawns follow its new manifest (its weights key may have moved).
+      if (pool.stage === pool.users.get(user)) pool.stage = stage;
       pool.users.set(user, stage);
       this.routes.set(user, pool);
       await pool.loaded;
