@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
@@ -17,5 +19,20 @@ describe('the ensemble command', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\s+init\s/m);
     expect(r.stdout).toMatch(/^\s+soak\s/m);
+  });
+});
+
+describe('ensemble infer with no server', () => {
+  it('says there is none and how to start one, with exit code 1 and no stack trace', async () => {
+    // A port that was just free: nothing listens on it.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const url = `http://127.0.0.1:${port}`;
+    const r = await runCli(['infer', 'demo', '--url', url, '--body', '{"inputs":[]}']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`error: no server at ${url}: start one with npm start`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -41,7 +41,7 @@ const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const OUTPUT_KEYS = [...TENSOR_KEYS, 'ragged', 'row_index'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
-const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation'] as const;
+const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
 const ISOLATIONS = ['process', 'inline'] as const;
 const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options', 'when', 'otherwise'] as const;
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
@@ -344,6 +344,7 @@ function readScale(s: Scope, node: YNode, field: string): Partial<ScaleSpec> {
   if (m.reserved_concurrency) c.reservedConcurrency = readInt(s, m.reserved_concurrency, `${field}.reserved_concurrency`, 0);
   if (m.provisioned_concurrency) c.provisionedConcurrency = readInt(s, m.provisioned_concurrency, `${field}.provisioned_concurrency`, 0);
   if (m.isolation) c.isolation = readEnum(s, m.isolation, `${field}.isolation`, ISOLATIONS);
+  if (m.share) c.share = readBool(s, m.share, `${field}.share`);
   return c;
 }
 

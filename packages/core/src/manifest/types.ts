@@ -82,6 +82,12 @@ export interface ScaleSpec {
    * shares the event loop and a native crash takes the gateway down.
    */
   isolation?: StageIsolation;
+  /**
+   * Local serving only: false keeps this stage's workers its own. Absent or
+   * true: stages of any pipeline with the same weights and session settings
+   * share one set of workers.
+   */
+  share?: boolean;
 }
 
 export type StageIsolation = 'process' | 'inline';

@@ -47,6 +47,15 @@ export class InProcessTransport implements StageTransport {
     }
   }
 
+  /** Release a pipeline's sessions; none may be mid-run (a session cannot be released inside session.run). */
+  async unload(pipeline: string): Promise<void> {
+    for (const [key, pool] of [...this.pools]) {
+      if (!key.startsWith(`${pipeline}/`)) continue;
+      this.pools.delete(key);
+      await Promise.all(pool.all.map((r) => r.close()));
+    }
+  }
+
   async close(): Promise<void> {
     for (const pool of this.pools.values()) await Promise.all(pool.all.map((r) => r.close()));
     this.pools.clear();

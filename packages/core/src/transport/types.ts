@@ -40,6 +40,11 @@ export interface StageTransport {
    * stages a transport cannot lose (in-process sessions) may be left out.
    */
   health?(pipeline: string): StageHealth[];
+  /**
+   * Release what load() prepared for one pipeline, leaving the others'
+   * (workers shared with another pipeline's identical stage stay).
+   */
+  unload?(pipeline: string): Promise<void>;
   /** Drain in-flight work and release resources. */
   close(): Promise<void>;
 }

@@ -25,7 +25,11 @@ interface Slot {
 }
 
 interface StagePool {
-  pipeline: string;
+  /** What it is keyed by in the transport: identical stages of any pipeline get the same key. */
+  key: string;
+  /** The stages it serves, by stageKey; the pool closes when the last one unloads. */
+  users: Map<string, OnnxStage>;
+  /** The stage its workers are started with (one of its users'). */
   stage: OnnxStage;
   modelPath: string;
   slots: Slot[];
@@ -37,6 +41,12 @@ interface StagePool {
   /** The next start attempt of a stage that keeps failing, and how many came before it. */
   retry?: { timer: NodeJS.Timeout; at: number };
   retries: number;
+  /** Resolves when its first workers are ready; what every user's load() waits for. */
+  loaded: Promise<void>;
+  /** Its last user unloaded: its workers' exits are expected, nothing respawns. */
+  closed?: boolean;
+  /** Its batches in flight, for an unload to wait for. */
+  active: Set<Promise<unknown>>;
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
@@ -75,7 +85,10 @@ export const RESTART_BACKOFF_MS = { first: 1_000, max: 60_000 } as const;
  */
 export class WorkerPoolTransport implements StageTransport {
   readonly kind = 'worker-pool';
+  /** By poolKey(): stages that would run the same session share a pool. */
   private readonly pools = new Map<string, StagePool>();
+  /** stageKey(pipeline, stage) -> the pool serving it. */
+  private readonly routes = new Map<string, StagePool>();
   private readonly inline: InProcessTransport;
   private readonly inlineStages = new Set<string>();
   private nextId = 1;
@@ -102,26 +115,78 @@ export class WorkerPoolTransport implements StageTransport {
     }
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
-      const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
-      const pool: StagePool = { pipeline: manifest.name, stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0 };
-      for (let i = 0; i < stage.scale.instances; i++) pool.slots.push(this.spawn(pool));
-      this.pools.set(stageKey(manifest.name, stage.name), pool);
-      await Promise.all(pool.slots.map((s) => s.ready));
+      const user = stageKey(manifest.name, stage.name);
+      const key = poolKey(manifest.name, stage);
+      // Loading a pipeline again moves its stage to the pool its manifest now asks for.
+      const before = this.routes.get(user);
+      if (before && before.key !== key) await this.detach(before, user);
+      let pool = this.pools.get(key);
+      if (!pool) {
+        const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+        const created: StagePool = { key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set() };
+        for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created));
+        created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
+        this.pools.set(key, created);
+        pool = created;
+      }
+      // A pipeline loaded again: respawns follow its new manifest (its weights key may have moved).
+      if (pool.stage === pool.users.get(user)) pool.stage = stage;
+      pool.users.set(user, stage);
+      this.routes.set(user, pool);
+      await pool.loaded;
     }
+  }
+
+  /**
+   * Release a pipeline's stages: a pool whose last user this was drains its
+   * batches in flight and stops its workers; a pool shared with another
+   * pipeline keeps serving it.
+   */
+  async unload(pipeline: string): Promise<void> {
+    for (const [user, pool] of [...this.routes]) {
+      if (user.startsWith(`${pipeline}/`) && pool.users.has(user)) await this.detach(pool, user);
+    }
+    await this.inline.unload(pipeline);
+    for (const k of [...this.inlineStages]) if (k.startsWith(`${pipeline}/`)) this.inlineStages.delete(k);
+  }
+
+  private async detach(pool: StagePool, user: string): Promise<void> {
+    this.routes.delete(user);
+    pool.users.delete(user);
+    const next = pool.users.values().next();
+    if (!next.done) {
+      // Respawns start from a stage still served: the one that left may be gone from the bucket.
+      if (![...pool.users.values()].includes(pool.stage)) pool.stage = next.value;
+      return;
+    }
+    pool.closed = true;
+    this.pools.delete(pool.key);
+    if (pool.retry) { clearTimeout(pool.retry.timer); pool.retry = undefined; }
+    await Promise.allSettled([...pool.active]);
+    for (const w of pool.waiting.splice(0)) w.fail(new NotReadyError(`stage '${pool.stage.name}' is unloaded`));
+    await Promise.all(pool.slots.splice(0).map((s) => stop(s.worker)));
   }
 
   /** The worker processes of a stage (for tests and diagnostics); none for an inline stage. */
   workersOf(pipeline: string, stage: string): ChildProcess[] {
-    return this.pools.get(stageKey(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
+    return this.routes.get(stageKey(pipeline, stage))?.slots.map((s) => s.worker) ?? [];
+  }
+
+  /** How many worker processes this transport runs, over all pools. */
+  workerCount(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.slots.length;
+    return n;
   }
 
   concurrency(stage: OnnxStage): number { return stage.scale.instances; }
 
   health(pipeline: string): StageHealth[] {
     const out: StageHealth[] = [];
-    for (const pool of this.pools.values()) {
-      if (pool.pipeline !== pipeline) continue;
-      const h: StageHealth = { stage: pool.stage.name, ready: !pool.broken };
+    for (const [user, pool] of this.routes) {
+      const stage = pool.users.get(user);
+      if (!stage || user !== stageKey(pipeline, stage.name)) continue;
+      const h: StageHealth = { stage: stage.name, ready: !pool.broken };
       if (pool.broken) {
         h.reason = pool.broken.message;
         if (pool.retry) h.retryInMs = Math.max(0, pool.retry.at - Date.now());
@@ -158,14 +223,23 @@ export class WorkerPoolTransport implements StageTransport {
     const all = [...this.pools.values()].flatMap((p) => p.slots);
     await Promise.all(all.map((s) => stop(s.worker)));
     this.pools.clear();
+    this.routes.clear();
     await this.inline.close();
     this.inlineStages.clear();
   }
 
   private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
-    const pool = this.pools.get(stageKey(pipeline, stage));
-    if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
+    const pool = this.routes.get(stageKey(pipeline, stage));
+    if (!pool || pool.closed) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
+    const running = this.runOn(pool, stage, items, signal);
+    pool.active.add(running);
+    const done = () => { pool.active.delete(running); };
+    running.then(done, done);
+    return running;
+  }
+
+  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     // What the batch fails with when `bound` aborts: the caller's reason (its deadline), or the shutdown.
     const stopped = (): EnsembleError => {
@@ -252,7 +326,7 @@ export class WorkerPoolTransport implements StageTransport {
           const err = new StageError(pool.stage.name, m.message);
           reject(err);
           // Replaced now, not when a batch next finds it: a stage with no traffic must notice too, and back off.
-          if (!this.closing) queueMicrotask(() => this.replace(pool, slot, err));
+          if (!this.closing && !pool.closed) queueMicrotask(() => this.replace(pool, slot, err));
         }
       };
       worker.on('message', onInit);
@@ -262,7 +336,7 @@ export class WorkerPoolTransport implements StageTransport {
     worker.on('error', (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)));
     worker.on('exit', (code, signal) => {
       // While draining, a worker that dies must still fail its batch, or close() would wait for it forever.
-      if (!this.stopping && pool.slots.includes(slot)) {
+      if (!this.stopping && !pool.closed && pool.slots.includes(slot)) {
         this.replace(pool, slot, new StageError(pool.stage.name, `worker exited (${signal ?? `code ${code}`})`));
       }
     });
@@ -276,7 +350,7 @@ export class WorkerPoolTransport implements StageTransport {
       (e: unknown) => {
         const err = new StageError(pool.stage.name, `weights: ${e instanceof Error ? e.message : String(e)}`);
         failStart(err);
-        if (!this.closing) this.replace(pool, slot, err);
+        if (!this.closing && !pool.closed) this.replace(pool, slot, err);
       },
     );
     return slot;
@@ -306,7 +380,7 @@ export class WorkerPoolTransport implements StageTransport {
     pool.retries++;
     const timer = setTimeout(() => {
       pool.retry = undefined;
-      if (this.closing || pool.slots.length >= pool.stage.scale.instances) return;
+      if (this.closing || pool.closed || pool.slots.length >= pool.stage.scale.instances) return;
       pool.slots.push(this.spawn(pool));
     }, delay);
     // A pending retry must not keep a finished process alive.
@@ -318,7 +392,7 @@ export class WorkerPoolTransport implements StageTransport {
   /** A worker's session is ready: the stage serves again, with all its instances. */
   private started(pool: StagePool): void {
     pool.failedStarts = 0;
-    if (this.closing) return;
+    if (this.closing || pool.closed) return;
     pool.broken = undefined;
     pool.retries = 0;
     while (pool.slots.length < pool.stage.scale.instances) pool.slots.push(this.spawn(pool));
@@ -328,6 +402,7 @@ export class WorkerPoolTransport implements StageTransport {
   private replace(pool: StagePool, slot: Slot, err: EnsembleError): void {
     const i = pool.slots.indexOf(slot);
     if (i < 0) return;
+    const ending = this.closing || pool.closed === true;
     const cur = slot.current;
     slot.current = undefined;
     if (cur) cur.reject(err);
@@ -336,13 +411,13 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
     if (!slot.started) pool.failedStarts++;
-    if (this.closing || pool.failedStarts >= MAX_FAILED_STARTS) {
+    if (ending || pool.failedStarts >= MAX_FAILED_STARTS) {
       pool.slots.splice(i, 1);
-      if (this.closing && pool.slots.length === 0) {
+      if (ending && pool.slots.length === 0) {
         // Draining with no worker left to give them: nothing would ever answer these.
         for (const w of pool.waiting.splice(0)) w.fail(new NotReadyError(`stage '${pool.stage.name}' is shutting down`));
       }
-      if (!this.closing) {
+      if (!ending) {
         // A model that cannot load would otherwise restart workers in a tight loop.
         const delay = this.scheduleRetry(pool);
         if (!pool.slots.some((s) => s.started)) {
@@ -374,4 +449,18 @@ function stop(worker: ChildProcess): Promise<void> {
     worker.once('exit', () => resolve());
     worker.kill('SIGTERM');
   });
+}
+
+/**
+ * Stages that would run the same session on the same batches share a key:
+ * the same weights and session settings, and the same input and output
+ * names and padding (what a worker stacks a batch with). `share: false`
+ * makes the key the stage's own.
+ */
+function poolKey(pipeline: string, stage: OnnxStage): string {
+  if (stage.scale.share === false) return `own:${stageKey(pipeline, stage.name)}`;
+  return JSON.stringify([
+    stage.weights.sha256, stage.scale.threads, stage.session.graphOptimization, stage.scale.instances, stage.scale.isolation ?? 'process',
+    Object.keys(stage.inputs).sort(), Object.keys(stage.outputs).sort(), stage.batch.padAxis ?? null, stage.batch.padValue,
+  ]);
 }

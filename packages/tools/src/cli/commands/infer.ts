@@ -40,7 +40,7 @@ export const inferCommand: Command = {
     try {
       res = await fetch(url, { method: 'POST', body, headers: { 'content-type': type, ...authHeaders() } });
     } catch (e) {
-      if (isConnectionRefused(e)) throw new EnsembleError(`no server answers at ${server.url} (start one with \`ensemble serve\`, or pass --url)`, 'not_ready');
+      if (isConnectionRefused(e)) throw new EnsembleError(`no server at ${server.url}: start one with npm start`, 'not_ready');
       throw e;
     }
     const text = await res.text();
