@@ -138,6 +138,16 @@ describe('ensemble init on models that are not batch-major everywhere', () => {
       });
       expect(bad.status).toBe(400);
       expect(JSON.stringify(bad.body)).toContain("input 'sr'");
+      // Items are counted along each input's batch axis: 3 states for 2 inputs is refused.
+      const uneven = await postJson(`${server.url}/v2/models/vad_like/infer`, {
+        inputs: [
+          { name: 'input', datatype: 'FP32', shape: [2, 5], data: input },
+          { name: 'sr', datatype: 'INT64', shape: [], data: [16000] },
+          { name: 'state', datatype: 'FP32', shape: [2, 3, 4], data: Array.from(seededFloats(24, 4)) },
+        ],
+      });
+      expect(uneven.status).toBe(400);
+      expect(JSON.stringify(uneven.body)).toContain('3 items (dim 1)');
     });
   });
 
