@@ -1,4 +1,4 @@
-import type { Item } from '../tensor/types.js';
+import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { ServiceRate } from './service-rate.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
@@ -33,6 +33,8 @@ export interface BatcherOptions {
   concurrency: number;
   /** Axis of the per-item tensors allowed to differ (padded later); other dims must match to share a batch. */
   padAxis?: number;
+  /** Per-request inputs: fed to a call whole, so only items whose values agree share a batch. */
+  perRequest?: readonly string[];
   /** Whole-batch call timeout. */
   timeoutMs: number;
   /**
@@ -111,7 +113,7 @@ export class Batcher {
     }
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
-      const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis);
+      const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
       const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal };
       if (signal) this.watch(signal, p);
       this.queue.push(p);
@@ -322,11 +324,22 @@ export class Batcher {
   }
 }
 
-/** Items batch together only when their tensors agree in dtype and shape (except the pad axis). */
-export function shapeKey(item: Item, padAxis?: number): string {
-  return Object.keys(item).sort().map((k) => {
+/**
+ * Items batch together only when their tensors agree in dtype and shape
+ * (except the pad axis), and in value for the per-request inputs.
+ */
+export function shapeKey(item: Item, padAxis?: number, perRequest?: readonly string[]): string {
+  const key = Object.keys(item).sort().map((k) => {
     const t = item[k];
     const dims = t.shape.map((d, i) => (i === padAxis ? '*' : String(d)));
     return `${k}:${t.datatype}[${dims.join(',')}]`;
   }).join(';');
+  if (!perRequest?.length) return key;
+  return `${key}|${perRequest.map((k) => valueKey(item[k])).join('|')}`;
+}
+
+function valueKey(t: Tensor | undefined): string {
+  if (!t) return '';
+  if (Array.isArray(t.data)) return t.data.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')).join(',');
+  return Array.from(t.data as ArrayLike<number | bigint>, String).join(',');
 }

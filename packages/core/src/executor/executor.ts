@@ -6,7 +6,7 @@ import type { StageTransport } from '../transport/types.js';
 import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
-import { splitRows } from '../tensor/rows.js';
+import { splitAlong, splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
 import { tooManyItems } from '../tensor/codec.js';
@@ -93,6 +93,7 @@ export class Executor {
         queueFromServiceRate: s.batch.queueFromServiceRate,
         queueTimeoutMs: s.batch.queueTimeoutMs,
         padAxis: s.batch.padAxis,
+        perRequest: s.perRequest,
         concurrency,
         timeoutMs: s.timeoutMs,
         run,
@@ -204,9 +205,14 @@ class RequestRun {
     for (const spec of m.inputs) {
       const t = this.inputs[spec.name];
       if (!t) throw new BadRequestError(`missing input '${spec.name}'`);
-      if (t.shape.length === 0) throw new BadRequestError(`input '${spec.name}' is a scalar (shape []): dim 0 must be the items`);
-      if (t.shape[0] > m.maxItems) throw tooManyItems(spec.name, t.shape[0], m.maxItems);
-      rows = rows < 0 ? t.shape[0] : Math.min(rows, t.shape[0]);
+      if (spec.perRequest) continue;
+      const axis = spec.batchAxis ?? 0;
+      if (t.shape.length <= axis) {
+        throw new BadRequestError(`input '${spec.name}' has shape [${t.shape}]: dim ${axis} must be the items`);
+      }
+      const n = t.shape[axis];
+      if (n > m.maxItems) throw tooManyItems(spec.name, n, m.maxItems);
+      rows = rows < 0 ? n : Math.min(rows, n);
     }
     rows = Math.max(rows, 0);
     this.seedRows(0, Math.min(rows, CHUNK_ITEMS));
@@ -222,13 +228,21 @@ class RequestRun {
 
   private seedRows(begin: number, end: number): void {
     const m = this.ex.manifest;
-    const split: Record<string, Tensor[]> = {};
-    for (const spec of m.inputs) split[spec.name] = splitRows(this.inputs[spec.name], begin, end);
+    const split: Record<string, Tensor[] | Tensor> = {};
+    for (const spec of m.inputs) {
+      const t = this.inputs[spec.name];
+      // A per-request input is one tensor every item sees; the stage gets it whole.
+      split[spec.name] = spec.perRequest ? t
+        : spec.batchAxis ? splitAlong(t, spec.batchAxis, begin, end) : splitRows(t, begin, end);
+    }
     const names = m.inputs.map((s) => s.name);
     const first = this.roots.length;
     for (let i = begin; i < end; i++) {
       const node = new LineageNode(i);
-      for (const spec of m.inputs) node.tensors.set(spec.name, split[spec.name][i - begin]);
+      for (const spec of m.inputs) {
+        const parts = split[spec.name];
+        node.tensors.set(spec.name, Array.isArray(parts) ? parts[i - begin] : parts);
+      }
       this.roots.push(node);
     }
     for (let i = first; i < this.roots.length; i++) this.produced(this.roots[i], names);

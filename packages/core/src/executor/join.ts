@@ -1,6 +1,6 @@
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
-import { concatRows, emptyRows, padRows, stackRows } from '../tensor/rows.js';
+import { concatRows, emptyRows, moveBatchAxis, padRows, stackRows } from '../tensor/rows.js';
 import { EnsembleError } from '../errors.js';
 import type { LineageNode } from './lineage.js';
 import { CHUNK_ITEMS, nextTurn } from './chunks.js';
@@ -47,7 +47,13 @@ function partsOf(base: string, nodes: readonly LineageNode[]): Tensor[] {
   });
 }
 
+/** The output's items joined; stacked along dim 0 first, then moved to the output's batch axis. */
 function joinOne(name: string, spec: Spec, base: string, nodes: readonly LineageNode[]): Tensor {
+  const t = joinAlong0(name, spec, base, nodes);
+  return spec.batchAxis ? moveBatchAxis(t, spec.batchAxis) : t;
+}
+
+function joinAlong0(name: string, spec: Spec, base: string, nodes: readonly LineageNode[]): Tensor {
   if (spec.derived?.kind === 'row_index') {
     return { datatype: 'INT64', shape: [nodes.length], data: BigInt64Array.from(nodes, (n) => BigInt(n.row)) };
   }
@@ -56,7 +62,7 @@ function joinOne(name: string, spec: Spec, base: string, nodes: readonly Lineage
     const rank = spec.shape[1];
     return { datatype: 'INT64', shape: [parts.length, rank], data: BigInt64Array.from(parts.flatMap((t) => t.shape.map(BigInt))) };
   }
-  if (!parts.length) return emptyRows(spec.datatype, spec.shape.slice(1));
+  if (!parts.length) return emptyRows(spec.datatype, spec.shape.filter((_, a) => a !== (spec.batchAxis ?? 0)));
   return stacked(name, spec, parts);
 }
 
@@ -82,11 +88,12 @@ async function joinOneInPieces(name: string, spec: Spec, base: string, nodes: re
   for (let begin = 0; begin < parts.length; begin += CHUNK_ITEMS) {
     if (begin > 0) await nextTurn();
     const piece = nodes.slice(begin, begin + CHUNK_ITEMS);
-    pieces.push(spec.derived ? joinOne(name, spec, base, piece) : stacked(name, spec, parts.slice(begin, begin + CHUNK_ITEMS), atLeast));
+    pieces.push(spec.derived ? joinAlong0(name, spec, base, piece) : stacked(name, spec, parts.slice(begin, begin + CHUNK_ITEMS), atLeast));
   }
   await nextTurn();
   try {
-    return concatRows(pieces);
+    const t = concatRows(pieces);
+    return spec.batchAxis ? moveBatchAxis(t, spec.batchAxis) : t;
   } catch (e) {
     throw new EnsembleError(`output '${name}': ${(e as Error).message}`);
   }

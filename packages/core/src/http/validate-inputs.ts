@@ -6,7 +6,8 @@ import { tooManyItems } from '../tensor/codec.js';
 /**
  * Check a request's tensors against the pipeline's declared inputs before any
  * stage runs: every input present, none unknown, datatype and rank equal,
- * fixed dims equal, the same number of items (dim 0) in every input, and
+ * fixed dims equal, the same number of items (dim 0, or the input's batch
+ * axis; a per-request input has none) in every input, and
  * no more of them than max_items (413).
  */
 export function validateInputs(manifest: Manifest, tensors: Record<string, Tensor>): void {
@@ -32,10 +33,14 @@ export function validateInputs(manifest: Manifest, tensors: Record<string, Tenso
         throw new BadRequestError(`input '${spec.name}': shape [${t.shape}] does not match the model's [${spec.shape}] at dim ${i}`);
       }
     });
-    if (t.shape[0] > manifest.maxItems) throw tooManyItems(spec.name, t.shape[0], manifest.maxItems);
-    if (rows === undefined) { rows = t.shape[0]; rowsFrom = spec.name; }
-    else if (t.shape[0] !== rows) {
-      throw new BadRequestError(`input '${spec.name}' has ${t.shape[0]} items (dim 0) but '${rowsFrom}' has ${rows}`);
+    // One value for the whole request: no items to count.
+    if (spec.perRequest) continue;
+    const axis = spec.batchAxis ?? 0;
+    const n = t.shape[axis];
+    if (n > manifest.maxItems) throw tooManyItems(spec.name, n, manifest.maxItems);
+    if (rows === undefined) { rows = n; rowsFrom = spec.name; }
+    else if (n !== rows) {
+      throw new BadRequestError(`input '${spec.name}' has ${n} items (dim ${axis}) but '${rowsFrom}' has ${rows}`);
     }
   }
 }

@@ -102,7 +102,26 @@ export function buildDag(m: StaticManifest, typedOutputs: readonly TypedOutput[]
   for (const [tensor, l] of Object.entries(lineage)) levels[tensor] = l.length;
   const tensors = staticTensors(m, typedOutputs, loc);
   checkConditions(m.stages, tensors, lineage, loc);
+  for (const stage of m.stages) markLayout(stage, tensors);
   return { order, levels, lineage, tensors };
+}
+
+/**
+ * What a stage's runtime needs from the tensors' specs to stack and split a
+ * batch, copied onto the stage: it travels with it to a worker process. Left
+ * absent for an ordinary stage, so its calls take the plain path.
+ */
+function markLayout(stage: StageSpec, tensors: Record<string, TensorSpec>): void {
+  const perRequest = Object.entries(stage.inputs).filter(([, t]) => tensors[t]?.perRequest).map(([local]) => local);
+  if (perRequest.length) stage.perRequest = perRequest;
+  const axes = (io: Record<string, string>): Record<string, number> | undefined => {
+    const found = Object.entries(io).filter(([, t]) => (tensors[t]?.batchAxis ?? 0) !== 0).map(([local, t]) => [local, tensors[t].batchAxis!]);
+    return found.length ? Object.fromEntries(found) : undefined;
+  };
+  const inputAxes = axes(stage.inputs);
+  if (inputAxes) stage.inputAxes = inputAxes;
+  const outputAxes = axes(stage.outputs);
+  if (outputAxes) stage.outputAxes = outputAxes;
 }
 
 /** A condition is one number per item, and a skipped item's tensors have the types the stage would have written. */

@@ -38,7 +38,8 @@ const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'stages'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
-const OUTPUT_KEYS = [...TENSOR_KEYS, 'ragged', 'row_index'] as const;
+const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
@@ -64,8 +65,11 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
     : DEFAULT_MAX_REQUEST_BYTES;
   const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
 
-  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs');
-  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', true));
+  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input');
+  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output'));
+  if (inputs.every((i) => i.perRequest)) {
+    fail(s, 'inputs', 'every input is per_request: at least one input must carry the items (a request\'s rows)', top.inputs);
+  }
 
   const defaults = readDefaults({ loc, where: DEFAULTS }, top.defaults);
 
@@ -106,13 +110,15 @@ function readDefaults(s: Scope, node: YNode | undefined): Defaults {
   };
 }
 
-function readTensorList(s: Scope, node: YNode, field: string, isOutput = false): TensorSpec[] {
+type TensorRole = 'input' | 'output' | 'typed';
+
+function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole): TensorSpec[] {
   const items = readList(s, node, field);
   if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
   const specs: TensorSpec[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const spec = readTensorSpec(s, item, `${field}[${i}]`, isOutput);
+    const spec = readTensorSpec(s, item, `${field}[${i}]`, role);
     if (seen.has(spec.name)) fail(s, `${field}[${i}].name`, `tensor '${spec.name}' is listed twice`);
     seen.add(spec.name);
     specs.push(spec);
@@ -120,36 +126,54 @@ function readTensorList(s: Scope, node: YNode, field: string, isOutput = false):
   return specs;
 }
 
-/** `{ name, datatype, shape }` where dim 0 is the item (batch) dimension, always -1. */
-function readTensorSpec(s: Scope, node: YNode, field: string, isOutput = false): TensorSpec {
-  const m = readMap(s, node, field, isOutput ? OUTPUT_KEYS : TENSOR_KEYS);
+/**
+ * `{ name, datatype, shape }` where the batch axis (dim 0 unless `batch_axis`
+ * says otherwise) is the item dimension, always -1; a `per_request` input has
+ * its real shape and no item dimension.
+ */
+function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole = 'typed'): TensorSpec {
+  const isOutput = role === 'output';
+  const m = readMap(s, node, field, role === 'input' ? INPUT_KEYS : isOutput ? OUTPUT_KEYS : TENSOR_KEYS);
   const name = readString(s, need(s, m.name, child(field, 'name')), child(field, 'name'));
   const datatype = readEnum<Datatype>(s, need(s, m.datatype, child(field, 'datatype')), child(field, 'datatype'), DATATYPES);
   const shapeField = child(field, 'shape');
   const dims = readList(s, need(s, m.shape, shapeField), shapeField);
-  if (dims.length === 0) fail(s, shapeField, `tensor '${name}': shape needs at least the item dimension: [-1, ...]`, m.shape);
+  const perRequest = m.per_request ? readBool(s, m.per_request, child(field, 'per_request')) : false;
+  if (dims.length === 0 && !perRequest) {
+    fail(s, shapeField, `tensor '${name}': shape needs at least the item dimension: [-1, ...] (a value that is one per request, not per item, is declared with per_request: true)`, m.shape);
+  }
   const shape = dims.map((d, i) => {
     const v = readInt(s, d, `${shapeField}[${i}]`, -1);
     if (v === 0) fail(s, `${shapeField}[${i}]`, 'dimensions are -1 (free) or >= 1', d);
     return v;
   });
-  if (shape[0] !== -1) {
-    fail(s, `${shapeField}[0]`, `tensor '${name}': dim 0 must be -1 (it is the item/batch dimension), got ${shape[0]}`, dims[0]);
+  let axis = 0;
+  if (m.batch_axis) {
+    const af = child(field, 'batch_axis');
+    if (perRequest) fail(s, af, `tensor '${name}' is per_request: it has no items, so no batch axis`, m.batch_axis);
+    axis = readInt(s, m.batch_axis, af, 0);
+    if (axis >= shape.length) fail(s, af, `tensor '${name}': batch axis ${axis} is not an axis of its shape ${JSON.stringify(shape)}`, m.batch_axis);
+  }
+  if (!perRequest && shape[axis] !== -1) {
+    const which = axis === 0 ? 'dim 0' : `dim ${axis} (its batch_axis)`;
+    fail(s, `${shapeField}[${axis}]`, `tensor '${name}': ${which} must be -1 (it is the item/batch dimension), got ${shape[axis]}`, dims[axis]);
   }
   const spec: TensorSpec = { name, datatype, shape };
+  if (axis !== 0) spec.batchAxis = axis;
+  if (perRequest) spec.perRequest = true;
   if (m.description) spec.description = readString(s, m.description, child(field, 'description'));
   if (!isOutput) return spec;
-  const free = shape.slice(1).some((d) => d === -1);
+  const free = shape.some((d, i) => d === -1 && i !== axis);
   if (m.ragged) {
     const rf = child(field, 'ragged');
     const r = readMap(s, m.ragged, rf, RAGGED_KEYS);
-    if (!free) fail(s, rf, `tensor '${name}' has no free dimension beyond dim 0 ${JSON.stringify(shape)}: its items always stack, ragged does not apply`, m.ragged);
+    if (!free) fail(s, rf, `tensor '${name}' has no free dimension beyond its item dim ${JSON.stringify(shape)}: its items always stack, ragged does not apply`, m.ragged);
     spec.ragged = { padValue: r.pad_value ? readNumber(s, r.pad_value, child(rf, 'pad_value')) : 0 };
     if (r.lengths) spec.ragged.lengths = readString(s, r.lengths, child(rf, 'lengths'));
   } else if (free) {
     // Fan-out items (text lines of different widths) and rows alike may differ there; stacking them would fail
     // only after all the work ran.
-    fail(s, shapeField, `tensor '${name}' has a free dimension beyond dim 0 ${JSON.stringify(shape)}: items can differ in shape there `
+    fail(s, shapeField, `tensor '${name}' has a free dimension beyond its item dim ${JSON.stringify(shape)}: items can differ in shape there `
       + `and cannot be stacked into one response tensor. Give those dimensions fixed sizes, or declare how items are joined: `
       + `ragged: { pad_value: 0, lengths: ${name}_shape }`, m.shape);
   }

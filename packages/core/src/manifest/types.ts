@@ -15,6 +15,18 @@ export interface TensorSpec {
   shape: number[];
   description?: string;
   /**
+   * The axis of `shape` that counts the items (absent: 0). A model whose
+   * state is [2, batch, 64] takes 1: requests are cut into items along it,
+   * batches are stacked along it, and responses join items along it.
+   */
+  batchAxis?: number;
+  /**
+   * Pipeline inputs only: one value per request, not per item (a sample
+   * rate). `shape` is its real shape with no item dim; every item of the
+   * request sees it whole, and only items that agree on it share a batch.
+   */
+  perRequest?: boolean;
+  /**
    * Pipeline outputs only: how items whose free dimensions differ are joined
    * into one response tensor. Without it, loading refuses an output with a
    * free dimension beyond dim 0 (its items could not be stacked).
@@ -105,6 +117,14 @@ interface StageBase {
   options: Record<string, unknown>;
   /** Conditional routing: the stage runs only for items where this holds. */
   when?: StageCondition;
+  /**
+   * Filled at load from the pipeline tensors' specs: stage-local inputs that
+   * are per request (given to the call whole, not stacked), and inputs and
+   * outputs whose batch axis is not 0. Absent for an ordinary stage.
+   */
+  perRequest?: string[];
+  inputAxes?: Record<string, number>;
+  outputAxes?: Record<string, number>;
 }
 
 /**

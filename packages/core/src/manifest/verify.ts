@@ -107,7 +107,7 @@ function checkInputs(m: Manifest, stage: OnnxStage, inputs: ModelValue[], loc: L
     }
     const known = m.tensors[tensor];
     if (known) checkAgainstModel(loc, where, `inputs.${local}`, known, model, 'input');
-    checkBatchable(stage, model, loc);
+    checkBatchable(stage, local, model, loc);
   }
   const fed = new Set(Object.keys(stage.inputs));
   for (const v of inputs) {
@@ -118,11 +118,17 @@ function checkInputs(m: Manifest, stage: OnnxStage, inputs: ModelValue[], loc: L
 }
 
 /** A model whose batch dim is fixed cannot take the batches the batcher makes. */
-function checkBatchable(stage: OnnxStage, model: ModelValue, loc: Locator): void {
+function checkBatchable(stage: OnnxStage, local: string, model: ModelValue, loc: Locator): void {
   const where = stageWhere(stage.name);
   if (!model.shape) return;
-  if (stage.batch.maxSize > 1 && model.shape[0] !== -1) {
-    throw loc.error(where, 'batch.max_size', `${stage.batch.maxSize} needs a dynamic batch dim, but model input '${model.name}' is ${model.declared}`);
+  // Fed whole to every call: the batch does not change its shape.
+  if (stage.perRequest?.includes(local)) return;
+  const batchAxis = stage.inputAxes?.[local] ?? 0;
+  const dim = model.shape[batchAxis];
+  if (stage.batch.maxSize > 1 && dim !== -1) {
+    const why = dim === 1 ? ': the model takes one item per call; set batch.max_size: 1' : '';
+    throw loc.error(where, 'batch.max_size',
+      `${stage.batch.maxSize} needs a dynamic batch dim, but model input '${model.name}' is ${model.declared} (batch axis ${batchAxis} is fixed to ${dim})${why}`);
   }
   const axis = stage.batch.padAxis;
   if (axis !== undefined && axis >= model.shape.length - 1) {
@@ -159,6 +165,6 @@ function checkAgainstModel(loc: Locator, where: string, field: string, spec: Ten
   if (spec.shape.length !== model.shape.length) {
     throw loc.error(where, field, `rank mismatch: ${what} has rank ${spec.shape.length}, ${their} has rank ${model.shape.length}`);
   }
-  const why = shapeMismatch(spec.shape, model.shape);
+  const why = shapeMismatch(spec.shape, model.shape, spec.perRequest ? -1 : spec.batchAxis ?? 0);
   if (why) throw loc.error(where, field, `shape mismatch (${why}): ${what} vs ${their}`);
 }

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { OnnxStage } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, StageRuntime } from './types.js';
-import { splitRows, stackRows } from '../tensor/rows.js';
+import { splitAlong, splitRows, stackAlong, stackRows } from '../tensor/rows.js';
 import { fromOrt, toOrt } from './ort-tensors.js';
 import { StageError } from '../errors.js';
 
@@ -16,6 +16,9 @@ export interface OnnxRuntimeOptions {
  * One ONNX Runtime session for one stage. Items (keyed by model input name)
  * are stacked into a batch along a new dim 0, padded along the stage's pad
  * axis when their shapes differ, and the outputs split back per item.
+ * Inputs and outputs with another batch axis stack and split along it; a
+ * per-request input is fed whole (the batcher only batches items that agree
+ * on it).
  */
 export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions): Promise<StageRuntime> {
   const t0 = performance.now();
@@ -29,6 +32,10 @@ export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions
   let cold = true;
   const inputNames = Object.keys(stage.inputs);
   const outputNames = Object.keys(stage.outputs);
+  const perRequest = new Set(stage.perRequest ?? []);
+  const inputAxes = stage.inputAxes ?? {};
+  const outputAxes = stage.outputAxes ?? {};
+  const pad = { padAxis: stage.batch.padAxis, padValue: stage.batch.padValue };
 
   return {
     async run(items: Item[]): Promise<BatchResult> {
@@ -36,7 +43,9 @@ export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions
       for (const name of inputNames) {
         const parts = items.map((it) => it[name]);
         if (parts.some((p) => p === undefined)) throw new StageError(stage.name, `input '${name}' missing from an item`);
-        feeds[name] = toOrt(stackRows(parts, { padAxis: stage.batch.padAxis, padValue: stage.batch.padValue }));
+        const axis = inputAxes[name];
+        const batch = perRequest.has(name) ? parts[0] : axis === undefined ? stackRows(parts, pad) : stackAlong(parts, axis, pad);
+        feeds[name] = toOrt(batch);
       }
       const start = performance.now();
       let results: ort.InferenceSession.OnnxValueMapType;
@@ -48,7 +57,12 @@ export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions
       const computeMs = performance.now() - start;
       const perOutput: Record<string, Tensor[]> = {};
       for (const name of outputNames) {
-        const rows = splitRows(fromOrt(results[name] as ort.Tensor, `stage '${stage.name}' output '${name}'`));
+        const out = fromOrt(results[name] as ort.Tensor, `stage '${stage.name}' output '${name}'`);
+        const axis = outputAxes[name];
+        if (axis !== undefined && axis >= out.shape.length) {
+          throw new StageError(stage.name, `output '${name}' has shape [${out.shape.join(', ')}]: no batch axis ${axis}`);
+        }
+        const rows = axis === undefined ? splitRows(out) : splitAlong(out, axis);
         if (rows.length !== items.length) {
           throw new StageError(stage.name, `output '${name}' has ${rows.length} rows for a batch of ${items.length}`);
         }

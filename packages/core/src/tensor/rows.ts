@@ -200,3 +200,50 @@ export function padRows(parts: Tensor[], padValue = 0, atLeast?: readonly number
   });
   return { datatype, shape: [parts.length, ...target], data };
 }
+
+/**
+ * splitRows along another axis (a state tensor [2, batch, 64] has its items
+ * along axis 1); each part drops that axis.
+ */
+export function splitAlong(t: Tensor, axis: number, begin = 0, end = t.shape[axis]): Tensor[] {
+  if (axis === 0) return splitRows(t, begin, end);
+  if (!Number.isInteger(axis) || axis < 0 || axis >= t.shape.length) {
+    throw new EnsembleError(`splitAlong: axis ${axis} is not an axis of shape ${fmt(t.shape)}`);
+  }
+  checkLength(t, 'splitAlong');
+  const n = t.shape[axis];
+  const from = Math.max(0, begin);
+  const to = Math.min(n, end);
+  const itemShape = [...t.shape.slice(0, axis), ...t.shape.slice(axis + 1)];
+  const outer = elementCount(t.shape.slice(0, axis));
+  const inner = elementCount(t.shape.slice(axis + 1));
+  const out: Tensor[] = new Array(Math.max(0, to - from));
+  for (let i = from; i < to; i++) {
+    const data = allocate(t.datatype, outer * inner);
+    for (let o = 0; o < outer; o++) copyInto(data, o * inner, t.data, (o * n + i) * inner, inner);
+    out[i - from] = { datatype: t.datatype, shape: itemShape.slice(), data };
+  }
+  return out;
+}
+
+/** A batch stacked along dim 0 ([n, ...item]) with its item axis moved to `axis`. */
+export function moveBatchAxis(t: Tensor, axis: number): Tensor {
+  if (axis === 0) return t;
+  const [n, ...item] = t.shape;
+  if (!Number.isInteger(axis) || axis < 0 || axis > item.length) {
+    throw new EnsembleError(`moveBatchAxis: axis ${axis} is not an axis for item shape ${fmt(item)}`);
+  }
+  const outer = elementCount(item.slice(0, axis));
+  const inner = elementCount(item.slice(axis));
+  const per = outer * inner;
+  const data = allocate(t.datatype, t.data.length);
+  for (let i = 0; i < n; i++) {
+    for (let o = 0; o < outer; o++) copyInto(data, (o * n + i) * inner, t.data, i * per + o * inner, inner);
+  }
+  return { datatype: t.datatype, shape: [...item.slice(0, axis), n, ...item.slice(axis)], data };
+}
+
+/** stackRows with the new item axis at `axis` instead of 0. */
+export function stackAlong(parts: Tensor[], axis: number, opts: StackOptions = {}): Tensor {
+  return moveBatchAxis(stackRows(parts, opts), axis);
+}

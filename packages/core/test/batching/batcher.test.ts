@@ -390,3 +390,25 @@ describe('Batcher: a queue bound that follows the stage', () => {
     expect(b.admitLimit()).toBe(1024);
   });
 });
+
+describe('Batcher: per-request inputs and fixed batch 1', () => {
+  const withRate = (value: number, rate: bigint): Item => ({ ...item(value), sr: { datatype: 'INT64', shape: [], data: BigInt64Array.of(rate) } });
+
+  it('batches apart items whose per-request values differ, together those that agree', async () => {
+    const { batcher, batches } = doubling({ maxSize: 4, maxDelayMs: 5, perRequest: ['sr'] });
+    const runs = await Promise.all([
+      batcher.submit(withRate(1, 16000n)), batcher.submit(withRate(2, 8000n)),
+      batcher.submit(withRate(3, 16000n)), batcher.submit(withRate(4, 8000n)),
+    ]);
+    expect(runs.map(resultOf)).toEqual([2, 4, 6, 8]);
+    expect(batches.map((b) => b.slice().sort())).toEqual(expect.arrayContaining([[1, 3], [2, 4]]));
+    expect(batches).toHaveLength(2);
+  });
+
+  it('never gives a max_size 1 stage more than one item, however many are queued', async () => {
+    const { batcher, batches } = doubling({ maxSize: 1, maxDelayMs: 5, concurrency: 2 });
+    await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.submit(item(i))));
+    expect(batches).toHaveLength(6);
+    expect(batches.every((b) => b.length === 1)).toBe(true);
+  });
+});

@@ -161,4 +161,35 @@ describe('manifest schema', () => {
     // A syntax error has no field yet: `<file>: pipeline: invalid YAML: ... (line N)`.
     await expectManifestError(() => loadManifest(file), file, 'pipeline', 'invalid YAML', /\(line \d+\)$/);
   });
+
+  it('reads per_request inputs and batch axes onto the tensors and the stages that use them', async () => {
+    const yaml = `name: vad
+inputs:
+  - { name: x, datatype: FP32, shape: [-1, 8] }
+  - { name: sr, datatype: INT64, shape: [], per_request: true }
+  - { name: state, datatype: FP32, shape: [2, -1, 4], batch_axis: 1 }
+outputs:
+  - { name: state_out, datatype: FP32, shape: [2, -1, 4], batch_axis: 1 }
+stages:
+  - name: model
+    kind: onnx
+    weights: { key: vad/model.onnx, sha256: ${SHA} }
+    inputs: { input: x, sr: sr, state: state }
+    outputs: { stateN: state_out }
+`;
+    const { file } = await writePipeline(yaml);
+    const m = await loadManifest(file);
+    expect(m.inputs[1]).toEqual({ name: 'sr', datatype: 'INT64', shape: [], perRequest: true });
+    expect(m.inputs[2].batchAxis).toBe(1);
+    expect(m.stages[0]).toMatchObject({ perRequest: ['sr'], inputAxes: { state: 1 }, outputAxes: { stateN: 1 } });
+
+    const fixedAxis = await writePipeline(yaml.replace('shape: [2, -1, 4], batch_axis: 1 }\noutputs', 'shape: [2, 3, 4], batch_axis: 1 }\noutputs'));
+    await expectManifestError(() => loadManifest(fixedAxis.file), fixedAxis.file, 'pipeline', 'inputs[2].shape[1]', 'dim 1 (its batch_axis) must be -1');
+    const outOfRange = await writePipeline(yaml.replace('batch_axis: 1 }\noutputs', 'batch_axis: 3 }\noutputs'));
+    await expectManifestError(() => loadManifest(outOfRange.file), outOfRange.file, 'pipeline', 'inputs[2].batch_axis', 'not an axis of its shape');
+    const both = await writePipeline(yaml.replace('per_request: true', 'per_request: true, batch_axis: 0'));
+    await expectManifestError(() => loadManifest(both.file), both.file, 'pipeline', 'inputs[1].batch_axis', 'no batch axis');
+    const scalar = await writePipeline(yaml.replace(', per_request: true', ''));
+    await expectManifestError(() => loadManifest(scalar.file), scalar.file, 'pipeline', 'inputs[1].shape', 'per_request: true');
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EnsembleError } from '../../src/errors.js';
-import { concatRows, emptyRows, splitRows, stackRows } from '../../src/tensor/rows.js';
+import { concatRows, emptyRows, moveBatchAxis, splitAlong, splitRows, stackAlong, stackRows } from '../../src/tensor/rows.js';
 import type { Tensor } from '../../src/tensor/types.js';
 import { bytes, SAMPLES, sameTensor, show } from './samples.js';
 
@@ -149,5 +149,37 @@ describe('concatRows', () => {
     expect(() => concatRows([a, { datatype: 'INT8', shape: [1, 3], data: new Int8Array(3) }])).toThrow(/only dim 0 may differ/);
     expect(() => concatRows([a, { datatype: 'UINT8', shape: [1, 2], data: new Uint8Array(2) }])).toThrow(/datatype UINT8/);
     expect(() => concatRows([{ datatype: 'INT8', shape: [], data: new Int8Array(1) }])).toThrow(/scalar/);
+  });
+});
+
+describe('splitAlong / stackAlong: a batch axis other than 0', () => {
+  // [2, batch=3, 2]: element (a, b, c) holds 100a + 10b + c.
+  const state: Tensor = {
+    datatype: 'FP32', shape: [2, 3, 2],
+    data: Float32Array.from({ length: 12 }, (_, k) => 100 * Math.floor(k / 6) + 10 * (Math.floor(k / 2) % 3) + (k % 2)),
+  };
+
+  it('cuts items along the axis, dropping it', () => {
+    const items = splitAlong(state, 1);
+    expect(items.map((t) => t.shape)).toEqual([[2, 2], [2, 2], [2, 2]]);
+    expect(Array.from(items[2].data as Float32Array)).toEqual([20, 21, 120, 121]);
+    expect(splitAlong(state, 1, 1, 2).map((t) => Array.from(t.data as Float32Array))).toEqual([[10, 11, 110, 111]]);
+  });
+
+  it('stacks them back along the same axis into the tensor they came from', () => {
+    const back = stackAlong(splitAlong(state, 1), 1);
+    expect(back.shape).toEqual([2, 3, 2]);
+    expect(Array.from(back.data as Float32Array)).toEqual(Array.from(state.data as Float32Array));
+  });
+
+  it('moves the item axis of a dim-0 batch to the last axis too', () => {
+    const rows = splitRows({ datatype: 'INT32', shape: [2, 3], data: Int32Array.of(1, 2, 3, 4, 5, 6) });
+    const moved = moveBatchAxis(stackRows(rows), 1);
+    expect(moved.shape).toEqual([3, 2]);
+    expect(Array.from(moved.data as Int32Array)).toEqual([1, 4, 2, 5, 3, 6]);
+  });
+
+  it('refuses an axis the tensor does not have', () => {
+    expect(() => splitAlong(state, 3)).toThrow(/axis 3 is not an axis of shape \[2, 3, 2\]/);
   });
 });

@@ -36,36 +36,72 @@ function describe(v: ValueInfo): string {
   return `${v.datatype ?? `element type ${v.elemType}`} [${v.shape.map((d) => (d === '' ? '?' : d)).join(', ')}]`;
 }
 
-function checkBatched(v: ValueInfo, side: 'input' | 'output'): void {
-  if (!v.datatype) throw new EnsembleError(`model ${side} '${v.name}' has an element type the Open Inference Protocol cannot carry (ONNX type ${v.elemType})`, 'invalid_input');
-  if (!v.rankKnown || v.shape.length === 0) {
-    throw new EnsembleError(`model ${side} '${v.name}' (${describe(v)}) has no batch dimension: serving it needs a per-request input, which ensemble init does not write yet; write the pipeline by hand (docs/manifest.md)`, 'invalid_input');
-  }
-  const d0 = v.shape[0];
-  if (typeof d0 === 'number' && d0 > 1) {
-    throw new EnsembleError(`model ${side} '${v.name}' has its dim 0 fixed to ${d0} (${describe(v)}): the pipeline cuts requests into items along dim 0, and a call of exactly ${d0} items cannot be guaranteed`, 'invalid_input');
-  }
+/** How a tensor carries its items: one value per request, or items along `axis`. */
+export type Layout = { perRequest: true } | { perRequest: false; axis: number };
+
+/**
+ * Where each input and output keeps its items. A scalar input is one value
+ * per request (a sample rate). A tensor whose dim 0 does not carry the
+ * symbolic name the other inputs' dim 0 share ('batch'), but another of its
+ * axes does, has its items along that axis (a state [2, batch, 64]).
+ */
+export function layoutOf(info: ModelInfo): Map<string, Layout> {
+  const names = new Set<string>();
+  for (const v of info.inputs) if (typeof v.shape[0] === 'string' && v.shape[0] !== '') names.add(v.shape[0]);
+  const out = new Map<string, Layout>();
+  const place = (v: ValueInfo, side: 'input' | 'output') => {
+    if (!v.datatype) throw new EnsembleError(`model ${side} '${v.name}' has an element type the Open Inference Protocol cannot carry (ONNX type ${v.elemType})`, 'invalid_input');
+    if (side === 'input' && v.rankKnown && v.shape.length === 0) { out.set(v.name, { perRequest: true }); return; }
+    if (!v.rankKnown || v.shape.length === 0) {
+      throw new EnsembleError(`model ${side} '${v.name}' (${describe(v)}) has no batch dimension: ensemble init cannot tell how its items are laid out; write the pipeline by hand (docs/manifest.md)`, 'invalid_input');
+    }
+    const d0 = v.shape[0];
+    const named = typeof d0 === 'string' && names.has(d0);
+    const other = v.shape.findIndex((d, a) => a > 0 && typeof d === 'string' && names.has(d));
+    if (!named && other > 0) { out.set(v.name, { perRequest: false, axis: other }); return; }
+    if (typeof d0 === 'number' && d0 > 1) {
+      throw new EnsembleError(`model ${side} '${v.name}' has its dim 0 fixed to ${d0} (${describe(v)}): the pipeline cuts requests into items along dim 0, and a call of exactly ${d0} items cannot be guaranteed`, 'invalid_input');
+    }
+    out.set(v.name, { perRequest: false, axis: 0 });
+  };
+  for (const v of info.inputs) place(v, 'input');
+  for (const v of info.outputs) place(v, 'output');
+  return out;
 }
 
 /** JSON-quoted YAML scalar: tensor names may hold '.', ':' or '/'. */
 const q = (s: string): string => JSON.stringify(s);
 
 export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
-  for (const v of info.inputs) checkBatched(v, 'input');
-  for (const v of info.outputs) checkBatched(v, 'output');
+  const layout = layoutOf(info);
+  const axisOf = (v: ValueInfo): number => { const l = layout.get(v.name)!; return l.perRequest ? -1 : l.axis; };
   const notes: string[] = [];
-  const fixedOne = info.inputs.filter((v) => v.shape[0] === 1);
+  const fixedOne = info.inputs.filter((v) => axisOf(v) >= 0 && v.shape[axisOf(v)] === 1);
   const maxSize = fixedOne.length ? 1 : DEFAULT_MAX_SIZE;
   if (fixedOne.length) notes.push(`the model takes one item per call (${fixedOne.map((v) => `'${v.name}' dim 0 is 1`).join(', ')}): batch.max_size is 1`);
 
   const tensor = (v: ValueInfo, output: boolean): string[] => {
-    const shape = [-1, ...v.shape.slice(1).map(dim)];
-    const lines = [`  - name: ${q(v.name)}`, `    datatype: ${v.datatype}`, `    shape: [${shape.join(', ')}]   # the model's ${describe(v)}; dim 0 is the item dim`];
-    if (output && shape.slice(1).includes(-1)) {
+    const axis = axisOf(v);
+    const head = [`  - name: ${q(v.name)}`, `    datatype: ${v.datatype}`];
+    if (axis < 0) {
+      notes.push(`input '${v.name}' is a scalar: one value per request (per_request), given whole to every call`);
+      return [...head, `    shape: []   # the model's ${describe(v)}: one value per request, not per item`,
+        '    per_request: true   # every item of a request sees it; only items that agree on it share a batch'];
+    }
+    const shape = v.shape.map((d, a) => (a === axis ? -1 : dim(d)));
+    if (axis > 0) {
+      notes.push(`${output ? 'output' : 'input'} '${v.name}' has its items along dim ${axis} (${describe(v)}): batch_axis ${axis}`);
+      head.push(`    shape: [${shape.join(', ')}]   # the model's ${describe(v)}; dim ${axis} is the item dim`,
+        `    batch_axis: ${axis}   # items are cut, batched and joined along this dim, not dim 0`);
+    } else {
+      head.push(`    shape: [${shape.join(', ')}]   # the model's ${describe(v)}; dim 0 is the item dim`);
+    }
+    const lines = head;
+    if (output && shape.some((d, a) => d === -1 && a !== axis)) {
       lines.push('    # Free dims beyond dim 0 may differ between items: they are padded to the largest in the response,');
       lines.push('    # and <name>_shape says each item\'s real shape.');
       lines.push(`    ragged: { pad_value: 0, lengths: ${q(`${v.name}_shape`)} }`);
-      notes.push(`output '${v.name}' has free dims beyond dim 0: items are padded (ragged), its real shapes come in '${v.name}_shape'`);
+      notes.push(`output '${v.name}' has free dims beyond its item dim: items are padded (ragged), its real shapes come in '${v.name}_shape'`);
     }
     return lines;
   };
@@ -110,9 +146,11 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
 
 /** One item per input, every free dim `free`, zeros: a request to show the path works. */
 export function exampleRequest(info: ModelInfo, free = 1): InitPlan['example'] {
+  const layout = layoutOf(info);
   return {
     inputs: info.inputs.map((v) => {
-      const shape = [1, ...v.shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : free))];
+      const l = layout.get(v.name)!;
+      const shape = l.perRequest ? [] : v.shape.map((d, a) => (a === l.axis ? 1 : typeof d === 'number' && d > 0 ? d : free));
       const n = shape.reduce((a, b) => a * b, 1);
       return { name: v.name, datatype: v.datatype!, shape, data: Array.from({ length: n }, () => exampleValue(v.datatype!)) };
     }),

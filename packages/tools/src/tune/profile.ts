@@ -72,7 +72,7 @@ export async function profileStage(o: StageProfileOptions): Promise<StageProfile
   const log = o.log ?? (() => undefined);
   const groups = new Map<string, Item[]>();
   for (const it of o.items) {
-    const k = shapeKey(it, o.stage.batch.padAxis);
+    const k = shapeKey(it, o.stage.batch.padAxis, o.stage.perRequest);
     groups.set(k, [...(groups.get(k) ?? []), it]);
   }
   const main = [...groups.values()].sort((a, b) => b.length - a.length)[0];
