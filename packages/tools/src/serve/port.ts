@@ -8,7 +8,9 @@ import { EnsembleError } from '@ensemble/core/errors.js';
  */
 export async function reservePort(port: number, host: string): Promise<{ port: number; release(): Promise<void> }> {
   if (port === 0) return { port, release: async () => undefined };
-  const probe = createServer();
+  // Nothing is served while it is held: a health check that connects early is closed at once, and must not
+  // hold the release (close() waits for open connections) and with it the whole start.
+  const probe = createServer((socket) => socket.destroy());
   await new Promise<void>((res, rej) => {
     probe.once('error', (e: NodeJS.ErrnoException) => {
       rej(e.code === 'EADDRINUSE'
