@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../packages/tools/src/onnx/builder.js';
-import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
+import type { RunningServer } from '../packages/tools/src/serve/server.js';
+import { runWhole, withPipeline } from './helpers/serve-models.js';
 import { seededFloats } from '../packages/core/test/fixtures/models.js';
 import { loadManifest } from '../packages/core/src/manifest/load.js';
 import { verifyManifest } from '../packages/core/src/manifest/verify.js';
@@ -61,15 +62,7 @@ function isNetLike(): Uint8Array {
     .build({ opset: 18 });
 }
 
-async function direct(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, { dims: readonly number[]; data: number[] }>> {
-  const s = await ort.InferenceSession.create(model);
-  try {
-    const out = await s.run(feeds);
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { dims: t.dims, data: Array.from(t.data as Float32Array) }]));
-  } finally {
-    await s.release();
-  }
-}
+const direct = runWhole;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'ensemble-init-shapes-'));
@@ -77,14 +70,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { if (root) await rm(root, { recursive: true, force: true }); });
 
-async function serve(pipeline: string, run: (server: RunningServer) => Promise<void>): Promise<void> {
-  const server = await startServer({ port: 0, dataDir: join(root, `data-${pipeline}`), modelsDir, pipelines: [pipeline], env: {}, log: () => undefined });
-  try {
-    await run(server);
-  } finally {
-    await server.close();
-  }
-}
+const serve = (pipeline: string, run: (server: RunningServer) => Promise<void>) => withPipeline(root, modelsDir, pipeline, run);
 
 type Out = { name: string; shape: number[]; data: number[] };
 const byName = (outs: Out[]) => Object.fromEntries(outs.map((o) => [o.name, o]));

@@ -11,7 +11,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../packages/tools/src/onnx/builder.js';
 import { inspectModel } from '../packages/tools/src/onnx/inspect.js';
-import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
+import type { RunningServer } from '../packages/tools/src/serve/server.js';
+import { runWhole, withPipeline } from './helpers/serve-models.js';
 import { seededFloats, skipConnectionModel } from '../packages/core/test/fixtures/models.js';
 import { runCli } from './helpers/cli.js';
 import { postJson } from './helpers/http.js';
@@ -34,15 +35,8 @@ function twoHeadModel(batch: number | string): Uint8Array {
 }
 
 /** What onnxruntime-node computes on the whole model, for comparison. */
-async function direct(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, number[]>> {
-  const s = await ort.InferenceSession.create(model);
-  try {
-    const out = await s.run(feeds);
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Array.from(t.data as Float32Array)]));
-  } finally {
-    await s.release();
-  }
-}
+const direct = async (model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, number[]>> =>
+  Object.fromEntries(Object.entries(await runWhole(model, feeds)).map(([k, v]) => [k, v.data]));
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'ensemble-init-'));
@@ -50,14 +44,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { if (root) await rm(root, { recursive: true, force: true }); });
 
-async function serve(pipeline: string, run: (server: RunningServer) => Promise<void>): Promise<void> {
-  const server = await startServer({ port: 0, dataDir: join(root, `data-${pipeline}`), modelsDir, pipelines: [pipeline], env: {}, log: () => undefined });
-  try {
-    await run(server);
-  } finally {
-    await server.close();
-  }
-}
+const serve = (pipeline: string, run: (server: RunningServer) => Promise<void>) => withPipeline(root, modelsDir, pipeline, run);
 
 /** The body of the curl command init printed: inline JSON, or the file it names. */
 async function printedBody(stdout: string): Promise<string> {
