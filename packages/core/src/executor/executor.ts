@@ -17,6 +17,7 @@ import { CHUNK_ITEMS, nextTurn } from './chunks.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
+import type { Observer } from '../observability/events.js';
 
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
@@ -68,7 +69,7 @@ export class Executor {
   }
 
   /** Load the stages (sessions through the transport, function modules here) and build the batchers. */
-  static async create(manifest: Manifest, transport: StageTransport): Promise<Executor> {
+  static async create(manifest: Manifest, transport: StageTransport, observer?: Observer): Promise<Executor> {
     const ex = new Executor(manifest, transport);
     await transport.load(manifest);
     for (const s of manifest.stages) {
@@ -97,6 +98,7 @@ export class Executor {
         concurrency,
         timeoutMs: s.timeoutMs,
         run,
+        onBatch: observer?.batch && ((b) => observer.batch!({ ...b, pipeline: manifest.name, version: manifest.version })),
       }));
     }
     return ex;

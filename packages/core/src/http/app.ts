@@ -9,7 +9,7 @@ import type { InferRequestJson } from '../tensor/protocol.js';
 import {
   INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
 } from '../tensor/codec.js';
-import { BadRequestError, NotFoundError, clip } from '../errors.js';
+import { BadRequestError, NotFoundError, clip, type EnsembleError } from '../errors.js';
 import { isRunId } from '../storage/run-id.js';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
@@ -154,21 +154,25 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       return errorResponse(c, httpError(refused));
     }
     noteRequest(c, { runId, pipeline: name });
+    const observer = registry.observer;
+    observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
-    const record = (status: number, error?: string) => {
+    const record = (status: number, error?: EnsembleError) => {
+      const durationMs = performance.now() - t0;
+      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
-        startedAt: startedAt.toISOString(), durationMs: Math.round((performance.now() - t0) * 100) / 100,
+        startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
         stages, transport,
       };
-      if (error !== undefined) rec.error = error;
+      if (error !== undefined) rec.error = error.message;
       return runs.put(rec);
     };
     try {
       return await registry.use(name, version || undefined, (p) => run(p));
     } catch (err) {
       const h = httpError(err);
-      await record(h.status, h.error.message);
+      await record(h.status, h.error);
       const res = errorResponse(c, h);
       res.headers.set('x-ensemble-run-id', runId);
       return res;

@@ -1,6 +1,7 @@
 import type { Manifest } from '../manifest/types.js';
 import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
+import type { Observer } from '../observability/events.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
 
@@ -54,7 +55,11 @@ export class PipelineRegistry {
   private readonly makeTransport?: (m: Manifest) => StageTransport;
   private closed = false;
 
-  constructor(source: TransportSource) {
+  /** Told of every request's and batch's events (statistics, metrics); set before pipelines are added. */
+  observer?: Observer;
+
+  constructor(source: TransportSource, opts: { observer?: Observer } = {}) {
+    this.observer = opts.observer;
     if (typeof source === 'function') this.makeTransport = source;
     else this.transport = source;
   }
@@ -216,7 +221,7 @@ export class PipelineRegistry {
     const transport = this.makeTransport ? this.makeTransport(manifest) : this.transport!;
     let executor: Executor;
     try {
-      executor = await Executor.create(manifest, transport);
+      executor = await Executor.create(manifest, transport, this.observer);
     } catch (err) {
       if (this.makeTransport) await transport.close().catch(() => undefined);
       if (!e.serving) { e.failure = message(err); e.manifest = manifest; e.unloaded = false; }
