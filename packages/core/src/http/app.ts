@@ -14,11 +14,14 @@ import { isRunId } from '../storage/run-id.js';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
+import { rawInputTensors } from '../manifest/raw-input.js';
 import { readBody } from './body.js';
-import { validateInputs } from './validate-inputs.js';
+import { validateInputs } from '../manifest/validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
 import { errorResponse, httpError } from './errors.js';
+import { registerJobRoutes } from './jobs-routes.js';
+import type { Jobs } from '../jobs/service.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -42,6 +45,8 @@ export interface AppOptions {
    * repository routes (`ensemble serve`); without it those routes are not served.
    */
   repository?: ModelRepository;
+  /** Batch jobs (docs/jobs.md); without it the job routes are not served. */
+  jobs?: Jobs;
 }
 
 export interface ModelRepository {
@@ -54,7 +59,7 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs }: AppOptions): Hono {
   const app = new Hono();
 
   // First, so requests the guard refuses are logged too.
@@ -130,6 +135,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
+
+  if (jobs) registerJobRoutes(app, { registry, jobs, visible });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
   app.onError((err, c) => errorResponse(c, httpError(err)));
@@ -230,12 +237,7 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
   if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength, { maxItems: m.maxItems });
-  const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
-  if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
-    throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);
-  }
-  const only = bytesInputs[0];
-  return { request: { inputs: [] }, tensors: { [only.name]: { datatype: 'BYTES', shape: [1], data: [body] } } };
+  return { request: { inputs: [] }, tensors: rawInputTensors(m, body, `content-type '${type}'`) };
 }
 
 function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {

@@ -6,6 +6,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
   usage: 400,
   not_found: 404,
+  conflict: 409,
   too_large: 413,
   overloaded: 429,
   // nginx's convention for "client went away": no one is listening, but the run record stays honest.
