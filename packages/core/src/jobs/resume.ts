@@ -6,7 +6,9 @@ import type { ItemMessage, JobItem } from './types.js';
 /** Re-queue the items without an outcome of every unfinished job; returns how many were queued. */
 export async function resumeJobs(deps: SubmitDeps): Promise<number> {
   let queued = 0;
-  for (const job of await deps.store.unfinished()) {
+  for (const stale of await deps.store.unfinished()) {
+    // Nothing consumes yet: the counters can be set from the item rows safely.
+    const job = (await deps.store.recount(stale.id)) ?? stale;
     const done = new Set<string>();
     for await (const row of deps.store.items(job.id)) if (row.state !== 'running') done.add(row.key);
     if (job.state === 'active') {

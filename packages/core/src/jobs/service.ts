@@ -57,6 +57,12 @@ export class Jobs {
   async status(id: string): Promise<JobStatus> {
     let job = await this.store.get(id);
     if (!job) throw new NotFoundError(`no job '${id}'`);
+    // A consumer killed between an item's write and its counter's leaves the counters short, and the
+    // job idle: past two visibility timeouts without a change, count the item rows instead.
+    const idleMs = Date.now() - Date.parse(job.updatedAt ?? job.createdAt);
+    if (job.state === 'active' && job.succeeded + job.failed < job.total && idleMs > 2_000 * this.queues.policy.visibilitySeconds) {
+      job = (await this.store.recount(id)) ?? job;
+    }
     // A finisher that stopped half-way (a crash) leaves this for whoever looks next.
     if (job.state === 'active' && job.succeeded + job.failed >= job.total) job = await finalizeIfDone(this.submitDeps, job);
     return jobStatus(job, this.bucket);

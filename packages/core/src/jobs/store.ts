@@ -116,7 +116,7 @@ export class JobStore {
     }
     await this.dynamo.send(new UpdateItemCommand({
       TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
-      UpdateExpression: 'ADD #n :one SET startedAt = if_not_exists(startedAt, :now)',
+      UpdateExpression: 'ADD #n :one SET startedAt = if_not_exists(startedAt, :now), updatedAt = :now',
       ExpressionAttributeNames: { '#n': 'started' },
       ExpressionAttributeValues: { ':one': N(1), ':now': S(new Date().toISOString()) },
     }));
@@ -163,9 +163,36 @@ export class JobStore {
     }
     const out = await this.dynamo.send(new UpdateItemCommand({
       TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
-      UpdateExpression: 'ADD #n :one', ExpressionAttributeNames: { '#n': state }, ExpressionAttributeValues: { ':one': N(1) }, ReturnValues: 'ALL_NEW',
+      UpdateExpression: 'ADD #n :one SET updatedAt = :now', ExpressionAttributeNames: { '#n': state },
+      ExpressionAttributeValues: { ':one': N(1), ':now': S(new Date().toISOString()) }, ReturnValues: 'ALL_NEW',
     }));
     return fromMeta(out.Attributes!);
+  }
+
+  /**
+   * Set the counters from the item rows. An item's write and its counter's
+   * are two writes (DynamoDB emulators have no transactions): a process
+   * killed between them leaves a counter one short, and this repairs it.
+   * Run with no consumer writing (at start), or on a job that has been idle.
+   */
+  async recount(jobId: string): Promise<JobRecord | undefined> {
+    let started = 0;
+    let succeeded = 0;
+    let failed = 0;
+    for await (const row of this.items(jobId)) {
+      started++;
+      if (row.state === 'succeeded') succeeded++;
+      else if (row.state === 'failed') failed++;
+    }
+    const out = await this.dynamo.send(new UpdateItemCommand({
+      TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
+      UpdateExpression: 'SET #a = :a, #b = :b, #c = :c, updatedAt = :now',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#a': 'started', '#b': 'succeeded', '#c': 'failed' },
+      ExpressionAttributeValues: { ':a': N(started), ':b': N(succeeded), ':c': N(failed), ':now': S(new Date().toISOString()) },
+      ReturnValues: 'ALL_NEW',
+    }));
+    return out.Attributes ? fromMeta(out.Attributes) : undefined;
   }
 
   async item(jobId: string, key: string): Promise<ItemRow | undefined> {
@@ -230,7 +257,7 @@ function fromMeta(it: Record<string, AttributeValue>): JobRecord {
     total: n('total'), started: n('started'), succeeded: n('succeeded'), failed: n('failed'),
     createdAt: s('createdAt')!, outputPrefix: s('outputPrefix')!, itemsObject: s('itemsObject')!,
   };
-  for (const k of ['startedAt', 'finishedAt', 'resultsAt', 'error'] as const) if (s(k)) job[k] = s(k);
+  for (const k of ['startedAt', 'finishedAt', 'resultsAt', 'updatedAt', 'error'] as const) if (s(k)) job[k] = s(k);
   return job;
 }
 

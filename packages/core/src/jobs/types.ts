@@ -48,6 +48,8 @@ export interface JobRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** The last counter change. */
+  updatedAt?: string;
   /** When the result shards and manifest were written. */
   resultsAt?: string;
   outputPrefix: string;
