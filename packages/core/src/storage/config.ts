@@ -61,7 +61,7 @@ export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSet
     credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
   } else if (defaults.credentials) {
     credentials = defaults.credentials;
-  } else if (s3Endpoint || dynamoEndpoint) {
+  } else if (s3Endpoint || dynamoEndpoint || sqsEndpoint) {
     credentials = { ...LOCAL_CREDENTIALS };
   }
 
@@ -69,9 +69,12 @@ export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSet
     region: pick('AWS_REGION') ?? pick('AWS_DEFAULT_REGION') ?? defaults.region ?? DEFAULT_REGION,
     bucket: pick('ENSEMBLE_BUCKET') ?? defaults.bucket ?? DEFAULT_BUCKET,
     runsTable: pick('ENSEMBLE_RUNS_TABLE') ?? defaults.runsTable ?? DEFAULT_RUNS_TABLE,
-    jobsTable: pick('ENSEMBLE_JOBS_TABLE') ?? defaults.jobsTable ?? DEFAULT_JOBS_TABLE,
-    jobsQueuePrefix: pick('ENSEMBLE_JOBS_QUEUE_PREFIX') ?? defaults.jobsQueuePrefix ?? DEFAULT_JOBS_QUEUE_PREFIX,
   };
+  // Unset means the built-in names (DEFAULT_JOBS_TABLE, DEFAULT_JOBS_QUEUE_PREFIX), applied where they are used.
+  const jobsTable = pick('ENSEMBLE_JOBS_TABLE') ?? defaults.jobsTable;
+  const jobsQueuePrefix = pick('ENSEMBLE_JOBS_QUEUE_PREFIX') ?? defaults.jobsQueuePrefix;
+  if (jobsTable) settings.jobsTable = jobsTable;
+  if (jobsQueuePrefix) settings.jobsQueuePrefix = jobsQueuePrefix;
   if (sqsEndpoint) settings.sqsEndpoint = sqsEndpoint;
   if (s3Endpoint) settings.s3Endpoint = s3Endpoint;
   if (dynamoEndpoint) settings.dynamoEndpoint = dynamoEndpoint;
