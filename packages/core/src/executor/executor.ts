@@ -29,6 +29,13 @@ export interface RunOptions {
    * results reach none of them do not run.
    */
   outputs?: readonly string[];
+  /**
+   * Triton's schedule policy priority for every item of this run: lower
+   * value, higher priority; 0 (the default) is a synchronous request's. Batch
+   * jobs run at a lower priority, so on a shared stage their items only fill
+   * what synchronous requests leave.
+   */
+  priority?: number;
 }
 
 export interface RunResult {
@@ -313,7 +320,7 @@ class RequestRun {
     lane.active++;
     this.inFlight++;
     stats.submitted();
-    batcher.submit(item, this.abort.signal)
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
         const err = toEnsembleError(e);

@@ -17,6 +17,9 @@ import { createApp } from '@ensemble/core/http/app.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { Jobs } from '@ensemble/core/jobs/service.js';
+import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queue.js';
+import { httpStatus } from '@ensemble/core/http/errors.js';
 
 export interface ServerOptions {
   port?: number;
@@ -42,6 +45,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
   watch?: boolean;
+  /** Job queue settings (default: DEFAULT_QUEUE_POLICY); tests shorten the backoff. */
+  jobQueuePolicy?: Partial<QueuePolicy>;
 }
 
 export interface RunningServer {
@@ -51,6 +56,7 @@ export interface RunningServer {
   env: Environment;
   registry: PipelineRegistry;
   manifests: Manifest[];
+  jobs: Jobs;
   close(): Promise<void>;
 }
 
@@ -116,7 +122,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    const transportKind = registry.transport?.kind ?? 'worker-pool';
+    const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
+    cleanup.unshift(() => jobs.close());
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -128,7 +137,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url, port, app, env, registry, manifests: selected,
+      url, port, app, env, registry, manifests: selected, jobs,
       close() {
         closing ??= (async () => {
           watcher?.close();
@@ -145,6 +154,26 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     for (const c of cleanup) await c().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Batch jobs: in local mode the emulator's queues are made for each pipeline
+ * and the items of jobs a stopped server left unfinished are queued again
+ * (the emulator forgets its messages); then this process consumes the queues.
+ */
+async function startJobs(o: { env: Environment; registry: PipelineRegistry; manifests: Manifest[]; transport: string; policy?: Partial<QueuePolicy>; log: (s: string) => void }): Promise<Jobs> {
+  const jobs = new Jobs({
+    settings: o.env.settings, s3: o.env.s3, dynamo: o.env.dynamo, sqs: o.env.sqs, registry: o.registry, runs: o.env.runs,
+    statusOf: httpStatus, transport: o.transport, policy: { ...DEFAULT_QUEUE_POLICY, ...o.policy }, log: o.log,
+  });
+  if (o.env.mode === 'local') {
+    for (const m of o.manifests) await jobs.queues.ensure(m.name);
+    const requeued = await jobs.resume();
+    if (requeued) o.log(`jobs: queued ${requeued} items of unfinished jobs again`);
+    // On AWS the consumer function's event source mapping consumes the queues.
+    jobs.consume(o.manifests);
+  }
+  return jobs;
 }
 
 /** What to say when the server listens beyond loopback with no API key, if it does. */
