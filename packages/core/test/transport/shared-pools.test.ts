@@ -165,6 +165,33 @@ describe('worker pools shared across pipelines', () => {
     }
   });
 
+  it('gives stages that stack their batches along other axes workers of their own, though their weights and settings agree', async () => {
+    const free = await writeModel(tmp.dir, 'free.onnx', scaleModel(3, ['n', 'm']));
+    for (const key of ['a/free.onnx', 'b/free.onnx']) await pushObject({ s3: local.s3, bucket: 'weights', key, file: free.path });
+    const rows = await pipeline('a', 'triple', '{ instances: 1 }', { key: 'a/free.onnx', sha256: free.sha256 });
+    const { file } = await writePipeline(`
+name: b
+inputs: [{ name: x, datatype: FP32, shape: [4, -1], batch_axis: 1 }]
+outputs: [{ name: y, datatype: FP32, shape: [4, -1], batch_axis: 1 }]
+stages:
+  - { name: triple, kind: onnx, weights: { key: b/free.onnx, sha256: ${free.sha256} }, inputs: { x: x }, outputs: { y: y }, scale: { instances: 1 } }
+`);
+    const columns = await loadManifest(file);
+    expect(columns.stages[0].kind === 'onnx' && columns.stages[0].inputAxes).toEqual({ x: 1 });
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(rows);
+      await pool.load(columns);
+      expect(pool.workerCount()).toBe(2);
+      expect(pool.workersOf('b', 'triple')[0]).not.toBe(pool.workersOf('a', 'triple')[0]);
+      const two = [row([1, 2, 3, 4]), row([5, 6, 7, 8])];
+      expect(values(await pool.invoke('b', 'triple', two))).toEqual([[3, 6, 9, 12], [15, 18, 21, 24]]);
+      expect(values(await pool.invoke('a', 'triple', two))).toEqual([[3, 6, 9, 12], [15, 18, 21, 24]]);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('reads scale.share from the manifest, and refuses one that is not true or false', async () => {
     const own = await pipeline('c', 'triple', '{ share: false }');
     expect(own.stages[0].scale.share).toBe(false);
