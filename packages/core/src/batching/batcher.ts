@@ -2,6 +2,7 @@ import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { ServiceRate } from './service-rate.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
+import type { BatchEvent } from '../observability/events.js';
 import { abortReason, startDeadline, untilAborted } from '../deadline.js';
 
 /** What one item learns about the batch it rode in. */
@@ -43,7 +44,12 @@ export interface BatcherOptions {
    * transport to stop its work by.
    */
   run: (items: Item[], signal: AbortSignal) => Promise<BatchResult>;
+  /** Told of every batch once it has its answer (statistics, metrics). */
+  onBatch?: (e: StageBatch) => void;
 }
+
+/** A batch as the batcher saw it; the executor adds which pipeline it belongs to. */
+export type StageBatch = Omit<BatchEvent, 'pipeline' | 'version'>;
 
 interface Pending {
   item: Item;
@@ -302,7 +308,9 @@ export class Batcher {
         if (result.outcomes.length !== batch.length) {
           throw new StageError(stage, `returned ${result.outcomes.length} outcomes for a batch of ${batch.length}`);
         }
-        this.rate.observe(batch.length, performance.now() - start);
+        const callMs = performance.now() - start;
+        this.rate.observe(batch.length, callMs);
+        if (this.opts.onBatch) this.report(batch, start, callMs, result);
         batch.forEach((p, i) => p.resolve({
           outcome: result.outcomes[i],
           batchId,
@@ -315,12 +323,29 @@ export class Batcher {
       })
       .catch((err: unknown) => {
         const e = err instanceof EnsembleError ? err : new StageError(stage, err instanceof Error ? err.message : String(err));
+        if (this.opts.onBatch) this.report(batch, start, performance.now() - start, undefined, e.code);
         for (const p of batch) p.reject(e);
       })
       .finally(() => {
         this.unanswered--;
         this.pump();
       });
+  }
+
+  /** Tells the listener of one answered batch; kept out of dispatch so the batch path pays nothing when no one listens. */
+  private report(batch: Pending[], start: number, callMs: number, result?: BatchResult, error?: string): void {
+    let queueMs = 0;
+    for (const p of batch) queueMs += start - p.enqueuedAt;
+    let failedItems = batch.length;
+    if (result) {
+      failedItems = 0;
+      for (const o of result.outcomes) if (!o.ok) failedItems++;
+    }
+    this.opts.onBatch!({
+      stage: this.opts.stage, size: batch.length, queueMs, callMs,
+      computeMs: result?.computeMs ?? 0, coldStart: result?.coldStart ?? false, initMs: result?.initMs,
+      failedItems, error,
+    });
   }
 }
 

@@ -17,6 +17,7 @@ import { CHUNK_ITEMS, nextTurn } from './chunks.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
+import type { Observer } from '../observability/events.js';
 
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
@@ -70,9 +71,11 @@ export class Executor {
   /**
    * Load the stages (sessions through the transport, function modules here)
    * and build the batchers. `address` is what the transport knows this
-   * loaded pipeline by (its name unless given; see StageTransport.load).
+   * loaded pipeline by (its name unless given; see StageTransport.load);
+   * `observer` is told of every answered batch.
    */
-  static async create(manifest: Manifest, transport: StageTransport, address = manifest.name): Promise<Executor> {
+  static async create(manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer } = {}): Promise<Executor> {
+    const { address = manifest.name, observer } = opts;
     const ex = new Executor(manifest, transport);
     await transport.load(manifest, address);
     for (const s of manifest.stages) {
@@ -101,6 +104,7 @@ export class Executor {
         concurrency,
         timeoutMs: s.timeoutMs,
         run,
+        onBatch: observer?.batch && ((b) => observer.batch!({ ...b, pipeline: manifest.name, version: manifest.version })),
       }));
     }
     return ex;

@@ -1,6 +1,7 @@
 import type { Manifest } from '../manifest/types.js';
 import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
+import type { Observer } from '../observability/events.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
 
@@ -57,8 +58,13 @@ export class PipelineRegistry {
   private readonly entries = new Map<string, Entry>();
   private closed = false;
 
+  /** Told of every request's and batch's events (statistics, metrics); set before pipelines are added. */
+  observer?: Observer;
+
   /** `transport` is the registry's: close() closes it. */
-  constructor(readonly transport: StageTransport) {}
+  constructor(readonly transport: StageTransport, opts: { observer?: Observer } = {}) {
+    this.observer = opts.observer;
+  }
 
   /** Refuses a second manifest of a name: replacing the first would leave its stages running, unclosed. */
   async add(manifest: Manifest): Promise<LoadedPipeline> {
@@ -219,7 +225,7 @@ export class PipelineRegistry {
     const address = e.loads === 1 ? manifest.name : `${manifest.name}#${e.loads}`;
     let executor: Executor;
     try {
-      executor = await Executor.create(manifest, this.transport, address);
+      executor = await Executor.create(manifest, this.transport, { address, observer: this.observer });
     } catch (err) {
       // What this version had started (a pool for a changed stage) goes; pools the serving version uses stay.
       await this.transport.unload?.(address).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Batcher, type BatcherOptions, type ItemRun } from '../../src/batching/batcher.js';
+import { Batcher, type BatcherOptions, type ItemRun, type StageBatch } from '../../src/batching/batcher.js';
 import { OverloadedError, TimeoutError, type EnsembleError } from '../../src/errors.js';
 import type { BatchResult } from '../../src/runtime/types.js';
 import type { Item, Tensor } from '../../src/tensor/types.js';
@@ -410,5 +410,42 @@ describe('Batcher: per-request inputs and fixed batch 1', () => {
     await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.submit(item(i))));
     expect(batches).toHaveLength(6);
     expect(batches.every((b) => b.length === 1)).toBe(true);
+  });
+});
+
+describe('Batcher: batch events', () => {
+  it('tells its listener of each answered batch: size, summed queue wait, compute, failed items', async () => {
+    const events: StageBatch[] = [];
+    const run = async (items: Item[]): Promise<BatchResult> => ({
+      // The item valued 2 fails on its own; its batch-mates succeed.
+      outcomes: items.map((it) => (first(it.v) === 2 ? { ok: false as const, error: 'two', code: 'invalid_input' } : { ok: true as const, items: [it] })),
+      computeMs: 7,
+      coldStart: true,
+      initMs: 3,
+    });
+    const batcher = new Batcher({
+      stage: 's', maxSize: 3, maxDelayMs: 3_600_000, maxQueue: 100, queueTimeoutMs: 30_000,
+      concurrency: 1, timeoutMs: 30_000, run, onBatch: (e) => events.push(e),
+    });
+    made.push(batcher);
+    await Promise.all([1, 2, 3].map((v) => batcher.submit(item(v))));
+    expect(events).toHaveLength(1);
+    const [e] = events;
+    expect(e).toMatchObject({ stage: 's', size: 3, computeMs: 7, coldStart: true, initMs: 3, failedItems: 1 });
+    expect(e.error).toBeUndefined();
+    expect(e.queueMs).toBeGreaterThanOrEqual(0);
+    expect(e.callMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('reports a batch that failed whole with its error code and every item failed', async () => {
+    const events: StageBatch[] = [];
+    const batcher = new Batcher({
+      stage: 's', maxSize: 2, maxDelayMs: 3_600_000, maxQueue: 100, queueTimeoutMs: 30_000,
+      concurrency: 1, timeoutMs: 30_000, run: async () => { throw new TimeoutError('too slow'); }, onBatch: (e) => events.push(e),
+    });
+    made.push(batcher);
+    const settled = await Promise.allSettled([batcher.submit(item(1)), batcher.submit(item(2))]);
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+    expect(events).toEqual([expect.objectContaining({ size: 2, failedItems: 2, error: 'timeout', computeMs: 0 })]);
   });
 });

@@ -1,0 +1,76 @@
+/**
+ * What the engine tells observers as it works: statistics (Triton's stats
+ * extension), metrics (Prometheus, CloudWatch EMF), profiles and monitors
+ * are all built from these events, so they count the same things.
+ * Observers run on the request path: they must be cheap and must not throw.
+ */
+
+/** One batch a stage ran, whether it succeeded or not. */
+export interface BatchEvent {
+  pipeline: string;
+  version: string;
+  stage: string;
+  /** Items in the batch. */
+  size: number;
+  /** The items' queue waits, summed (ms): from entering the stage's queue to the batch leaving. */
+  queueMs: number;
+  /** Wall time of the stage call (moving tensors to and from the stage included), ms. */
+  callMs: number;
+  /** The model or function itself, as the stage measured it, ms (0 when the whole batch failed). */
+  computeMs: number;
+  coldStart: boolean;
+  initMs?: number;
+  /** Items of the batch that failed on their own (the others succeeded). */
+  failedItems: number;
+  /** The error code when the whole batch failed. */
+  error?: string;
+}
+
+/** One inference request that reached a served pipeline (unknown models are not requests of anything). */
+export interface RequestStart {
+  pipeline: string;
+  /** The version asked for, '' for the serving one: count what is pending per pipeline. */
+  version: string;
+}
+
+export interface RequestEnd extends RequestStart {
+  /** Here the version that ran ('' if the request failed before one was chosen). */
+  version: string;
+  httpStatus: number;
+  /** The ErrorCode it failed with. */
+  error?: string;
+  durationMs: number;
+  /** Items in the request (rows of its inputs), when it got as far as decoding them. */
+  items?: number;
+}
+
+export interface Observer {
+  requestStarted?(e: RequestStart): void;
+  requestEnded?(e: RequestEnd): void;
+  batch?(e: BatchEvent): void;
+}
+
+/** Several observers as one; an observer that throws is reported once and never breaks a request. */
+export function observers(list: readonly (Observer | undefined)[]): Observer | undefined {
+  const all = list.filter((o): o is Observer => o !== undefined);
+  if (all.length === 0) return undefined;
+  if (all.length === 1) return guarded(all[0]);
+  const started = all.filter((o) => o.requestStarted).map(guarded);
+  const ended = all.filter((o) => o.requestEnded).map(guarded);
+  const batches = all.filter((o) => o.batch).map(guarded);
+  return {
+    requestStarted: (e) => { for (const o of started) o.requestStarted!(e); },
+    requestEnded: (e) => { for (const o of ended) o.requestEnded!(e); },
+    batch: (e) => { for (const o of batches) o.batch!(e); },
+  };
+}
+
+function guarded(o: Observer): Observer {
+  let reported = false;
+  const safe = <E>(fn: ((e: E) => void) | undefined) => fn && ((e: E) => {
+    try { fn.call(o, e); } catch (err) {
+      if (!reported) { reported = true; console.error('an observer threw; its events are still delivered:', err); }
+    }
+  });
+  return { requestStarted: safe(o.requestStarted), requestEnded: safe(o.requestEnded), batch: safe(o.batch) };
+}
