@@ -75,10 +75,16 @@ export class Executor {
     }
   }
 
-  /** Load the stages (sessions through the transport, function modules here) and build the batchers. */
-  static async create(manifest: Manifest, transport: StageTransport, observer?: Observer): Promise<Executor> {
+  /**
+   * Load the stages (sessions through the transport, function modules here)
+   * and build the batchers. `address` is what the transport knows this
+   * loaded pipeline by (its name unless given; see StageTransport.load);
+   * `observer` is told of every answered batch.
+   */
+  static async create(manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer } = {}): Promise<Executor> {
+    const { address = manifest.name, observer } = opts;
     const ex = new Executor(manifest, transport);
-    await transport.load(manifest);
+    await transport.load(manifest, address);
     for (const s of manifest.stages) {
       let run: (items: Item[], signal: AbortSignal) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
@@ -87,7 +93,7 @@ export class Executor {
         run = (items, signal) => rt.run(items, signal);
         concurrency = functionStageConcurrency(s);
       } else {
-        run = (items, signal) => transport.invoke(manifest.name, s.name, items, signal);
+        run = (items, signal) => transport.invoke(address, s.name, items, signal);
         concurrency = transport.concurrency(s);
       }
       // Enough to keep every instance busy with full batches, never more than the queue holds: a request

@@ -31,7 +31,7 @@ export interface ServerOptions {
   env?: Record<string, string | undefined>;
   /** Bounds of the run record journal (default: a server's). */
   journal?: { highWater?: number; lowWater?: number };
-  /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
+  /** Build the transport once the environment is known (default: worker processes, identical stages sharing a pool). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
   /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
@@ -90,10 +90,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   });
   const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
   try {
-    const registry = new PipelineRegistry(opts.transport
-      ? await opts.transport(env)
-      // One pool per pipeline version: a reload can then close the old version's workers alone.
-      : () => new WorkerPoolTransport(env.weights));
+    // One transport for every pipeline and version: identical stages share its workers, and a reload
+    // unloads the old version from it (its pools no one else uses close) once the new one serves.
+    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights));
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -122,7 +121,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const transportKind = registry.transport?.kind ?? 'worker-pool';
+    const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
     cleanup.unshift(() => jobs.close());
     const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs });
