@@ -52,15 +52,17 @@ describe('the layout', () => {
       'errors': [],
       deadline: ['errors'],
       tensor: ['errors'],
+      // What the engine reports as it works (statistics, metrics): told by the layers above, it imports none of them.
+      observability: ['errors'],
       manifest: ['errors', 'tensor', 'storage'],
       storage: ['errors', 'tensor'],
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
       transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage'],
-      batching: ['errors', 'deadline', 'tensor', 'runtime'],
-      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage'],
-      pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage'],
-      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage'],
-      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http'],
+      batching: ['errors', 'deadline', 'tensor', 'runtime', 'observability'],
+      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
+      pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'observability'],
+      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'observability'],
+      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'observability'],
       'index': ['errors', 'tensor', 'runtime'],
     };
     const bad: string[] = [];

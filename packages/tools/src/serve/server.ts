@@ -17,6 +17,8 @@ import { createApp } from '@ensemble/core/http/app.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { observers } from '@ensemble/core/observability/events.js';
+import { ModelStatistics } from '@ensemble/core/observability/statistics.js';
 
 export interface ServerOptions {
   port?: number;
@@ -84,10 +86,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   });
   const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
   try {
+    const statistics = new ModelStatistics();
     const registry = new PipelineRegistry(opts.transport
       ? await opts.transport(env)
       // One pool per pipeline version: a reload can then close the old version's workers alone.
-      : () => new WorkerPoolTransport(env.weights));
+      : () => new WorkerPoolTransport(env.weights), { observer: observers([statistics]) });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -116,7 +119,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository, statistics });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
