@@ -50,6 +50,7 @@ describe('model configuration', () => {
   it('renders a pipeline as an ensemble whose steps are its stage models, every int64 a JSON number', async () => {
     const r = await getJson(`${base}/v2/models/demo/config`);
     expect(r.status).toBe(200);
+    expect((await getJson(`${base}/v2/models/ocr/config`)).body).toMatchObject({ max_batch_size: 0, input: [{ name: 'image', dims: [-1] }] });
     expect(r.body).toMatchObject({
       name: 'demo', platform: 'ensemble', max_batch_size: 10_000,
       input: [{ name: 'x', data_type: 'TYPE_FP32', dims: [4] }],
@@ -76,12 +77,15 @@ describe('model configuration', () => {
       dynamic_batching: { preferred_batch_size: [2], max_queue_delay_microseconds: 0 },
       instance_group: [{ name: 'classify', kind: 'KIND_CPU', count: 1 }],
     });
-    const fn = await getJson(`${base}/v2/models/ocr.decode/config`);
+    const fn = await getJson(`${base}/v2/models/ocr.detect-pre/config`);
     expect(fn.body).toMatchObject({
-      name: 'ocr.decode', platform: 'function', max_batch_size: 1,
-      input: [{ name: 'image', data_type: 'TYPE_STRING', dims: [1], reshape: { shape: [] } }],
-      output: [{ name: 'rgb', data_type: 'TYPE_UINT8', dims: [-1, -1, 3] }],
+      name: 'ocr.detect-pre', platform: 'function', max_batch_size: 1,
+      input: [{ name: 'rgb', data_type: 'TYPE_UINT8', dims: [-1, -1, 3] }],
+      output: [{ name: 'det_input', data_type: 'TYPE_FP32', dims: [3, -1, -1] }, { name: 'det_scale', data_type: 'TYPE_FP32', dims: [2] }],
     });
+    // One encoded image per item has no dims of its own: the item dim stays a dim (Triton has no input without dims).
+    const decode = await getJson(`${base}/v2/models/ocr.decode/config`);
+    expect(decode.body).toMatchObject({ max_batch_size: 0, input: [{ name: 'image', data_type: 'TYPE_STRING', dims: [-1] }] });
     const rec = await getJson(`${base}/v2/models/ocr.recognize/config`);
     expect(rec.body).toMatchObject({ max_batch_size: 1, instance_group: [{ count: 2 }] });
   });
@@ -205,10 +209,12 @@ describe('perf_analyzer’s sequence', () => {
     }
   });
 
-  it('parses OCR and sends a real image as its one BYTES row, as --input-data with b64 content does', async () => {
-    const p = await parseModel(base, 'ocr');
-    expect(p).toMatchObject({ maxBatchSize: 10_000, ensemble: true });
-    expect(p.inputs.get('image')).toEqual({ datatype: 'BYTES', shape: [] });
+  it('parses OCR and sends a real image as its one BYTES row, as --input-data with b64 content and shape [1] does', async () => {
+    // Without the shape, perf_analyzer stops at the -1 ("provide shapes to send along with the request").
+    await expect(sendAsPerfAnalyzer(base, await parseModel(base, 'ocr'), 1, {}, 'binary')).rejects.toThrow(/dynamic shape/);
+    const p = await parseModel(base, 'ocr', '', { image: [1] });
+    expect(p).toMatchObject({ maxBatchSize: 0, ensemble: true });
+    expect(p.inputs.get('image')).toEqual({ datatype: 'BYTES', shape: [1] });
     expect(p.composing.map((c) => c.name)).toEqual([
       'ocr.decode', 'ocr.detect-pre', 'ocr.detect', 'ocr.detect-post', 'ocr.crop', 'ocr.cls-pre', 'ocr.classify',
       'ocr.cls-post', 'ocr.rec-pre', 'ocr.recognize', 'ocr.ctc-decode', 'ocr.filter-lines',

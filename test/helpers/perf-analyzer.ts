@@ -38,7 +38,8 @@ function getInt(v: unknown): number {
   throw new Error(`failed to parse the integer value ${JSON.stringify(v)}`);
 }
 
-export async function parseModel(base: string, model: string, version = ''): Promise<ParsedModel> {
+/** `shapes`: what `--shape NAME:d1,d2` (or `shape` in --input-data) gives an input with a -1 dim. */
+export async function parseModel(base: string, model: string, version = '', shapes: Record<string, number[]> = {}): Promise<ParsedModel> {
   const server = await get(base, '/v2');
   const at = version ? `/v2/models/${model}/versions/${version}` : `/v2/models/${model}`;
   const metadata = await get(base, at);
@@ -61,7 +62,9 @@ export async function parseModel(base: string, model: string, version = ''): Pro
   const inputs = new Map<string, { datatype: string; shape: number[] }>();
   for (const input of metadata.inputs) {
     const dims = (input.shape as unknown[]).map(getInt);
-    inputs.set(input.name, { datatype: input.datatype, shape: maxBatchSize > 0 ? dims.slice(1) : dims });
+    let shape = maxBatchSize > 0 ? dims.slice(1) : dims;
+    if (shape.includes(-1) && shapes[input.name]) shape = shapes[input.name];
+    inputs.set(input.name, { datatype: input.datatype, shape });
   }
   for (const i of config.input ?? []) if (!inputs.has(i.name)) throw new Error(`no metadata found for input tensor ${i.name}`);
   const outputs = (metadata.outputs as { name: string }[]).map((o) => o.name);
@@ -80,6 +83,8 @@ export type InputData = Record<string, { bytes: Uint8Array; json: unknown[] }>;
 export async function sendAsPerfAnalyzer(base: string, p: ParsedModel, batch: number, data: InputData, format: 'binary' | 'json'): Promise<{ status: number; header: any }> {
   const inputs = [...p.inputs].map(([name, { datatype, shape }]) => {
     if (shape.includes(-1)) throw new Error(`input ${name} contains dynamic shape, provide shapes to send along with the request`);
+    // InitInferDataInput in infer_data_manager.cc.
+    if (shape.length === 0) throw new Error('unable to set shape for the input');
     const full = p.maxBatchSize > 0 ? [batch, ...shape] : shape;
     const d = data[name];
     return format === 'binary'

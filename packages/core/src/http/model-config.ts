@@ -10,10 +10,10 @@ import { stageModelName } from '../observability/statistics.js';
  * its stages; each stage is a model of its own named `{pipeline}.{stage}`.
  *
  * The batch dimension (docs/api.md, "Model configuration"): a pipeline whose
- * inputs and outputs all count items on dim 0 has `max_batch_size` =
- * `max_items` and dims without dim 0, so a client that adds the batch dim
- * itself (perf_analyzer, with `-b N` sending N rows) builds valid requests; a
- * pipeline with a per-request input or another batch axis has
+ * inputs and outputs all count items on dim 0, and whose inputs have dims
+ * of their own besides, has `max_batch_size` = `max_items` and dims without
+ * dim 0, so a client that adds the batch dim itself (perf_analyzer, with
+ * `-b N` sending N rows) builds valid requests; any other pipeline has
  * `max_batch_size` 0 and its full shapes. Stages alike, with the stage's
  * `batch.max_size`.
  */
@@ -70,10 +70,20 @@ export function configDatatype(dt: Datatype): string {
   return dt === 'BYTES' ? 'TYPE_STRING' : `TYPE_${dt}`;
 }
 
-/** Whether every tensor counts its items on dim 0, so the item dim can be Triton's batch dim. */
-function batchMajor(specs: readonly Pick<TensorSpec, 'perRequest' | 'batchAxis'>[]): boolean {
-  return specs.every((s) => !s.perRequest && (s.batchAxis ?? 0) === 0);
+/**
+ * Whether the item dim can be Triton's batch dim: every tensor counts its
+ * items on dim 0, and every input has dims of its own besides. Triton has no
+ * input without dims (its config writes [1] reshaped to []), and
+ * perf_analyzer refuses to build one: an input of one value per item (OCR's
+ * encoded image, [-1]) keeps the item dim as a dim of its own, -1, which the
+ * client sets (`--shape image:1`, or `shape` in its input data).
+ */
+function batchMajor(inputs: readonly BatchedSpec[], outputs: readonly BatchedSpec[]): boolean {
+  return [...inputs, ...outputs].every((s) => !s.perRequest && (s.batchAxis ?? 0) === 0)
+    && inputs.every((s) => s.shape.length > 1);
 }
+
+type BatchedSpec = Pick<TensorSpec, 'perRequest' | 'batchAxis' | 'shape'>;
 
 function tensorConfig(t: ModelTensor, batched: boolean): ModelTensorConfig {
   const dims = batched ? t.shape.slice(1) : [...t.shape];
@@ -101,7 +111,7 @@ const tensorOf = ({ name, datatype, shape }: TensorSpec): ModelTensor => ({ name
 
 /** The largest batch a client may send a pipeline: `max_items` when the item dim is dim 0 everywhere, else 0 (no batch dim). */
 export function pipelineMaxBatchSize(m: Manifest): number {
-  return batchMajor([...m.inputs, ...m.outputs]) ? m.maxItems : 0;
+  return batchMajor(m.inputs, m.outputs) ? m.maxItems : 0;
 }
 
 export function pipelineConfig(m: Manifest): ModelConfig {
@@ -134,11 +144,11 @@ export function stageTensors(m: Manifest, s: StageSpec): { inputs: ModelTensor[]
     const spec = m.tensors[tensor];
     if (!spec) return [];
     const perRequest = s.perRequest?.includes(local) ?? false;
-    return [{ t: { name: local, datatype: spec.datatype, shape: [...spec.shape] }, perRequest, batchAxis: axes?.[local] ?? spec.batchAxis ?? 0 }];
+    return [{ t: { name: local, datatype: spec.datatype, shape: [...spec.shape] }, shape: spec.shape, perRequest, batchAxis: axes?.[local] ?? spec.batchAxis ?? 0 }];
   });
   const inputs = side(s.inputs, s.inputAxes);
   const outputs = side(s.outputs, s.outputAxes);
-  const batched = batchMajor([...inputs, ...outputs]);
+  const batched = batchMajor(inputs, outputs);
   return { inputs: inputs.map((i) => i.t), outputs: outputs.map((o) => o.t), maxBatchSize: batched ? s.batch.maxSize : 0 };
 }
 

@@ -1,9 +1,10 @@
 /**
  * The batch dimension of Triton's model configuration: a pipeline (or stage)
- * that counts items on dim 0 of every tensor has max_batch_size > 0 and dims
- * without it; one with a per-request input or another batch axis has
- * max_batch_size 0 and its full shapes, so a client that adds the batch dim
- * itself never builds a request with one too many dims.
+ * that counts items on dim 0 of every tensor, and whose inputs have dims of
+ * their own besides, has max_batch_size > 0 and dims without it; one with a
+ * per-request input, another batch axis or an input of one value per item
+ * has max_batch_size 0 and its full shapes, so a client that adds the batch
+ * dim itself never builds a request with one dim too many or too few.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,7 @@ describe('model configuration', () => {
 max_items: 64
 inputs:
   - { name: x, datatype: FP32, shape: [-1, 4] }
-  - { name: s, datatype: BYTES, shape: [-1] }
+  - { name: s, datatype: BYTES, shape: [-1, 1] }
 outputs:
   - { name: y, datatype: INT64, shape: [-1, 2, -1], ragged: { pad_value: 0 } }
 stages:
@@ -46,9 +47,9 @@ stages:
     expect(c).toMatchObject({ name: 'rows', platform: 'ensemble', max_batch_size: 64 });
     expect(c.input).toEqual([
       expect.objectContaining({ name: 'x', data_type: 'TYPE_FP32', dims: [4] }),
-      // One value per row: [1] reshaped to [], as Triton writes it (Triton refuses empty dims).
-      expect.objectContaining({ name: 's', data_type: 'TYPE_STRING', dims: [1], reshape: { shape: [] } }),
+      expect.objectContaining({ name: 's', data_type: 'TYPE_STRING', dims: [1] }),
     ]);
+    expect(c.input[1].reshape).toBeUndefined();
     expect(c.output).toEqual([expect.objectContaining({ name: 'y', data_type: 'TYPE_INT64', dims: [2, -1] })]);
     expect(c.ensemble_scheduling?.step).toEqual([{ model_name: 'rows.f', model_version: 1, input_map: { x: 'x', s: 's' }, output_map: { y: 'y' } }]);
     expect(c.dynamic_batching).toBeUndefined();
@@ -62,7 +63,7 @@ stages:
     expect(f.ensemble_scheduling).toBeUndefined();
     expect(stageMetadata(m, m.stages[0])).toEqual({
       name: 'rows.f', versions: ['1'], platform: 'function',
-      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }, { name: 's', datatype: 'BYTES', shape: [-1] }],
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }, { name: 's', datatype: 'BYTES', shape: [-1, 1] }],
       outputs: [{ name: 'y', datatype: 'INT64', shape: [-1, 2, -1] }],
     });
   });
@@ -88,5 +89,27 @@ stages:
     expect(c.input.map((i) => [i.name, i.dims])).toEqual([['x', [-1, 3]], ['k', [1]], ['s', [2, -1, 3]]]);
     expect(c.input[1].reshape).toEqual({ shape: [] });
     expect(stageConfig(m, m.stages[0]).max_batch_size).toBe(0);
+  });
+
+  it('keeps the item dim of an input with no dims of its own (one value per item): Triton has no input without dims', async () => {
+    const m = await manifestOf(`name: scalars
+inputs:
+  - { name: s, datatype: BYTES, shape: [-1] }
+outputs:
+  - { name: y, datatype: FP32, shape: [-1] }
+stages:
+  - name: f
+    kind: function
+    module: stages/f.ts
+    inputs: [s]
+    outputs:
+      - { name: y, datatype: FP32, shape: [-1] }
+    batch: { max_size: 4 }
+`);
+    const c = pipelineConfig(m);
+    expect(c.max_batch_size).toBe(0);
+    expect(c.input).toEqual([expect.objectContaining({ name: 's', data_type: 'TYPE_STRING', dims: [-1] })]);
+    expect(c.output).toEqual([expect.objectContaining({ name: 'y', dims: [-1] })]);
+    expect(stageConfig(m, m.stages[0])).toMatchObject({ max_batch_size: 0, input: [{ dims: [-1] }], dynamic_batching: { preferred_batch_size: [4] } });
   });
 });
