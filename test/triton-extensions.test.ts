@@ -121,6 +121,14 @@ describe('model configuration', () => {
     expect((await getJson(`${base}/v2/models/demo.nope/stats`)).status).toBe(400);
     expect((await getJson(`${base}/v2/models/demo/versions/9/stats`)).status).toBe(400);
   });
+
+  it('serves the new routes with a trailing slash and answers a wrong method with 405', async () => {
+    expect((await getJson(`${base}/v2/models/demo.branch_a/config/`)).status).toBe(200);
+    expect((await getJson(`${base}/v2/models/stats/`)).status).toBe(200);
+    const post = await fetch(`${base}/v2/models/demo/stats`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toContain('GET');
+  });
 });
 
 describe('statistics', () => {
