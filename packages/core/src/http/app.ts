@@ -20,6 +20,8 @@ import { readBody } from './body.js';
 import { validateInputs } from '../manifest/validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
+import { registerModelRoutes } from './model-routes.js';
+import type { ModelStatistics } from '../observability/statistics.js';
 import { errorResponse, httpError } from './errors.js';
 import { compression } from './compression.js';
 import { RouteTable } from './route-table.js';
@@ -52,6 +54,8 @@ export interface AppOptions {
   repository?: ModelRepository;
   /** Batch jobs (docs/jobs.md); without it the job routes are not served. */
   jobs?: Jobs;
+  /** Triton's statistics extension, counted from the registry's observer events; without it /stats is not served. */
+  statistics?: ModelStatistics;
 }
 
 export interface ModelRepository {
@@ -64,7 +68,7 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics }: AppOptions): Hono {
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
@@ -85,7 +89,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const ready = registry.allReady();
     return c.json({ ready }, ready ? 200 : 503);
   });
-  app.get('/v2', (c) => c.json(serverMetadata(repository ? ['classification', 'model_repository'] : ['classification'])));
+  app.get('/v2', (c) => c.json(serverMetadata(['classification', ...(repository ? ['model_repository'] : []), ...(statistics ? ['statistics'] : [])])));
   app.get('/v2/models', (c) => c.json({
     models: registry.names().filter((n) => visible(c, n)).map((n) => {
       const { ready, reason } = registry.status(n);
@@ -93,6 +97,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     }),
   }));
 
+  // Before the pipeline routes: /v2/models/stats and stage models' dotted names are theirs.
+  registerModelRoutes(app, { registry, visible, statistics });
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get(base, (c) => {
       const name = c.req.param('name') ?? '';
@@ -186,9 +192,11 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
+    let items: number | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs });
+      const computeMs = stages.length ? stages.reduce((sum, s) => sum + s.computeMs, 0) : undefined;
+      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
@@ -211,6 +219,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       version = p.manifest.version;
       const { request, tensors } = await decodeBody(c, p.manifest);
       validateInputs(p.manifest, tensors);
+      items = requestItems(p.manifest, tensors);
       const wanted = requestedOutputs(p.manifest, request);
       const classify = classificationsAsked(p.manifest, request);
       let result;
@@ -275,6 +284,12 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   const parsed = parseInferRequestJson(body);
   if (parsed) return decodeInferRequest(body, undefined, { maxItems: m.maxItems, parsed });
   return { request: { inputs: [] }, tensors: rawInputTensors(m, body, `content-type '${type}'`) };
+}
+
+/** Rows of the request: the item count of its first input that is cut into items. */
+function requestItems(m: Manifest, tensors: Record<string, Tensor>): number | undefined {
+  const spec = m.inputs.find((i) => !i.perRequest);
+  return spec && tensors[spec.name]?.shape[spec.batchAxis ?? 0];
 }
 
 function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {

@@ -13,6 +13,8 @@ import { LambdaTransport } from './transport.js';
 import { PayloadSpill } from './spill.js';
 import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
+import { observers } from '../observability/events.js';
+import { ModelStatistics } from '../observability/statistics.js';
 
 
 export type GatewayHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -72,7 +74,9 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   });
   const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
   const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
-  const registry = new PipelineRegistry(transport);
+  // Per gateway instance: each Lambda instance counts the requests it served (docs/api.md, "Statistics").
+  const statistics = new ModelStatistics();
+  const registry = new PipelineRegistry(transport, { observer: observers([statistics]) });
 
   const manifests: Manifest[] = [];
   for (const file of files) {
@@ -89,7 +93,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   // Without a key nothing but health is served: an unset secret must not mean an open endpoint.
   const access = apiKeyAccess(parseApiKeys(env[ENV.apiKey], env[ENV.apiKeys]), { required: true });
   const app = createApp({
-    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible,
+    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible, statistics,
     log: opts.requestLog ?? ((line) => console.log(line)),
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {

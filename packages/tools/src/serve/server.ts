@@ -20,6 +20,8 @@ import { EnsembleError } from '@ensemble/core/errors.js';
 import { Jobs } from '@ensemble/core/jobs/service.js';
 import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queue.js';
 import { httpStatus } from '@ensemble/core/http/errors.js';
+import { observers } from '@ensemble/core/observability/events.js';
+import { ModelStatistics } from '@ensemble/core/observability/statistics.js';
 
 export interface ServerOptions {
   port?: number;
@@ -92,7 +94,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   try {
     // One transport for every pipeline and version: identical stages share its workers, and a reload
     // unloads the old version from it (its pools no one else uses close) once the new one serves.
-    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights));
+    const statistics = new ModelStatistics();
+    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights), { observer: observers([statistics]) });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -124,7 +127,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
     cleanup.unshift(() => jobs.close());
-    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs });
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
