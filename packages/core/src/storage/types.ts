@@ -62,12 +62,22 @@ export interface RunStore {
   flush(): Promise<void>;
 }
 
+export interface WeightTiming {
+  fetchMs: number;
+  hashMs: number;
+}
+
 export interface WeightStore {
   /**
    * A local file holding the object `key`, verified against `sha256`,
    * downloaded once and cached on disk by hash.
    */
   resolve(key: string, sha256: string): Promise<string>;
+  /**
+   * Where the last resolve of `sha256` spent its time (ms): downloading it
+   * (0 when the cached file was used) and hashing it. For a cold start's split.
+   */
+  timing?(sha256: string): WeightTiming | undefined;
   /** Whether `key` exists in the bucket, and its sha256 if recorded. */
   head(key: string): Promise<{ exists: boolean; sha256?: string; size?: number }>;
 }

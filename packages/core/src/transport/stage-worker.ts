@@ -2,6 +2,7 @@ import type { StageRuntime } from '../runtime/types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { EnsembleError } from '../errors.js';
+import { markUsage, usageSince } from '../runtime/process-usage.js';
 
 /**
  * One stage instance in its own process with its own ONNX Runtime session, so
@@ -26,14 +27,25 @@ port.on('message', (msg: ToWorker) => {
   if (msg.type === 'init') {
     const t0 = performance.now();
     createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then(
-      (rt) => { runtime = rt; send({ type: 'ready', initMs: performance.now() - t0 }); },
+      (rt) => { runtime = rt; const ms = performance.now() - t0; send({ type: 'ready', initMs: ms, sessionMs: ms }); },
       (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
     );
     return;
   }
   if (!runtime) { send({ type: 'error', id: msg.id, message: 'worker not initialised' }); return; }
+  const t0 = performance.now();
+  const mark = markUsage();
   runtime.run(msg.items).then(
-    (result) => send({ type: 'result', id: msg.id, result }),
+    (result) => {
+      const usage = usageSince(mark);
+      result.cpuMs = usage.cpuMs;
+      result.peakRssBytes = usage.peakRssBytes;
+      const servedMs = performance.now() - t0;
+      result.servedMs = servedMs;
+      // Stacking the items into a batch and splitting the outputs back: the session's own time is computeMs.
+      result.transfer = { serializeMs: Math.max(0, servedMs - result.computeMs) };
+      send({ type: 'result', id: msg.id, result });
+    },
     (e: unknown) => send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' }),
   );
 });

@@ -3,8 +3,8 @@ import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
-import type { BatchResult } from '../runtime/types.js';
-import type { WeightStore } from '../storage/types.js';
+import type { BatchResult, ColdStartSplit } from '../runtime/types.js';
+import type { WeightStore, WeightTiming } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
@@ -17,9 +17,12 @@ interface Slot {
   worker: ChildProcess;
   ready: Promise<number>;
   /** The batch it is running, if any. */
-  current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
-  /** The first result after a (re)start is a cold start. */
+  current?: { id: number; sentAt: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
+  /** The first result after a (re)start is a cold start: from the worker's start to its session being ready. */
   initMs?: number;
+  /** Where that start went: the weights (resolved here) and the session (made in the worker). */
+  split?: ColdStartSplit;
+  weights?: WeightTiming;
   /** Set once the worker reported its session ready. */
   started?: boolean;
 }
@@ -277,7 +280,7 @@ export class WorkerPoolTransport implements StageTransport {
       };
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
-      slot.current = { id, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
+      slot.current = { id, sentAt: performance.now(), resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
       slot.worker.send({ type: 'run', id, items } satisfies ToWorker);
     });
   }
@@ -310,6 +313,7 @@ export class WorkerPoolTransport implements StageTransport {
   private spawn(pool: StagePool): Slot {
     // 'advanced' serialization carries typed arrays across the channel as such.
     const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const startedAt = performance.now();
     const slot: Slot = { worker, ready: Promise.resolve(0) };
     let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
@@ -319,9 +323,10 @@ export class WorkerPoolTransport implements StageTransport {
       worker.once('exit', (code, signal) => reject(new StageError(pool.stage.name, `worker exited before its session was ready (${signal ?? `code ${code}`})`)));
       const onInit = (m: FromWorker) => {
         if (m.type === 'ready') {
-          slot.initMs = m.initMs; slot.started = true; worker.off('message', onInit);
+          slot.initMs = performance.now() - startedAt; slot.started = true; worker.off('message', onInit);
+          slot.split = { fetchMs: slot.weights?.fetchMs ?? 0, hashMs: slot.weights?.hashMs ?? 0, sessionMs: m.sessionMs ?? m.initMs };
           this.started(pool);
-          resolve(m.initMs);
+          resolve(slot.initMs);
         }
         else if (m.type === 'init-error') {
           worker.off('message', onInit);
@@ -347,6 +352,7 @@ export class WorkerPoolTransport implements StageTransport {
       (modelPath) => {
         if (!pool.slots.includes(slot) || !worker.connected) return;
         pool.modelPath = modelPath;
+        slot.weights = this.weights.timing?.(pool.stage.weights.sha256);
         worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
       },
       (e: unknown) => {
@@ -366,8 +372,15 @@ export class WorkerPoolTransport implements StageTransport {
     if (m.type === 'result') {
       const r = m.result;
       // The session was made when the worker started; the first batch reports that as its cold start.
-      if (slot.initMs !== undefined) { r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined; }
-      else r.coldStart = false;
+      if (slot.initMs !== undefined) {
+        r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined;
+        if (slot.split) r.coldStartSplit = slot.split;
+      } else {
+        r.coldStart = false;
+        delete r.coldStartSplit;
+      }
+      // The round trip less the worker's own handling: the copy over the channel both ways.
+      if (r.servedMs !== undefined) r.transfer = { ...r.transfer, ipcMs: Math.max(0, performance.now() - cur.sentAt - r.servedMs) };
       cur.resolve(r);
     } else {
       cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
