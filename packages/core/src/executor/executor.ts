@@ -17,6 +17,7 @@ import { CHUNK_ITEMS, nextTurn } from './chunks.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
+import { itemBytes } from '../tensor/bytes.js';
 import type { Observer } from '../observability/events.js';
 
 export interface RunOptions {
@@ -325,7 +326,7 @@ class RequestRun {
     }
     lane.active++;
     this.inFlight++;
-    stats.submitted();
+    stats.submitted(itemBytes(item));
     batcher.submit(item, this.abort.signal, this.opts.priority ?? 0)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
@@ -358,6 +359,7 @@ class RequestRun {
     this.stats.get(stage.name)!.record(run);
     if (this.settled) return;
     const { outcome } = run;
+    if (outcome.ok) this.stats.get(stage.name)!.answered(outcome.items.reduce((n, it) => n + itemBytes(it), 0));
     if (!outcome.ok) {
       this.stats.get(stage.name)!.failed(outcome.error);
       this.fail(new StageError(stage.name, outcome.error, errorCode(outcome.code ?? 'stage_failed')));

@@ -1,3 +1,5 @@
+import { runProfile } from '../observability/profile.js';
+import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
@@ -69,6 +71,9 @@ export interface ModelRepository {
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
 export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics }: AppOptions): Hono {
+  // Read once, at start: a bad figure in the environment is a start-up error, not every request's.
+  const assumptions = processAssumptions();
+  const gatewayFunction = lambdaFunctionOf();
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
@@ -203,6 +208,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         stages, transport,
       };
       if (error !== undefined) rec.error = error.message;
+      rec.profile = runProfile(stages, assumptions, gatewayFunction && { ...gatewayFunction, durationMs });
       return runs.put(rec);
     };
     try {

@@ -1,3 +1,5 @@
+import { runProfile } from '../observability/profile.js';
+import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { PipelineRegistry } from '../pipelines/registry.js';
@@ -152,6 +154,8 @@ export class JobConsumer {
     };
     if (this.deps.transport) rec.transport = this.deps.transport;
     if (r.error !== undefined) rec.error = r.error;
+    const fn = lambdaFunctionOf();
+    rec.profile = runProfile(r.stages, processAssumptions(), fn && { ...fn, durationMs: rec.durationMs });
     return rec;
   }
 
