@@ -126,9 +126,12 @@ export class WorkerPoolTransport implements StageTransport {
       if (before && before.key !== key) await this.detach(before, user);
       let pool = this.pools.get(key);
       if (!pool) {
+        const at = performance.now();
         const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+        // The first workers' cold start began with this resolve: it may have downloaded the weights.
+        const loading = { at, weights: this.weights.timing?.(stage.weights.sha256) };
         const created: StagePool = { key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set() };
-        for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created));
+        for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created, loading));
         created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
         this.pools.set(key, created);
         pool = created;
@@ -310,10 +313,10 @@ export class WorkerPoolTransport implements StageTransport {
     if (next) next.give(slot);
   }
 
-  private spawn(pool: StagePool): Slot {
+  private spawn(pool: StagePool, loading?: { at: number; weights?: WeightTiming }): Slot {
     // 'advanced' serialization carries typed arrays across the channel as such.
     const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-    const startedAt = performance.now();
+    const startedAt = loading?.at ?? performance.now();
     const slot: Slot = { worker, ready: Promise.resolve(0) };
     let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
@@ -352,7 +355,9 @@ export class WorkerPoolTransport implements StageTransport {
       (modelPath) => {
         if (!pool.slots.includes(slot) || !worker.connected) return;
         pool.modelPath = modelPath;
-        slot.weights = this.weights.timing?.(pool.stage.weights.sha256);
+        const own = this.weights.timing?.(pool.stage.weights.sha256);
+        const before = loading?.weights;
+        slot.weights = own && { fetchMs: own.fetchMs + (before?.fetchMs ?? 0), hashMs: own.hashMs + (before?.hashMs ?? 0) };
         worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
       },
       (e: unknown) => {
