@@ -1,3 +1,4 @@
+import type { SpanContext } from '@opentelemetry/api';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { ServiceRate } from './service-rate.js';
@@ -41,9 +42,10 @@ export interface BatcherOptions {
   /**
    * One stage call. `signal` is the batch's deadline (aborted with a 504
    * TimeoutError at `timeoutMs`): the only timer on the call, for the
-   * transport to stop its work by.
+   * transport to stop its work by. `traces` holds each item's span, as
+   * submitted, for the call's span to link to (all undefined with tracing off).
    */
-  run: (items: Item[], signal: AbortSignal) => Promise<BatchResult>;
+  run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => Promise<BatchResult>;
   /** Told of every batch once it has its answer (statistics, metrics). */
   onBatch?: (e: StageBatch) => void;
 }
@@ -58,6 +60,8 @@ interface Pending {
   resolve: (r: ItemRun) => void;
   reject: (e: Error) => void;
   signal?: AbortSignal;
+  /** The item's span in this stage, for the batch's span to link to. */
+  trace?: SpanContext;
   /** Chosen for a batch during a pump, before the queue is compacted. */
   taken?: boolean;
 }
@@ -106,7 +110,7 @@ export class Batcher {
     return Math.min(maxQueue, Math.max(maxSize * Math.max(1, concurrency), servable));
   }
 
-  submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
+  submit(item: Item, signal?: AbortSignal, trace?: SpanContext): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
     if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -120,7 +124,7 @@ export class Batcher {
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
       const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
-      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal };
+      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal, trace };
       if (signal) this.watch(signal, p);
       this.queue.push(p);
       // At once when a batch may leave now: an instance is free, and either no delay is asked or
@@ -292,7 +296,7 @@ export class Batcher {
     const deadline = startDeadline(timeoutMs, () => new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`));
     let running: Promise<BatchResult>;
     try {
-      running = this.opts.run(batch.map((p) => p.item), deadline.signal);
+      running = this.opts.run(batch.map((p) => p.item), deadline.signal, batch.map((p) => p.trace));
     } catch (e) {
       running = Promise.reject(e);
     }
