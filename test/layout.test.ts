@@ -55,12 +55,13 @@ describe('the layout', () => {
       manifest: ['errors', 'tensor', 'storage'],
       storage: ['errors', 'tensor'],
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
-      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage'],
+      observability: [],
+      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage', 'observability'],
       batching: ['errors', 'deadline', 'tensor', 'runtime'],
-      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage'],
+      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage'],
-      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage'],
-      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http'],
+      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'observability'],
+      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'observability'],
       'index': ['errors', 'tensor', 'runtime'],
     };
     const bad: string[] = [];

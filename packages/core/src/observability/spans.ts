@@ -31,6 +31,7 @@ export const ATTR = {
   computeMs: 'ensemble.compute_ms',
   batchSize: 'ensemble.batch_size',
   batchTraces: 'ensemble.batch.traces',
+  failedItems: 'ensemble.batch.failed_items',
   coldStart: 'ensemble.cold_start',
   transport: 'ensemble.transport',
   errorType: 'error.type',
@@ -119,7 +120,9 @@ export function failSpan(span: Span, error: { message: string; code?: string }):
  * `call` gets the carrier for the stage (the batch span's traceparent), or
  * none when no item is sampled.
  */
-export function traceBatch<T extends { computeMs: number; coldStart: boolean }>(
+type CallResult = { computeMs: number; coldStart: boolean; outcomes: readonly { ok: boolean }[] };
+
+export function traceBatch<T extends CallResult>(
   stage: string, transport: string, items: readonly (SpanContext | undefined)[], call: (carrier?: TraceCarrier) => Promise<T>,
 ): Promise<T> {
   const tracer = activeTracer();
@@ -130,7 +133,7 @@ export function traceBatch<T extends { computeMs: number; coldStart: boolean }>(
   return recordBatch(tracer, stage, transport, items.length, sampled, call);
 }
 
-async function recordBatch<T extends { computeMs: number; coldStart: boolean }>(
+async function recordBatch<T extends CallResult>(
   tracer: Tracer, stage: string, transport: string, size: number, sampled: SpanContext[], call: (carrier?: TraceCarrier) => Promise<T>,
 ): Promise<T> {
   const traces = new Set(sampled.map((c) => c.traceId));
@@ -143,7 +146,9 @@ async function recordBatch<T extends { computeMs: number; coldStart: boolean }>(
   }, parent);
   try {
     const result = await call(carrierOf(span.spanContext()));
-    span.setAttributes({ [ATTR.computeMs]: round(result.computeMs), [ATTR.coldStart]: result.coldStart });
+    // Items that failed inside a call that returned fail their own spans; the call did its job.
+    const failed = result.outcomes.reduce((n, o) => n + (o.ok ? 0 : 1), 0);
+    span.setAttributes({ [ATTR.computeMs]: round(result.computeMs), [ATTR.coldStart]: result.coldStart, [ATTR.failedItems]: failed });
     span.end();
     return result;
   } catch (e) {
