@@ -51,11 +51,16 @@ export function startTracing(defaultService: string, env: Env = process.env): Pr
       import('@opentelemetry/exporter-trace-otlp-http'),
       import('@opentelemetry/resources'),
     ]);
-    // The exporter reads the endpoint, headers and timeout from the OTEL_EXPORTER_OTLP_* variables itself.
+    // OTEL_RESOURCE_ATTRIBUTES (read by the env detector), then OTEL_SERVICE_NAME over it, as the spec orders them.
+    const service = env.OTEL_SERVICE_NAME?.trim();
     const resource = defaultResource()
       .merge(resourceFromAttributes({ 'service.name': defaultService }))
-      .merge(detectResources({ detectors: [envDetector] }));
-    const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] });
+      .merge(detectResources({ detectors: [envDetector] }))
+      .merge(service ? resourceFromAttributes({ 'service.name': service }) : null);
+    // The URL from `env` (the exporter itself would read process.env only); headers, timeout and the
+    // batch processor's settings still come from their OTEL_* variables.
+    const exporter = new OTLPTraceExporter({ url: tracesUrl(env) });
+    const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
     install(provider, true, () => provider.forceFlush(), () => provider.shutdown());
     return true;
   })().catch((e: unknown) => {
@@ -64,6 +69,13 @@ export function startTracing(defaultService: string, env: Env = process.env): Pr
     return false;
   }).finally(() => { starting = undefined; });
   return starting;
+}
+
+/** The traces endpoint: the signal's own variable as given, else the base endpoint with /v1/traces appended. */
+export function tracesUrl(env: Env): string {
+  const own = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  if (own) return own;
+  return `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').trim().replace(/\/+$/, '')}/v1/traces`;
 }
 
 /**

@@ -18,11 +18,12 @@ const port = {
 };
 // The parent going away (even by SIGKILL) closes the channel: don't linger as an orphan, but send the spans
 // this worker still holds first (bounded: a collector that does not answer must not keep it alive).
-process.on('disconnect', () => {
+const exitAfterFlush = () => {
   const bounded = setTimeout(() => process.exit(0), 2_000);
   bounded.unref();
   void flushTracing().finally(() => process.exit(0));
-});
+};
+process.on('disconnect', exitAfterFlush);
 let runtime: StageRuntime | undefined;
 let stageName = '';
 
@@ -35,7 +36,13 @@ port.on('message', (msg: ToWorker) => {
     const t0 = performance.now();
     // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
     Promise.all([createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }), startTracing('ensemble')]).then(
-      ([rt]) => { runtime = rt; stageName = msg.stage.name; send({ type: 'ready', initMs: performance.now() - t0 }); },
+      ([rt, traced]) => {
+        runtime = rt;
+        stageName = msg.stage.name;
+        // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
+        if (traced) process.once('SIGTERM', exitAfterFlush);
+        send({ type: 'ready', initMs: performance.now() - t0 });
+      },
       (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
     );
     return;
