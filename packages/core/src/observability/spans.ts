@@ -112,6 +112,9 @@ export function failSpan(span: Span, error: { message: string; code?: string }):
   span.end();
 }
 
+/** What a stage call answers, as far as its span needs. */
+type CallResult = { computeMs: number; coldStart: boolean; outcomes: readonly { ok: boolean }[] };
+
 /**
  * One stage call for a batch, as a span linked to the item span of every
  * request it serves: one batch serves many traces, so it is not parented on
@@ -120,8 +123,6 @@ export function failSpan(span: Span, error: { message: string; code?: string }):
  * `call` gets the carrier for the stage (the batch span's traceparent), or
  * none when no item is sampled.
  */
-type CallResult = { computeMs: number; coldStart: boolean; outcomes: readonly { ok: boolean }[] };
-
 export function traceBatch<T extends CallResult>(
   stage: string, transport: string, items: readonly (SpanContext | undefined)[], call: (carrier?: TraceCarrier) => Promise<T>,
 ): Promise<T> {
