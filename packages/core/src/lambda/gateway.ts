@@ -15,6 +15,7 @@ import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
 import { observers } from '../observability/events.js';
 import { ModelStatistics } from '../observability/statistics.js';
+import { flushTracing, startTracing, stopTracing } from '../observability/tracing.js';
 
 
 export type GatewayHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -65,6 +66,8 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   const listed = (env[ENV.manifests] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const files = listed.length ? listed.map((f) => path.resolve(root, f)) : await findManifests(path.resolve(root, 'models'));
 
+  // Alongside loading the pipelines: the SDK and exporter are loaded only when an OTLP endpoint is set.
+  const tracing = startTracing('ensemble', env);
   const settings = settingsFromEnv(env);
   const s3 = makeS3Client(settings);
   const dynamo = makeDynamoClient(settings);
@@ -95,6 +98,8 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   const app = createApp({
     registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible, statistics,
     log: opts.requestLog ?? ((line) => console.log(line)),
+    // Lambda sets the invocation's X-Ray header in the environment: a request without traceparent joins that trace.
+    hostTraceHeader: () => process.env._X_AMZN_TRACE_ID,
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {
       const ctx = (c.env as { lambdaContext?: { getRemainingTimeInMillis?: () => number } } | undefined)?.lambdaContext;
@@ -103,6 +108,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
     },
   });
   const inner = handle(app);
+  await tracing;
 
   return {
     app, registry, manifests,
@@ -110,13 +116,13 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
       try {
         return await inner(event, context);
       } finally {
-        // Lambda freezes the instance once we return: write the run record now, not "soon".
-        await flushWithin(runs, RUN_FLUSH_MS, log);
+        // Lambda freezes the instance once we return: write the run record now, not "soon", and the spans.
+        await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), flushTracing()]);
       }
     },
     async close() {
       await registry.close();
-      await flushWithin(runs, RUN_FLUSH_MS, log);
+      await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), stopTracing()]);
       s3.destroy();
       dynamo.destroy();
     },

@@ -13,6 +13,8 @@ import {
 } from './payload.js';
 import { PayloadSpill } from './spill.js';
 import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
+import { flushTracing, startTracing } from '../observability/tracing.js';
+import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 
 
 /** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
@@ -45,6 +47,8 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
   const t0 = performance.now();
   let loaded: Loaded | undefined;
   let initError: unknown;
+  // During init, alongside the weights: the SDK is loaded only when an OTLP endpoint is set.
+  const tracing = startTracing(env[ENV.stage] ? `ensemble-${env[ENV.stage]}` : 'ensemble', env);
   try {
     loaded = await load(env);
     loaded.initMs = performance.now() - t0;
@@ -52,6 +56,7 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
     initError = e;
     console.error(`[ensemble] stage init failed: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const traced = await tracing;
   // Provisioned instances initialised before any caller waited on them: no cold start to report.
   let cold = env.AWS_LAMBDA_INITIALIZATION_TYPE !== 'provisioned-concurrency';
   let firstCall = true;
@@ -68,7 +73,19 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
     } catch (e) {
       return encodeStageFailure(e);
     }
-    const result = await runtime.run(req.items);
+    // The gateway's batch span when it sent one; else the X-Ray trace Lambda set for this invocation.
+    const span = startStageRunSpan(stage.name, req.trace, env._X_AMZN_TRACE_ID ?? process.env._X_AMZN_TRACE_ID);
+    let result;
+    try {
+      result = await runtime.run(req.items);
+      endStageRunSpan(span, result);
+    } catch (e) {
+      endStageRunSpan(span, undefined, e);
+      throw e;
+    } finally {
+      // Lambda freezes the instance once the handler returns: what is buffered goes now.
+      if (traced) await flushTracing();
+    }
     const answer = encodeStageResult({ ...result, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined });
     cold = false;
     firstCall = false;

@@ -7,6 +7,7 @@ import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from '../deadline.js';
@@ -198,11 +199,11 @@ export class WorkerPoolTransport implements StageTransport {
     return out;
   }
 
-  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
     const running = this.inlineStages.has(stageKey(pipeline, stage))
       ? this.inline.invoke(pipeline, stage, items)
-      : this.run(pipeline, stage, items, signal);
+      : this.run(pipeline, stage, items, signal, trace);
     this.active.add(running);
     const done = () => { this.active.delete(running); };
     running.then(done, done);
@@ -230,18 +231,18 @@ export class WorkerPoolTransport implements StageTransport {
     this.inlineStages.clear();
   }
 
-  private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const pool = this.routes.get(stageKey(pipeline, stage));
     if (!pool || pool.closed) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
-    const running = this.runOn(pool, stage, items, signal);
+    const running = this.runOn(pool, stage, items, signal, trace);
     pool.active.add(running);
     const done = () => { pool.active.delete(running); };
     running.then(done, done);
     return running;
   }
 
-  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     // What the batch fails with when `bound` aborts: the caller's reason (its deadline), or the shutdown.
     const stopped = (): EnsembleError => {
@@ -278,7 +279,7 @@ export class WorkerPoolTransport implements StageTransport {
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
       slot.current = { id, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
-      slot.worker.send({ type: 'run', id, items } satisfies ToWorker);
+      slot.worker.send((trace ? { type: 'run', id, items, trace } : { type: 'run', id, items }) satisfies ToWorker);
     });
   }
 

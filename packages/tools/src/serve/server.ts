@@ -14,6 +14,7 @@ import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import { createApp } from '@ensemble/core/http/app.js';
+import { startTracing, stopTracing } from '@ensemble/core/observability/tracing.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
@@ -90,8 +91,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     await reserved.release();
     throw e;
   });
-  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
+  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release(), () => stopTracing()];
   try {
+    // Before the workers start: they inherit the environment and export to the same endpoint.
+    if (await startTracing('ensemble', vars)) log(`tracing: exporting spans over OTLP/HTTP to ${vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || vars.OTEL_EXPORTER_OTLP_ENDPOINT}`);
     // One transport for every pipeline and version: identical stages share its workers, and a reload
     // unloads the old version from it (its pools no one else uses close) once the new one serves.
     const statistics = new ModelStatistics();
