@@ -19,6 +19,9 @@ import { validateInputs } from './validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
 import { errorResponse, httpError } from './errors.js';
+import { countResponses, metricsHandler } from './metrics-route.js';
+import { requestItems } from './request-items.js';
+import type { MetricsEndpoint } from '../observability/endpoint.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -42,6 +45,8 @@ export interface AppOptions {
    * repository routes (`ensemble serve`); without it those routes are not served.
    */
   repository?: ModelRepository;
+  /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
+  metrics?: MetricsEndpoint;
 }
 
 export interface ModelRepository {
@@ -54,11 +59,12 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, metrics }: AppOptions): Hono {
   const app = new Hono();
 
-  // First, so requests the guard refuses are logged too.
+  // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
+  if (metrics) app.use('*', countResponses(metrics));
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -68,6 +74,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     });
   }
 
+  if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();
@@ -157,9 +164,10 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
+    let items: number | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs });
+      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
@@ -182,6 +190,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       version = p.manifest.version;
       const { request, tensors } = await decodeBody(c, p.manifest);
       validateInputs(p.manifest, tensors);
+      items = requestItems(p.manifest, tensors);
       const wanted = requestedOutputs(p.manifest, request);
       let result;
       try {

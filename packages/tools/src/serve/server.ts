@@ -17,6 +17,9 @@ import { createApp } from '@ensemble/core/http/app.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { PrometheusMetrics } from '@ensemble/core/observability/metrics.js';
+import { observers, type Observer } from '@ensemble/core/observability/events.js';
+import { queueDepths } from '@ensemble/core/pipelines/queue-depths.js';
 
 export interface ServerOptions {
   port?: number;
@@ -42,6 +45,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
   watch?: boolean;
+  /** Told of every request, batch and worker restart besides the server's own metrics. */
+  observer?: Observer;
 }
 
 export interface RunningServer {
@@ -50,6 +55,8 @@ export interface RunningServer {
   app: Hono;
   env: Environment;
   registry: PipelineRegistry;
+  /** What `GET /metrics` serves. */
+  metrics: PrometheusMetrics;
   manifests: Manifest[];
   close(): Promise<void>;
 }
@@ -84,10 +91,17 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   });
   const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
   try {
-    const registry = new PipelineRegistry(opts.transport
+    // Read when scraped: the registry exists by then.
+    let registry: PipelineRegistry | undefined;
+    const metrics = new PrometheusMetrics({
+      queueDepths: () => (registry ? queueDepths(registry) : []),
+      runRecordBacklog: () => env.runs.unwritten,
+    });
+    const observer = observers([metrics, opts.observer]);
+    registry = new PipelineRegistry(opts.transport
       ? await opts.transport(env)
       // One pool per pipeline version: a reload can then close the old version's workers alone.
-      : () => new WorkerPoolTransport(env.weights));
+      : () => new WorkerPoolTransport(env.weights, { observer }), { observer });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -116,7 +130,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository, metrics });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -128,7 +142,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url, port, app, env, registry, manifests: selected,
+      url, port, app, env, registry, metrics, manifests: selected,
       close() {
         closing ??= (async () => {
           watcher?.close();
