@@ -13,6 +13,9 @@ import { LambdaTransport } from './transport.js';
 import { PayloadSpill } from './spill.js';
 import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
+import { GatewayEmf } from '../observability/emf.js';
+import { emfOptions } from './emf-options.js';
+import { observers, type Observer } from '../observability/events.js';
 
 
 export type GatewayHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -34,6 +37,10 @@ export interface LambdaGatewayOptions {
   log?: (s: string) => void;
   /** The access log, one line per request (default: console.log, i.e. CloudWatch). */
   requestLog?: (line: string) => void;
+  /** Where the Embedded Metric Format lines go (default: console.log, i.e. CloudWatch). */
+  metricsLog?: (line: string) => void;
+  /** Told of every request and batch besides the CloudWatch metrics. */
+  observer?: Observer;
 }
 
 export interface LambdaGateway {
@@ -72,7 +79,8 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   });
   const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
   const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
-  const registry = new PipelineRegistry(transport);
+  const emf = new GatewayEmf(emfOptions(env, opts.metricsLog));
+  const registry = new PipelineRegistry(transport, { observer: observers([emf, opts.observer]) });
 
   const manifests: Manifest[] = [];
   for (const file of files) {
@@ -108,10 +116,12 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
       } finally {
         // Lambda freezes the instance once we return: write the run record now, not "soon".
         await flushWithin(runs, RUN_FLUSH_MS, log);
+        emf.invocationEnded();
       }
     },
     async close() {
       await registry.close();
+      emf.flush();
       await flushWithin(runs, RUN_FLUSH_MS, log);
       s3.destroy();
       dynamo.destroy();
