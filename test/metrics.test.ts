@@ -120,6 +120,10 @@ describe('GET /metrics', () => {
       expect(exec, stage).toBeLessThanOrEqual(total);
       expect(delta('ensemble_stage_batch_size_count', s), stage).toBe(exec);
       expect(delta('ensemble_stage_batch_size_sum', s), stage).toBe(total);
+      expect(delta('ensemble_stage_batch_size_bucket', { ...s, le: '+Inf' }), stage).toBe(exec);
+      // Cumulative buckets: each holds at least the one below it.
+      const buckets = m.find('ensemble_stage_batch_size_bucket', s).map((b) => b.value);
+      expect(buckets, stage).toEqual([...buckets].sort((a, b) => a - b));
       expect(delta('nv_inference_request_duration_us', s), stage).toBeGreaterThan(0);
       expect(m.value('ensemble_stage_queue_depth', s), stage).toBe(0);
     }
