@@ -77,7 +77,8 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     // Scrape time: each series' total is added to a counter reset first, so the text shows the totals.
     const counter = (name: string, help: string, labelNames: readonly string[], read: () => Iterable<[Labels, number]>) =>
       new Counter({ name, help, labelNames, registers, collect() { this.reset(); for (const [l, v] of read()) this.inc(l, v); } });
-    const total = (field: Total) => function* (): Iterable<[Labels, number]> { for (const s of all()) yield [s.labels, s[field]]; };
+    // Whole microseconds, as Triton writes them (rounding a growing total keeps it from ever going down).
+    const total = (field: Total) => function* (): Iterable<[Labels, number]> { for (const s of all()) yield [s.labels, Math.round(s[field])]; };
     counter('nv_inference_request_success', 'Successful inference requests (a request counts once, whatever its batch); for a stage, its items', LABELS, total('success'));
     counter('nv_inference_request_failure', 'Failed inference requests by reason (REJECTED: refused or timed out, CANCELED, BACKEND: a stage failed, OTHER); for a stage, its items', [...LABELS, 'reason'], function* () {
       for (const s of all()) for (const r of FAILURE_REASONS) yield [{ ...s.labels, reason: r }, s.failure[r]];
