@@ -406,7 +406,13 @@ export class WorkerPoolTransport implements StageTransport {
 
   private reportRestart(pool: StagePool, err: EnsembleError): void {
     const o = this.opts.observer;
-    if (o?.workerRestarted) for (const e of restartEvents(pool, err)) o.workerRestarted(e);
+    if (!o?.workerRestarted) return;
+    // Replacing the worker matters more than counting it: an observer that throws must not stop it.
+    try {
+      for (const e of restartEvents(pool, err)) o.workerRestarted(e);
+    } catch (e) {
+      console.error('[ensemble] the worker restart observer threw:', e);
+    }
   }
 
   /** Fail the slot's batch with `err`, kill its worker process and put a fresh one in its place. */
