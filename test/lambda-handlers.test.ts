@@ -371,6 +371,18 @@ describe('the gateway over LambdaTransport', () => {
     expect(a?.initMs).toBeGreaterThan(0);
   });
 
+  it('counts statistics per gateway instance, for the pipeline and each stage function, behind the API key', async () => {
+    const stats = async (model: string) => (json(await gateway.handler(urlEvent('GET', `/v2/models/${model}/stats`, { headers: withKey }))) as { model_stats: { inference_count: number; execution_count: number }[] }).model_stats[0];
+    const [pipeline, stage] = [await stats('demo'), await stats('demo.branch_a')];
+    const res = await gateway.handler(urlEvent('POST', '/v2/models/demo/infer', { headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X) }));
+    expect(res.statusCode).toBe(200);
+    expect((await stats('demo')).inference_count - pipeline.inference_count).toBe(2);
+    expect((await stats('demo.branch_a')).inference_count - stage.inference_count).toBe(2);
+    expect((await gateway.handler(urlEvent('GET', '/v2/models/demo.branch_a/stats'))).statusCode).toBe(401);
+    const config = json(await gateway.handler(urlEvent('GET', '/v2/models/demo.branch_a/config', { headers: withKey })));
+    expect(config).toMatchObject({ platform: 'onnxruntime_onnx', max_batch_size: 32, input: [{ name: 'input', dims: [4] }] });
+  });
+
   it('ends a request before the Lambda invocation deadline, with a 504 and its run record', async () => {
     // An invocation with no time left beyond the record flush and the answer: the request gets 1 ms,
     // less than one Invoke round trip, so it must time out rather than be killed by Lambda.

@@ -16,6 +16,7 @@ import { ENV } from './environment.js';
 import { GatewayEmf } from '../observability/emf.js';
 import { emfOptions } from './emf-options.js';
 import { observers, type Observer } from '../observability/events.js';
+import { ModelStatistics } from '../observability/statistics.js';
 
 
 export type GatewayHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -79,8 +80,10 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   });
   const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
   const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
+  // Per gateway instance: each Lambda instance counts the requests it served (docs/api.md, "Statistics").
   const emf = new GatewayEmf(emfOptions(env, opts.metricsLog));
-  const registry = new PipelineRegistry(transport, { observer: observers([emf, opts.observer]) });
+  const statistics = new ModelStatistics();
+  const registry = new PipelineRegistry(transport, { observer: observers([statistics, emf, opts.observer]) });
 
   const manifests: Manifest[] = [];
   for (const file of files) {
@@ -97,7 +100,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   // Without a key nothing but health is served: an unset secret must not mean an open endpoint.
   const access = apiKeyAccess(parseApiKeys(env[ENV.apiKey], env[ENV.apiKeys]), { required: true });
   const app = createApp({
-    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible,
+    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible, statistics,
     log: opts.requestLog ?? ((line) => console.log(line)),
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {

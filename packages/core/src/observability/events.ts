@@ -42,6 +42,8 @@ export interface RequestEnd extends RequestStart {
   durationMs: number;
   /** Items in the request (rows of its inputs), when it got as far as decoding them. */
   items?: number;
+  /** The compute of every batch the request's items rode in, summed over its stages (ms), when it ran. */
+  computeMs?: number;
 }
 
 /**

@@ -36,6 +36,10 @@ export interface RunRecord {
   truncated?: boolean;
   /** Stage lines left out of `stages` for the same reason. */
   stagesOmitted?: number;
+  /** The batch job this run was one item of (absent for a synchronous request). */
+  jobId?: string;
+  /** The job item's key (its input object, or `<jsonl key>#<line>`). */
+  jobItem?: string;
 }
 
 export interface RunStore {
