@@ -23,6 +23,8 @@ import { accessLog, noteRequest } from './access-log.js';
 import { registerModelRoutes } from './model-routes.js';
 import type { ModelStatistics } from '../observability/statistics.js';
 import { errorResponse, httpError } from './errors.js';
+import { countResponses, metricsHandler } from './metrics-route.js';
+import type { MetricsEndpoint } from '../observability/endpoint.js';
 import { compression } from './compression.js';
 import { RouteTable } from './route-table.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
@@ -63,6 +65,8 @@ export interface AppOptions {
    * `_X_AMZN_TRACE_ID`): its trace is joined when the request has no traceparent.
    */
   hostTraceHeader?: (c: Context) => string | undefined;
+  /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
+  metrics?: MetricsEndpoint;
 }
 
 export interface ModelRepository {
@@ -75,13 +79,14 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics }: AppOptions): Hono {
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
-  // First, so requests the guard refuses are logged too.
+  // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
   app.use('*', compression());
+  if (metrics) app.use('*', countResponses(metrics));
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -91,6 +96,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     });
   }
 
+  if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();

@@ -13,7 +13,9 @@ import { LambdaTransport } from './transport.js';
 import { PayloadSpill } from './spill.js';
 import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
-import { observers } from '../observability/events.js';
+import { GatewayEmf } from '../observability/emf.js';
+import { emfOptions } from './emf-options.js';
+import { observers, type Observer } from '../observability/events.js';
 import { ModelStatistics } from '../observability/statistics.js';
 import { flushTracing, startTracing, stopTracing } from '../observability/tracing.js';
 
@@ -37,6 +39,10 @@ export interface LambdaGatewayOptions {
   log?: (s: string) => void;
   /** The access log, one line per request (default: console.log, i.e. CloudWatch). */
   requestLog?: (line: string) => void;
+  /** Where the Embedded Metric Format lines go (default: console.log, i.e. CloudWatch). */
+  metricsLog?: (line: string) => void;
+  /** Told of every request and batch besides the CloudWatch metrics. */
+  observer?: Observer;
 }
 
 export interface LambdaGateway {
@@ -78,8 +84,9 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
   const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
   // Per gateway instance: each Lambda instance counts the requests it served (docs/api.md, "Statistics").
+  const emf = new GatewayEmf(emfOptions(env, opts.metricsLog));
   const statistics = new ModelStatistics();
-  const registry = new PipelineRegistry(transport, { observer: observers([statistics]) });
+  const registry = new PipelineRegistry(transport, { observer: observers([statistics, emf, opts.observer]) });
 
   const manifests: Manifest[] = [];
   for (const file of files) {
@@ -118,10 +125,12 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
       } finally {
         // Lambda freezes the instance once we return: write the run record now, not "soon", and the spans.
         await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), flushTracing()]);
+        emf.invocationEnded();
       }
     },
     async close() {
       await registry.close();
+      emf.flush();
       await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), stopTracing()]);
       s3.destroy();
       dynamo.destroy();

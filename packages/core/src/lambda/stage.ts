@@ -15,6 +15,8 @@ import { PayloadSpill } from './spill.js';
 import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
+import { StageEmf } from '../observability/emf.js';
+import { emfOptions } from './emf-options.js';
 
 
 /** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
@@ -43,8 +45,10 @@ interface Loaded {
  * running throws, so Lambda reports it as a function error (`Unhandled`)
  * and the gateway answers 502 naming the stage.
  */
-export async function createStageHandler(env: Env = process.env): Promise<StageHandler> {
+export async function createStageHandler(env: Env = process.env, opts: { metricsLog?: (line: string) => void } = {}): Promise<StageHandler> {
   const t0 = performance.now();
+  // One Embedded Metric Format line per batch, in the function's log: no call on the request path.
+  const metrics = new StageEmf(emfOptions(env, opts.metricsLog));
   let loaded: Loaded | undefined;
   let initError: unknown;
   // During init, alongside the weights: the SDK is loaded only when an OTLP endpoint is set.
@@ -86,7 +90,12 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
       // Lambda freezes the instance once the handler returns: what is buffered goes now.
       if (traced) await flushTracing();
     }
-    const answer = encodeStageResult({ ...result, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined });
+    const initMs = firstCall ? loaded.initMs : undefined;
+    const answer = encodeStageResult({ ...result, coldStart: cold, initMs });
+    metrics.invocation({
+      pipeline: loaded.pipeline, stage: stage.name, items: req.items.length,
+      failedItems: result.outcomes.filter((o) => !o.ok).length, computeMs: result.computeMs, coldStart: cold, initMs,
+    });
     cold = false;
     firstCall = false;
     // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead.

@@ -11,6 +11,7 @@ import type { TraceCarrier } from '../observability/trace-context.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from '../deadline.js';
+import type { Observer } from '../observability/events.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
@@ -51,6 +52,11 @@ interface StagePool {
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
+
+export interface WorkerPoolOptions {
+  /** Told of every worker that ends unasked and is replaced. */
+  observer?: Observer;
+}
 
 export interface CloseOptions {
   /**
@@ -102,7 +108,7 @@ export class WorkerPoolTransport implements StageTransport {
   /** Batches in flight, for close() to wait for. */
   private readonly active = new Set<Promise<unknown>>();
 
-  constructor(private readonly weights: WeightStore) {
+  constructor(private readonly weights: WeightStore, private readonly opts: WorkerPoolOptions = {}) {
     this.inline = new InProcessTransport(weights);
     // Every batch in flight or waiting for a worker listens to it.
     setMaxListeners(0, this.shutdown.signal);
@@ -401,6 +407,17 @@ export class WorkerPoolTransport implements StageTransport {
     while (pool.slots.length < pool.stage.scale.instances) pool.slots.push(this.spawn(pool));
   }
 
+  private reportRestart(pool: StagePool, err: EnsembleError): void {
+    const o = this.opts.observer;
+    if (!o?.workerRestarted) return;
+    // Replacing the worker matters more than counting it: an observer that throws must not stop it.
+    try {
+      for (const e of restartEvents(pool, err)) o.workerRestarted(e);
+    } catch (e) {
+      console.error('[ensemble] the worker restart observer threw:', e);
+    }
+  }
+
   /** Fail the slot's batch with `err`, kill its worker process and put a fresh one in its place. */
   private replace(pool: StagePool, slot: Slot, err: EnsembleError): void {
     const i = pool.slots.indexOf(slot);
@@ -414,6 +431,7 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
     if (!slot.started) pool.failedStarts++;
+    if (!ending) this.reportRestart(pool, err);
     if (ending || pool.failedStarts >= MAX_FAILED_STARTS) {
       pool.slots.splice(i, 1);
       if (ending && pool.slots.length === 0) {
@@ -437,6 +455,12 @@ export class WorkerPoolTransport implements StageTransport {
   }
 }
 
+
+/** Every stage the pool serves lost a worker. */
+function restartEvents(pool: StagePool, err: EnsembleError): { pipeline: string; stage: string; reason: string }[] {
+  // A user is stageKey(pipeline, stage.name): the pipeline is what precedes '/<stage>'.
+  return [...pool.users].map(([user, stage]) => ({ pipeline: user.slice(0, user.length - stage.name.length - 1), stage: stage.name, reason: err.code }));
+}
 
 /** The same error, saying what became of the worker. */
 function restarted(err: EnsembleError, what: string): EnsembleError {
