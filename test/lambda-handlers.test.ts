@@ -130,7 +130,7 @@ describe('functions/gateway.ts', () => {
     expect(json(ready)).toEqual({ ready: true });
   });
 
-  it('logs one line per request to the console (CloudWatch), with the run id and pipeline', async () => {
+  it('logs one line per request to the console (CloudWatch), with the run id and pipeline, then its metrics line', async () => {
     const logged = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     try {
       const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
@@ -138,8 +138,10 @@ describe('functions/gateway.ts', () => {
       }));
       expect(res.statusCode).toBe(200);
       const runId = String(res.headers?.['x-ensemble-run-id']);
-      expect(logged.mock.calls).toHaveLength(1);
+      expect(logged.mock.calls).toHaveLength(2);
       expect(logged.mock.calls[0][0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+      // Embedded Metric Format: CloudWatch Logs makes metrics of it.
+      expect(JSON.parse(String(logged.mock.calls[1][0]))).toMatchObject({ _aws: { CloudWatchMetrics: [{ Namespace: 'Ensemble' }] }, model: 'demo', RequestSuccess: 1 });
     } finally {
       logged.mockRestore();
     }

@@ -57,7 +57,7 @@ describe('the layout', () => {
       manifest: ['errors', 'tensor', 'storage'],
       storage: ['errors', 'tensor'],
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
-      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage'],
+      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage', 'observability'],
       batching: ['errors', 'deadline', 'tensor', 'runtime', 'observability'],
       executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'observability'],

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { SpanContext } from '@opentelemetry/api';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { StageRuntime } from '../runtime/types.js';
@@ -19,6 +20,7 @@ import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
 import { itemBytes } from '../tensor/bytes.js';
 import type { Observer } from '../observability/events.js';
+import { endItemSpan, failSpan, startItemSpan, traceBatch, type RequestTrace } from '../observability/spans.js';
 
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
@@ -37,6 +39,8 @@ export interface RunOptions {
    * what synchronous requests leave.
    */
   priority?: number;
+  /** The request's trace: each item's stage span is its child (nothing is built while tracing is off). */
+  trace?: RequestTrace;
 }
 
 export interface RunResult {
@@ -87,14 +91,15 @@ export class Executor {
     const ex = new Executor(manifest, transport);
     await transport.load(manifest, address);
     for (const s of manifest.stages) {
-      let run: (items: Item[], signal: AbortSignal) => ReturnType<StageRuntime['run']>;
+      let run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
       if (s.kind === 'function') {
         const rt = await createFunctionRuntime(s, manifest.name, manifest.dir);
-        run = (items, signal) => rt.run(items, signal);
+        run = (items, signal, traces) => traceBatch(s.name, 'function', traces, () => rt.run(items, signal));
         concurrency = functionStageConcurrency(s);
       } else {
-        run = (items, signal) => transport.invoke(address, s.name, items, signal);
+        run = (items, signal, traces) => traceBatch(s.name, transport.kind, traces,
+          (carrier) => transport.invoke(address, s.name, items, signal, carrier));
         concurrency = transport.concurrency(s);
       }
       // Enough to keep every instance busy with full batches, never more than the queue holds: a request
@@ -327,10 +332,15 @@ class RequestRun {
     lane.active++;
     this.inFlight++;
     stats.submitted(itemBytes(item));
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0)
-      .then((run) => this.completed(stage, node, run))
+    const span = startItemSpan(this.opts.trace, stage.name);
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext())
+      .then((run) => {
+        if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
+        this.completed(stage, node, run);
+      })
       .catch((e: unknown) => {
         const err = toEnsembleError(e);
+        if (span?.isRecording()) failSpan(span, err);
         stats.failed(err.message);
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);

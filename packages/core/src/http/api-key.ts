@@ -46,7 +46,7 @@ export interface ApiKeyOptions {
 export interface ApiKeyAccess {
   /** Undefined when there is nothing to check (no keys and none required): no middleware on the request path. */
   guard: ((c: Context) => Response | undefined) | undefined;
-  /** Whether the request's key may see `pipeline` (always, without keys). */
+  /** Whether the request's key may see `pipeline` (always, without keys); `'*'`: whether it may see every pipeline. */
   visible: (c: Context, pipeline: string) => boolean;
 }
 

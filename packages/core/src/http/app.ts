@@ -25,12 +25,16 @@ import { accessLog, noteRequest } from './access-log.js';
 import { registerModelRoutes } from './model-routes.js';
 import type { ModelStatistics } from '../observability/statistics.js';
 import { errorResponse, httpError } from './errors.js';
+import { countResponses, metricsHandler } from './metrics-route.js';
+import type { MetricsEndpoint } from '../observability/endpoint.js';
 import { compression } from './compression.js';
 import { RouteTable } from './route-table.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import type { Jobs } from '../jobs/service.js';
+import { finishInferTrace, startInferTrace, type InferOutcome } from './request-trace.js';
+import type { RequestTrace } from '../observability/spans.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -58,6 +62,13 @@ export interface AppOptions {
   jobs?: Jobs;
   /** Triton's statistics extension, counted from the registry's observer events; without it /stats is not served. */
   statistics?: ModelStatistics;
+  /**
+   * The X-Ray trace header the host gives this request (Lambda's
+   * `_X_AMZN_TRACE_ID`): its trace is joined when the request has no traceparent.
+   */
+  hostTraceHeader?: (c: Context) => string | undefined;
+  /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
+  metrics?: MetricsEndpoint;
 }
 
 export interface ModelRepository {
@@ -70,16 +81,17 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics }: AppOptions): Hono {
   // Read once, at start: a bad figure in the environment is a start-up error, not every request's.
   const assumptions = processAssumptions();
   const gatewayFunction = lambdaFunctionOf();
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
-  // First, so requests the guard refuses are logged too.
+  // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
   app.use('*', compression());
+  if (metrics) app.use('*', countResponses(metrics));
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -89,6 +101,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     });
   }
 
+  if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();
@@ -116,7 +129,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       const ready = registry.isReady(name);
       return c.json({ name, ready }, ready ? 200 : 503);
     });
-    app.post(`${base}/infer`, (c) => infer(c));
+    app.post(`${base}/infer`, (c) => tracedInfer(c));
   }
 
   if (repository) {
@@ -174,24 +187,49 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   });
   app.onError((err, c) => errorResponse(c, httpError(err)));
 
-  async function infer(c: Context): Promise<Response> {
+  /** An infer request inside its trace: continued or started here, named on the response, kept in the run record. */
+  async function tracedInfer(c: Context): Promise<Response> {
+    const name = c.req.param('name') ?? '';
+    let known: unknown;
+    try {
+      registry.known(name, c.req.param('version'));
+    } catch (err) {
+      known = err;
+    }
+    const trace = startInferTrace(c, name, known === undefined, hostTraceHeader);
+    const outcome: InferOutcome = {};
+    let res: Response;
+    try {
+      res = known === undefined ? await infer(c, trace, outcome) : notServed(c, known, outcome);
+    } catch (err) {
+      // Answered here as the app's error handler would, so the span ends with the error and the response names the trace.
+      const h = httpError(err);
+      return finishInferTrace(c, trace, errorResponse(c, h), name, { ...outcome, failure: { message: h.error.message, code: h.error.code } });
+    }
+    return finishInferTrace(c, trace, res, name, outcome);
+  }
+
+  function notServed(c: Context, err: unknown, outcome: InferOutcome): Response {
+    // Not a run of anything served: a record per invented name would let any caller fill the runs table.
+    noteRequest(c, { note: 'not served, no run record' });
+    const h = httpError(err);
+    outcome.failure = { message: h.error.message, code: h.error.code };
+    return errorResponse(c, h);
+  }
+
+  async function infer(c: Context, trace: RequestTrace, outcome: InferOutcome): Promise<Response> {
     const startedAt = new Date();
     const t0 = performance.now();
     const runId = randomUUID();
     const name = c.req.param('name') ?? '';
     let version = c.req.param('version') ?? '';
-    try {
-      registry.known(name, version || undefined);
-    } catch (err) {
-      // Not a run of anything served: a record per invented name would let any caller fill the runs table.
-      noteRequest(c, { note: 'not served, no run record' });
-      return errorResponse(c, httpError(err));
-    }
     const refused = runs.admit?.();
     if (refused) {
       // Refused before it ran, so that the records of the requests that did run can catch up: no record (the access log has it).
       noteRequest(c, { note: 'refused, run records backlogged' });
-      return errorResponse(c, httpError(refused));
+      const h = httpError(refused);
+      outcome.failure = { message: h.error.message, code: h.error.code };
+      return errorResponse(c, h);
     }
     noteRequest(c, { runId, pipeline: name });
     const observer = registry.observer;
@@ -205,7 +243,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
-        stages, transport,
+        stages, transport, traceId: trace.traceId,
       };
       if (error !== undefined) rec.error = error.message;
       rec.profile = runProfile(stages, assumptions, gatewayFunction && { ...gatewayFunction, durationMs });
@@ -215,6 +253,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       return await registry.use(name, version || undefined, (p) => run(p));
     } catch (err) {
       const h = httpError(err);
+      outcome.failure = { message: h.error.message, code: h.error.code };
       await record(h.status, h.error);
       const res = errorResponse(c, h);
       res.headers.set('x-ensemble-run-id', runId);
@@ -223,7 +262,9 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
     async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
+      outcome.version = version;
       const { request, tensors } = await decodeBody(c, p.manifest);
+      if (request.id !== undefined) outcome.requestId = String(request.id);
       validateInputs(p.manifest, tensors);
       items = requestItems(p.manifest, tensors);
       const wanted = requestedOutputs(p.manifest, request);
@@ -233,7 +274,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined });
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined, trace });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;

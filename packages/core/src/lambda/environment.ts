@@ -26,6 +26,10 @@ export const ENV = {
   lambdaEndpoint: 'ENSEMBLE_LAMBDA_ENDPOINT',
   bucket: 'ENSEMBLE_BUCKET',
   runsTable: 'ENSEMBLE_RUNS_TABLE',
+  /** CloudWatch namespace of the metrics both handlers log in Embedded Metric Format (default 'Ensemble'). */
+  metricsNamespace: 'ENSEMBLE_METRICS_NAMESPACE',
+  /** Log the metrics once per this many invocations (default 1: every invocation ends with its line). */
+  metricsEvery: 'ENSEMBLE_METRICS_EVERY',
 } as const;
 
 /**

@@ -57,10 +57,24 @@ export interface RequestEnd extends RequestStart {
   computeMs?: number;
 }
 
+/**
+ * A stage's worker process ended without being asked to (it crashed, or was
+ * killed for passing its deadline) and is being replaced. A worker serves a
+ * stage, not a version: a pool shared by several pipelines reports once per
+ * stage it serves.
+ */
+export interface WorkerRestart {
+  pipeline: string;
+  stage: string;
+  /** The ErrorCode its batch failed with ('timeout' for a worker killed at its deadline). */
+  reason: string;
+}
+
 export interface Observer {
   requestStarted?(e: RequestStart): void;
   requestEnded?(e: RequestEnd): void;
   batch?(e: BatchEvent): void;
+  workerRestarted?(e: WorkerRestart): void;
 }
 
 /** Several observers as one; an observer that throws is reported once and never breaks a request. */
@@ -71,10 +85,12 @@ export function observers(list: readonly (Observer | undefined)[]): Observer | u
   const started = all.filter((o) => o.requestStarted).map(guarded);
   const ended = all.filter((o) => o.requestEnded).map(guarded);
   const batches = all.filter((o) => o.batch).map(guarded);
+  const restarts = all.filter((o) => o.workerRestarted).map(guarded);
   return {
     requestStarted: (e) => { for (const o of started) o.requestStarted!(e); },
     requestEnded: (e) => { for (const o of ended) o.requestEnded!(e); },
     batch: (e) => { for (const o of batches) o.batch!(e); },
+    workerRestarted: (e) => { for (const o of restarts) o.workerRestarted!(e); },
   };
 }
 
@@ -85,5 +101,8 @@ function guarded(o: Observer): Observer {
       if (!reported) { reported = true; console.error('an observer threw; its events are still delivered:', err); }
     }
   });
-  return { requestStarted: safe(o.requestStarted), requestEnded: safe(o.requestEnded), batch: safe(o.batch) };
+  return {
+    requestStarted: safe(o.requestStarted), requestEnded: safe(o.requestEnded), batch: safe(o.batch),
+    workerRestarted: safe(o.workerRestarted),
+  };
 }

@@ -27,7 +27,7 @@ export function fitRecord(record: RunRecord): RunRecord {
   };
   const out: RunRecord = { ...record, stages: record.stages.map((s) => s.error === undefined ? s : { ...s, error: short(s.error, STAGE_ERROR_CHARS) }) };
   if (out.error !== undefined) out.error = short(out.error, RECORD_ERROR_CHARS);
-  for (const key of ['pipeline', 'version', 'transport'] as const) {
+  for (const key of ['pipeline', 'version', 'transport', 'traceId'] as const) {
     const v = out[key];
     if (typeof v === 'string') out[key] = short(v, 200);
   }

@@ -63,6 +63,12 @@ export interface RunRecord {
   durationMs: number;
   stages: StageRunRecord[];
   error?: string;
+  /**
+   * The W3C trace id (32 hex) the request ran in: the caller's traceparent,
+   * the X-Ray root on Lambda, or one started here; the same id as the
+   * response's x-ensemble-trace-id header and the exported spans.
+   */
+  traceId?: string;
   /** Which transport ran it ('local', 'lambda'). */
   transport?: string;
   /** Set when texts or lists were cut to keep the record under DynamoDB's item limit. */

@@ -14,13 +14,16 @@ import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import { createApp } from '@ensemble/core/http/app.js';
+import { startTracing, stopTracing } from '@ensemble/core/observability/tracing.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { PrometheusMetrics } from '@ensemble/core/observability/metrics.js';
+import { queueDepths } from '@ensemble/core/pipelines/queue-depths.js';
 import { Jobs } from '@ensemble/core/jobs/service.js';
 import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queue.js';
 import { httpStatus } from '@ensemble/core/http/errors.js';
-import { observers } from '@ensemble/core/observability/events.js';
+import { observers, type Observer } from '@ensemble/core/observability/events.js';
 import { ModelStatistics } from '@ensemble/core/observability/statistics.js';
 
 export interface ServerOptions {
@@ -47,6 +50,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
   watch?: boolean;
+  /** Told of every request, batch and worker restart besides the server's own metrics and statistics. */
+  observer?: Observer;
   /** Job queue settings (default: DEFAULT_QUEUE_POLICY); tests shorten the backoff. */
   jobQueuePolicy?: Partial<QueuePolicy>;
 }
@@ -57,6 +62,8 @@ export interface RunningServer {
   app: Hono;
   env: Environment;
   registry: PipelineRegistry;
+  /** What `GET /metrics` serves. */
+  metrics: PrometheusMetrics;
   manifests: Manifest[];
   jobs: Jobs;
   close(): Promise<void>;
@@ -90,12 +97,21 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     await reserved.release();
     throw e;
   });
-  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
+  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release(), () => stopTracing()];
   try {
+    // Before the workers start: they inherit the environment and export to the same endpoint.
+    if (await startTracing('ensemble', vars)) log(`tracing: exporting spans over OTLP/HTTP to ${vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || vars.OTEL_EXPORTER_OTLP_ENDPOINT}`);
     // One transport for every pipeline and version: identical stages share its workers, and a reload
     // unloads the old version from it (its pools no one else uses close) once the new one serves.
     const statistics = new ModelStatistics();
-    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights), { observer: observers([statistics]) });
+    // Read when scraped: the registry exists by then.
+    let registry: PipelineRegistry | undefined;
+    const metrics = new PrometheusMetrics({
+      queueDepths: () => (registry ? queueDepths(registry) : []),
+      runRecordBacklog: () => env.runs.unwritten,
+    });
+    const observer = observers([statistics, metrics, opts.observer]);
+    registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights, { observer }), { observer });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -127,7 +143,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
     cleanup.unshift(() => jobs.close());
-    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics });
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics, metrics });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -139,7 +155,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url, port, app, env, registry, manifests: selected, jobs,
+      url, port, app, env, registry, metrics, manifests: selected, jobs,
       close() {
         closing ??= (async () => {
           watcher?.close();
