@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
-import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Finding, RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Observer } from '../observability/events.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import type { InferRequestJson } from '../tensor/protocol.js';
@@ -157,15 +158,28 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
+    /** What the pipeline's monitors found; its own observer modules, once the version serving is known. */
+    const findings: Finding[] = [];
+    let own: Observer | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
         stages, transport,
       };
       if (error !== undefined) rec.error = error.message;
+      if (findings.length) {
+        rec.findings = findings;
+        for (const f of findings) {
+          const e = { ...f, pipeline: name, version, runId };
+          observer?.finding?.(e);
+          own?.finding?.(e);
+        }
+      }
+      const ended = { pipeline: name, version, httpStatus: status, error: error?.code, durationMs, record: rec };
+      observer?.requestEnded?.(ended);
+      own?.requestEnded?.(ended);
       return runs.put(rec);
     };
     try {
@@ -180,8 +194,11 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
     async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
+      own = p.observer;
+      own?.requestStarted?.({ pipeline: name, version });
       const { request, tensors } = await decodeBody(c, p.manifest);
       validateInputs(p.manifest, tensors);
+      p.monitors?.checkInputs(tensors, findings);
       const wanted = requestedOutputs(p.manifest, request);
       let result;
       try {
@@ -194,6 +211,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         throw e;
       }
       stages = result.stages;
+      p.monitors?.checkOutputs(result.outputs, findings);
       const encoded = encodeInferResponse(
         { model_name: p.manifest.name, model_version: p.manifest.version, id: request.id, parameters: { run_id: runId } },
         wanted.map((o) => ({ name: o, tensor: result.outputs[o] as Tensor, binary: wantsBinaryOutput(request, o) || !jsonEncodable(result.outputs[o] as Tensor) })),

@@ -11,6 +11,7 @@ import {
 import { DEFAULTS, PIPELINE, stageWhere, type Locator } from './locator.js';
 import { didYouMean } from './suggest.js';
 import { toPlain, type YNode } from './parse.js';
+import { readMonitors, readObservers } from './monitors.js';
 import type {
   BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
 } from './types.js';
@@ -35,11 +36,11 @@ export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/i;
 const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 
-const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'stages'] as const;
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'stages', 'observers'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
-const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request'] as const;
-const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index'] as const;
+const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request', 'monitors'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'monitors'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
@@ -65,8 +66,8 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
     : DEFAULT_MAX_REQUEST_BYTES;
   const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
 
-  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input');
-  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output'));
+  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input', dir);
+  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output', dir));
   if (inputs.every((i) => i.perRequest)) {
     fail(s, 'inputs', 'every input is per_request: at least one input must carry the items (a request\'s rows)', top.inputs);
   }
@@ -91,6 +92,10 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
 
   const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems };
   if (description !== undefined) manifest.description = description;
+  if (top.observers) {
+    const list = readObservers(s, top.observers, dir, isFile);
+    if (list.length) manifest.observers = list;
+  }
   return { manifest, typedOutputs };
 }
 
@@ -112,13 +117,13 @@ function readDefaults(s: Scope, node: YNode | undefined): Defaults {
 
 type TensorRole = 'input' | 'output' | 'typed';
 
-function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole): TensorSpec[] {
+function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole, dir: string): TensorSpec[] {
   const items = readList(s, node, field);
   if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
   const specs: TensorSpec[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const spec = readTensorSpec(s, item, `${field}[${i}]`, role);
+    const spec = readTensorSpec(s, item, `${field}[${i}]`, role, dir);
     if (seen.has(spec.name)) fail(s, `${field}[${i}].name`, `tensor '${spec.name}' is listed twice`);
     seen.add(spec.name);
     specs.push(spec);
@@ -131,7 +136,7 @@ function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole):
  * says otherwise) is the item dimension, always -1; a `per_request` input has
  * its real shape and no item dimension.
  */
-function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole = 'typed'): TensorSpec {
+function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole = 'typed', dir = ''): TensorSpec {
   const isOutput = role === 'output';
   const m = readMap(s, node, field, role === 'input' ? INPUT_KEYS : isOutput ? OUTPUT_KEYS : TENSOR_KEYS);
   const name = readString(s, need(s, m.name, child(field, 'name')), child(field, 'name'));
@@ -162,7 +167,15 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
   if (axis !== 0) spec.batchAxis = axis;
   if (perRequest) spec.perRequest = true;
   if (m.description) spec.description = readString(s, m.description, child(field, 'description'));
-  if (!isOutput) return spec;
+  // After every field the rules are checked against (ragged included).
+  const withMonitors = (): TensorSpec => {
+    if (m.monitors) {
+      const list = readMonitors(s, m.monitors, isOutput ? 'output' : 'input', spec, dir);
+      if (list.length) spec.monitors = list;
+    }
+    return spec;
+  };
+  if (!isOutput) return withMonitors();
   const free = shape.some((d, i) => d === -1 && i !== axis);
   if (m.ragged) {
     const rf = child(field, 'ragged');
@@ -178,7 +191,7 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
       + `ragged: { pad_value: 0, lengths: ${name}_shape }`, m.shape);
   }
   if (m.row_index) spec.rowIndex = readString(s, m.row_index, child(field, 'row_index'));
-  return spec;
+  return withMonitors();
 }
 
 /** Pipeline outputs plus the companions their `ragged.lengths` and `row_index` name, right after each. */

@@ -1,13 +1,19 @@
 import type { Manifest } from '../manifest/types.js';
 import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
-import type { Observer } from '../observability/events.js';
+import { observers, type LoadedObserver, type Observer } from '../observability/events.js';
+import { createMonitors, type PipelineMonitors } from '../monitors/pipeline-monitors.js';
+import { closeObservers, loadObservers } from './observers.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
 
 export interface LoadedPipeline {
   manifest: Manifest;
   executor: Executor;
+  /** The manifest's monitors and their drift state (absent: it declares none). */
+  monitors?: PipelineMonitors;
+  /** The observer modules the manifest names, as one (absent: none); the registry's own observer is not in it. */
+  observer?: Observer;
 }
 
 /**
@@ -21,6 +27,7 @@ export type TransportSource = StageTransport | ((manifest: Manifest) => StageTra
 /** One loaded version: requests using it are counted, so it closes only once they are done. */
 interface Version extends LoadedPipeline {
   transport: StageTransport;
+  observerModules: LoadedObserver[];
   owned: boolean;
   users: number;
   idle?: () => void;
@@ -220,15 +227,21 @@ export class PipelineRegistry {
     if (this.closed) throw new NotReadyError(`model '${manifest.name}': the server is shutting down`);
     const transport = this.makeTransport ? this.makeTransport(manifest) : this.transport!;
     let executor: Executor;
+    let modules: LoadedObserver[] = [];
     try {
-      executor = await Executor.create(manifest, transport, this.observer);
+      modules = await loadObservers(manifest.observers ?? [], { pipeline: manifest.name, version: manifest.version, dir: manifest.dir });
+      executor = await Executor.create(manifest, transport, modules.length ? observers([this.observer, ...modules]) : this.observer);
     } catch (err) {
+      await closeObservers(modules);
       if (this.makeTransport) await transport.close().catch(() => undefined);
       if (!e.serving) { e.failure = message(err); e.manifest = manifest; e.unloaded = false; }
       throw err;
     }
     const old = e.serving;
-    const v: Version = { manifest, executor, transport, owned: this.makeTransport !== undefined, users: 0 };
+    const v: Version = {
+      manifest, executor, transport, owned: this.makeTransport !== undefined, users: 0, observerModules: modules,
+      monitors: createMonitors(manifest), observer: observers(modules),
+    };
     e.manifest = manifest;
     e.serving = v;
     e.failure = undefined;
@@ -253,6 +266,7 @@ export class PipelineRegistry {
 async function retire(v: Version): Promise<void> {
   if (v.users > 0) await new Promise<void>((r) => { v.idle = r; });
   await v.executor.close();
+  await closeObservers(v.observerModules);
   if (v.owned) await v.transport.close();
 }
 
