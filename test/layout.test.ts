@@ -63,7 +63,7 @@ describe('the layout', () => {
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'runtime', 'observability', 'monitors'],
       http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'observability'],
       lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http'],
-      'index': ['errors', 'tensor', 'runtime'],
+      'index': ['errors', 'tensor', 'runtime', 'observability', 'storage'],
     };
     const bad: string[] = [];
     for (const f of core) {

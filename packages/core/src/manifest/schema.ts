@@ -49,10 +49,15 @@ const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale'
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
 const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
 
+export interface ManifestReadOptions {
+  /** False: drift reference files are not read (`ensemble monitor reference` is about to write them). */
+  readReferences?: boolean;
+}
+
 /** Validates the parsed YAML of `file` and fills every default. */
-export function readManifest(root: YNode, file: string, loc: Locator): SchemaResult {
+export function readManifest(root: YNode, file: string, loc: Locator, opts: ManifestReadOptions = {}): SchemaResult {
   const dir = path.dirname(file);
-  const s: Scope = { loc, where: PIPELINE };
+  const s: Scope = { loc, where: PIPELINE, readReferences: opts.readReferences };
   const top = readMap(s, root, '', TOP_KEYS);
 
   const name = readString(s, need(s, top.name, 'name'), 'name');

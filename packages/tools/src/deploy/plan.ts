@@ -164,7 +164,7 @@ interface GatewayInputs {
 function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, packageDir, opts }: GatewayInputs): GatewayFunctionPlan {
   const manifestPaths = manifests.map((m) => relative(root, m.file, m));
   const modules = manifests.flatMap((m) => functionModules(root, m));
-  const optionFiles = manifests.flatMap((m) => stageOptionFiles(root, m));
+  const optionFiles = manifests.flatMap((m) => [...stageOptionFiles(root, m), ...monitorFiles(root, m)]);
 
   const functionStageMemory = manifests.flatMap((m) => m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
   const memoryMb = opts.gatewayMemoryMb ?? Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...functionStageMemory);
@@ -302,8 +302,18 @@ function claim(owners: Map<string, string>, key: string, who: string, onTaken: (
 }
 
 /** Function stage modules of a manifest, relative to the root. */
+/** Modules the gateway imports for a manifest: its function stages and its observers. */
 function functionModules(root: string, m: Manifest): string[] {
-  return m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : []));
+  return [
+    ...m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : [])),
+    ...(m.observers ?? []).map((o) => relative(root, o.module, m)),
+  ];
+}
+
+/** Drift reference files: read when the gateway loads the manifest, so they ship with it. */
+function monitorFiles(root: string, m: Manifest): string[] {
+  return [...m.inputs, ...m.outputs].flatMap((t) => (t.monitors ?? []).flatMap((mon) => (
+    mon.rule === 'drift' && mon.reference.kind === 'file' ? [relative(root, mon.reference.file, m)] : [])));
 }
 
 /**

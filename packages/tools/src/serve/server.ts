@@ -17,6 +17,9 @@ import { createApp } from '@ensemble/core/http/app.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { observers, type LoadedObserver } from '@ensemble/core/observability/events.js';
+import { closeObservers, loadObservers } from '@ensemble/core/pipelines/observers.js';
+import { existsSync } from 'node:fs';
 
 export interface ServerOptions {
   port?: number;
@@ -42,6 +45,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
   watch?: boolean;
+  /** Observer modules told of every pipeline's events (paths relative to the working directory). */
+  observers?: string[];
 }
 
 export interface RunningServer {
@@ -84,10 +89,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   });
   const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
   try {
+    const modules = await serverObservers(opts.observers ?? []);
+    cleanup.unshift(() => closeObservers(modules));
     const registry = new PipelineRegistry(opts.transport
       ? await opts.transport(env)
       // One pool per pipeline version: a reload can then close the old version's workers alone.
-      : () => new WorkerPoolTransport(env.weights));
+      : () => new WorkerPoolTransport(env.weights), { observer: observers(modules) });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -145,6 +152,16 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     for (const c of cleanup) await c().catch(() => undefined);
     throw e;
   }
+}
+
+/** `--observer` modules: loaded as a manifest's are, for every pipeline (ctx.pipeline is ''). */
+async function serverObservers(files: string[]): Promise<LoadedObserver[]> {
+  const specs = files.map((f) => {
+    const module = resolve(f);
+    if (!existsSync(module)) throw new EnsembleError(`--observer ${f}: file not found: ${module}`, 'usage');
+    return { module, options: {} };
+  });
+  return loadObservers(specs, { pipeline: '', version: '', dir: process.cwd() });
 }
 
 /** What to say when the server listens beyond loopback with no API key, if it does. */
