@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DATATYPES, type Datatype } from '../tensor/types.js';
 import {
@@ -40,7 +40,7 @@ const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_it
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request', 'monitors'] as const;
-const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'monitors'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'labels', 'labels_file', 'monitors'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
@@ -122,7 +122,7 @@ function readDefaults(s: Scope, node: YNode | undefined): Defaults {
 
 type TensorRole = 'input' | 'output' | 'typed';
 
-function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole, dir: string): TensorSpec[] {
+function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole, dir = ''): TensorSpec[] {
   const items = readList(s, node, field);
   if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
   const specs: TensorSpec[] = [];
@@ -196,7 +196,49 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
       + `ragged: { pad_value: 0, lengths: ${name}_shape }`, m.shape);
   }
   if (m.row_index) spec.rowIndex = readString(s, m.row_index, child(field, 'row_index'));
+  readLabels(s, m, field, spec, dir);
   return withMonitors();
+}
+
+/**
+ * An output's class names for the classification extension: `labels: [...]`
+ * or `labels_file: labels.txt` (relative to the manifest, one label per line,
+ * trailing blank lines ignored). Only for numeric outputs; with a fixed class
+ * count (every dim but the item dim fixed) there must be one label per class.
+ */
+function readLabels(s: Scope, m: Record<string, YNode | undefined>, field: string, spec: TensorSpec, dir: string): void {
+  if (!m.labels && !m.labels_file) return;
+  const which = m.labels ? 'labels' : 'labels_file';
+  const lf = child(field, which);
+  if (m.labels && m.labels_file) fail(s, lf, `tensor '${spec.name}': give labels inline or in labels_file, not both`, m.labels);
+  if (spec.datatype === 'BYTES' || spec.datatype === 'BOOL') {
+    fail(s, lf, `tensor '${spec.name}' is ${spec.datatype}: labels name the classes of a numeric output`, m[which]);
+  }
+  let labels: string[];
+  if (m.labels) {
+    labels = readList(s, m.labels, lf).map((n, i) => readString(s, n, `${lf}[${i}]`, { numbers: true }));
+  } else {
+    const file = path.resolve(dir, readString(s, m.labels_file!, lf));
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return fail(s, lf, `cannot read the labels file ${file}: ${(err as Error).message}`, m.labels_file);
+    }
+    labels = text.split(/\r?\n/);
+    while (labels.length && labels[labels.length - 1].trim() === '') labels.pop();
+    spec.labelsFile = file;
+  }
+  if (labels.length === 0) fail(s, lf, `tensor '${spec.name}': the labels list is empty`, m[which]);
+  const axis = spec.batchAxis ?? 0;
+  const rest = spec.shape.filter((_, i) => i !== axis);
+  if (rest.every((d) => d > 0)) {
+    const classes = rest.reduce((a, b) => a * b, 1);
+    if (labels.length !== classes) {
+      fail(s, lf, `tensor '${spec.name}' has ${classes} classes per item (shape ${JSON.stringify(spec.shape)}) but ${labels.length} labels`, m[which]);
+    }
+  }
+  spec.labels = labels;
 }
 
 /** Pipeline outputs plus the companions their `ragged.lengths` and `row_index` name, right after each. */
