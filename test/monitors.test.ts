@@ -125,7 +125,16 @@ beforeAll(async () => {
   const cli = await runCli(['monitor', 'reference', join(models, 'drifting', 'pipeline.yaml'), join(root, 'usual.json')]);
   expect(cli.stderr).toBe('');
   expect(cli.code).toBe(0);
-  server = await startServer({ port: 0, dataDir: join(root, 'data'), modelsDir: models, env: {}, log: () => undefined });
+  // A server-wide observer (ensemble serve --observer): every pipeline's runs, with the context it was made with.
+  await write(join(root, 'everyone.ts'), `
+import { appendFileSync } from 'node:fs';
+export default {
+  create: (ctx: any) => ({
+    requestEnded: (e: any) => appendFileSync(${JSON.stringify(join(root, 'everyone.log'))}, JSON.stringify({ made: ctx.pipeline, run: e.record.pipeline, findings: e.record.findings?.length ?? 0 }) + '\\n'),
+  }),
+};
+`);
+  server = await startServer({ port: 0, dataDir: join(root, 'data'), modelsDir: models, env: {}, log: () => undefined, observers: [join(root, 'everyone.ts')] });
 }, 120_000);
 
 afterAll(async () => {
@@ -226,5 +235,12 @@ describe('observer modules', () => {
     expect(log).toContain(`finding in run ${r.run.id} checks: t shape (record): element 0 is 1 bytes, below min_length 2`);
     // Rejected runs too, with their HTTP status.
     expect(log).toMatch(/^slow run \S+ checks v1: [\d.]+ ms, HTTP 422;/m);
+  });
+
+  it('tells a server-wide observer of every pipeline\'s runs, findings counted in their records', async () => {
+    const lines = (await readFile(join(root, 'everyone.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { made: string; run: string; findings: number });
+    expect(new Set(lines.map((l) => l.made))).toEqual(new Set(['']));
+    expect(new Set(lines.map((l) => l.run))).toEqual(new Set(['checks', 'drifting']));
+    expect(lines.some((l) => l.run === 'drifting' && l.findings === 3)).toBe(true);
   });
 });
