@@ -65,6 +65,9 @@ describe('ensemble init', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('two_heads/pipeline.yaml');
     expect(r.stdout).toContain('ragged');
+    // It ran two items in one call here, so it batches.
+    expect(await readFile(join(modelsDir, 'two_heads', 'pipeline.yaml'), 'utf8')).toMatch(/max_size: 8 /);
+    expect(r.stdout).not.toContain('in one call');
     const body = await printedBody(r.stdout);
     await serve('two_heads', async (server) => {
       const res = await postJson(`${server.url}/v2/models/two_heads/infer`, body);
@@ -108,6 +111,44 @@ describe('ensemble init', () => {
         mask.data.slice(row * 12, row * 12 + 12).forEach((v: number, i: number) => expect(v).toBeCloseTo(want.mask[i], 5));
       }
     });
+  });
+
+  it('writes max_size 1, saying why, for a model whose free batch dim is fixed inside the graph, and serves two rows one call each', async () => {
+    // The metadata says [batch, 4], but a Reshape to the constant [1, 4] runs one item only.
+    const file = join(root, 'reshape_one.onnx');
+    const model = new GraphBuilder('reshape_one')
+      .input('x', 'FP32', ['batch', 4])
+      .output('y', 'FP32', ['batch', 4])
+      .initializer('one_by_four', 'INT64', [2], BigInt64Array.of(1n, 4n))
+      .initializer('k', 'FP32', [], Float32Array.of(3))
+      .node('Reshape', ['x', 'one_by_four'], ['flat'])
+      .node('Mul', ['flat', 'k'], ['y'])
+      .build();
+    await writeFile(file, model);
+    const r = await runCli(['init', file, '--models', modelsDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('the model failed on 2 items in one call');
+    const yaml = await readFile(join(modelsDir, 'reshape_one', 'pipeline.yaml'), 'utf8');
+    expect(yaml).toMatch(/max_size: 1 +# the model failed on 2 items in one call \(Reshape node '[^']+': The input tensor cannot be reshaped to the requested shape\. Input shape:\{2,4\}, requested shape:\{1,4\}\): one item per call\n/);
+    await serve('reshape_one', async (server) => {
+      const res = await postJson(`${server.url}/v2/models/reshape_one/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] }] });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.outputs[0].data).toEqual([3, 6, 9, 12, 15, 18, 21, 24]);
+    });
+
+    // One that runs two items but answers them with one row: also one item per call.
+    const merged = join(root, 'sum_rows.onnx');
+    await writeFile(merged, new GraphBuilder('sum_rows')
+      .input('x', 'FP32', ['batch', 4])
+      .output('y', 'FP32', ['batch', 4])
+      .initializer('ax0', 'INT64', [1], BigInt64Array.of(0n))
+      .node('ReduceSum', ['x', 'ax0'], ['y'], { keepdims: 1 })
+      .build());
+    const m = await runCli(['init', merged, '--models', modelsDir]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(await readFile(join(modelsDir, 'sum_rows', 'pipeline.yaml'), 'utf8'))
+      .toMatch(/max_size: 1 +# the model answered 2 items in one call with 1 items of output 'y' \(dims \[1, 4\]\): one item per call\n/);
+
   });
 
   it('cuts the model with --stages and serves the cut pipeline with the same answers', async () => {

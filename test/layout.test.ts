@@ -35,7 +35,7 @@ function target(file: string, spec: string): string | undefined {
 }
 
 const core = files('packages/core/src');
-const TOOLING = /^(s3rver|dynalite|esbuild|sharp|vitest|autocannon|@aws-sdk\/lib-storage|@gutenye\/ocr-node|onnx-proto|protobufjs|@hono\/node-server)(\/|$)/;
+const TOOLING = /^(s3rver|dynalite|esbuild|sharp|vitest|autocannon|@aws-sdk\/lib-storage|@gutenye\/ocr-node|onnx-proto|protobufjs|@hono\/node-server|fauxqs)(\/|$)/;
 
 describe('the layout', () => {
   it('keeps the engine free of tooling: no tools package, emulator, bundler or test import in packages/core/src', () => {
@@ -61,8 +61,9 @@ describe('the layout', () => {
       batching: ['errors', 'deadline', 'tensor', 'runtime', 'observability'],
       executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'runtime', 'observability', 'monitors'],
-      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'observability'],
-      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http'],
+      jobs: ['errors', 'tensor', 'manifest', 'executor', 'pipelines', 'storage'],
+      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'jobs', 'observability'],
+      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'jobs'],
       'index': ['errors', 'tensor', 'runtime', 'observability', 'storage'],
     };
     const bad: string[] = [];

@@ -1,15 +1,18 @@
 /**
  * `ensemble serve` with pipelines that break and change while it runs: one
  * broken pipeline leaves the others serving, the model repository routes
- * load, reload and unload pipelines without a failed request, and --watch
- * reloads a pipeline whose folder changed.
+ * load, reload and unload pipelines without a failed request, a reload of a
+ * pipeline leaves the worker pools it shares with another pipeline serving,
+ * and --watch reloads a pipeline whose folder changed.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
+import { WorkerPoolTransport } from '../packages/core/src/transport/worker-pool.js';
 import { getJson, postJson } from './helpers/http.js';
 
 const roots: string[] = [];
@@ -234,4 +237,91 @@ describe('ensemble serve --watch', () => {
       return r.status === 200 ? r.body.outputs[0].data : undefined;
     }).then((data) => expect(data).toEqual([6, 12]));
   }, 60_000);
+});
+
+const REPO = join(import.meta.dirname, '..');
+
+/**
+ * The bundled ocr and ocr-split in a models folder of their own: ocr (and
+ * node_modules, where both find their detector and classifier) linked to the
+ * repository's, ocr-split a copy of its manifest next to a link to its built
+ * models, so the test can change it.
+ */
+async function ocrModels(): Promise<{ models: string; splitYaml: string }> {
+  const root = await tempDir();
+  const models = join(root, 'models');
+  await mkdir(join(models, 'ocr-split'), { recursive: true });
+  await symlink(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  await symlink(join(REPO, 'models', 'ocr'), join(models, 'ocr'));
+  await symlink(join(REPO, 'models', 'ocr-split', 'build'), join(models, 'ocr-split', 'build'));
+  const splitYaml = join(models, 'ocr-split', 'pipeline.yaml');
+  await writeFile(splitYaml, await readFile(join(REPO, 'models', 'ocr-split', 'pipeline.yaml'), 'utf8'));
+  return { models, splitYaml };
+}
+
+function exited(w: ChildProcess): boolean { return w.exitCode !== null || w.signalCode !== null; }
+
+describe('worker pools shared between pipelines', () => {
+  it('a reload of ocr-split keeps the detect and classify workers it shares with ocr, which serves throughout; only its changed stage gets new workers', async () => {
+    const { models, splitYaml } = await ocrModels();
+    const s = await startServer({ port: 0, dataDir: join(models, '..', 'data'), modelsDir: models, env: {}, log: () => undefined });
+    servers.push(s);
+    const transport = s.registry.transport;
+    expect(transport).toBeInstanceOf(WorkerPoolTransport);
+    const pool = transport as WorkerPoolTransport;
+    const workers = (name: string, stage: string) => pool.workersOf(s.registry.transportOf(name)!.address, stage);
+    const shared = [...workers('ocr', 'detect'), ...workers('ocr', 'classify')];
+    expect(shared).toHaveLength(2);
+    expect([...workers('ocr-split', 'detect'), ...workers('ocr-split', 'classify')]).toEqual(shared);
+    const recognize1 = workers('ocr-split', 'recognize_1');
+    const recognize2 = workers('ocr-split', 'recognize_2');
+    // ocr: detect, classify, recognize x2; ocr-split adds recognize_1 x2 and recognize_2 x2.
+    expect(pool.workerCount()).toBe(8);
+
+    const png = await readFile(join(REPO, 'models', 'ocr', 'example.png'));
+    const read = async (name: string) => {
+      const r = await fetch(`${s.url}/v2/models/${name}/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+      const body = (await r.json()) as { outputs?: { name: string; data: string[] }[] };
+      return { status: r.status, text: body.outputs?.find((o) => o.name === 'text')?.data };
+    };
+    const expected = await read('ocr');
+    expect(expected.status).toBe(200);
+    expect(expected.text?.length).toBeGreaterThan(0);
+
+    // Steady traffic on both while ocr-split reloads with one instance of recognize_2 instead of two.
+    const answers: { name: string; status: number; text?: string[] }[] = [];
+    let stop = false;
+    const traffic = (name: string) => (async () => {
+      while (!stop) answers.push({ name, ...(await read(name)) });
+    })();
+    const loops = [traffic('ocr'), traffic('ocr-split')];
+    await until('some traffic', async () => (answers.length >= 4 ? true : undefined), 60_000);
+    const yaml = await readFile(splitYaml, 'utf8');
+    const changed = yaml.replace(/(- name: recognize_2\n[\s\S]*?scale: \{ instances: )2/, '$11');
+    expect(changed).not.toBe(yaml);
+    await writeFile(splitYaml, changed);
+    const load = await fetch(`${s.url}/v2/repository/models/ocr-split/load`, { method: 'POST' });
+    expect(load.status).toBe(200);
+    const after = answers.length;
+    await until('traffic after the reload', async () => (answers.length >= after + 4 ? true : undefined), 60_000);
+    stop = true;
+    await Promise.all(loops);
+
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    for (const a of answers) expect(a.text).toEqual(expected.text);
+    expect(s.registry.transportOf('ocr-split')!.address).toBe('ocr-split#2');
+    // ocr's pools never changed hands; the new ocr-split joined them and its unchanged recognize_1.
+    expect(shared.some(exited)).toBe(false);
+    expect([...workers('ocr', 'detect'), ...workers('ocr', 'classify')]).toEqual(shared);
+    expect([...workers('ocr-split', 'detect'), ...workers('ocr-split', 'classify')]).toEqual(shared);
+    expect(workers('ocr-split', 'recognize_1')).toEqual(recognize1);
+    // The changed stage runs on a worker of its own, and the old version's two are gone.
+    const fresh = workers('ocr-split', 'recognize_2');
+    expect(fresh).toHaveLength(1);
+    expect(recognize2.includes(fresh[0])).toBe(false);
+    expect(recognize2.every(exited)).toBe(true);
+    expect(pool.workerCount()).toBe(7);
+    expect((await read('ocr-split')).text).toEqual(expected.text);
+    expect((await read('ocr')).text).toEqual(expected.text);
+  }, 240_000);
 });

@@ -10,6 +10,8 @@ export type ErrorCode =
   /** A CLI command was called wrongly (flags, arguments). */
   | 'usage'
   | 'not_found'
+  /** The request does not fit the resource's state (cancelling a job that has finished). */
+  | 'conflict'
   | 'too_large'
   /** The body is in an encoding (Content-Encoding) the server cannot decode. */
   | 'unsupported_encoding'
@@ -33,7 +35,7 @@ export type ErrorCode =
   | 'internal';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'invalid_input', 'usage', 'not_found', 'too_large', 'unsupported_encoding', 'method_not_allowed', 'overloaded', 'not_ready', 'timeout', 'cancelled',
+  'invalid_input', 'usage', 'not_found', 'conflict', 'too_large', 'unsupported_encoding', 'method_not_allowed', 'overloaded', 'not_ready', 'timeout', 'cancelled',
   'stage_failed', 'bad_gateway', 'invalid_manifest', 'output_rejected', 'internal',
 ]);
 
@@ -71,6 +73,9 @@ export class BadRequestError extends EnsembleError {
 }
 export class NotFoundError extends EnsembleError {
   constructor(message: string) { super(message, 'not_found'); }
+}
+export class ConflictError extends EnsembleError {
+  constructor(message: string) { super(message, 'conflict'); }
 }
 export class PayloadTooLargeError extends EnsembleError {
   constructor(message: string) { super(message, 'too_large'); }

@@ -58,6 +58,8 @@ interface Pending {
   resolve: (r: ItemRun) => void;
   reject: (e: Error) => void;
   signal?: AbortSignal;
+  /** Triton's schedule policy: lower leaves first; 0 is the default (synchronous requests). */
+  priority: number;
   /** Chosen for a batch during a pump, before the queue is compacted. */
   taken?: boolean;
 }
@@ -89,6 +91,8 @@ export class Batcher {
   private readonly watched = new Map<AbortSignal, { queued: Set<Pending>; onAbort: () => void }>();
 
   private readonly rate = new ServiceRate();
+  /** Queued items whose priority is not the default: while none are, the queue is served in arrival order as it stands. */
+  private prioritized = 0;
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -106,7 +110,13 @@ export class Batcher {
     return Math.min(maxQueue, Math.max(maxSize * Math.max(1, concurrency), servable));
   }
 
-  submit(item: Item, signal?: AbortSignal): Promise<ItemRun> {
+  /**
+   * Queue one item. `priority` follows Triton's schedule policy (lower value,
+   * higher priority; 0, the default, is what synchronous requests get): when
+   * an instance frees, the most urgent items leave first and items of a
+   * lower priority only fill the room left in their batch.
+   */
+  submit(item: Item, signal?: AbortSignal, priority = 0): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
     if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -120,7 +130,8 @@ export class Batcher {
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
       const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
-      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal };
+      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal, priority };
+      if (priority !== 0) this.prioritized++;
       if (signal) this.watch(signal, p);
       this.queue.push(p);
       // At once when a batch may leave now: an instance is free, and either no delay is asked or
@@ -159,6 +170,7 @@ export class Batcher {
     if (!w) return;
     this.watched.delete(signal);
     this.queue = this.queue.filter((p) => !w.queued.has(p));
+    for (const p of w.queued) this.dequeued(p);
     const reason = abortReason(signal);
     for (const p of w.queued) p.reject(reason);
   }
@@ -224,8 +236,11 @@ export class Batcher {
     const batches: Pending[][] = [];
     let wakeAt = Infinity;
     if (this.inFlight >= concurrency || this.queue.length === 0) return { batches, wakeAt };
+    // Most urgent first (a stable sort keeps arrival order within a priority), so groups fill with
+    // synchronous items before job items, and the group of the most urgent waiting item leaves first.
+    const order = this.prioritized > 0 ? [...this.queue].sort((a, b) => a.priority - b.priority) : this.queue;
     const groups = new Map<string, { items: Pending[]; next: number; waiting: boolean }>();
-    for (const p of this.queue) {
+    for (const p of order) {
       const g = groups.get(p.key);
       if (g) g.items.push(p);
       else groups.set(p.key, { items: [p], next: 0, waiting: false });
@@ -235,7 +250,7 @@ export class Batcher {
     // synchronous run (the rows of a request) never part because that run took a while.
     const turnBound = maxDelayMs > 0 && maxDelayMs < 1 && !turnEnd;
     let taken = 0;
-    for (const p of this.queue) {
+    for (const p of order) {
       if (this.inFlight + batches.length >= concurrency) break;
       const g = groups.get(p.key)!;
       if (g.waiting || g.items[g.next] !== p) continue;
@@ -248,7 +263,7 @@ export class Batcher {
       }
       const batch = g.items.slice(g.next, g.next + maxSize);
       g.next += batch.length;
-      for (const b of batch) b.taken = true;
+      for (const b of batch) { b.taken = true; this.dequeued(b); }
       taken += batch.length;
       batches.push(batch);
     }
@@ -264,9 +279,14 @@ export class Batcher {
     while (n < this.queue.length && now - this.queue[n].enqueuedAt > this.opts.queueTimeoutMs) n++;
     for (const p of this.queue.splice(0, n)) {
       this.detach(p);
+      this.dequeued(p);
       p.reject(new TimeoutError(
         `stage '${this.opts.stage}': item waited ${Math.round(now - p.enqueuedAt)} ms in the queue (queue_timeout_ms ${this.opts.queueTimeoutMs})`));
     }
+  }
+
+  private dequeued(p: Pending): void {
+    if (p.priority !== 0) this.prioritized--;
   }
 
   private detach(p: Pending): void {

@@ -29,6 +29,13 @@ export interface RunOptions {
    * results reach none of them do not run.
    */
   outputs?: readonly string[];
+  /**
+   * Triton's schedule policy priority for every item of this run: lower
+   * value, higher priority; 0 (the default) is a synchronous request's. Batch
+   * jobs run at a lower priority, so on a shared stage their items only fill
+   * what synchronous requests leave.
+   */
+  priority?: number;
 }
 
 export interface RunResult {
@@ -68,10 +75,16 @@ export class Executor {
     }
   }
 
-  /** Load the stages (sessions through the transport, function modules here) and build the batchers. */
-  static async create(manifest: Manifest, transport: StageTransport, observer?: Observer): Promise<Executor> {
+  /**
+   * Load the stages (sessions through the transport, function modules here)
+   * and build the batchers. `address` is what the transport knows this
+   * loaded pipeline by (its name unless given; see StageTransport.load);
+   * `observer` is told of every answered batch.
+   */
+  static async create(manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer } = {}): Promise<Executor> {
+    const { address = manifest.name, observer } = opts;
     const ex = new Executor(manifest, transport);
-    await transport.load(manifest);
+    await transport.load(manifest, address);
     for (const s of manifest.stages) {
       let run: (items: Item[], signal: AbortSignal) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
@@ -80,7 +93,7 @@ export class Executor {
         run = (items, signal) => rt.run(items, signal);
         concurrency = functionStageConcurrency(s);
       } else {
-        run = (items, signal) => transport.invoke(manifest.name, s.name, items, signal);
+        run = (items, signal) => transport.invoke(address, s.name, items, signal);
         concurrency = transport.concurrency(s);
       }
       // Enough to keep every instance busy with full batches, never more than the queue holds: a request
@@ -313,7 +326,7 @@ class RequestRun {
     lane.active++;
     this.inFlight++;
     stats.submitted();
-    batcher.submit(item, this.abort.signal)
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0)
       .then((run) => this.completed(stage, node, run))
       .catch((e: unknown) => {
         const err = toEnsembleError(e);

@@ -16,8 +16,9 @@ import { isRunId } from '../storage/run-id.js';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
+import { rawInputTensors } from '../manifest/raw-input.js';
 import { readBody } from './body.js';
-import { validateInputs } from './validate-inputs.js';
+import { validateInputs } from '../manifest/validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
 import { errorResponse, httpError } from './errors.js';
@@ -25,6 +26,8 @@ import { compression } from './compression.js';
 import { RouteTable } from './route-table.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
+import { registerJobRoutes } from './jobs-routes.js';
+import type { Jobs } from '../jobs/service.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -48,6 +51,8 @@ export interface AppOptions {
    * repository routes (`ensemble serve`); without it those routes are not served.
    */
   repository?: ModelRepository;
+  /** Batch jobs (docs/jobs.md); without it the job routes are not served. */
+  jobs?: Jobs;
 }
 
 export interface ModelRepository {
@@ -60,7 +65,7 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs }: AppOptions): Hono {
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
@@ -138,6 +143,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 1000);
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
+
+  if (jobs) registerJobRoutes(app, { registry, jobs, visible });
 
   // After every route served: an extension a later version offers takes its routes over by being registered first.
   for (const { extension, paths } of UNOFFERED_EXTENSIONS) {
@@ -285,12 +292,7 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   // is one, whatever its label (no image starts with '{').
   const parsed = parseInferRequestJson(body);
   if (parsed) return decodeInferRequest(body, undefined, { maxItems: m.maxItems, parsed });
-  const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
-  if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
-    throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);
-  }
-  const only = bytesInputs[0];
-  return { request: { inputs: [] }, tensors: { [only.name]: { datatype: 'BYTES', shape: [1], data: [body] } } };
+  return { request: { inputs: [] }, tensors: rawInputTensors(m, body, `content-type '${type}'`) };
 }
 
 function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {

@@ -6,6 +6,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
   usage: 400,
   not_found: 404,
+  conflict: 409,
   too_large: 413,
   unsupported_encoding: 415,
   method_not_allowed: 405,

@@ -2,7 +2,7 @@ import { InvokeCommand, LambdaClient, type InvokeCommandOutput } from '@aws-sdk/
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
-import { stageKey, type StageTransport } from '../transport/types.js';
+import { isStageOf, stageKey, type StageTransport } from '../transport/types.js';
 import { LOCAL_CREDENTIALS, settingsFromEnv, type Env } from '../storage/config.js';
 import { ENV, stageFunctionEnv, stageQualifierEnv } from './environment.js';
 import { NotReadyError, OverloadedError, PayloadTooLargeError, StageError, TimeoutError } from '../errors.js';
@@ -33,6 +33,8 @@ export interface LambdaTransportOptions {
 }
 
 interface Target {
+  /** The pipeline's name, as the stage function checks it (its address in this transport may differ). */
+  pipeline: string;
   functionName: string;
   /** Published version for provisioned stages: a bare name would hit $LATEST and miss the warm instances. */
   qualifier?: string;
@@ -67,7 +69,7 @@ export class LambdaTransport implements StageTransport {
     this.log = opts.log ?? ((s) => console.error(`[ensemble] ${s}`));
   }
 
-  async load(manifest: Manifest): Promise<void> {
+  async load(manifest: Manifest, address = manifest.name): Promise<void> {
     for (const s of manifest.stages) {
       if (s.kind !== 'onnx') continue;
       const variable = stageFunctionEnv(manifest.name, s.name);
@@ -75,10 +77,10 @@ export class LambdaTransport implements StageTransport {
       if (!functionName) {
         throw new NotReadyError(`stage '${s.name}' of '${manifest.name}' has no Lambda function: ${variable} is not set (is the pipeline in this deployment?)`);
       }
-      const target: Target = { functionName, timeoutMs: s.timeoutMs };
+      const target: Target = { pipeline: manifest.name, functionName, timeoutMs: s.timeoutMs };
       const qualifier = this.env[stageQualifierEnv(manifest.name, s.name)]?.trim();
       if (qualifier) target.qualifier = qualifier;
-      this.targets.set(stageKey(manifest.name, s.name), target);
+      this.targets.set(stageKey(address, s.name), target);
     }
   }
 
@@ -94,14 +96,14 @@ export class LambdaTransport implements StageTransport {
       : undefined;
     try {
       const bound = own ? (signal ? AbortSignal.any([signal, own.signal]) : own.signal) : signal!;
-      return await this.call(target, pipeline, stage, items, { signal: bound, at: own?.at ?? deadlineOf(signal)! });
+      return await this.call(target, stage, items, { signal: bound, at: own?.at ?? deadlineOf(signal)! });
     } finally {
       own?.cancel();
     }
   }
 
-  private async call(target: Target, pipeline: string, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }): Promise<BatchResult> {
-    let body = Buffer.from(JSON.stringify(encodeStageRequest(pipeline, stage, items)), 'utf8');
+  private async call(target: Target, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }): Promise<BatchResult> {
+    let body = Buffer.from(JSON.stringify(encodeStageRequest(target.pipeline, stage, items)), 'utf8');
     let spilled: SpillRef | undefined;
     if (body.byteLength > SPILL_ABOVE_BYTES) {
       if (!this.spill) {
@@ -117,6 +119,11 @@ export class LambdaTransport implements StageTransport {
       // After the last attempt, not the first: a retried Invoke reads the same object.
       if (spilled) await this.forget(spilled);
     }
+  }
+
+  /** Forget the stages of the pipeline loaded at `pipeline`: its functions stay deployed, nothing else is held. */
+  async unload(pipeline: string): Promise<void> {
+    for (const key of [...this.targets.keys()]) if (isStageOf(key, pipeline)) this.targets.delete(key);
   }
 
   async close(): Promise<void> {

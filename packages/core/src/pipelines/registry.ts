@@ -10,25 +10,22 @@ import { duplicatePipeline } from './load-all.js';
 export interface LoadedPipeline {
   manifest: Manifest;
   executor: Executor;
+  /**
+   * What the transport knows this loaded version by: the pipeline's name for
+   * its first load, `<name>#<n>` for the n-th (a name never holds '#'), so
+   * a reload's new version and the old one it replaces, both loaded for a
+   * while, each reach their own stages.
+   */
+  address: string;
   /** The manifest's monitors and their drift state (absent: it declares none). */
   monitors?: PipelineMonitors;
   /** The observer modules the manifest names, as one (absent: none); the registry's own observer is not in it. */
   observer?: Observer;
 }
 
-/**
- * Where a pipeline's stages run: one transport for all of them, or a new one
- * per loaded version. A transport holding processes per pipeline (the worker
- * pool) is made per version, so that a reload or an unload can close the old
- * version's workers without touching anyone else's.
- */
-export type TransportSource = StageTransport | ((manifest: Manifest) => StageTransport);
-
 /** One loaded version: requests using it are counted, so it closes only once they are done. */
 interface Version extends LoadedPipeline {
-  transport: StageTransport;
   observerModules: LoadedObserver[];
-  owned: boolean;
   users: number;
   idle?: () => void;
 }
@@ -41,6 +38,8 @@ interface Entry {
   unloaded?: boolean;
   /** Loads and unloads of one name run one after the other. */
   queue: Promise<unknown>;
+  /** How many versions of it were loaded so far (each gets its own address). */
+  loads: number;
 }
 
 export interface RepositoryEntry {
@@ -54,21 +53,24 @@ export interface RepositoryEntry {
  * The pipelines a gateway serves, by name (and version). A pipeline is
  * registered as soon as its manifest is known and becomes ready once its
  * stages are loaded, so health checks can tell "loading" from "unknown".
+ *
+ * Every pipeline runs on one transport, so identical stages of different
+ * pipelines can share its workers. A reload loads the new version into it
+ * next to the old one (unchanged stages join the old version's pools, changed
+ * ones start their own), moves traffic, and once the old version's requests
+ * are done unloads exactly that version: pools still used by the new
+ * version or another pipeline stay.
  */
 export class PipelineRegistry {
   private readonly entries = new Map<string, Entry>();
-  /** The shared transport, when there is one. */
-  readonly transport?: StageTransport;
-  private readonly makeTransport?: (m: Manifest) => StageTransport;
   private closed = false;
 
   /** Told of every request's and batch's events (statistics, metrics); set before pipelines are added. */
   observer?: Observer;
 
-  constructor(source: TransportSource, opts: { observer?: Observer } = {}) {
+  /** `transport` is the registry's: close() closes it. */
+  constructor(readonly transport: StageTransport, opts: { observer?: Observer } = {}) {
     this.observer = opts.observer;
-    if (typeof source === 'function') this.makeTransport = source;
-    else this.transport = source;
   }
 
   /** Refuses a second manifest of a name: replacing the first would leave its stages running, unclosed. */
@@ -97,7 +99,7 @@ export class PipelineRegistry {
       const old = e.serving;
       e.serving = undefined;
       e.unloaded = true;
-      if (old) await retire(old);
+      if (old) await this.retire(old);
     });
   }
 
@@ -195,9 +197,10 @@ export class PipelineRegistry {
     });
   }
 
-  /** The transport a pipeline's stages run on now, if it is loaded. */
-  transportOf(name: string): StageTransport | undefined {
-    return this.entries.get(name)?.serving?.transport;
+  /** The transport a pipeline's stages run on, with the address its version serving now has there; undefined if it is not loaded. */
+  transportOf(name: string): { transport: StageTransport; address: string } | undefined {
+    const v = this.entries.get(name)?.serving;
+    return v ? { transport: this.transport, address: v.address } : undefined;
   }
 
   async close(): Promise<void> {
@@ -206,14 +209,14 @@ export class PipelineRegistry {
       await e.queue.catch(() => undefined);
       const v = e.serving;
       e.serving = undefined;
-      if (v) await retire(v);
+      if (v) await this.retire(v);
     }));
-    await this.transport?.close();
+    await this.transport.close();
   }
 
   private entry(name: string): Entry {
     let e = this.entries.get(name);
-    if (!e) this.entries.set(name, e = { queue: Promise.resolve() });
+    if (!e) this.entries.set(name, e = { queue: Promise.resolve(), loads: 0 });
     return e;
   }
 
@@ -225,29 +228,39 @@ export class PipelineRegistry {
 
   private async start(e: Entry, manifest: Manifest): Promise<LoadedPipeline> {
     if (this.closed) throw new NotReadyError(`model '${manifest.name}': the server is shutting down`);
-    const transport = this.makeTransport ? this.makeTransport(manifest) : this.transport!;
+    e.loads++;
+    const address = e.loads === 1 ? manifest.name : `${manifest.name}#${e.loads}`;
     let executor: Executor;
     let modules: LoadedObserver[] = [];
     try {
       modules = await loadObservers(manifest.observers ?? [], { pipeline: manifest.name, version: manifest.version, dir: manifest.dir });
-      executor = await Executor.create(manifest, transport, modules.length ? observers([this.observer, ...modules]) : this.observer);
+      executor = await Executor.create(manifest, this.transport, { address, observer: modules.length ? observers([this.observer, ...modules]) : this.observer });
     } catch (err) {
       await closeObservers(modules);
-      if (this.makeTransport) await transport.close().catch(() => undefined);
+      // What this version had started (a pool for a changed stage) goes; pools the serving version uses stay.
+      await this.transport.unload?.(address).catch(() => undefined);
       if (!e.serving) { e.failure = message(err); e.manifest = manifest; e.unloaded = false; }
       throw err;
     }
     const old = e.serving;
     const v: Version = {
-      manifest, executor, transport, owned: this.makeTransport !== undefined, users: 0, observerModules: modules,
+      manifest, executor, address, users: 0, observerModules: modules,
       monitors: createMonitors(manifest), observer: observers(modules),
     };
     e.manifest = manifest;
     e.serving = v;
     e.failure = undefined;
     e.unloaded = false;
-    if (old) await retire(old);
+    if (old) await this.retire(old);
     return v;
+  }
+
+  /** Close a version nobody reaches any more, once the requests still using it are done, and release its stages. */
+  private async retire(v: Version): Promise<void> {
+    if (v.users > 0) await new Promise<void>((r) => { v.idle = r; });
+    await v.executor.close();
+    await closeObservers(v.observerModules);
+    await this.transport.unload?.(v.address);
   }
 
   private notServing(e: Entry): string {
@@ -258,16 +271,8 @@ export class PipelineRegistry {
 
   private stageHealth(name: string): StageHealth[] {
     const v = this.entries.get(name)?.serving;
-    return v ? v.transport.health?.(name) ?? [] : [];
+    return v ? this.transport.health?.(v.address) ?? [] : [];
   }
-}
-
-/** Close a version nobody reaches any more, once the requests still using it are done. */
-async function retire(v: Version): Promise<void> {
-  if (v.users > 0) await new Promise<void>((r) => { v.idle = r; });
-  await v.executor.close();
-  await closeObservers(v.observerModules);
-  if (v.owned) await v.transport.close();
 }
 
 function message(e: unknown): string {

@@ -14,6 +14,12 @@ export interface AwsSettings {
   dynamoEndpoint?: string;
   bucket: string;
   runsTable: string;
+  /** Batch jobs: their state, per-item outcomes and counters (jobs/store.ts). */
+  jobsTable?: string;
+  /** An SQS emulator's endpoint (local mode); unset: the region's SQS. */
+  sqsEndpoint?: string;
+  /** Job queues are named `<prefix><pipeline>` and `<prefix><pipeline>-dlq`. */
+  jobsQueuePrefix?: string;
   /** Unset means the SDK's default provider chain (Lambda role, profile, ...). */
   credentials?: AwsCredentials;
 }
@@ -21,6 +27,8 @@ export interface AwsSettings {
 export const DEFAULT_BUCKET = 'ensemble-weights';
 export const DEFAULT_RUNS_TABLE = 'ensemble-runs';
 export const DEFAULT_REGION = 'us-east-1';
+export const DEFAULT_JOBS_TABLE = 'ensemble-jobs';
+export const DEFAULT_JOBS_QUEUE_PREFIX = 'ensemble-jobs-';
 
 /**
  * The keys s3rver knows (it rejects any other access key id); dynalite accepts
@@ -43,6 +51,7 @@ export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSet
   };
   const s3Endpoint = pick('ENSEMBLE_S3_ENDPOINT') ?? defaults.s3Endpoint;
   const dynamoEndpoint = pick('ENSEMBLE_DYNAMODB_ENDPOINT') ?? defaults.dynamoEndpoint;
+  const sqsEndpoint = pick('ENSEMBLE_SQS_ENDPOINT') ?? defaults.sqsEndpoint;
 
   let credentials: AwsCredentials | undefined;
   const accessKeyId = pick('AWS_ACCESS_KEY_ID');
@@ -52,7 +61,7 @@ export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSet
     credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
   } else if (defaults.credentials) {
     credentials = defaults.credentials;
-  } else if (s3Endpoint || dynamoEndpoint) {
+  } else if (s3Endpoint || dynamoEndpoint || sqsEndpoint) {
     credentials = { ...LOCAL_CREDENTIALS };
   }
 
@@ -61,6 +70,12 @@ export function settingsFromEnv(env: Env = process.env, defaults: Partial<AwsSet
     bucket: pick('ENSEMBLE_BUCKET') ?? defaults.bucket ?? DEFAULT_BUCKET,
     runsTable: pick('ENSEMBLE_RUNS_TABLE') ?? defaults.runsTable ?? DEFAULT_RUNS_TABLE,
   };
+  // Unset means the built-in names (DEFAULT_JOBS_TABLE, DEFAULT_JOBS_QUEUE_PREFIX), applied where they are used.
+  const jobsTable = pick('ENSEMBLE_JOBS_TABLE') ?? defaults.jobsTable;
+  const jobsQueuePrefix = pick('ENSEMBLE_JOBS_QUEUE_PREFIX') ?? defaults.jobsQueuePrefix;
+  if (jobsTable) settings.jobsTable = jobsTable;
+  if (jobsQueuePrefix) settings.jobsQueuePrefix = jobsQueuePrefix;
+  if (sqsEndpoint) settings.sqsEndpoint = sqsEndpoint;
   if (s3Endpoint) settings.s3Endpoint = s3Endpoint;
   if (dynamoEndpoint) settings.dynamoEndpoint = dynamoEndpoint;
   if (credentials) settings.credentials = credentials;

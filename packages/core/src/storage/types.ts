@@ -48,6 +48,10 @@ export interface RunRecord {
   truncated?: boolean;
   /** Stage lines left out of `stages` for the same reason. */
   stagesOmitted?: number;
+  /** The batch job this run was one item of (absent for a synchronous request). */
+  jobId?: string;
+  /** The job item's key (its input object, or `<jsonl key>#<line>`). */
+  jobItem?: string;
   /** What the pipeline's monitors found in this request (absent: nothing, or no monitors). */
   findings?: Finding[];
 }

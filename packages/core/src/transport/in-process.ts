@@ -2,7 +2,7 @@ import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult, StageRuntime } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
-import { stageKey, type StageTransport } from './types.js';
+import { isStageOf, stageKey, type StageTransport } from './types.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { NotReadyError } from '../errors.js';
 
@@ -17,13 +17,13 @@ export class InProcessTransport implements StageTransport {
 
   constructor(private readonly weights: WeightStore) {}
 
-  async load(manifest: Manifest): Promise<void> {
+  async load(manifest: Manifest, address = manifest.name): Promise<void> {
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx') continue;
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
       const all: StageRuntime[] = [];
       for (let i = 0; i < stage.scale.instances; i++) all.push(await createOnnxRuntime({ stage, modelPath }));
-      this.pools.set(stageKey(manifest.name, stage.name), { free: [...all], all });
+      this.pools.set(stageKey(address, stage.name), { free: [...all], all });
     }
   }
 
@@ -47,10 +47,10 @@ export class InProcessTransport implements StageTransport {
     }
   }
 
-  /** Release a pipeline's sessions; none may be mid-run (a session cannot be released inside session.run). */
+  /** Release the sessions of the pipeline loaded at `pipeline`; none may be mid-run (a session cannot be released inside session.run). */
   async unload(pipeline: string): Promise<void> {
     for (const [key, pool] of [...this.pools]) {
-      if (!key.startsWith(`${pipeline}/`)) continue;
+      if (!isStageOf(key, pipeline)) continue;
       this.pools.delete(key);
       await Promise.all(pool.all.map((r) => r.close()));
     }

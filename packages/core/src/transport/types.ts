@@ -2,8 +2,11 @@ import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 
-/** How transports key a stage of a pipeline in their own tables. */
+/** How transports key a stage of a loaded pipeline (by its address) in their own tables. */
 export function stageKey(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
+
+/** Whether `key` (a stageKey) is a stage of the pipeline loaded at `address`. */
+export function isStageOf(key: string, address: string): boolean { return key.startsWith(`${address}/`); }
 
 /** Which transport ran a request, as its run record says. */
 export type TransportKind = 'worker-pool' | 'in-process' | 'lambda';
@@ -23,10 +26,17 @@ export interface StageHealth {
 export interface StageTransport {
   /** Recorded in run records. */
   readonly kind: TransportKind;
-  /** Prepare whatever the pipeline's stages need (sessions, workers, clients). */
-  load(manifest: Manifest): Promise<void>;
   /**
-   * Run one batch of one stage. Rejects only for whole-batch failures.
+   * Prepare whatever the pipeline's stages need (sessions, workers, clients).
+   * `address` is what invoke, health and unload will name this loaded
+   * pipeline by: its manifest's name unless given. A loader that keeps two
+   * versions of one pipeline loaded at once (a registry reloading it) gives
+   * each version its own, so each reaches its own stages and an unload
+   * releases one version only.
+   */
+  load(manifest: Manifest, address?: string): Promise<void>;
+  /**
+   * Run one batch of one stage of the pipeline loaded at `pipeline` (its address). Rejects only for whole-batch failures.
    * `signal` is the batch's deadline (the batcher's, aborted with a 504 at the
    * stage's timeout_ms) or a client going away: the transport stops what work
    * it can when it aborts and rejects with its reason. Without one the call
@@ -41,8 +51,9 @@ export interface StageTransport {
    */
   health?(pipeline: string): StageHealth[];
   /**
-   * Release what load() prepared for one pipeline, leaving the others'
-   * (workers shared with another pipeline's identical stage stay).
+   * Release what load() prepared for the pipeline loaded at `pipeline` (its
+   * address), leaving every other's: workers it shares with another
+   * pipeline's identical stage, or with another version of itself, stay.
    */
   unload?(pipeline: string): Promise<void>;
   /** Drain in-flight work and release resources. */

@@ -5,7 +5,7 @@ import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
-import { stageKey, type StageHealth, type StageTransport } from './types.js';
+import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
@@ -107,16 +107,17 @@ export class WorkerPoolTransport implements StageTransport {
     setMaxListeners(0, this.shutdown.signal);
   }
 
-  async load(manifest: Manifest): Promise<void> {
+  async load(manifest: Manifest, address = manifest.name): Promise<void> {
     const inline = manifest.stages.filter((s) => s.kind === 'onnx' && s.scale.isolation === 'inline');
     if (inline.length) {
-      await this.inline.load({ ...manifest, stages: inline });
-      for (const s of inline) this.inlineStages.add(stageKey(manifest.name, s.name));
+      await this.inline.load({ ...manifest, stages: inline }, address);
+      for (const s of inline) this.inlineStages.add(stageKey(address, s.name));
     }
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
-      const user = stageKey(manifest.name, stage.name);
-      const key = poolKey(manifest.name, stage);
+      const user = stageKey(address, stage.name);
+      // A second version of a pipeline (another address) joins the pools of its unchanged stages.
+      const key = poolKey(address, stage);
       // Loading a pipeline again moves its stage to the pool its manifest now asks for.
       const before = this.routes.get(user);
       if (before && before.key !== key) await this.detach(before, user);
@@ -138,16 +139,17 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   /**
-   * Release a pipeline's stages: a pool whose last user this was drains its
-   * batches in flight and stops its workers; a pool shared with another
-   * pipeline keeps serving it.
+   * Release the stages of the pipeline loaded at `pipeline` (an address): a
+   * pool whose last user this was drains its batches in flight and stops its
+   * workers; a pool shared with another pipeline, or with another version of
+   * this one, keeps serving them.
    */
   async unload(pipeline: string): Promise<void> {
     for (const [user, pool] of [...this.routes]) {
-      if (user.startsWith(`${pipeline}/`) && pool.users.has(user)) await this.detach(pool, user);
+      if (isStageOf(user, pipeline) && pool.users.has(user)) await this.detach(pool, user);
     }
     await this.inline.unload(pipeline);
-    for (const k of [...this.inlineStages]) if (k.startsWith(`${pipeline}/`)) this.inlineStages.delete(k);
+    for (const k of [...this.inlineStages]) if (isStageOf(k, pipeline)) this.inlineStages.delete(k);
   }
 
   private async detach(pool: StagePool, user: string): Promise<void> {
@@ -453,14 +455,21 @@ function stop(worker: ChildProcess): Promise<void> {
 
 /**
  * Stages that would run the same session on the same batches share a key:
- * the same weights and session settings, and the same input and output
- * names and padding (what a worker stacks a batch with). `share: false`
- * makes the key the stage's own.
+ * the same weights and session settings, and everything a worker stacks a
+ * batch and splits its outputs with (input and output names, padding,
+ * per-request inputs, batch axes). `share: false` makes the key the stage's
+ * own, per loaded version (`address`): a reload of such a stage starts new
+ * workers and the old version's stop once it is done.
  */
-function poolKey(pipeline: string, stage: OnnxStage): string {
-  if (stage.scale.share === false) return `own:${stageKey(pipeline, stage.name)}`;
+function poolKey(address: string, stage: OnnxStage): string {
+  if (stage.scale.share === false) return `own:${stageKey(address, stage.name)}`;
   return JSON.stringify([
     stage.weights.sha256, stage.scale.threads, stage.session.graphOptimization, stage.scale.instances, stage.scale.isolation ?? 'process',
     Object.keys(stage.inputs).sort(), Object.keys(stage.outputs).sort(), stage.batch.padAxis ?? null, stage.batch.padValue,
+    [...(stage.perRequest ?? [])].sort(), sortedEntries(stage.inputAxes), sortedEntries(stage.outputAxes),
   ]);
+}
+
+function sortedEntries(axes: Record<string, number> | undefined): [string, number][] {
+  return Object.entries(axes ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -449,3 +449,32 @@ describe('Batcher: batch events', () => {
     expect(events).toEqual([expect.objectContaining({ size: 2, failedItems: 2, error: 'timeout', computeMs: 0 })]);
   });
 });
+
+describe('Batcher: priority (Triton schedule policy, lower value first)', () => {
+  it('serves waiting priority-0 items before earlier lower-priority ones, which fill the rest of the batch', async () => {
+    const hold = gate();
+    const { batcher, batches } = doubling({ maxSize: 4, maxDelayMs: 0, concurrency: 1 }, hold.promise);
+    // The one instance is busy: everything below queues.
+    const busy = batcher.submit(item(0));
+    await sleep(5);
+    const jobs = [11, 12, 13, 14, 15].map((v) => batcher.submit(item(v), undefined, 1));
+    const sync = [1, 2].map((v) => batcher.submit(item(v)));
+    hold.open();
+    await Promise.all([busy, ...jobs, ...sync]);
+    expect(batches[0]).toEqual([0]);
+    // Synchronous items first, though they came last; job items fill the room left in their batch.
+    expect(batches[1]).toEqual([1, 2, 11, 12]);
+    expect(batches[2]).toEqual([13, 14, 15]);
+  });
+
+  it('keeps arrival order when every item has the default priority', async () => {
+    const hold = gate();
+    const { batcher, batches } = doubling({ maxSize: 2, maxDelayMs: 0, concurrency: 1 }, hold.promise);
+    const all = [batcher.submit(item(0))];
+    await sleep(5);
+    all.push(...[1, 2, 3].map((v) => batcher.submit(item(v), undefined, 0)));
+    hold.open();
+    await Promise.all(all);
+    expect(batches).toEqual([[0], [1, 2], [3]]);
+  });
+});

@@ -10,12 +10,12 @@ import type { StageTransport } from '../../src/transport/types.js';
 const roots: string[] = [];
 afterAll(async () => { for (const r of roots) await rm(r, { recursive: true, force: true }); });
 
-async function pipeline(folder: string, name: string): Promise<Manifest> {
+async function pipeline(folder: string, name: string, module = 'export default { process: (item: any) => ({ y: item.x }) };\n'): Promise<Manifest> {
   const root = await mkdtemp(join(tmpdir(), 'ensemble-registry-'));
   roots.push(root);
   const dir = join(root, folder);
   await mkdir(join(dir, 'stages'), { recursive: true });
-  await writeFile(join(dir, 'stages', 'pass.ts'), 'export default { process: (item: any) => ({ y: item.x }) };\n');
+  await writeFile(join(dir, 'stages', 'pass.ts'), module);
   await writeFile(join(dir, 'pipeline.yaml'), `
 name: ${name}
 inputs: [{ name: x, datatype: INT32, shape: [-1] }]
@@ -27,14 +27,16 @@ stages:
 }
 
 /** Counts what the registry asks of its transport: a duplicate must not load anything. */
-function countingTransport(): StageTransport & { loads: string[] } {
+function countingTransport(): StageTransport & { loads: string[]; calls: string[] } {
   const loads: string[] = [];
+  const calls: string[] = [];
   return {
-    kind: 'in-process', loads,
-    async load(m) { loads.push(m.file); },
+    kind: 'in-process', loads, calls,
+    async load(m, address) { loads.push(m.file); calls.push(`load ${address}`); },
+    async unload(address) { calls.push(`unload ${address}`); },
     async invoke() { throw new Error('not used'); },
     concurrency: () => 1,
-    async close() {},
+    async close() { calls.push('close'); },
   };
 }
 
@@ -50,5 +52,26 @@ describe('PipelineRegistry.add', () => {
     expect(registry.names()).toEqual(['x']);
     expect(registry.get('x').manifest.file).toBe(first.file);
     await registry.close();
+  });
+});
+
+describe('PipelineRegistry.reload on one shared transport', () => {
+  it('loads each version at its own address and unloads exactly the one it replaces, or the one that failed to load', async () => {
+    const transport = countingTransport();
+    const registry = new PipelineRegistry(transport);
+    const first = await pipeline('a', 'x');
+    await registry.add(first);
+    await registry.reload(await pipeline('b', 'x'));
+    expect(registry.transportOf('x')?.address).toBe('x#2');
+    expect(registry.get('x').address).toBe('x#2');
+    // Its stage module fails after the transport loaded it: that version goes, x#2 keeps serving.
+    const broken = await pipeline('c', 'x', "throw new Error('this module does not import');\n");
+    await expect(registry.reload(broken)).rejects.toThrow('this module does not import');
+    expect(registry.get('x').address).toBe('x#2');
+    await registry.unload('x');
+    await registry.reload(first);
+    expect(registry.get('x').address).toBe('x#4');
+    await registry.close();
+    expect(transport.calls).toEqual(['load x', 'load x#2', 'unload x', 'load x#3', 'unload x#3', 'unload x#2', 'load x#4', 'unload x#4', 'close']);
   });
 });

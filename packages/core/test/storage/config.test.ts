@@ -32,6 +32,11 @@ describe('settingsFromEnv', () => {
     expect(s).toEqual({ region: 'us-west-2', bucket: 'b', runsTable: 't' });
   });
 
+  it('reads where batch jobs live: their table, queue prefix and SQS endpoint', () => {
+    const s = settingsFromEnv({ ENSEMBLE_JOBS_TABLE: 'jt', ENSEMBLE_JOBS_QUEUE_PREFIX: 'q-', ENSEMBLE_SQS_ENDPOINT: 'http://127.0.0.1:9324' });
+    expect(s).toMatchObject({ jobsTable: 'jt', jobsQueuePrefix: 'q-', sqsEndpoint: 'http://127.0.0.1:9324', credentials: LOCAL_CREDENTIALS });
+  });
+
   it('prefers keys from the environment, even with an endpoint', () => {
     const s = settingsFromEnv({ ENSEMBLE_S3_ENDPOINT: 'http://localhost:9000', AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_SESSION_TOKEN: 'ST' });
     expect(s.credentials).toEqual({ accessKeyId: 'AK', secretAccessKey: 'SK', sessionToken: 'ST' });

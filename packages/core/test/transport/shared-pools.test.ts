@@ -19,6 +19,8 @@ let tmp: Awaited<ReturnType<typeof tempDir>>;
 let local: Local;
 let weights: S3WeightStore;
 let sha256 = '';
+/** Other weights (x5) for a version of pipeline a whose model changed. */
+let sha256x5 = '';
 
 function row(v: number[]): Item {
   return { x: { datatype: 'FP32', shape: [4], data: Float32Array.from(v) } };
@@ -28,8 +30,8 @@ function values(r: BatchResult): unknown[] {
   return r.outcomes.map((o) => (o.ok ? Array.from(o.items[0].y.data as Float32Array) : o.error));
 }
 
-/** A pipeline with one ONNX stage on the shared weights, under its own object key. */
-async function pipeline(name: string, stage: string, scale = '{ instances: 2 }'): Promise<Manifest> {
+/** A pipeline with one ONNX stage on the shared weights (or others), under its own object key. */
+async function pipeline(name: string, stage: string, scale = '{ instances: 2 }', model = { key: `${name}/scale.onnx`, sha256: '' }): Promise<Manifest> {
   const { file } = await writePipeline(`
 name: ${name}
 inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
@@ -37,7 +39,7 @@ outputs: [{ name: y, datatype: FP32, shape: [-1, 4] }]
 stages:
   - name: ${stage}
     kind: onnx
-    weights: { key: ${name}/scale.onnx, sha256: ${sha256} }
+    weights: { key: ${model.key}, sha256: ${model.sha256 || sha256} }
     inputs: { x: x }
     outputs: { y: y }
     scale: ${scale}
@@ -54,6 +56,9 @@ beforeAll(async () => {
   const model = await writeModel(tmp.dir, 'scale.onnx', scaleModel(3));
   sha256 = model.sha256;
   for (const key of ['a/scale.onnx', 'b/scale.onnx']) await pushObject({ s3: local.s3, bucket: 'weights', key, file: model.path });
+  const x5 = await writeModel(tmp.dir, 'scale5.onnx', scaleModel(5));
+  sha256x5 = x5.sha256;
+  await pushObject({ s3: local.s3, bucket: 'weights', key: 'a/scale5.onnx', file: x5.path });
   weights = new S3WeightStore({ s3: local.s3, bucket: 'weights', cacheDir: join(tmp.dir, 'cache') });
 });
 
@@ -94,6 +99,48 @@ describe('worker pools shared across pipelines', () => {
     }
   });
 
+  it('keeps two versions of one pipeline apart by address: an unchanged stage joins the old pool, unloading one version releases only its own', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(await pipeline('a', 'triple'));
+      await pool.load(await pipeline('b', 'times3'));
+      const shared = pool.workersOf('a', 'triple');
+      // A reload of a with the same stage: the new version is served by the same workers, none start.
+      await pool.load(await pipeline('a', 'triple'), 'a#2');
+      expect(pool.workersOf('a#2', 'triple')).toEqual(shared);
+      expect(pool.workerCount()).toBe(2);
+      const both = await Promise.all([pool.invoke('a', 'triple', [row([1, 1, 1, 1])]), pool.invoke('a#2', 'triple', [row([2, 2, 2, 2])])]);
+      expect(both.map(values)).toEqual([[[3, 3, 3, 3]], [[6, 6, 6, 6]]]);
+
+      // The old version goes; the new one and pipeline b keep the workers.
+      await pool.unload('a');
+      expect(shared.some(exited)).toBe(false);
+      await expect(pool.invoke('a', 'triple', [row([1, 1, 1, 1])])).rejects.toThrow(/not loaded/);
+      expect(pool.health('a')).toEqual([]);
+      expect(pool.health('a#2')).toEqual([{ stage: 'triple', ready: true }]);
+      expect(values(await pool.invoke('a#2', 'triple', [row([1, 2, 3, 4])]))).toEqual([[3, 6, 9, 12]]);
+
+      // A version whose weights changed gets workers of its own; the version before it still answers with the old weights.
+      await pool.load(await pipeline('a', 'triple', '{ instances: 2 }', { key: 'a/scale5.onnx', sha256: sha256x5 }), 'a#3');
+      const own = pool.workersOf('a#3', 'triple');
+      expect(own.some((w) => shared.includes(w))).toBe(false);
+      expect(pool.workerCount()).toBe(4);
+      expect(values(await pool.invoke('a#3', 'triple', [row([1, 2, 3, 4])]))).toEqual([[5, 10, 15, 20]]);
+      expect(values(await pool.invoke('a#2', 'triple', [row([1, 2, 3, 4])]))).toEqual([[3, 6, 9, 12]]);
+      await pool.unload('a#2');
+      expect(shared.some(exited)).toBe(false);
+      expect(values(await pool.invoke('b', 'times3', [row([1, 1, 1, 1])]))).toEqual([[3, 3, 3, 3]]);
+
+      // The shared workers stop with their last user; the newest version's stay.
+      await pool.unload('b');
+      expect(shared.every(exited)).toBe(true);
+      expect(own.some(exited)).toBe(false);
+      expect(pool.workerCount()).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('gives a stage with scale.share: false, or with other session settings, workers of its own', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {
@@ -115,6 +162,33 @@ describe('worker pools shared across pipelines', () => {
       expect(threads.workerCount()).toBe(2);
     } finally {
       await threads.close();
+    }
+  });
+
+  it('gives stages that stack their batches along other axes workers of their own, though their weights and settings agree', async () => {
+    const free = await writeModel(tmp.dir, 'free.onnx', scaleModel(3, ['n', 'm']));
+    for (const key of ['a/free.onnx', 'b/free.onnx']) await pushObject({ s3: local.s3, bucket: 'weights', key, file: free.path });
+    const rows = await pipeline('a', 'triple', '{ instances: 1 }', { key: 'a/free.onnx', sha256: free.sha256 });
+    const { file } = await writePipeline(`
+name: b
+inputs: [{ name: x, datatype: FP32, shape: [4, -1], batch_axis: 1 }]
+outputs: [{ name: y, datatype: FP32, shape: [4, -1], batch_axis: 1 }]
+stages:
+  - { name: triple, kind: onnx, weights: { key: b/free.onnx, sha256: ${free.sha256} }, inputs: { x: x }, outputs: { y: y }, scale: { instances: 1 } }
+`);
+    const columns = await loadManifest(file);
+    expect(columns.stages[0].kind === 'onnx' && columns.stages[0].inputAxes).toEqual({ x: 1 });
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(rows);
+      await pool.load(columns);
+      expect(pool.workerCount()).toBe(2);
+      expect(pool.workersOf('b', 'triple')[0]).not.toBe(pool.workersOf('a', 'triple')[0]);
+      const two = [row([1, 2, 3, 4]), row([5, 6, 7, 8])];
+      expect(values(await pool.invoke('b', 'triple', two))).toEqual([[3, 6, 9, 12], [15, 18, 21, 24]]);
+      expect(values(await pool.invoke('a', 'triple', two))).toEqual([[3, 6, 9, 12], [15, 18, 21, 24]]);
+    } finally {
+      await pool.close();
     }
   });
 

@@ -4,6 +4,7 @@ import { serveCommand } from './commands/serve.js';
 import { pushCommand } from './commands/push.js';
 import { runsCommand } from './commands/runs.js';
 import { inferCommand } from './commands/infer.js';
+import { jobCommand } from './commands/job.js';
 import { listCommand } from './commands/list.js';
 import { buildModelsCommand } from './commands/build-models.js';
 import { decomposeCommand } from './commands/decompose.js';
@@ -19,7 +20,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { EnsembleError, type ErrorCode } from '@ensemble/core/errors.js';
 
-const COMMANDS: Command[] = [initCommand, serveCommand, listCommand, inferCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand, monitorCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, listCommand, inferCommand, jobCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand, monitorCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -16,7 +16,7 @@ import { pipelineName } from '../decompose/manifest-fragment.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { keepOutputs } from '../decompose/keep-outputs.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
-import { exampleRequest, planInit, type InitPlan } from './plan.js';
+import { exampleRequest, layoutOf, planInit, type InitPlan } from './plan.js';
 import type { ModelInfo } from '../onnx/inspect.js';
 import * as ort from 'onnxruntime-node';
 import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
@@ -51,24 +51,88 @@ const WEIGHTS_FILE = 'model.onnx';
 /** Sizes tried for free dims until the model runs on the example (a 1 x 1 image is too small for most CNNs). */
 const FREE_DIM_SIZES = [1, 8, 32, 64, 224];
 
-/** The first request to print: one the model really runs, found by running it here. */
-async function workingExample(bytes: Uint8Array, info: ModelInfo): Promise<{ example: InitPlan['example']; note?: string }> {
+/** What running the model here told: the first request to print, and why it takes one item per call if it does. */
+interface Probe {
+  example: InitPlan['example'];
+  note?: string;
+  /** Set when the model ran one item but not two in one call. */
+  oneItem?: string;
+}
+
+/**
+ * Runs the model here: on one item, for a first request it really runs
+ * (free dims grown until it does), then on two items of that request in one
+ * call. A batch dim left free in the metadata can still be fixed inside the
+ * graph (a Reshape to a constant shape, a loop over dim 0): such a model
+ * fails on two items, or answers them with another number of rows, and
+ * would fail every call the batcher gives two requests' items, so it is
+ * served one item per call.
+ */
+async function probeModel(bytes: Uint8Array, info: ModelInfo): Promise<Probe> {
   const free = info.inputs.some((v) => v.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0));
-  if (!free) return { example: exampleRequest(info) };
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  let session: ort.InferenceSession;
   try {
-    for (const size of FREE_DIM_SIZES) {
+    // Fatal only: the runs expected to fail here would each print ONNX Runtime's own error log.
+    session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, logSeverityLevel: 4 });
+  } catch {
+    // Not for this ONNX Runtime to run here: the manifest is written from the metadata alone.
+    return { example: exampleRequest(info) };
+  }
+  try {
+    for (const size of free ? FREE_DIM_SIZES : [1]) {
       const example = exampleRequest(info, size);
-      const feeds = Object.fromEntries(example.inputs.map((t) => [t.name, toOrt({ datatype: t.datatype, shape: t.shape, data: fromJsonData(t) })]));
-      try {
-        await session.run(feeds);
-        return { example, note: size === 1 ? undefined : `the example request sets the model's free dims to ${size} (it did not run with smaller ones)` };
-      } catch { /* too small for the model: try the next size */ }
+      if (await runs(session, example) === undefined) continue; // too small for the model: try the next size
+      const note = size === 1 ? undefined : `the example request sets the model's free dims to ${size} (it did not run with smaller ones)`;
+      return { example, note, oneItem: await oneItemOnly(session, info, size) };
     }
   } finally {
     await session.release();
   }
+  if (!free) return { example: exampleRequest(info) };
   return { example: exampleRequest(info), note: `the model did not run on the example with free dims of ${FREE_DIM_SIZES.join(', ')}: set real sizes in ${'example-request.json'}` };
+}
+
+/** The model's outputs on `example`, or undefined if it fails; `error` gets why. */
+async function runs(session: ort.InferenceSession, example: InitPlan['example'], error?: (message: string) => void): Promise<ort.InferenceSession.OnnxValueMapType | undefined> {
+  const feeds = Object.fromEntries(example.inputs.map((t) => [t.name, toOrt({ datatype: t.datatype, shape: t.shape, data: fromJsonData(t) })]));
+  try {
+    return await session.run(feeds);
+  } catch (e) {
+    error?.(e instanceof Error ? e.message : String(e));
+    return undefined;
+  }
+}
+
+/** Why the model cannot take two items in one call, or undefined if it can. */
+async function oneItemOnly(session: ort.InferenceSession, info: ModelInfo, free: number): Promise<string | undefined> {
+  let failure = '';
+  const out = await runs(session, exampleRequest(info, free, 2), (m) => { failure = m; });
+  if (!out) return `the model failed on 2 items in one call (${shortError(failure)})`;
+  const layout = layoutOf(info);
+  for (const v of info.outputs) {
+    const l = layout.get(v.name);
+    const t = out[v.name] as ort.Tensor | undefined;
+    if (!l || l.perRequest || !t) continue;
+    const rows = t.dims[l.axis];
+    if (rows !== 2) return `the model answered 2 items in one call with ${rows ?? 'no'} items of output '${v.name}' (dims [${t.dims.join(', ')}])`;
+  }
+  return undefined;
+}
+
+/**
+ * An ONNX Runtime error, short enough for a YAML comment: for a failing node
+ * its type, name and the human part of the status (after the source
+ * location and the check that failed).
+ */
+function shortError(message: string): string {
+  let line = message.split('\n').map((l) => l.trim()).find(Boolean) ?? 'no message';
+  const node = /running (\S+) node\. Name:'([^']*)' Status Message: (.*)$/.exec(line);
+  if (node) {
+    const status = node[3];
+    const human = status.lastIndexOf(' was false. ');
+    line = `${node[1]} node '${node[2]}': ${human >= 0 ? status.slice(human + ' was false. '.length) : status}`;
+  }
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
 function fromJsonData(t: InitPlan['example']['inputs'][number]): Tensor['data'] {
@@ -95,6 +159,7 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
     notes.push(`kept output${opts.outputs.length > 1 ? 's' : ''} ${opts.outputs.join(', ')}; ${kept.droppedNodes} nodes that fed only the others were dropped`);
   }
   const info = inspectModel(bytes);
+  const probe = await probeModel(bytes, info);
   await mkdir(dir, { recursive: true });
   const manifestPath = path.join(dir, 'pipeline.yaml');
   try {
@@ -111,7 +176,7 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
     } else {
       const weights = path.join(dir, WEIGHTS_FILE);
       await writeFile(weights, bytes);
-      const plan = planInit(info, { name, file: WEIGHTS_FILE, sha256: await sha256File(weights), source: path.basename(opts.model) });
+      const plan = planInit(info, { name, file: WEIGHTS_FILE, sha256: await sha256File(weights), source: path.basename(opts.model), oneItem: probe.oneItem });
       notes.push(...plan.notes);
       await writeFile(manifestPath, plan.yaml);
     }
@@ -122,7 +187,7 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
-  const { example, note } = await workingExample(bytes, info);
+  const { example, note } = probe;
   if (note) notes.push(note);
   const examplePath = path.join(dir, 'example-request.json');
   await writeFile(examplePath, `${JSON.stringify(example)}\n`);

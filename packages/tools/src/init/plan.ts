@@ -25,6 +25,12 @@ export interface InitOptions {
   sha256: string;
   /** The model file the user gave, for the header comment. */
   source: string;
+  /**
+   * Why the model takes one item per call although its metadata allows more
+   * (it failed when run on two): batch.max_size is then 1, with this as its
+   * comment.
+   */
+  oneItem?: string;
 }
 
 const DEFAULT_MAX_SIZE = 8;
@@ -77,8 +83,10 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
   const axisOf = (v: ValueInfo): number => { const l = layout.get(v.name)!; return l.perRequest ? -1 : l.axis; };
   const notes: string[] = [];
   const fixedOne = info.inputs.filter((v) => axisOf(v) >= 0 && v.shape[axisOf(v)] === 1);
-  const maxSize = fixedOne.length ? 1 : DEFAULT_MAX_SIZE;
+  const oneItem = fixedOne.length ? undefined : opts.oneItem;
+  const maxSize = fixedOne.length || oneItem ? 1 : DEFAULT_MAX_SIZE;
   if (fixedOne.length) notes.push(`the model takes one item per call (${fixedOne.map((v) => `'${v.name}' dim 0 is 1`).join(', ')}): batch.max_size is 1`);
+  if (oneItem) notes.push(`${oneItem}: batch.max_size is 1`);
 
   const tensor = (v: ValueInfo, output: boolean): string[] => {
     const axis = axisOf(v);
@@ -130,9 +138,11 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
     `    inputs: ${wiring(info.inputs)}     # model input: pipeline tensor`,
     `    outputs: ${wiring(info.outputs)}   # model output: pipeline tensor`,
     '    batch:',
-    maxSize === 1
-      ? '      max_size: 1        # the model\'s batch dim is fixed to 1: one item per call'
-      : `      max_size: ${maxSize}        # most items in one call; bigger batches use the CPU better, up to a point (npx ensemble tune)`,
+    maxSize > 1
+      ? `      max_size: ${maxSize}        # most items in one call; bigger batches use the CPU better, up to a point (npx ensemble tune)`
+      : oneItem
+        ? `      max_size: 1        # ${oneItem.replace(/\s+/g, ' ')}: one item per call`
+        : '      max_size: 1        # the model\'s batch dim is fixed to 1: one item per call',
     '      max_delay_ms: 2    # how long the first item of a batch waits for more',
     '    scale:',
     '      instances: 1       # locally: worker processes, each with its own session; on Lambda: provisioned instances',
@@ -144,13 +154,13 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
   return { name: opts.name, yaml, example: exampleRequest(info), maxSize, notes };
 }
 
-/** One item per input, every free dim `free`, zeros: a request to show the path works. */
-export function exampleRequest(info: ModelInfo, free = 1): InitPlan['example'] {
+/** `items` items per input (one unless given), every free dim `free`, zeros: a request to show the path works. */
+export function exampleRequest(info: ModelInfo, free = 1, items = 1): InitPlan['example'] {
   const layout = layoutOf(info);
   return {
     inputs: info.inputs.map((v) => {
       const l = layout.get(v.name)!;
-      const shape = l.perRequest ? [] : v.shape.map((d, a) => (a === l.axis ? 1 : typeof d === 'number' && d > 0 ? d : free));
+      const shape = l.perRequest ? [] : v.shape.map((d, a) => (a === l.axis ? items : typeof d === 'number' && d > 0 ? d : free));
       const n = shape.reduce((a, b) => a * b, 1);
       return { name: v.name, datatype: v.datatype!, shape, data: Array.from({ length: n }, () => exampleValue(v.datatype!)) };
     }),

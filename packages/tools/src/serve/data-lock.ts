@@ -15,6 +15,7 @@ export interface DataLockInfo {
   url?: string;
   s3Endpoint?: string;
   dynamoEndpoint?: string;
+  sqsEndpoint?: string;
 }
 
 export class DataFolderInUseError extends EnsembleError {

@@ -4,7 +4,10 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoRunStore, JournaledRunStore, S3WeightStore, ensureRunsTable, makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings,
 } from '@ensemble/core/storage/index.js';
-import { LOCAL_CREDENTIALS } from '@ensemble/core/storage/config.js';
+import { DEFAULT_JOBS_TABLE, LOCAL_CREDENTIALS } from '@ensemble/core/storage/config.js';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { makeSqsClient } from '@ensemble/core/jobs/queue.js';
+import { ensureJobsTable } from '@ensemble/core/jobs/store.js';
 import { acquireDataLock, dataFolderHolder, type DataLock, type DataLockInfo } from './data-lock.js';
 import { startLocalServices, withLocalServices, type LocalServices } from '../local/local-services.js';
 import { ensureBucket } from '../local/bucket.js';
@@ -33,6 +36,8 @@ export interface Environment {
   sharedWith?: DataLockInfo;
   s3: S3Client;
   dynamo: DynamoDBClient;
+  /** Job queues: the local emulator's, or the region's SQS. */
+  sqs: SQSClient;
   weights: S3WeightStore;
   /** Run records: journaled in the data folder, then written to DynamoDB. */
   runs: JournaledRunStore;
@@ -58,6 +63,7 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
     if (holder?.s3Endpoint && holder.dynamoEndpoint) {
       sharedWith = holder;
       settings = { ...settings, s3Endpoint: holder.s3Endpoint, dynamoEndpoint: holder.dynamoEndpoint, credentials: settings.credentials ?? { ...LOCAL_CREDENTIALS } };
+      if (holder.sqsEndpoint) settings.sqsEndpoint = holder.sqsEndpoint;
     }
   }
   if (!remote && !sharedWith) {
@@ -65,7 +71,7 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
     lock = await acquireDataLock(dataDir);
     try {
       services = await startLocalServices({ dataDir });
-      await lock.update({ s3Endpoint: services.s3Endpoint, dynamoEndpoint: services.dynamoEndpoint });
+      await lock.update({ s3Endpoint: services.s3Endpoint, dynamoEndpoint: services.dynamoEndpoint, sqsEndpoint: services.sqsEndpoint });
     } catch (e) {
       await services?.close().catch(() => undefined);
       await lock.release();
@@ -75,14 +81,17 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   }
   const s3 = makeS3Client(settings);
   const dynamo = makeDynamoClient(settings);
+  const sqs = makeSqsClient(settings);
   if (services || env.ENSEMBLE_CREATE_RESOURCES === '1') {
     try {
       // On AWS the stacks own the bucket and table; locally we make them.
       await ensureBucket(s3, settings.bucket);
       await ensureRunsTable(dynamo, settings.runsTable);
+      await ensureJobsTable(dynamo, settings.jobsTable ?? DEFAULT_JOBS_TABLE);
     } catch (e) {
       s3.destroy();
       dynamo.destroy();
+      sqs.destroy();
       await services?.close().catch(() => undefined);
       await lock?.release();
       throw e;
@@ -99,12 +108,13 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   });
   const runs = await JournaledRunStore.open({ dir: resolve(dataDir, 'runs-journal'), sink: table, log, ...opts.journal });
   return {
-    settings, mode: services ? 'local' : 'remote', s3, dynamo, weights, runs, lock, sharedWith,
+    settings, mode: services ? 'local' : 'remote', s3, dynamo, sqs, weights, runs, lock, sharedWith,
     async close() {
       try {
         await runs.close();
         s3.destroy();
         dynamo.destroy();
+        sqs.destroy();
         await services?.close();
       } finally {
         await lock?.release();

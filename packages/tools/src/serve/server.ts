@@ -20,6 +20,9 @@ import { EnsembleError } from '@ensemble/core/errors.js';
 import { observers, type LoadedObserver } from '@ensemble/core/observability/events.js';
 import { closeObservers, loadObservers } from '@ensemble/core/pipelines/observers.js';
 import { existsSync } from 'node:fs';
+import { Jobs } from '@ensemble/core/jobs/service.js';
+import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queue.js';
+import { httpStatus } from '@ensemble/core/http/errors.js';
 
 export interface ServerOptions {
   port?: number;
@@ -31,7 +34,7 @@ export interface ServerOptions {
   env?: Record<string, string | undefined>;
   /** Bounds of the run record journal (default: a server's). */
   journal?: { highWater?: number; lowWater?: number };
-  /** Build the transport once the environment is known (default: a worker-thread pool per stage). */
+  /** Build the transport once the environment is known (default: worker processes, identical stages sharing a pool). */
   transport?: (env: Environment) => StageTransport | Promise<StageTransport>;
   log?: (s: string) => void;
   /** The access log, one line per request (default: none; `ensemble serve` writes it to stdout). */
@@ -47,6 +50,8 @@ export interface ServerOptions {
   watch?: boolean;
   /** Observer modules told of every pipeline's events (paths relative to the working directory). */
   observers?: string[];
+  /** Job queue settings (default: DEFAULT_QUEUE_POLICY); tests shorten the backoff. */
+  jobQueuePolicy?: Partial<QueuePolicy>;
 }
 
 export interface RunningServer {
@@ -56,6 +61,7 @@ export interface RunningServer {
   env: Environment;
   registry: PipelineRegistry;
   manifests: Manifest[];
+  jobs: Jobs;
   close(): Promise<void>;
 }
 
@@ -91,10 +97,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   try {
     const modules = await serverObservers(opts.observers ?? []);
     cleanup.unshift(() => closeObservers(modules));
-    const registry = new PipelineRegistry(opts.transport
-      ? await opts.transport(env)
-      // One pool per pipeline version: a reload can then close the old version's workers alone.
-      : () => new WorkerPoolTransport(env.weights), { observer: observers(modules) });
+    // One transport for every pipeline and version: identical stages share its workers, and a reload
+    // unloads the old version from it (its pools no one else uses close) once the new one serves.
+    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights), { observer: observers(modules) });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -123,7 +128,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    const transportKind = registry.transport.kind;
+    const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
+    cleanup.unshift(() => jobs.close());
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -135,7 +143,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url, port, app, env, registry, manifests: selected,
+      url, port, app, env, registry, manifests: selected, jobs,
       close() {
         closing ??= (async () => {
           watcher?.close();
@@ -162,6 +170,26 @@ async function serverObservers(files: string[]): Promise<LoadedObserver[]> {
     return { module, options: {} };
   });
   return loadObservers(specs, { pipeline: '', version: '', dir: process.cwd() });
+}
+
+/**
+ * Batch jobs: in local mode the emulator's queues are made for each pipeline
+ * and the items of jobs a stopped server left unfinished are queued again
+ * (the emulator forgets its messages); then this process consumes the queues.
+ */
+async function startJobs(o: { env: Environment; registry: PipelineRegistry; manifests: Manifest[]; transport: string; policy?: Partial<QueuePolicy>; log: (s: string) => void }): Promise<Jobs> {
+  const jobs = new Jobs({
+    settings: o.env.settings, s3: o.env.s3, dynamo: o.env.dynamo, sqs: o.env.sqs, registry: o.registry, runs: o.env.runs,
+    statusOf: httpStatus, transport: o.transport, policy: { ...DEFAULT_QUEUE_POLICY, ...o.policy }, log: o.log,
+  });
+  if (o.env.mode === 'local') {
+    for (const m of o.manifests) await jobs.queues.ensure(m.name);
+    const requeued = await jobs.resume();
+    if (requeued) o.log(`jobs: queued ${requeued} items of unfinished jobs again`);
+    // On AWS the consumer function's event source mapping consumes the queues.
+    jobs.consume(o.manifests);
+  }
+  return jobs;
 }
 
 /** What to say when the server listens beyond loopback with no API key, if it does. */

@@ -185,11 +185,11 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
         ensCer = setCer(samples, texts);
         ensTexts = texts;
         const requests = samples.map((smp) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(smp.png) }));
-        const transport = server.registry.transportOf('ocr');
+        const loaded = server.registry.transportOf('ocr');
         const pids: Record<string, number | undefined> = {};
-        if (transport instanceof WorkerPoolTransport) {
+        if (loaded?.transport instanceof WorkerPoolTransport) {
           for (const st of manifest.stages) {
-            transport.workersOf('ocr', st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
+            loaded.transport.workersOf(loaded.address, st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
           }
         }
         for (const c of OCR_CONCURRENCY) {

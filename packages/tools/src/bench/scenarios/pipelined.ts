@@ -28,8 +28,9 @@ interface Timing { totalMs: number; stageMs: number[]; computeMs: number[] }
  * many at once as it has instances), then stage 2 on every chunk, ...
  */
 async function stageAfterStage(server: RunningServer, m: Manifest, inputs: Record<string, Tensor>): Promise<Timing> {
-  const transport = server.registry.transportOf(m.name);
-  if (!transport) throw new Error(`pipeline '${m.name}' is not loaded`);
+  const loaded = server.registry.transportOf(m.name);
+  if (!loaded) throw new Error(`pipeline '${m.name}' is not loaded`);
+  const { transport, address } = loaded;
   const rows = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, splitRows(t)]));
   const n = Object.values(rows)[0].length;
   const tensors: Record<string, Tensor>[] = Array.from({ length: n }, (_, i) => Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, r[i]])));
@@ -48,7 +49,7 @@ async function stageAfterStage(server: RunningServer, m: Manifest, inputs: Recor
       while (next < chunks.length) {
         const chunk = chunks[next++];
         const items: Item[] = chunk.map((i) => Object.fromEntries(Object.entries(stage.inputs).map(([local, t]) => [local, tensors[i][t]])));
-        const r = await transport.invoke(m.name, stage.name, items);
+        const r = await transport.invoke(address, stage.name, items);
         compute += r.computeMs;
         r.outcomes.forEach((o, j) => {
           if (!o.ok) throw new Error(`stage '${stage.name}': ${o.error}`);
@@ -160,10 +161,10 @@ export async function runPipelinedScenario(s: BenchSettings): Promise<ScenarioRe
       await stageAfterStage(server, m, inputs);
       await executor.run(inputs);
       await viaHttp();
-      const transport = server.registry.transportOf(m.name);
+      const loaded = server.registry.transportOf(m.name);
       const pids: Record<string, number | undefined> = {};
-      if (transport instanceof WorkerPoolTransport) {
-        for (const st of m.stages) transport.workersOf(m.name, st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
+      if (loaded?.transport instanceof WorkerPoolTransport) {
+        for (const st of m.stages) loaded.transport.workersOf(loaded.address, st.name).forEach((w, i) => { pids[`${st.name}#${i}`] = w.pid; });
       }
       const seqCpu: number[] = [];
       for (let r = 0; r < repeats; r++) {

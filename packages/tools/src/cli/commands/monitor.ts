@@ -5,7 +5,7 @@ import { str, UsageError } from '../args.js';
 import { manifestPath } from '../pipeline-arg.js';
 import { loadManifest } from '@ensemble/core/manifest/load.js';
 import { decodeInferRequest } from '@ensemble/core/tensor/codec.js';
-import { validateInputs } from '@ensemble/core/http/validate-inputs.js';
+import { validateInputs } from '@ensemble/core/manifest/validate-inputs.js';
 import { ReferenceBuilder } from '@ensemble/core/monitors/reference-stats.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
 
