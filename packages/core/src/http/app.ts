@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
-import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Finding, RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Observer } from '../observability/events.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import type { InferRequestJson } from '../tensor/protocol.js';
@@ -231,16 +232,29 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
     let items: number | undefined;
+    /** What the pipeline's monitors found; its own observer modules, once the version serving is known. */
+    const findings: Finding[] = [];
+    let own: Observer | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
       const computeMs = stages.length ? stages.reduce((sum, s) => sum + s.computeMs, 0) : undefined;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
         stages, transport, traceId: trace.traceId,
       };
       if (error !== undefined) rec.error = error.message;
+      if (findings.length) {
+        rec.findings = findings;
+        for (const f of findings) {
+          const e = { ...f, pipeline: name, version, runId };
+          observer?.finding?.(e);
+          own?.finding?.(e);
+        }
+      }
+      const ended = { pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs, record: rec };
+      observer?.requestEnded?.(ended);
+      own?.requestEnded?.(ended);
       return runs.put(rec);
     };
     try {
@@ -257,10 +271,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
       outcome.version = version;
+      own = p.observer;
+      own?.requestStarted?.({ pipeline: name, version });
       const { request, tensors } = await decodeBody(c, p.manifest);
       if (request.id !== undefined) outcome.requestId = String(request.id);
       validateInputs(p.manifest, tensors);
       items = requestItems(p.manifest, tensors);
+      p.monitors?.checkInputs(tensors, findings);
       const wanted = requestedOutputs(p.manifest, request);
       const classify = classificationsAsked(p.manifest, request);
       let result;
@@ -274,6 +291,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         throw e;
       }
       stages = result.stages;
+      p.monitors?.checkOutputs(result.outputs, findings);
       const outputs = wanted.map((o) => {
         const k = classify.get(o);
         const raw = result.outputs[o] as Tensor;

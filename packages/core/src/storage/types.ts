@@ -17,6 +17,18 @@ export interface StageRunRecord {
 
 export type RunStatus = 'succeeded' | 'failed';
 
+/** What a monitor found in a request's input or output (docs/manifest.md, monitors). */
+export interface Finding {
+  tensor: string;
+  /** The monitor's rule: range, finite, shape, drift. */
+  rule: string;
+  /** record: noted, the request went on; reject: the request failed for it. */
+  action: 'record' | 'reject';
+  message: string;
+  /** The measured number the rule compared (the value out of range, the drift distance), when there is one. */
+  value?: number;
+}
+
 /** One DynamoDB item per inference request, failures included. */
 export interface RunRecord {
   id: string;
@@ -46,6 +58,8 @@ export interface RunRecord {
   jobId?: string;
   /** The job item's key (its input object, or `<jsonl key>#<line>`). */
   jobItem?: string;
+  /** What the pipeline's monitors found in this request (absent: nothing, or no monitors). */
+  findings?: Finding[];
 }
 
 export interface RunStore {
