@@ -188,7 +188,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined });
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;
