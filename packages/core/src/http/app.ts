@@ -42,6 +42,17 @@ export interface AppOptions {
    * repository routes (`ensemble serve`); without it those routes are not served.
    */
   repository?: ModelRepository;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console). A
+   * `public` one answers before the guard (pages and scripts that reveal
+   * nothing; their data comes from guarded routes), the others after it.
+   */
+  mounts?: AppMount[];
+}
+
+export interface AppMount {
+  app: Hono;
+  public?: boolean;
 }
 
 export interface ModelRepository {
@@ -54,11 +65,12 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, mounts = [] }: AppOptions): Hono {
   const app = new Hono();
 
   // First, so requests the guard refuses are logged too.
   if (log) app.use('*', accessLog(log));
+  for (const m of mounts) if (m.public) app.route('/', m.app);
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -67,6 +79,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       await next();
     });
   }
+
+  for (const m of mounts) if (!m.public) app.route('/', m.app);
 
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {

@@ -17,6 +17,7 @@ import { createApp } from '@ensemble/core/http/app.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { consoleMounts } from '@ensemble/console';
 
 export interface ServerOptions {
   port?: number;
@@ -116,7 +117,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 
     const repository = pipelineRepository({ modelsDir, registry, prepare, log });
     const access = apiKeyAccess(keys, { required: false });
-    const app = createApp({ registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository });
+    const app = createApp({
+      registry, runs: env.runs, transport: registry.transport?.kind ?? 'worker-pool', log: opts.requestLog, guard: access.guard, visible: access.visible, repository,
+      mounts: consoleMounts({ registry, visible: access.visible }),
+    });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -125,7 +129,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
-    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
+    log(`serving ${registry.names().join(', ')} on ${url}, console at ${url}/console (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, manifests: selected,
