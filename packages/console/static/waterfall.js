@@ -58,7 +58,11 @@ export function drawWaterfall(rec, view, width = 1180) {
   const span = Math.max(rec.durationMs, ...rows.map((r) => r.endMs ?? 0), 0.01);
   const X = (ms) => LABEL_W + (ms / span) * plotW;
   const height = AXIS_H + rows.length * ROW_H + 40;
-  const svg = s('svg', { class: 'waterfall', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': `waterfall of run ${rec.id}` });
+  // The scale is on the element too, so a reader (or a test) can map a bar back to milliseconds.
+  const svg = s('svg', {
+    class: 'waterfall', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': `waterfall of run ${rec.id}`,
+    'data-origin-x': LABEL_W, 'data-px-per-ms': plotW / span,
+  });
   svg.append(s('defs', {}, [
     s('pattern', { id: 'queue-hatch', width: 6, height: 6, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' }, [
       s('rect', { width: 6, height: 6, fill: '#fde68a' }), s('line', { x1: 0, y1: 0, x2: 0, y2: 6, stroke: '#f59e0b', 'stroke-width': 2 }),
