@@ -24,7 +24,7 @@ export function lineChart(o) {
   const from = o.now - o.windowMs;
   const visible = o.series.map((x) => ({ ...x, points: x.points.filter(([t]) => t >= from) })).filter((x) => x.points.length);
   const max = Math.max(0, ...visible.flatMap((x) => x.points.map(([, v]) => v)));
-  const yt = ticks(max > 0 ? max * 1.1 : 1, 4);
+  const yt = ticks(max > 0 ? max * 1.05 : 1, 4, true);
   const top = yt[yt.length - 1] || 1;
   const X = (t) => L + ((t - from) / o.windowMs) * pw;
   const Y = (v) => T + ph - (v / top) * ph;
@@ -63,51 +63,45 @@ export function lineChart(o) {
 }
 
 /**
- * Bars: one group per label, one bar per series.
- * @param {{ title: string, note?: string, labels: string[], series: { name: string, values: number[], colour?: string }[], width?: number, height?: number, empty?: string, xTitle?: string }} o
+ * One row per group (a stage): a bar split by category (batch size), each
+ * part as wide as its share, the counts written at the right.
+ * @param {{ title: string, note?: string, rows: { name: string, parts: [number, number][] }[], width?: number, empty?: string, categoryName?: string }} o
  */
-export function barChart(o) {
+export function distributionChart(o) {
   const width = o.width ?? 560;
-  const height = o.height ?? 230;
-  const L = 52; const R = 12; const T = 44; const B = 34;
+  const rowH = 20;
+  const T = 58; const L = 112; const R = 74;
+  const height = Math.max(150, T + o.rows.length * rowH + 14);
   const pw = width - L - R;
-  const ph = height - T - B;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, 'data-chart': o.title });
   svg.append(s('text', { x: 8, y: 16, class: 'chart-title', text: o.title }));
   if (o.note) svg.append(s('text', { x: 8, y: 31, class: 'chart-note', text: o.note }));
-  const max = Math.max(0, ...o.series.flatMap((x) => x.values));
-  if (!o.labels.length || max === 0) {
-    svg.append(s('text', { x: L + pw / 2, y: T + ph / 2, 'text-anchor': 'middle', class: 'chart-empty', text: o.empty ?? 'no data yet' }));
+  const cats = [...new Set(o.rows.flatMap((r) => r.parts.map(([c]) => c)))].sort((a, b) => a - b);
+  if (!cats.length) {
+    svg.append(s('text', { x: width / 2, y: height / 2 + 10, 'text-anchor': 'middle', class: 'chart-empty', text: o.empty ?? 'no data yet' }));
     return svg;
   }
-  const yt = ticks(max * 1.1, 4);
-  const top = yt[yt.length - 1] || 1;
-  const Y = (v) => T + ph - (v / top) * ph;
-  for (const v of yt) {
-    svg.append(s('line', { x1: L, y1: Y(v), x2: L + pw, y2: Y(v), stroke: '#e2e8f0' }));
-    svg.append(s('text', { x: L - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'tick', text: fmt(v) }));
+  const colour = (c) => PALETTE[cats.indexOf(c) % PALETTE.length];
+  let lx = L;
+  svg.append(s('text', { x: 8, y: 48, class: 'legend-text', text: o.categoryName ?? '' }));
+  for (const c of cats) {
+    svg.append(s('rect', { x: lx, y: 39, width: 11, height: 10, fill: colour(c) }));
+    svg.append(s('text', { x: lx + 15, y: 48, class: 'legend-text', text: String(c) }));
+    lx += 26 + String(c).length * 7;
   }
-  const group = pw / o.labels.length;
-  const bw = Math.max(2, Math.min(28, (group - 6) / Math.max(1, o.series.length)));
-  o.labels.forEach((label, i) => {
-    const gx = L + i * group + (group - bw * o.series.length) / 2;
-    o.series.forEach((x, j) => {
-      const v = x.values[i] ?? 0;
-      if (v > 0) svg.append(s('rect', { x: gx + j * bw, y: Y(v), width: bw - 1, height: T + ph - Y(v), fill: x.colour ?? PALETTE[j % PALETTE.length] }));
-    });
-    if (o.labels.length <= 24 || i % Math.ceil(o.labels.length / 24) === 0) {
-      svg.append(s('text', { x: L + i * group + group / 2, y: T + ph + 14, 'text-anchor': 'middle', class: 'tick', text: label }));
+  o.rows.forEach((r, i) => {
+    const y = T + i * rowH;
+    const sum = r.parts.reduce((a, [, n]) => a + n, 0);
+    svg.append(s('text', { x: L - 8, y: y + 13, 'text-anchor': 'end', class: 'legend-text', text: r.name }));
+    let x = L;
+    for (const [c, n] of r.parts) {
+      const w = (n / sum) * pw;
+      svg.append(s('rect', { x, y: y + 3, width: Math.max(0.5, w - 1), height: rowH - 6, fill: colour(c), 'data-category': c, 'data-count': n }, [s('title', { text: `${r.name}: ${n} batches of ${c}` })]));
+      if (w > 26) svg.append(s('text', { x: x + w / 2, y: y + 13.5, 'text-anchor': 'middle', class: 'bar-text', text: String(n) }));
+      x += w;
     }
+    svg.append(s('text', { x: L + pw + 8, y: y + 13, class: 'tick', text: `${sum} batches` }));
   });
-  if (o.xTitle) svg.append(s('text', { x: L + pw / 2, y: height - 4, 'text-anchor': 'middle', class: 'tick', text: o.xTitle }));
-  let lx = width - R;
-  for (let i = o.series.length - 1; i >= 0; i--) {
-    const x = o.series[i];
-    const w = x.name.length * 6.4 + 18;
-    lx -= w;
-    svg.append(s('rect', { x: lx, y: 22, width: 11, height: 10, fill: x.colour ?? PALETTE[i % PALETTE.length] }));
-    svg.append(s('text', { x: lx + 15, y: 31, class: 'legend-text', text: x.name }));
-  }
   return svg;
 }
 

@@ -113,7 +113,9 @@ export function drawDag(p, opts = {}) {
       const y2 = b.y;
       const my = (y1 + y2) / 2;
       d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 1}`;
-      lxy = [(x1 + x2) / 2, my + 4];
+      // A straight edge gets its label halfway; a slanted one nearer its target, where fanned edges are apart.
+      const f = Math.abs(x2 - x1) > 1 ? 0.72 : 0.5;
+      lxy = [x1 + (x2 - x1) * f, y1 + (y2 - y1) * f + 4];
     } else {
       const x = laneX[lane];
       const y1 = sideY(e.from, e);
@@ -188,8 +190,8 @@ function stageNode(st, b, opts) {
         : `down: ${(live.reason ?? 'not ready').slice(0, 38)}`,
     }),
   );
-  if (st.fanout) g.append(badge(b.x + b.w - 140, b.y - 10, 'fan-out', '#2563eb'));
-  if (st.when) g.append(badge(b.x + b.w - Math.max(62, textWidth(`when ${st.when.tensor}`, 10) + 14) - (st.fanout ? 150 : 78), b.y - 10, `when ${st.when.tensor}`, CONDITION));
+  if (st.fanout) g.append(badge(b.x + b.w - 66, b.y + b.h - 24, 'fan-out', '#2563eb'));
+  if (st.when) g.append(badge(b.x + b.w - Math.max(62, textWidth(`when ${st.when.tensor}`, 10) + 14) - (st.fanout ? 76 : 10), b.y + b.h - 24, `when ${st.when.tensor}`, CONDITION));
   g.append(s('title', { text: `${st.name}: click for details` }));
   return g;
 }

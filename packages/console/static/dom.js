@@ -62,13 +62,14 @@ export function fmtTime(iso) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
-/** "Nice" axis ticks from 0 to max: 1, 2 or 5 times a power of ten. */
-export function ticks(max, count = 6) {
+/** "Nice" axis ticks from 0 to max: 1, 2 or 5 times a power of ten; `cover` adds one at or past max. */
+export function ticks(max, count = 6, cover = false) {
   if (!(max > 0)) return [0];
   const raw = max / count;
   const p = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= raw) ?? raw;
   const out = [];
   for (let v = 0; v <= max + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  if (cover && out[out.length - 1] < max) out.push(out[out.length - 1] + step);
   return out;
 }

@@ -4,7 +4,7 @@
 
 import { getJson } from './api.js';
 import { h } from './dom.js';
-import { barChart, lineChart, PALETTE } from './charts.js';
+import { distributionChart, lineChart, PALETTE } from './charts.js';
 import { history, subscribe, WINDOW_MS } from './live-sampler.js';
 import { navigate } from './router.js';
 
@@ -37,8 +37,6 @@ export async function liveView(root) {
     const series = (name, f, colour, dashed) => ({ name, colour, dashed, points: rows.filter((r) => f(r) !== undefined).map((r) => [r.t, f(r)]) });
     const stages = Object.keys(rows[rows.length - 1]?.queue ?? {});
     const batches = rows[rows.length - 1]?.batches ?? {};
-    const sizes = [...new Set(Object.values(batches).flatMap((p) => p.map(([n]) => n)))].sort((a, b) => a - b);
-    const batchStages = stages.filter((st) => (batches[st] ?? []).length);
     const w = Math.max(420, Math.min(640, Math.floor((root.clientWidth - 24) / 2)));
     grid.replaceChildren(
       lineChart({
@@ -51,13 +49,16 @@ export async function liveView(root) {
       }),
       lineChart({
         title: 'Queue depth per stage (items)', note: 'from the console API, all requests',
-        series: stages.map((st, i) => series(st, (r) => r.queue[st], PALETTE[i % PALETTE.length])).filter((x) => x.points.some(([, v]) => v > 0)),
+        // The four stages that queued most in the window: more lines would not be read.
+        series: stages.map((st, i) => series(st, (r) => r.queue[st], PALETTE[i % PALETTE.length]))
+          .map((x) => ({ x, peak: Math.max(0, ...x.points.map(([, v]) => v)) })).filter((e) => e.peak > 0)
+          .sort((a, b) => b.peak - a.peak).slice(0, 4).map((e) => e.x),
         windowMs: WINDOW_MS, now, width: w, empty: 'every queue empty in this window',
       }),
-      barChart({
-        title: 'Batch sizes per stage (batches)', note: last.metrics === 'present' && Object.keys(batches).length ? 'from /metrics histogram, this window' : 'from run records of the last 60 s (a shared batch counts once per request)',
-        labels: sizes.map(String), xTitle: 'batch size',
-        series: batchStages.map((st) => ({ name: st, colour: PALETTE[stages.indexOf(st) % PALETTE.length], values: sizes.map((n) => (batches[st].find(([m]) => m === n)?.[1] ?? 0)) })),
+      distributionChart({
+        title: 'Batch sizes per stage', categoryName: 'batch size',
+        note: last.metrics === 'present' && Object.keys(batches).length ? 'from the /metrics histogram, this window' : 'from run records of the last 60 s (a shared batch counts once per request)',
+        rows: stages.filter((st) => (batches[st] ?? []).length).map((st) => ({ name: st, parts: batches[st] })),
         width: w, empty: 'no batches in this window',
       }),
     );

@@ -2,7 +2,6 @@
 
 import { enc, getJson } from './api.js';
 import { h } from './dom.js';
-import { drawDag } from './dag.js';
 
 /** @param {HTMLElement} root */
 export async function pipelinesView(root) {
@@ -20,10 +19,11 @@ export async function pipelinesView(root) {
     list.append(card);
     getJson(`/console/api/pipelines/${enc(m.name)}`).then((view) => {
       if (view.description) card.append(h('p', { class: 'desc', text: view.description }));
-      card.append(h('p', { class: 'muted', text: `${view.stages.length} stages: ${view.stages.map((x) => x.name).join(' → ')}` }));
-      const mini = drawDag(view);
-      mini.classList.add('mini');
-      card.append(h('div', { class: 'mini-dag' }, [mini]));
+      card.append(h('p', { class: 'muted', text: `${view.stages.length} stages, in order:` }));
+      card.append(h('div', { class: 'chips' }, view.stages.map((x) => h('span', {
+        class: `chip ${x.kind}${x.live.ready ? '' : ' down'}`, 'data-stage': x.name,
+        title: `${x.kind}, batch ≤ ${x.batch.maxSize}${x.kind === 'onnx' ? `, ${x.scale.instances} instance(s)` : ''}`,
+      }, [x.name, x.fanout ? h('span', { class: 'chip-mark', text: ' fan-out' }) : '', x.when ? h('span', { class: 'chip-mark when', text: ` when ${x.when.tensor}` }) : '']))));
     }, () => undefined);
   }
 }
