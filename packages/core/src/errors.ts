@@ -11,6 +11,10 @@ export type ErrorCode =
   | 'usage'
   | 'not_found'
   | 'too_large'
+  /** The body is in an encoding (Content-Encoding) the server cannot decode. */
+  | 'unsupported_encoding'
+  /** The path is served, but not for this method. */
+  | 'method_not_allowed'
   /** A queue is full or a function is throttled; retry later. */
   | 'overloaded'
   /** Still loading, failed to load, or shutting down. */
@@ -27,7 +31,7 @@ export type ErrorCode =
   | 'internal';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'invalid_input', 'usage', 'not_found', 'too_large', 'overloaded', 'not_ready', 'timeout', 'cancelled',
+  'invalid_input', 'usage', 'not_found', 'too_large', 'unsupported_encoding', 'method_not_allowed', 'overloaded', 'not_ready', 'timeout', 'cancelled',
   'stage_failed', 'bad_gateway', 'invalid_manifest', 'internal',
 ]);
 
@@ -68,6 +72,22 @@ export class NotFoundError extends EnsembleError {
 }
 export class PayloadTooLargeError extends EnsembleError {
   constructor(message: string) { super(message, 'too_large'); }
+}
+/** A Content-Encoding the server does not decode; the answer lists the ones it does (Accept-Encoding). */
+export class UnsupportedEncodingError extends EnsembleError {
+  readonly accepted: readonly string[];
+  constructor(message: string, accepted: readonly string[]) {
+    super(message, 'unsupported_encoding');
+    this.accepted = accepted;
+  }
+}
+/** A known path asked with a method it does not serve; `allow` becomes the Allow header. */
+export class MethodNotAllowedError extends EnsembleError {
+  readonly allow: readonly string[];
+  constructor(message: string, allow: readonly string[]) {
+    super(message, 'method_not_allowed');
+    this.allow = allow;
+  }
 }
 /** A queue is full; `retryAfterSeconds` becomes the Retry-After header. */
 export class OverloadedError extends EnsembleError {

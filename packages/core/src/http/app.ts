@@ -7,9 +7,10 @@ import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import type { InferRequestJson } from '../tensor/protocol.js';
 import {
-  INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, wantsBinaryOutput,
+  INFERENCE_HEADER_CONTENT_LENGTH, decodeInferRequest, encodeInferResponse, parseHeaderLength, parseInferRequestJson,
+  wantsBinaryOutput,
 } from '../tensor/codec.js';
-import { BadRequestError, NotFoundError, clip, type EnsembleError } from '../errors.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError, clip, type EnsembleError } from '../errors.js';
 import { isRunId } from '../storage/run-id.js';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
@@ -19,6 +20,10 @@ import { validateInputs } from './validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
 import { errorResponse, httpError } from './errors.js';
+import { compression } from './compression.js';
+import { RouteTable } from './route-table.js';
+import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
+import { classificationsAsked, classifyOutput } from './classification.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -66,10 +71,12 @@ export interface ModelRepository {
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
 export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, mounts = [] }: AppOptions): Hono {
-  const app = new Hono();
+  // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
+  const app = new Hono({ strict: false });
 
   // First, so requests the guard refuses are logged too.
   if (log) app.use('*', accessLog(log));
+  app.use('*', compression());
   for (const m of mounts) if (m.public) app.route('/', m.app);
 
   if (guard) {
@@ -87,7 +94,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const ready = registry.allReady();
     return c.json({ ready }, ready ? 200 : 503);
   });
-  app.get('/v2', (c) => c.json(serverMetadata(repository ? ['model_repository'] : [])));
+  app.get('/v2', (c) => c.json(serverMetadata(repository ? ['classification', 'model_repository'] : ['classification'])));
   app.get('/v2/models', (c) => c.json({
     models: registry.names().filter((n) => visible(c, n)).map((n) => {
       const { ready, reason } = registry.status(n);
@@ -145,7 +152,22 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     return c.json({ runs: await runs.listByPipeline(c.req.param('name'), limit) });
   });
 
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+  // After every route served: an extension a later version offers takes its routes over by being registered first.
+  for (const { extension, paths } of UNOFFERED_EXTENSIONS) {
+    for (const path of paths) app.all(path, () => { throw new BadRequestError(notOffered(extension)); });
+  }
+
+  // Every route is registered by now; the extensions refused above answer every method, so they are left out.
+  const table = new RouteTable();
+  for (const r of app.routes) if (r.method !== 'ALL') table.add(r.method, r.path);
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allow = table.allowed(path);
+    if (allow.length) {
+      return errorResponse(c, httpError(new MethodNotAllowedError(`${c.req.method} is not served on ${clip(path)}; use ${allow.join(' or ')}`, allow)));
+    }
+    return c.json({ error: `no route for ${c.req.method} ${clip(path)}` }, 404);
+  });
   app.onError((err, c) => errorResponse(c, httpError(err)));
 
   async function infer(c: Context): Promise<Response> {
@@ -197,6 +219,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       const { request, tensors } = await decodeBody(c, p.manifest);
       validateInputs(p.manifest, tensors);
       const wanted = requestedOutputs(p.manifest, request);
+      const classify = classificationsAsked(p.manifest, request);
       let result;
       try {
         const asked = timeoutParam(request);
@@ -208,9 +231,15 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         throw e;
       }
       stages = result.stages;
+      const outputs = wanted.map((o) => {
+        const k = classify.get(o);
+        const raw = result.outputs[o] as Tensor;
+        const tensor = k === undefined ? raw : classifyOutput(o, raw, k, p.manifest.outputs.find((s) => s.name === o)?.labels);
+        return { name: o, tensor, binary: wantsBinaryOutput(request, o) || !jsonEncodable(tensor) };
+      });
       const encoded = encodeInferResponse(
         { model_name: p.manifest.name, model_version: p.manifest.version, id: request.id, parameters: { run_id: runId } },
-        wanted.map((o) => ({ name: o, tensor: result.outputs[o] as Tensor, binary: wantsBinaryOutput(request, o) || !jsonEncodable(result.outputs[o] as Tensor) })),
+        outputs,
       );
       await record(200);
       const headers: Record<string, string> = { 'x-ensemble-run-id': runId };
@@ -244,10 +273,14 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   const body = await readBody(c.req.raw, m.maxRequestBytes, { fromNodeServer: (c.env as { incoming?: unknown } | undefined)?.incoming !== undefined });
   const headerLength = parseHeaderLength(c.req.header(INFERENCE_HEADER_CONTENT_LENGTH));
   const type = (c.req.header('content-type') ?? '').toLowerCase();
-  // Only an image or an octet stream without the binary-data header is a raw body; anything else
+  // Only an image or an octet stream without the binary-data header may be a raw body; anything else
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
   if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength, { maxItems: m.maxItems });
+  // tritonclient.http.aio labels every JSON request an octet stream: a body that is an OIP request object
+  // is one, whatever its label (no image starts with '{').
+  const parsed = parseInferRequestJson(body);
+  if (parsed) return decodeInferRequest(body, undefined, { maxItems: m.maxItems, parsed });
   const bytesInputs = m.inputs.filter((i) => i.datatype === 'BYTES');
   if (m.inputs.length !== 1 || bytesInputs.length !== 1) {
     throw new BadRequestError(`content-type '${type}': raw bodies are only for models with one BYTES input; send Open Inference Protocol JSON to '${m.name}'`);

@@ -1,11 +1,21 @@
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
+import { decodeBody, requestEncodings } from './content-encoding.js';
 
 /**
  * Read a request body, refusing with 413 as soon as it passes `limit` bytes —
- * before buffering it all, so a huge chunked upload cannot exhaust memory.
+ * before buffering it all, so a huge chunked upload cannot exhaust memory —
+ * and undo its Content-Encoding (gzip, deflate), the decoded body held to
+ * `limit` bytes as well; another encoding is a 415.
  * `fromNodeServer`: `req` is @hono/node-server's request over Node's HTTP parser.
  */
 export async function readBody(req: Request, limit: number, opts: { fromNodeServer?: boolean } = {}): Promise<Uint8Array> {
+  // Before reading: a body we could not decode is not worth receiving.
+  const encodings = requestEncodings(req.headers.get('content-encoding'));
+  const raw = await readRaw(req, limit, opts);
+  return encodings.length ? decodeBody(raw, encodings, limit) : raw;
+}
+
+async function readRaw(req: Request, limit: number, opts: { fromNodeServer?: boolean }): Promise<Uint8Array> {
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > limit) {
     throw new PayloadTooLargeError(`request body of ${declared} bytes is over the ${limit} byte limit`);

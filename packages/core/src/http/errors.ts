@@ -1,12 +1,14 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { EnsembleError, OverloadedError, UnavailableError, clip, toEnsembleError, type ErrorCode } from '../errors.js';
+import { EnsembleError, MethodNotAllowedError, OverloadedError, UnavailableError, UnsupportedEncodingError, clip, toEnsembleError, type ErrorCode } from '../errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
   usage: 400,
   not_found: 404,
   too_large: 413,
+  unsupported_encoding: 415,
+  method_not_allowed: 405,
   overloaded: 429,
   // nginx's convention for "client went away": no one is listening, but the run record stays honest.
   cancelled: 499,
@@ -46,6 +48,8 @@ export function errorResponse(c: Context, h: HttpError): Response {
   const { status, error } = h;
   const headers: Record<string, string> = {};
   if (error instanceof UnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
+  else if (error instanceof UnsupportedEncodingError) headers['accept-encoding'] = error.accepted.join(', ');
+  else if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
   else if (error.code === 'overloaded') headers['retry-after'] = String(error instanceof OverloadedError ? error.retryAfterSeconds : 1);
   // A refusal to let a backlog drain is expected under load, and whoever refuses logs it once, not per request.
   if (status >= 500 && !(error instanceof UnavailableError)) console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);

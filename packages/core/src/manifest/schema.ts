@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DATATYPES, type Datatype } from '../tensor/types.js';
 import {
@@ -39,7 +39,7 @@ const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_it
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request'] as const;
-const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'labels', 'labels_file'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
@@ -66,7 +66,7 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
   const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
 
   const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input');
-  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output'));
+  const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output', dir));
   if (inputs.every((i) => i.perRequest)) {
     fail(s, 'inputs', 'every input is per_request: at least one input must carry the items (a request\'s rows)', top.inputs);
   }
@@ -112,13 +112,13 @@ function readDefaults(s: Scope, node: YNode | undefined): Defaults {
 
 type TensorRole = 'input' | 'output' | 'typed';
 
-function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole): TensorSpec[] {
+function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole, dir = ''): TensorSpec[] {
   const items = readList(s, node, field);
   if (items.length === 0) fail(s, field, 'needs at least one tensor', node);
   const specs: TensorSpec[] = [];
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    const spec = readTensorSpec(s, item, `${field}[${i}]`, role);
+    const spec = readTensorSpec(s, item, `${field}[${i}]`, role, dir);
     if (seen.has(spec.name)) fail(s, `${field}[${i}].name`, `tensor '${spec.name}' is listed twice`);
     seen.add(spec.name);
     specs.push(spec);
@@ -131,7 +131,7 @@ function readTensorList(s: Scope, node: YNode, field: string, role: TensorRole):
  * says otherwise) is the item dimension, always -1; a `per_request` input has
  * its real shape and no item dimension.
  */
-function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole = 'typed'): TensorSpec {
+function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole = 'typed', dir = ''): TensorSpec {
   const isOutput = role === 'output';
   const m = readMap(s, node, field, role === 'input' ? INPUT_KEYS : isOutput ? OUTPUT_KEYS : TENSOR_KEYS);
   const name = readString(s, need(s, m.name, child(field, 'name')), child(field, 'name'));
@@ -178,7 +178,49 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
       + `ragged: { pad_value: 0, lengths: ${name}_shape }`, m.shape);
   }
   if (m.row_index) spec.rowIndex = readString(s, m.row_index, child(field, 'row_index'));
+  readLabels(s, m, field, spec, dir);
   return spec;
+}
+
+/**
+ * An output's class names for the classification extension: `labels: [...]`
+ * or `labels_file: labels.txt` (relative to the manifest, one label per line,
+ * trailing blank lines ignored). Only for numeric outputs; with a fixed class
+ * count (every dim but the item dim fixed) there must be one label per class.
+ */
+function readLabels(s: Scope, m: Record<string, YNode | undefined>, field: string, spec: TensorSpec, dir: string): void {
+  if (!m.labels && !m.labels_file) return;
+  const which = m.labels ? 'labels' : 'labels_file';
+  const lf = child(field, which);
+  if (m.labels && m.labels_file) fail(s, lf, `tensor '${spec.name}': give labels inline or in labels_file, not both`, m.labels);
+  if (spec.datatype === 'BYTES' || spec.datatype === 'BOOL') {
+    fail(s, lf, `tensor '${spec.name}' is ${spec.datatype}: labels name the classes of a numeric output`, m[which]);
+  }
+  let labels: string[];
+  if (m.labels) {
+    labels = readList(s, m.labels, lf).map((n, i) => readString(s, n, `${lf}[${i}]`, { numbers: true }));
+  } else {
+    const file = path.resolve(dir, readString(s, m.labels_file!, lf));
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return fail(s, lf, `cannot read the labels file ${file}: ${(err as Error).message}`, m.labels_file);
+    }
+    labels = text.split(/\r?\n/);
+    while (labels.length && labels[labels.length - 1].trim() === '') labels.pop();
+    spec.labelsFile = file;
+  }
+  if (labels.length === 0) fail(s, lf, `tensor '${spec.name}': the labels list is empty`, m[which]);
+  const axis = spec.batchAxis ?? 0;
+  const rest = spec.shape.filter((_, i) => i !== axis);
+  if (rest.every((d) => d > 0)) {
+    const classes = rest.reduce((a, b) => a * b, 1);
+    if (labels.length !== classes) {
+      fail(s, lf, `tensor '${spec.name}' has ${classes} classes per item (shape ${JSON.stringify(spec.shape)}) but ${labels.length} labels`, m[which]);
+    }
+  }
+  spec.labels = labels;
 }
 
 /** Pipeline outputs plus the companions their `ragged.lengths` and `row_index` name, right after each. */

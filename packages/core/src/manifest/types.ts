@@ -40,6 +40,14 @@ export interface TensorSpec {
   rowIndex?: string;
   /** Set on outputs the executor derives (companions above), not a stage. */
   derived?: DerivedOutput;
+  /**
+   * Pipeline outputs only: the name of each class (index i names class i), for
+   * the classification extension's "value:index:label" strings. From `labels:`
+   * inline or `labels_file:` (one label per line); `labelsFile` is that file's
+   * absolute path, so a deployment can ship it.
+   */
+  labels?: string[];
+  labelsFile?: string;
 }
 
 /** Items are padded at the end of every free dimension to the largest in the response. */

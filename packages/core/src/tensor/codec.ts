@@ -9,7 +9,8 @@
 import { BadRequestError, EnsembleError, PayloadTooLargeError, clip } from '../errors.js';
 import { elementCount, isDatatype, tensorProblem } from './datatypes.js';
 import { blobToData, dataToBlob } from './binary-data.js';
-import { dataToJson, jsonTensorData } from './json-data.js';
+import { dataToJsonText, jsonTensorData } from './json-data.js';
+import { bigintsToNumbers, parseJsonExact } from './json-text.js';
 import type { Fail } from './json-data.js';
 import type {
   InferInputJson, InferOutputJson, InferParameters, InferRequestJson, InferRequestedOutputJson, InferResponseJson,
@@ -59,15 +60,77 @@ function splitBody(body: Uint8Array, headerLength: number | undefined, what: str
   return { json: body.subarray(0, headerLength), binary: body.subarray(headerLength) };
 }
 
-function parseJson(bytes: Uint8Array, what: string, fail: Fail): Record<string, unknown> {
-  let value: unknown;
+/**
+ * The body's JSON object. JSON.parse reads it unless it cannot (bare NaN /
+ * Infinity tokens) or would round an INT64/UINT64 element (an integer at or
+ * beyond 2^53); then the exact reader (json-text.ts) reads it again, keeping
+ * those tensors' integers as bigint and making every other number what
+ * JSON.parse would. FP32 and the other datatypes never pay for the second read.
+ */
+function parseJson(bytes: Uint8Array, what: string, fail: Fail, key: 'inputs' | 'outputs'): Record<string, unknown> {
+  let text: string;
   try {
-    value = JSON.parse(strictUtf8.decode(bytes));
+    text = strictUtf8.decode(bytes);
   } catch (e) {
     return fail(`${what}: malformed JSON: ${(e as Error).message}`);
   }
+  let value: unknown;
+  let error: Error | undefined;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    error = e as Error;
+  }
+  if (error !== undefined || (isObject(value) && roundsIntegers(value[key]))) {
+    try {
+      value = parseJsonExact(text);
+    } catch {
+      // JSON.parse's words, when it failed: they are the ones users know.
+      return fail(`${what}: malformed JSON: ${(error ?? new Error('unreadable')).message}`);
+    }
+    if (isObject(value)) keepBigintsInData(value, key);
+  }
   if (!isObject(value)) return fail(`${what}: body must be a JSON object`);
   return value;
+}
+
+/** Whether some INT64/UINT64 tensor's JSON data has an integer a double cannot hold exactly. */
+function roundsIntegers(list: unknown): boolean {
+  if (!Array.isArray(list)) return false;
+  const unsafe = (v: unknown): boolean => (Array.isArray(v) ? v.some(unsafe) : typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v));
+  return list.some((t) => isObject(t) && (t.datatype === 'INT64' || t.datatype === 'UINT64') && unsafe(t.data));
+}
+
+/** bigint only in tensors' `data` (jsonToData reads it per datatype); numbers everywhere else, as JSON.parse makes them. */
+function keepBigintsInData(root: Record<string, unknown>, key: 'inputs' | 'outputs'): void {
+  for (const k of Object.keys(root)) {
+    if (k !== key) { root[k] = bigintsToNumbers(root[k]); continue; }
+    const list = root[k];
+    if (!Array.isArray(list)) { root[k] = bigintsToNumbers(list); continue; }
+    for (const t of list) {
+      if (!isObject(t)) continue;
+      for (const f of Object.keys(t)) if (f !== 'data') t[f] = bigintsToNumbers(t[f]);
+    }
+  }
+}
+
+/**
+ * The body as an Open Inference Protocol request object, if it is one: a JSON
+ * object with an `inputs` array. For bodies labelled as raw bytes (an octet
+ * stream, as tritonclient.http.aio labels every request): JSON, not an image.
+ * Only a body whose first non-blank byte is `{` is tried, so images are never parsed.
+ */
+export function parseInferRequestJson(body: Uint8Array): Record<string, unknown> | undefined {
+  let i = 0;
+  if (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) i = 3; // a UTF-8 byte order mark
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+  if (body[i] !== 0x7b) return undefined;
+  try {
+    const raw = parseJson(body.subarray(i), 'inference request', badRequest, 'inputs');
+    return Array.isArray(raw.inputs) ? raw : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function checkParameters(v: unknown, where: string, fail: Fail): InferParameters | undefined {
@@ -114,6 +177,7 @@ function decodeTensors(
     // Before any element is converted: a request too big to serve costs no more than its parse.
     if (dims.length > 0 && dims[0] > maxItems) throw tooManyItems(name, dims[0], maxItems);
     const parameters = checkParameters(r.parameters, where, fail) as TensorParameters | undefined;
+    refuseSharedMemory(parameters, where, fail);
     const size = parameters?.binary_data_size;
     if (size !== undefined) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
@@ -160,6 +224,16 @@ function decodeTensors(
   return { entries, tensors };
 }
 
+/**
+ * Triton's shared-memory extensions name a region instead of sending data; this
+ * server has no shared memory with its clients, so such a tensor cannot be read.
+ */
+function refuseSharedMemory(parameters: InferParameters | undefined, where: string, fail: Fail): void {
+  if (parameters?.shared_memory_region === undefined) return;
+  fail(`${where}: this server does not offer the system_shared_memory or cuda_shared_memory extension `
+    + '(shared_memory_region is set); send the data in the request, as JSON or binary tensor data');
+}
+
 /** 413 for an input with more rows than the pipeline's max_items. */
 export function tooManyItems(input: string, rows: number, maxItems: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`input '${input}' has ${rows} items (dim 0), over the pipeline's max_items ${maxItems}`);
@@ -172,12 +246,13 @@ export function tooManyItems(input: string, rows: number, maxItems: number): Pay
  * input, PayloadTooLargeError for an input with more than `maxItems` rows.
  */
 export function decodeInferRequest(
-  body: Uint8Array, headerLength?: number, opts: { maxItems?: number } = {},
+  body: Uint8Array, headerLength?: number, opts: { maxItems?: number; parsed?: Record<string, unknown> } = {},
 ): { request: InferRequestJson; tensors: Record<string, Tensor> } {
   const fail = badRequest;
   const what = 'inference request';
   const { json, binary } = splitBody(body, headerLength, what, fail);
-  const raw = parseJson(json, what, fail);
+  // parsed: what parseInferRequestJson already read of a JSON-only body.
+  const raw = opts.parsed ?? parseJson(json, what, fail, 'inputs');
   const request: InferRequestJson = { inputs: [] };
   if (raw.id !== undefined) {
     if (typeof raw.id !== 'string') fail(`${what}: id must be a string`);
@@ -202,6 +277,7 @@ export function decodeInferRequest(
       seen.add(o.name);
       const out: InferRequestedOutputJson = { name: o.name };
       const p = checkParameters(o.parameters, where, fail);
+      refuseSharedMemory(p, where, fail);
       if (p !== undefined) {
         if (p.binary_data !== undefined && typeof p.binary_data !== 'boolean') fail(`${where}: binary_data must be a boolean`);
         out.parameters = p;
@@ -240,7 +316,8 @@ function encodeBody(
 ): EncodedBody {
   const seen = new Set<string>();
   const blobs: Uint8Array[] = [];
-  header[key] = items.map(({ name, tensor, binary }) => {
+  // Each entry written by hand around its data's text: INT64 data needs digits JSON.stringify cannot write.
+  const entries = items.map(({ name, tensor, binary }) => {
     const where = `${kind} '${clip(name)}'`;
     if (seen.has(name)) throw error(`${where}: duplicate ${kind} name`);
     seen.add(name);
@@ -251,12 +328,14 @@ function encodeBody(
       const blob = dataToBlob(tensor.datatype, tensor.data);
       blobs.push(blob);
       entry.parameters = { binary_data_size: blob.byteLength };
-    } else {
-      entry.data = dataToJson(tensor.datatype, tensor.data, where);
+      return JSON.stringify(entry);
     }
-    return entry;
+    const head = JSON.stringify(entry);
+    return `${head.slice(0, -1)},"data":${dataToJsonText(tensor.datatype, tensor.data, where)}}`;
   });
-  const json = utf8.encode(JSON.stringify(header));
+  const rest = JSON.stringify(header);
+  const list = `${JSON.stringify(key)}:[${entries.join(',')}]`;
+  const json = utf8.encode(rest === '{}' ? `{${list}}` : `${rest.slice(0, -1)},${list}}`);
   if (blobs.length === 0) return { body: json };
   let total = json.byteLength;
   for (const b of blobs) total += b.byteLength;
@@ -323,7 +402,7 @@ export function decodeInferResponse(
   const fail = badResponse;
   const what = 'inference response';
   const { json, binary } = splitBody(body, headerLength, what, fail);
-  const raw = parseJson(json, what, fail);
+  const raw = parseJson(json, what, fail, 'outputs');
   if (typeof raw.model_name !== 'string') fail(`${what}: model_name must be a string`);
   const response: InferResponseJson = { model_name: raw.model_name as string, outputs: [] };
   if (raw.model_version !== undefined) {

@@ -1,11 +1,13 @@
 /**
  * Tensor elements in JSON form. Conventions (documented in docs for users):
  * - BOOL is true/false (0/1 accepted on input).
- * - INT64/UINT64 go out as numbers while |v| <= 2^53-1 and as decimal strings
- *   beyond; input accepts both, but an unsafe integer written as a number is
- *   rejected because JSON.parse has already rounded it.
- * - JSON has no NaN or Infinity, so floats use the strings "NaN", "Infinity"
- *   and "-Infinity" both ways.
+ * - INT64/UINT64 go out as JSON numbers, every digit exact (Triton writes them
+ *   so too); input takes numbers (read exactly, see json-text.ts: they arrive
+ *   here as bigint beyond 2^53) or decimal strings.
+ * - JSON has no NaN or Infinity: floats go out as the strings "NaN",
+ *   "Infinity" and "-Infinity", which every JSON parser reads (bare tokens
+ *   would make the whole body unreadable to JSON.parse and most non-Python
+ *   parsers); input takes those strings and the bare tokens rapidjson writes.
  * - FP16 is a plain number (rounded to nearest half, ties to even).
  * - BYTES is a UTF-8 string; bytes that are not valid UTF-8 need binary form.
  */
@@ -35,6 +37,8 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function describe(v: unknown): string {
   if (v === undefined) return 'undefined';
+  if (typeof v === 'bigint') return clipDigits(v.toString());
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const s = JSON.stringify(v);
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
@@ -67,12 +71,22 @@ export function flattenJson(data: unknown, fail: Fail): unknown[] {
   return out;
 }
 
+function clipDigits(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
 function parseBigInt(dt: 'INT64' | 'UINT64', v: unknown, i: number, fail: Fail): bigint {
   let b: bigint;
-  if (typeof v === 'number') {
+  if (typeof v === 'bigint') {
+    b = v;
+  } else if (typeof v === 'number') {
     if (!Number.isInteger(v)) fail(`element ${i} is ${describe(v)}, expected an integer for ${dt}`);
+    // Integer tokens beyond 2^53 arrive as bigint; a number this large was written with an exponent or
+    // has more digits than any 64-bit integer.
     if (!Number.isSafeInteger(v)) {
-      fail(`element ${i} is ${describe(v)}, beyond 2^53 and already rounded by JSON; send it as a decimal string or in binary form`);
+      const [lo, hi] = BIG_RANGES[dt];
+      if (v < Number(lo) || v > Number(hi)) fail(`element ${i} is ${describe(v)}, out of range for ${dt}`);
+      fail(`element ${i} is ${describe(v)}, written as a float; write an integer beyond 2^53 as plain digits`);
     }
     b = BigInt(v);
   } else if (typeof v === 'string' && /^-?[0-9]{1,20}$/.test(v)) {
@@ -87,6 +101,7 @@ function parseBigInt(dt: 'INT64' | 'UINT64', v: unknown, i: number, fail: Fail):
 
 function parseFloatValue(dt: Datatype, v: unknown, i: number, fail: Fail): number {
   if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'string' && v in NON_FINITE) return NON_FINITE[v];
   return fail(`element ${i} is ${describe(v)}, expected a number (or "NaN", "Infinity", "-Infinity") for ${dt}`);
 }
@@ -136,6 +151,7 @@ export function jsonToData(dt: Datatype, values: unknown[], fail: Fail): TensorD
       const o = out as Exclude<NumericData, BigInt64Array | BigUint64Array>;
       for (let i = 0; i < n; i++) {
         const v = values[i];
+        if (typeof v === 'bigint') fail(`element ${i} is ${describe(v)}, out of range for ${dt}`);
         if (typeof v !== 'number' || !Number.isInteger(v)) {
           fail(`element ${i} is ${describe(v)}, expected an integer for ${dt}`);
         }
@@ -197,6 +213,7 @@ export function dataToJson(dt: Datatype, data: TensorData, what: string): unknow
       return out;
     case 'INT64':
     case 'UINT64':
+      // As numbers where a double holds them (for callers that want values); dataToJsonText writes all exactly.
       for (let i = 0; i < n; i++) {
         const b = (data as BigInt64Array | BigUint64Array)[i];
         out[i] = b <= MAX_SAFE && b >= -MAX_SAFE ? Number(b) : b.toString();
@@ -213,4 +230,19 @@ export function dataToJson(dt: Datatype, data: TensorData, what: string): unknow
       for (let i = 0; i < n; i++) out[i] = (data as Exclude<NumericData, BigInt64Array | BigUint64Array>)[i];
       return out;
   }
+}
+
+/**
+ * A tensor's `data` as JSON text: INT64/UINT64 as numbers with every digit
+ * (JSON.stringify cannot write a bigint, and a double would round it), the
+ * rest as dataToJson gives them.
+ */
+export function dataToJsonText(dt: Datatype, data: TensorData, what: string): string {
+  if (dt === 'INT64' || dt === 'UINT64') {
+    const d = data as BigInt64Array | BigUint64Array;
+    let s = '[';
+    for (let i = 0; i < d.length; i++) s += i === 0 ? d[i].toString() : `,${d[i].toString()}`;
+    return `${s}]`;
+  }
+  return JSON.stringify(dataToJson(dt, data, what));
 }

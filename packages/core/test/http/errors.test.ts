@@ -16,7 +16,8 @@ function appThrowing(err: unknown): Hono {
 describe('httpStatus', () => {
   it('maps every code to the status the API has always answered', () => {
     const expected: Record<ErrorCode, number> = {
-      invalid_input: 400, usage: 400, not_found: 404, too_large: 413, overloaded: 429, cancelled: 499,
+      invalid_input: 400, usage: 400, not_found: 404, too_large: 413, unsupported_encoding: 415, method_not_allowed: 405,
+      overloaded: 429, cancelled: 499,
       internal: 500, stage_failed: 500, invalid_manifest: 500, bad_gateway: 502, not_ready: 503, timeout: 504,
     };
     for (const [code, status] of Object.entries(expected)) expect(httpStatus(code as ErrorCode), code).toBe(status);

@@ -81,9 +81,13 @@ describe('decodeInferRequest rejects bad requests with BadRequestError', () => {
     for (const [datatype, v] of cases) {
       expect(errorOf(one({ datatype, data: [v] })).message, `${datatype} ${String(v)}`).toMatch(/input 'x': .*out of range/);
     }
-    // A number beyond 2^53 was already rounded by JSON.parse: refuse rather than guess.
-    expect(errorOf('{"inputs":[{"name":"x","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}').message)
-      .toMatch(/input 'x': .*decimal string/);
+    // Written as numbers, beyond the 64-bit ranges (read exactly, not through a double).
+    for (const [datatype, v] of [['INT64', '9223372036854775808'], ['INT64', '-9223372036854775809'], ['UINT64', '18446744073709551616'], ['UINT64', '-1'], ['INT64', '1' + '0'.repeat(60)]]) {
+      expect(errorOf(`{"inputs":[{"name":"x","datatype":"${datatype}","shape":[1],"data":[${v}]}]}`).message, `${datatype} ${v}`)
+        .toMatch(/input 'x': element 0 is .*out of range for/);
+    }
+    // An integer written as a float (exponent) cannot be exact.
+    expect(errorOf('{"inputs":[{"name":"x","datatype":"INT64","shape":[1],"data":[1e17]}]}').message).toMatch(/input 'x': .*written as a float/);
   });
 
   it('duplicate input names', () => {

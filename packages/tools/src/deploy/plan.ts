@@ -111,7 +111,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
         permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.
-        copyFiles: copies([manifest, ...moduleFiles]),
+        copyFiles: copies([manifest, ...moduleFiles, ...labelFiles(root, m)]),
         install: [...STAGE_INSTALL],
         bundle: `${packageDir}/${name}`,
       });
@@ -164,7 +164,7 @@ interface GatewayInputs {
 function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, packageDir, opts }: GatewayInputs): GatewayFunctionPlan {
   const manifestPaths = manifests.map((m) => relative(root, m.file, m));
   const modules = manifests.flatMap((m) => functionModules(root, m));
-  const optionFiles = manifests.flatMap((m) => stageOptionFiles(root, m));
+  const optionFiles = manifests.flatMap((m) => [...stageOptionFiles(root, m), ...labelFiles(root, m)]);
 
   const functionStageMemory = manifests.flatMap((m) => m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
   const memoryMb = opts.gatewayMemoryMb ?? Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...functionStageMemory);
@@ -302,6 +302,11 @@ function claim(owners: Map<string, string>, key: string, who: string, onTaken: (
 }
 
 /** Function stage modules of a manifest, relative to the root. */
+/** Outputs' `labels_file`s: loading the manifest reads them, so every function that loads it ships them. */
+function labelFiles(root: string, m: Manifest): string[] {
+  return m.outputs.flatMap((o) => (o.labelsFile ? [relative(root, o.labelsFile, m)] : []));
+}
+
 function functionModules(root: string, m: Manifest): string[] {
   return m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : []));
 }

@@ -1,0 +1,40 @@
+import type { MiddlewareHandler } from 'hono';
+import { encodeBody, responseEncoding } from './content-encoding.js';
+
+/**
+ * Below this many bytes an answer goes out as it is: gzip's own header and
+ * the CPU cost more than the bytes saved, and it fits one packet either way.
+ */
+export const COMPRESS_MIN_BYTES = 1024;
+
+// What we answer with: JSON, and the binary tensor data extension's JSON + blobs.
+const COMPRESSIBLE = /^application\/(json|octet-stream)\b/i;
+
+/**
+ * Compress answers for a client that sends Accept-Encoding (gzip or deflate),
+ * as Triton's server does: the whole body, JSON header and binary blobs
+ * together, so `Inference-Header-Content-Length` still counts the JSON header's
+ * bytes in the decoded body (tritonclient decompresses, then splits there).
+ */
+export function compression(): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    const enc = responseEncoding(c.req.header('accept-encoding'));
+    const res = c.res;
+    const type = res.headers.get('content-type') ?? '';
+    if (!res.body || res.headers.has('content-encoding') || c.req.method === 'HEAD' || !COMPRESSIBLE.test(type)) return;
+    // Whether or not this one is compressed, the answer depends on the header: caches must know.
+    res.headers.append('vary', 'Accept-Encoding');
+    if (!enc) return;
+    // Every answer here is already whole in memory (JSON, or an encoded infer body); reading it back is a copy.
+    const body = new Uint8Array(await res.arrayBuffer());
+    const headers = new Headers(res.headers);
+    let out: Uint8Array<ArrayBuffer> = body;
+    if (body.byteLength >= COMPRESS_MIN_BYTES) {
+      out = new Uint8Array(await encodeBody(body, enc));
+      headers.set('content-encoding', enc);
+    }
+    headers.set('content-length', String(out.byteLength));
+    c.res = new Response(out, { status: res.status, statusText: res.statusText, headers });
+  };
+}
