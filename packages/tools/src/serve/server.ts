@@ -129,7 +129,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
-    log(`serving ${registry.names().join(', ')} on ${url}, console at ${url}/console (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
+    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, manifests: selected,
