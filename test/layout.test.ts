@@ -128,4 +128,12 @@ describe('the layout', () => {
       .map((s) => `${f}: ${s}`));
     expect(bad).toEqual([]);
   });
+
+  it('has the console sit on the engine alone: its routes import core, never the tooling', () => {
+    const bad = files('packages/console/src').flatMap((f) => imports(f)
+      .filter((s) => s.startsWith('@ensemble/tools') || TOOLING.test(s) || (target(f, s) !== undefined && !target(f, s)!.startsWith('packages/console/') && !target(f, s)!.startsWith('packages/core/src/')))
+      .map((s) => `${f}: ${s}`));
+    expect(files('packages/console/src').length).toBeGreaterThan(0);
+    expect(bad).toEqual([]);
+  });
 });

@@ -68,6 +68,17 @@ export interface AppOptions {
   hostTraceHeader?: (c: Context) => string | undefined;
   /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
   metrics?: MetricsEndpoint;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console). A
+   * `public` one answers before the guard (pages and scripts that reveal
+   * nothing; their data comes from guarded routes), the others after it.
+   */
+  mounts?: AppMount[];
+}
+
+export interface AppMount {
+  app: Hono;
+  public?: boolean;
 }
 
 export interface ModelRepository {
@@ -80,7 +91,7 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics, mounts = [] }: AppOptions): Hono {
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
@@ -88,6 +99,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   if (log) app.use('*', accessLog(log));
   app.use('*', compression());
   if (metrics) app.use('*', countResponses(metrics));
+  for (const m of mounts) if (m.public) app.route('/', m.app);
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -98,6 +110,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   }
 
   if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
+  for (const m of mounts) if (!m.public) app.route('/', m.app);
+
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();
@@ -285,7 +299,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined, trace });
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined, trace });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;

@@ -6,10 +6,20 @@ export interface StageRunRecord {
   batchSizes: number[];
   /** Items of this request the stage handled. */
   items: number;
+  /** The longest queue wait of one of its items. */
   queueWaitMs: number;
+  /** The batches' compute, summed (batches that ran side by side count each). */
   computeMs: number;
   coldStart: boolean;
   initMs?: number;
+  /**
+   * Offsets from the run's start (ms): the request's first item entering the
+   * stage's queue, and its last item coming back (or the stage failing).
+   * Absent for a stage that only skipped items, and in records written before
+   * they existed.
+   */
+  startMs?: number;
+  endMs?: number;
   /** Items the stage's `when` condition skipped (they took its `otherwise` tensors). */
   skipped?: number;
   error?: string;

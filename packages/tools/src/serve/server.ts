@@ -27,6 +27,7 @@ import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queu
 import { httpStatus } from '@ensemble/core/http/errors.js';
 import { observers, type LoadedObserver, type Observer } from '@ensemble/core/observability/events.js';
 import { ModelStatistics } from '@ensemble/core/observability/statistics.js';
+import { consoleMounts } from '@ensemble/console';
 
 export interface ServerOptions {
   port?: number;
@@ -149,7 +150,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
     cleanup.unshift(() => jobs.close());
-    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics, metrics });
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics, metrics,
+      mounts: consoleMounts({ registry, visible: access.visible }),
+    });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -158,7 +161,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
-    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
+    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, metrics, manifests: selected, jobs,
