@@ -196,6 +196,21 @@ describe('request monitors', () => {
     expect(short.status).toBe(200);
     expect(short.findings).toEqual([{ tensor: 't', rule: 'shape', action: 'record', message: 'element 0 is 1 bytes, below min_length 2', value: 1 }]);
   });
+
+  it('counts findings in /metrics by tensor, rule and action, and counts them again as they recur', async () => {
+    const count = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('ensemble_monitor_findings_total{') && l.includes('tensor="b"') && l.includes('rule="range"') && l.includes('action="record"'));
+      expect(line, 'a series for b:range:record').toBeDefined();
+      expect(line).toContain('model="checks"');
+      return Number(line!.split(' ').pop());
+    };
+    await infer('checks', checksBody([0.5, 0.5], [60, 0]));
+    const before = await count();
+    await infer('checks', checksBody([0.5, 0.5], [20, 0]));
+    await infer('checks', checksBody([0.5, 0.5], [30, 0]));
+    expect(await count()).toBe(before + 2);
+  });
 });
 
 describe('drift', () => {

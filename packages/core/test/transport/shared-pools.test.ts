@@ -118,7 +118,7 @@ describe('worker pools shared across pipelines', () => {
       expect(shared.some(exited)).toBe(false);
       await expect(pool.invoke('a', 'triple', [row([1, 1, 1, 1])])).rejects.toThrow(/not loaded/);
       expect(pool.health('a')).toEqual([]);
-      expect(pool.health('a#2')).toEqual([{ stage: 'triple', ready: true }]);
+      expect(pool.health('a#2')).toEqual([{ stage: 'triple', ready: true, workers: 2 }]);
       expect(values(await pool.invoke('a#2', 'triple', [row([1, 2, 3, 4])]))).toEqual([[3, 6, 9, 12]]);
 
       // A version whose weights changed gets workers of its own; the version before it still answers with the old weights.
