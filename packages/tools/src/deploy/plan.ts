@@ -5,7 +5,7 @@ import { LAMBDA_MEMORY_MB } from '@ensemble/core/manifest/defaults.js';
 import { RUNS_TABLE_KEYS } from '@ensemble/core/storage/runs-table.js';
 import { EnsembleError, ManifestError } from '@ensemble/core/errors.js';
 import {
-  COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
+  COMPONENTS, CONSOLE_STATIC, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
 } from '@ensemble/core/lambda/environment.js';
 import type {
   CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
@@ -198,7 +198,8 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
     stageModules: [...new Set(modules)],
     permissions: gatewayPermissions(routes),
-    copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
+    // The console's page and scripts: served by the gateway at /console.
+    copyFiles: [...copies([...manifestPaths, ...modules, ...optionFiles]), { from: CONSOLE_STATIC }],
     install: [...GATEWAY_INSTALL],
     bundle: `${packageDir}/${COMPONENTS.gateway}`,
     routes,
