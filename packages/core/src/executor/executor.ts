@@ -41,6 +41,12 @@ export interface RunOptions {
   priority?: number;
   /** The request's trace: each item's stage span is its child (nothing is built while tracing is off). */
   trace?: RequestTrace;
+  /**
+   * performance.now() at the request's start (the gateway's, decoding
+   * included): stage times in the run record are offsets from it. Default:
+   * when run() is called.
+   */
+  startedAt?: number;
 }
 
 export interface RunResult {
@@ -128,6 +134,11 @@ export class Executor {
     return Object.fromEntries([...this.batchers].map(([k, b]) => [k, b.queued]));
   }
 
+  /** Per stage, the items queued and the batches being run right now. */
+  stageLoad(): Record<string, { queued: number; inFlight: number }> {
+    return Object.fromEntries([...this.batchers].map(([k, b]) => [k, { queued: b.queued, inFlight: b.busy }]));
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.batchers.values()].map((b) => b.close()));
   }
@@ -181,8 +192,9 @@ class RequestRun {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
+    const origin = opts.startedAt ?? performance.now();
     for (const s of ex.manifest.stages) {
-      this.stats.set(s.name, new StageStats(s.name));
+      this.stats.set(s.name, new StageStats(s.name, origin));
       this.started.set(s.name, new Set());
       this.lanes.set(s.name, new Lane());
     }

@@ -1,7 +1,11 @@
 import { transferMs, type ItemRun } from '../batching/batcher.js';
 import type { StageRunRecord } from '../storage/types.js';
 
-/** Accumulates one request's view of one stage for its run record. */
+/**
+ * Accumulates one request's view of one stage for its run record. Times are
+ * performance.now() values; the record gives them as offsets from `origin`,
+ * the request's start, so a waterfall can place the stage on the run's axis.
+ */
 export class StageStats {
   private readonly batchIds = new Set<number>();
   private readonly sizes: number[] = [];
@@ -21,11 +25,18 @@ export class StageStats {
   private cpuMs: number | undefined;
   private split: StageRunRecord['coldStartSplit'];
   private lambda: StageRunRecord['lambda'];
+  /** When this request's first item entered the stage's queue, and when its last one came back (or failed). */
+  private firstQueuedAt: number | undefined;
+  private lastDoneAt: number | undefined;
 
-  constructor(readonly stage: string) {}
+  constructor(readonly stage: string, private readonly origin: number = performance.now()) {}
 
   /** An item of this request was handed to the stage's batcher, with its tensors' bytes. */
-  submitted(bytes = 0): void { this.submittedItems++; this.bytesIn += bytes; }
+  submitted(bytes = 0, now: number = performance.now()): void {
+    this.submittedItems++;
+    this.bytesIn += bytes;
+    this.firstQueuedAt ??= now;
+  }
 
   /** Tensor bytes the stage gave back for an item of this request. */
   answered(bytes: number): void { this.bytesOut += bytes; }
@@ -36,8 +47,9 @@ export class StageStats {
   /** Items handed to the stage that have no result yet (queued or running). */
   get unfinished(): number { return this.error === undefined ? this.submittedItems - this.items : 0; }
 
-  record(run: ItemRun): void {
+  record(run: ItemRun, now: number = performance.now()): void {
     this.items++;
+    this.lastDoneAt = now;
     this.queueWaitMs = Math.max(this.queueWaitMs, run.queueWaitMs);
     const r = run.result;
     // What a batch cost in CPU and Lambda billing is shared by its items: this request pays its items' part.
@@ -65,7 +77,11 @@ export class StageStats {
     }
   }
 
-  failed(message: string): void { this.error ??= message; }
+  failed(message: string, now: number = performance.now()): void {
+    this.error ??= message;
+    // The stage's part of the run ends when it failed, unless an item already came back later.
+    if (this.firstQueuedAt !== undefined) this.lastDoneAt = Math.max(this.lastDoneAt ?? now, now);
+  }
 
   toRecord(): StageRunRecord {
     const r: StageRunRecord = {
@@ -77,6 +93,10 @@ export class StageStats {
       computeMs: round(this.computeMs),
       coldStart: this.coldStart,
     };
+    if (this.firstQueuedAt !== undefined) {
+      r.startMs = round(this.firstQueuedAt - this.origin);
+      if (this.lastDoneAt !== undefined) r.endMs = round(this.lastDoneAt - this.origin);
+    }
     if (this.initMs !== undefined) r.initMs = round(this.initMs);
     if (this.skippedItems > 0) r.skipped = this.skippedItems;
     if (this.error !== undefined) r.error = this.error;

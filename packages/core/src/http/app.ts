@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
-import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Finding, RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Observer } from '../observability/events.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import type { InferRequestJson } from '../tensor/protocol.js';
@@ -69,6 +70,17 @@ export interface AppOptions {
   hostTraceHeader?: (c: Context) => string | undefined;
   /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
   metrics?: MetricsEndpoint;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console). A
+   * `public` one answers before the guard (pages and scripts that reveal
+   * nothing; their data comes from guarded routes), the others after it.
+   */
+  mounts?: AppMount[];
+}
+
+export interface AppMount {
+  app: Hono;
+  public?: boolean;
 }
 
 export interface ModelRepository {
@@ -81,7 +93,7 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics, mounts = [] }: AppOptions): Hono {
   // Read once, at start: a bad figure in the environment is a start-up error, not every request's.
   const assumptions = processAssumptions();
   const gatewayFunction = lambdaFunctionOf();
@@ -92,6 +104,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   if (log) app.use('*', accessLog(log));
   app.use('*', compression());
   if (metrics) app.use('*', countResponses(metrics));
+  for (const m of mounts) if (m.public) app.route('/', m.app);
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -102,6 +115,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   }
 
   if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
+  for (const m of mounts) if (!m.public) app.route('/', m.app);
+
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();
@@ -236,10 +251,12 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
     let items: number | undefined;
+    /** What the pipeline's monitors found; its own observer modules, once the version serving is known. */
+    const findings: Finding[] = [];
+    let own: Observer | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
       const computeMs = stages.length ? stages.reduce((sum, s) => sum + s.computeMs, 0) : undefined;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs });
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
@@ -247,6 +264,17 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       };
       if (error !== undefined) rec.error = error.message;
       rec.profile = runProfile(stages, assumptions, gatewayFunction && { ...gatewayFunction, durationMs });
+      if (findings.length) {
+        rec.findings = findings;
+        for (const f of findings) {
+          const e = { ...f, pipeline: name, version, runId };
+          observer?.finding?.(e);
+          own?.finding?.(e);
+        }
+      }
+      const ended = { pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs, record: rec };
+      observer?.requestEnded?.(ended);
+      own?.requestEnded?.(ended);
       return runs.put(rec);
     };
     try {
@@ -263,10 +291,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
       outcome.version = version;
+      own = p.observer;
+      own?.requestStarted?.({ pipeline: name, version });
       const { request, tensors } = await decodeBody(c, p.manifest);
       if (request.id !== undefined) outcome.requestId = String(request.id);
       validateInputs(p.manifest, tensors);
       items = requestItems(p.manifest, tensors);
+      p.monitors?.checkInputs(tensors, findings);
       const wanted = requestedOutputs(p.manifest, request);
       const classify = classificationsAsked(p.manifest, request);
       let result;
@@ -274,12 +305,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined, trace });
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined, trace });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;
       }
       stages = result.stages;
+      p.monitors?.checkOutputs(result.outputs, findings);
       const outputs = wanted.map((o) => {
         const k = classify.get(o);
         const raw = result.outputs[o] as Tensor;

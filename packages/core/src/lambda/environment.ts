@@ -91,3 +91,10 @@ export function stageFunctionEnv(pipeline: string, stage: string): string {
 export function stageQualifierEnv(pipeline: string, stage: string): string {
   return `ENSEMBLE_STAGE_QUALIFIER_${envPart(pipeline)}_${envPart(stage)}`;
 }
+
+/**
+ * Where the gateway function finds the console's static files, relative to
+ * its task root: the deployment plan copies them there, at the path they
+ * have in the repository.
+ */
+export const CONSOLE_STATIC = 'packages/console/static';

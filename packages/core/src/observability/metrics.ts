@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BatchEvent, Observer, RequestEnd, RequestStart, WorkerRestart } from './events.js';
+import type { BatchEvent, FindingEvent, Observer, RequestEnd, RequestStart, WorkerRestart } from './events.js';
 import type { MetricsEndpoint, MetricsSources, StageDepth } from './endpoint.js';
 
 import { FAILURE_REASONS, failureReason, type FailureReason } from './failure-reason.js';
@@ -69,6 +69,7 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
   private readonly versions = new Map<string, string>();
   private readonly restarts = new Map<string, { labels: Labels; n: number }>();
   private readonly responses = new Map<string, { labels: Labels; n: number }>();
+  private readonly findings = new Map<string, { labels: Labels; n: number }>();
   private readonly batchSize: BucketHistogram;
 
   constructor(opts: PrometheusMetricsOptions = {}) {
@@ -128,6 +129,9 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     counter('ensemble_http_responses_total', 'HTTP responses by method and status code, every route', ['method', 'code'], function* () {
       for (const r of self.responses.values()) yield [r.labels, r.n];
     });
+    counter('ensemble_monitor_findings_total', "What a pipeline's tensor monitors found (docs/manifest.md, monitors), by tensor, rule and action", ['model', 'version', 'tensor', 'rule', 'action'], function* () {
+      for (const f of self.findings.values()) yield [f.labels, f.n];
+    });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -180,6 +184,13 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     let r = this.restarts.get(key);
     if (!r) this.restarts.set(key, r = { labels: { model: `${e.pipeline}.${e.stage}`, pipeline: e.pipeline, stage: e.stage, reason: e.reason }, n: 0 });
     r.n++;
+  }
+
+  finding(e: FindingEvent): void {
+    const key = `${e.pipeline}\0${e.version}\0${e.tensor}\0${e.rule}\0${e.action}`;
+    let f = this.findings.get(key);
+    if (!f) this.findings.set(key, f = { labels: { model: e.pipeline, version: e.version, tensor: e.tensor, rule: e.rule, action: e.action }, n: 0 });
+    f.n++;
   }
 
   httpResponse(method: string, status: number): void {

@@ -18,6 +18,8 @@ export interface StageHealth {
   ready: boolean;
   reason?: string;
   retryInMs?: number;
+  /** Instances up and serving (worker processes with a session), where the transport keeps any. */
+  workers?: number;
 }
 
 /**

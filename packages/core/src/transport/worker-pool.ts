@@ -201,7 +201,7 @@ export class WorkerPoolTransport implements StageTransport {
     for (const [user, pool] of this.routes) {
       const stage = pool.users.get(user);
       if (!stage || user !== stageKey(pipeline, stage.name)) continue;
-      const h: StageHealth = { stage: stage.name, ready: !pool.broken };
+      const h: StageHealth = { stage: stage.name, ready: !pool.broken, workers: pool.slots.filter((s) => s.started).length };
       if (pool.broken) {
         h.reason = pool.broken.message;
         if (pool.retry) h.retryInMs = Math.max(0, pool.retry.at - Date.now());

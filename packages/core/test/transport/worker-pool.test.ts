@@ -242,7 +242,7 @@ stages:
       expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
       // It backs off instead of respawning at once: at most the one worker of its next try.
       expect(pool.workersOf('junk', 'bad').length).toBeLessThanOrEqual(1);
-      expect(pool.health('junk')).toEqual([{ stage: 'bad', ready: false, reason: expect.stringMatching(/failed to start/), retryInMs: expect.any(Number) }]);
+      expect(pool.health('junk')).toEqual([{ stage: 'bad', ready: false, reason: expect.stringMatching(/failed to start/), retryInMs: expect.any(Number), workers: 0 }]);
     } finally {
       await pool.close();
     }
