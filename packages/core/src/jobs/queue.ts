@@ -77,9 +77,8 @@ export class JobQueues {
 
   async send(pipeline: string, messages: ItemMessage[]): Promise<void> {
     const url = await this.url(pipeline);
-    for (let i = 0; i < messages.length; i += 10) {
-      const chunk = messages.slice(i, i + 10);
-      let entries = chunk.map((m, j) => ({ Id: String(j), MessageBody: JSON.stringify(m) }));
+    for (const chunk of sendBatches(messages.map((m) => JSON.stringify(m)))) {
+      let entries = chunk.map((body, j) => ({ Id: String(j), MessageBody: body }));
       for (let attempt = 0; entries.length; attempt++) {
         const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
         const failed = new Set((out.Failed ?? []).map((f) => f.Id));
@@ -116,6 +115,21 @@ export class JobQueues {
       QueueUrl: url, ReceiptHandle: m.receiptHandle, VisibilityTimeout: backoffSeconds(this.policy, m.receiveCount),
     }));
   }
+}
+
+/** SendMessageBatch takes 10 messages and 256 KiB in all: bodies grouped under both limits, in order. */
+export function sendBatches(bodies: string[], maxBytes = 200 * 1024): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const b of bodies) {
+    const n = Buffer.byteLength(b);
+    if (cur.length && (cur.length === 10 || bytes + n > maxBytes)) { out.push(cur); cur = []; bytes = 0; }
+    cur.push(b);
+    bytes += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 function fromSqs(m: Message): QueueMessage {
