@@ -155,6 +155,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   }
 }
 
+/** A transport that runs the job consumer itself (LocalLambdaTransport): it is handed the queues. */
+interface JobConsumingTransport {
+  consumeJobs(queues: Jobs['queues'], pipelines: string[]): void;
+}
+
 /**
  * Batch jobs: in local mode the emulator's queues are made for each pipeline
  * and the items of jobs a stopped server left unfinished are queued again
@@ -169,8 +174,11 @@ async function startJobs(o: { env: Environment; registry: PipelineRegistry; mani
     for (const m of o.manifests) await jobs.queues.ensure(m.name);
     const requeued = await jobs.resume();
     if (requeued) o.log(`jobs: queued ${requeued} items of unfinished jobs again`);
-    // On AWS the consumer function's event source mapping consumes the queues.
-    jobs.consume(o.manifests);
+    // On AWS the consumer function's event source mapping consumes the queues; a transport that hosts
+    // the consumer function (the local Lambda host) feeds it the same way, and the poller is not needed.
+    const t = o.registry.transport as Partial<JobConsumingTransport>;
+    if (typeof t.consumeJobs === 'function') t.consumeJobs(jobs.queues, o.manifests.map((m) => m.name));
+    else jobs.consume(o.manifests);
   }
   return jobs;
 }
