@@ -134,7 +134,7 @@ export class JobConsumer {
     const rows = await this.deps.store.rows(job.id, msgs.map((m) => m.key));
     const lines = msgs.filter((m) => { const r = rows.get(m.key); return !r || r.state === 'running'; }).map((m): ResultLine => {
       const why = rows.get(m.key)?.lastError ?? 'no try of it finished (the consumer stopped while running it)';
-      return { key: m.key, error: `gave up after ${this.deps.queues.policy.maxReceives} tries: ${why}` };
+      return { key: m.key, error: `gave up after ${this.deps.queues.maxReceives(m.pipeline)} tries: ${why}` };
     });
     await this.settle(job.id, lines);
     return msgs.map(() => 'done');

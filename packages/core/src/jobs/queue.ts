@@ -43,6 +43,8 @@ export interface QueueMessage {
 /** The job queues of every pipeline: their URLs looked up once, messages sent ten to a call. */
 export class JobQueues {
   private readonly urls = new Map<string, Promise<string>>();
+  /** A pipeline's own maxReceives (its manifest's jobs.max_receives), where it has one. */
+  private readonly receives = new Map<string, number>();
   readonly prefix: string;
 
   constructor(readonly sqs: SQSClient, prefix = DEFAULT_JOBS_QUEUE_PREFIX, readonly policy: QueuePolicy = DEFAULT_QUEUE_POLICY) {
@@ -62,6 +64,16 @@ export class JobQueues {
     return u;
   }
 
+  /** Receives before a pipeline's messages move to its dead-letter queue. */
+  maxReceives(pipeline: string): number {
+    return this.receives.get(pipeline) ?? this.policy.maxReceives;
+  }
+
+  /** Record a pipeline's own maxReceives (from its manifest), as the stacks give its queue. */
+  setMaxReceives(pipeline: string, n: number | undefined): void {
+    if (n === undefined) this.receives.delete(pipeline); else this.receives.set(pipeline, n);
+  }
+
   /** Create a pipeline's queue and its dead-letter queue with the redrive policy (local mode; on AWS the stacks do). */
   async ensure(pipeline: string): Promise<void> {
     const dlq = await this.sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(this.prefix, pipeline), Attributes: { MessageRetentionPeriod: '1209600' } }));
@@ -70,7 +82,7 @@ export class JobQueues {
       QueueName: queueName(this.prefix, pipeline),
       Attributes: {
         VisibilityTimeout: String(this.policy.visibilitySeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: String(this.policy.maxReceives) }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: String(this.maxReceives(pipeline)) }),
       },
     }));
   }

@@ -43,6 +43,10 @@ export async function createJobsHandler(opts: { env?: Env; log?: (s: string) => 
     try { await registry.add(await loadManifest(f)); } catch (e) { log(`${f}: not served: ${(e as Error).message}`); }
   }
   const jobs = new Jobs({ settings, s3, dynamo, sqs: makeSqsClient(settings), registry, runs, statusOf: httpStatus, transport: transport.kind, log });
+  // What the stacks gave each queue's redrive policy, for the message a dead letter's outcome carries.
+  for (const name of registry.names()) {
+    try { jobs.queues.setMaxReceives(name, registry.manifest(name).jobs?.maxReceives); } catch { /* not served: logged above */ }
+  }
 
   return async (event) => {
     const failures: { itemIdentifier: string }[] = [];

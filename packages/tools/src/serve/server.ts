@@ -171,7 +171,10 @@ async function startJobs(o: { env: Environment; registry: PipelineRegistry; mani
     statusOf: httpStatus, transport: o.transport, policy: { ...DEFAULT_QUEUE_POLICY, ...o.policy }, log: o.log,
   });
   if (o.env.mode === 'local') {
-    for (const m of o.manifests) await jobs.queues.ensure(m.name);
+    for (const m of o.manifests) {
+      jobs.queues.setMaxReceives(m.name, m.jobs?.maxReceives);
+      await jobs.queues.ensure(m.name);
+    }
     const requeued = await jobs.resume();
     if (requeued) o.log(`jobs: queued ${requeued} items of unfinished jobs again`);
     // On AWS the consumer function's event source mapping consumes the queues; a transport that hosts
