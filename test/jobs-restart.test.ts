@@ -52,7 +52,7 @@ describe('a job across a kill -9', () => {
 
     // The CLI's view of the same job.
     const status = await runCli(['job', 'status', id, '--url', serve.url]);
-    expect(status.stdout).toMatch(/^succeeded .* 100% 120\/120/m);
+    expect(status.stdout).toMatch(/^succeeded .* 100% 600\/600/m);
     const out = join(dir, 'results.jsonl');
     const results = await runCli(['job', 'results', id, '--out', out, '--url', serve.url]);
     expect(results.code, results.stderr).toBe(0);
