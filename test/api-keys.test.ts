@@ -59,6 +59,16 @@ describe('API keys on the local server', () => {
     expect((await call(`/v2/runs/${runId}`, 'demo-only')).status).toBe(404);
   });
 
+  it('scopes stage models and statistics to their pipeline', async () => {
+    expect((await call('/v2/models/demo.branch_a/config', 'demo-only')).status).toBe(200);
+    expect((await call('/v2/models/dtypes.identity/config', 'demo-only')).status).toBe(403);
+    expect((await call('/v2/models/dtypes/stats', 'demo-only')).status).toBe(403);
+    const stats = await call('/v2/models/stats', 'demo-only');
+    expect(stats.status).toBe(200);
+    expect(new Set(stats.body.model_stats.map((m: { name: string }) => m.name.split('.')[0]))).toEqual(new Set(['demo']));
+    expect((await call('/v2/models/stats')).status).toBe(401);
+  });
+
   it('warns when it listens beyond loopback without a key', () => {
     expect(openBindingWarning('0.0.0.0', 0)).toMatch(/^warning: listening on 0\.0\.0\.0 with no API key/);
     expect(openBindingWarning('192.168.1.7', 0)).toMatch(/no API key/);

@@ -34,6 +34,14 @@ async function locked(): Promise<{ name: string; pkg: LockedPackage }[]> {
  */
 const NEWER_NODE_DEV_ONLY = ['@aws/durable-execution-sdk-js'];
 
+/**
+ * Runtime packages that declare a newer Node than 20 but are never loaded:
+ * cookie 2 comes with fastify's light-my-request, which fastify requires only
+ * inside `inject()` (fastify.js), a testing helper the local SQS emulator's
+ * server never calls (the jobs tests run it on Node 20).
+ */
+const NEWER_NODE_NEVER_LOADED = ['cookie'];
+
 describe('install policy', () => {
   it('every package accepts the lowest Node 20 the project supports and Node 22 (from 22.12, as vite asks), but for the known dev-only exceptions', async () => {
     const project = await json<{ engines: { node: string } }>('package.json');
@@ -47,8 +55,8 @@ describe('install policy', () => {
         if (!semver.satisfies(on, node, { includePrerelease: true })) refused.push({ name, dev: pkg.dev === true, node, on });
       }
     }
-    expect(refused.filter((r) => !r.dev)).toEqual([]);
-    expect([...new Set(refused.map((r) => r.name))].sort()).toEqual(NEWER_NODE_DEV_ONLY);
+    expect(refused.filter((r) => !r.dev && !NEWER_NODE_NEVER_LOADED.includes(r.name))).toEqual([]);
+    expect([...new Set(refused.map((r) => r.name))].sort()).toEqual([...NEWER_NODE_DEV_ONLY, ...NEWER_NODE_NEVER_LOADED].sort());
   });
 
   it('names every package with an install script in allowScripts, so none runs unreviewed', async () => {

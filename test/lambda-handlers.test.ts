@@ -121,6 +121,20 @@ function branchA(x: number[]): number[] {
 const demoBody = (x: number[]) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [x.length / 4, 4], data: x }] });
 
 describe('functions/gateway.ts', () => {
+  it('serves the console: its page without a key (it holds no data), its API only with one', async () => {
+    const page = await gatewayHandler(urlEvent('GET', '/console/pipelines/demo'));
+    expect(page.statusCode).toBe(200);
+    expect(String(page.headers?.['content-type'])).toMatch(/^text\/html/);
+    expect(page.body).toContain('<script type="module"');
+    const asset = await gatewayHandler(urlEvent('GET', '/console/assets/main.js'));
+    expect(asset.statusCode).toBe(200);
+    const refused = await gatewayHandler(urlEvent('GET', '/console/api/pipelines/demo'));
+    expect(refused.statusCode).toBe(401);
+    const view = await gatewayHandler(urlEvent('GET', '/console/api/pipelines/demo', { headers: withKey }));
+    expect(view.statusCode).toBe(200);
+    expect((json(view) as { stages: { name: string }[] }).stages.map((s) => s.name)).toEqual(['branch_a', 'branch_b', 'average']);
+  });
+
   it('answers the health probes without a key', async () => {
     const live = await gatewayHandler(urlEvent('GET', '/v2/health/live'));
     expect(live.statusCode).toBe(200);
@@ -130,7 +144,7 @@ describe('functions/gateway.ts', () => {
     expect(json(ready)).toEqual({ ready: true });
   });
 
-  it('logs one line per request to the console (CloudWatch), with the run id and pipeline', async () => {
+  it('logs one line per request to the console (CloudWatch), with the run id and pipeline, then its metrics line', async () => {
     const logged = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     try {
       const res = await gatewayHandler(urlEvent('POST', '/v2/models/demo/infer', {
@@ -138,8 +152,10 @@ describe('functions/gateway.ts', () => {
       }));
       expect(res.statusCode).toBe(200);
       const runId = String(res.headers?.['x-ensemble-run-id']);
-      expect(logged.mock.calls).toHaveLength(1);
+      expect(logged.mock.calls).toHaveLength(2);
       expect(logged.mock.calls[0][0]).toMatch(new RegExp(`^POST /v2/models/demo/infer 200 \\d+\\.\\dms run=${runId} pipeline=demo$`));
+      // Embedded Metric Format: CloudWatch Logs makes metrics of it.
+      expect(JSON.parse(String(logged.mock.calls[1][0]))).toMatchObject({ _aws: { CloudWatchMetrics: [{ Namespace: 'Ensemble' }] }, model: 'demo', RequestSuccess: 1 });
     } finally {
       logged.mockRestore();
     }
@@ -367,6 +383,18 @@ describe('the gateway over LambdaTransport', () => {
     const a = rec.stages.find((s) => s.stage === 'branch_a');
     expect(a).toMatchObject({ coldStart: true, items: 2 });
     expect(a?.initMs).toBeGreaterThan(0);
+  });
+
+  it('counts statistics per gateway instance, for the pipeline and each stage function, behind the API key', async () => {
+    const stats = async (model: string) => (json(await gateway.handler(urlEvent('GET', `/v2/models/${model}/stats`, { headers: withKey }))) as { model_stats: { inference_count: number; execution_count: number }[] }).model_stats[0];
+    const [pipeline, stage] = [await stats('demo'), await stats('demo.branch_a')];
+    const res = await gateway.handler(urlEvent('POST', '/v2/models/demo/infer', { headers: { ...withKey, 'content-type': 'application/json' }, body: demoBody(README_X) }));
+    expect(res.statusCode).toBe(200);
+    expect((await stats('demo')).inference_count - pipeline.inference_count).toBe(2);
+    expect((await stats('demo.branch_a')).inference_count - stage.inference_count).toBe(2);
+    expect((await gateway.handler(urlEvent('GET', '/v2/models/demo.branch_a/stats'))).statusCode).toBe(401);
+    const config = json(await gateway.handler(urlEvent('GET', '/v2/models/demo.branch_a/config', { headers: withKey })));
+    expect(config).toMatchObject({ platform: 'onnxruntime_onnx', max_batch_size: 32, input: [{ name: 'input', dims: [4] }] });
   });
 
   it('ends a request before the Lambda invocation deadline, with a 504 and its run record', async () => {

@@ -54,15 +54,18 @@ describe('the layout', () => {
       tensor: ['errors'],
       manifest: ['errors', 'tensor', 'storage'],
       storage: ['errors', 'tensor'],
+      // What the engine reports as it works (statistics, metrics, traces): told by the layers above, it imports none of them.
+      observability: ['errors', 'storage'],
+      monitors: ['errors', 'tensor', 'manifest', 'storage'],
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
-      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage'],
-      batching: ['errors', 'deadline', 'tensor', 'runtime'],
-      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage'],
-      pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage'],
-      jobs: ['errors', 'tensor', 'manifest', 'executor', 'pipelines', 'storage'],
-      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'jobs'],
-      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'jobs'],
-      'index': ['errors', 'tensor', 'runtime'],
+      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage', 'observability'],
+      batching: ['errors', 'deadline', 'tensor', 'runtime', 'observability'],
+      executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
+      pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'runtime', 'observability', 'monitors'],
+      jobs: ['errors', 'tensor', 'manifest', 'executor', 'pipelines', 'storage', 'observability'],
+      http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'jobs', 'observability'],
+      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'jobs', 'observability'],
+      'index': ['errors', 'tensor', 'runtime', 'observability', 'storage'],
     };
     const bad: string[] = [];
     for (const f of core) {
@@ -123,6 +126,14 @@ describe('the layout', () => {
     const bad = stageCode.flatMap((f) => imports(f)
       .filter((s) => s.startsWith('@ensemble/') ? s !== '@ensemble/core' : target(f, s)?.startsWith('packages/'))
       .map((s) => `${f}: ${s}`));
+    expect(bad).toEqual([]);
+  });
+
+  it('has the console sit on the engine alone: its routes import core, never the tooling', () => {
+    const bad = files('packages/console/src').flatMap((f) => imports(f)
+      .filter((s) => s.startsWith('@ensemble/tools') || TOOLING.test(s) || (target(f, s) !== undefined && !target(f, s)!.startsWith('packages/console/') && !target(f, s)!.startsWith('packages/core/src/')))
+      .map((s) => `${f}: ${s}`));
+    expect(files('packages/console/src').length).toBeGreaterThan(0);
     expect(bad).toEqual([]);
   });
 });

@@ -30,11 +30,13 @@ export type ErrorCode =
   | 'bad_gateway'
   /** A pipeline manifest is invalid. */
   | 'invalid_manifest'
+  /** The request was well-formed and ran, but its output failed a monitor that rejects: retrying gives the same answer. */
+  | 'output_rejected'
   | 'internal';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'invalid_input', 'usage', 'not_found', 'conflict', 'too_large', 'unsupported_encoding', 'method_not_allowed', 'overloaded', 'not_ready', 'timeout', 'cancelled',
-  'stage_failed', 'bad_gateway', 'invalid_manifest', 'internal',
+  'stage_failed', 'bad_gateway', 'invalid_manifest', 'output_rejected', 'internal',
 ]);
 
 /** A code read off the wire (worker message, stage payload); anything unknown is 'internal'. */
@@ -123,6 +125,10 @@ export class StageError extends EnsembleError {
     super(`stage '${stage}' failed: ${message}`, code, options);
     this.stage = stage;
   }
+}
+/** An output failed a monitor whose action is reject (422: the request was fine, what it produced is not served). */
+export class OutputRejectedError extends EnsembleError {
+  constructor(message: string) { super(message, 'output_rejected'); }
 }
 /** A manifest is invalid; the message names the file, the stage and the field. */
 export class ManifestError extends EnsembleError {

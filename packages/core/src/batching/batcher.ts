@@ -1,3 +1,4 @@
+import type { SpanContext } from '@opentelemetry/api';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { ServiceRate } from './service-rate.js';
@@ -41,9 +42,10 @@ export interface BatcherOptions {
   /**
    * One stage call. `signal` is the batch's deadline (aborted with a 504
    * TimeoutError at `timeoutMs`): the only timer on the call, for the
-   * transport to stop its work by.
+   * transport to stop its work by. `traces` holds each item's span, as
+   * submitted, for the call's span to link to (all undefined with tracing off).
    */
-  run: (items: Item[], signal: AbortSignal) => Promise<BatchResult>;
+  run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => Promise<BatchResult>;
   /** Told of every batch once it has its answer (statistics, metrics). */
   onBatch?: (e: StageBatch) => void;
 }
@@ -60,6 +62,8 @@ interface Pending {
   signal?: AbortSignal;
   /** Triton's schedule policy: lower leaves first; 0 is the default (synchronous requests). */
   priority: number;
+  /** The item's span in this stage, for the batch's span to link to. */
+  trace?: SpanContext;
   /** Chosen for a batch during a pump, before the queue is compacted. */
   taken?: boolean;
 }
@@ -114,9 +118,10 @@ export class Batcher {
    * Queue one item. `priority` follows Triton's schedule policy (lower value,
    * higher priority; 0, the default, is what synchronous requests get): when
    * an instance frees, the most urgent items leave first and items of a
-   * lower priority only fill the room left in their batch.
+   * lower priority only fill the room left in their batch. `trace`: the
+   * item's span in this stage, for the batch's span to link to.
    */
-  submit(item: Item, signal?: AbortSignal, priority = 0): Promise<ItemRun> {
+  submit(item: Item, signal?: AbortSignal, priority = 0, trace?: SpanContext): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
     if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -130,7 +135,7 @@ export class Batcher {
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
       const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
-      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal, priority };
+      const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal, priority, trace };
       if (priority !== 0) this.prioritized++;
       if (signal) this.watch(signal, p);
       this.queue.push(p);
@@ -312,7 +317,7 @@ export class Batcher {
     const deadline = startDeadline(timeoutMs, () => new TimeoutError(`stage '${stage}' timed out after ${timeoutMs} ms`));
     let running: Promise<BatchResult>;
     try {
-      running = this.opts.run(batch.map((p) => p.item), deadline.signal);
+      running = this.opts.run(batch.map((p) => p.item), deadline.signal, batch.map((p) => p.trace));
     } catch (e) {
       running = Promise.reject(e);
     }

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { SpanContext } from '@opentelemetry/api';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { StageRuntime } from '../runtime/types.js';
@@ -18,6 +19,7 @@ import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
 import type { Observer } from '../observability/events.js';
+import { endItemSpan, failSpan, startItemSpan, traceBatch, type RequestTrace } from '../observability/spans.js';
 
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
@@ -36,6 +38,14 @@ export interface RunOptions {
    * what synchronous requests leave.
    */
   priority?: number;
+  /** The request's trace: each item's stage span is its child (nothing is built while tracing is off). */
+  trace?: RequestTrace;
+  /**
+   * performance.now() at the request's start (the gateway's, decoding
+   * included): stage times in the run record are offsets from it. Default:
+   * when run() is called.
+   */
+  startedAt?: number;
 }
 
 export interface RunResult {
@@ -86,14 +96,15 @@ export class Executor {
     const ex = new Executor(manifest, transport);
     await transport.load(manifest, address);
     for (const s of manifest.stages) {
-      let run: (items: Item[], signal: AbortSignal) => ReturnType<StageRuntime['run']>;
+      let run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
       if (s.kind === 'function') {
         const rt = await createFunctionRuntime(s, manifest.name, manifest.dir);
-        run = (items, signal) => rt.run(items, signal);
+        run = (items, signal, traces) => traceBatch(s.name, 'function', traces, () => rt.run(items, signal));
         concurrency = functionStageConcurrency(s);
       } else {
-        run = (items, signal) => transport.invoke(address, s.name, items, signal);
+        run = (items, signal, traces) => traceBatch(s.name, transport.kind, traces,
+          (carrier) => transport.invoke(address, s.name, items, signal, carrier));
         concurrency = transport.concurrency(s);
       }
       // Enough to keep every instance busy with full batches, never more than the queue holds: a request
@@ -120,6 +131,11 @@ export class Executor {
   /** Queue depth per stage, for readiness and metrics. */
   queueDepths(): Record<string, number> {
     return Object.fromEntries([...this.batchers].map(([k, b]) => [k, b.queued]));
+  }
+
+  /** Per stage, the items queued and the batches being run right now. */
+  stageLoad(): Record<string, { queued: number; inFlight: number }> {
+    return Object.fromEntries([...this.batchers].map(([k, b]) => [k, { queued: b.queued, inFlight: b.busy }]));
   }
 
   async close(): Promise<void> {
@@ -175,8 +191,9 @@ class RequestRun {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
+    const origin = opts.startedAt ?? performance.now();
     for (const s of ex.manifest.stages) {
-      this.stats.set(s.name, new StageStats(s.name));
+      this.stats.set(s.name, new StageStats(s.name, origin));
       this.started.set(s.name, new Set());
       this.lanes.set(s.name, new Lane());
     }
@@ -326,10 +343,15 @@ class RequestRun {
     lane.active++;
     this.inFlight++;
     stats.submitted();
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0)
-      .then((run) => this.completed(stage, node, run))
+    const span = startItemSpan(this.opts.trace, stage.name);
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext())
+      .then((run) => {
+        if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
+        this.completed(stage, node, run);
+      })
       .catch((e: unknown) => {
         const err = toEnsembleError(e);
+        if (span?.isRecording()) failSpan(span, err);
         stats.failed(err.message);
         // Name the stage once: transports' errors often do already.
         const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);

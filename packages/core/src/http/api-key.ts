@@ -46,7 +46,7 @@ export interface ApiKeyOptions {
 export interface ApiKeyAccess {
   /** Undefined when there is nothing to check (no keys and none required): no middleware on the request path. */
   guard: ((c: Context) => Response | undefined) | undefined;
-  /** Whether the request's key may see `pipeline` (always, without keys). */
+  /** Whether the request's key may see `pipeline` (always, without keys); `'*'`: whether it may see every pipeline. */
   visible: (c: Context, pipeline: string) => boolean;
 }
 
@@ -99,15 +99,23 @@ export function apiKeyGuard(expected: string | undefined): (c: Context) => Respo
   return apiKeyAccess(parseApiKeys(expected, undefined), { required: true }).guard!;
 }
 
-/** The model a /v2/models/<name>[/...] path is about. */
+/**
+ * The pipeline a /v2/models/<name>[/...] path is about: a stage model
+ * `<pipeline>.<stage>` is its pipeline's. `/v2/models/stats` is the
+ * statistics of every model (each listed only if visible), not a model.
+ */
 function modelOfPath(path: string): string | undefined {
+  if (path === '/v2/models/stats') return undefined;
   const m = /^\/v2\/models\/([^/]+)/.exec(path);
   if (!m) return undefined;
+  let name: string;
   try {
-    return decodeURIComponent(m[1]);
+    name = decodeURIComponent(m[1]);
   } catch {
-    return m[1];
+    name = m[1];
   }
+  const dot = name.indexOf('.');
+  return dot < 0 ? name : name.slice(0, dot);
 }
 
 function presentedKey(xApiKey: string | undefined, authorization: string | undefined): string | undefined {

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
-import type { RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Finding, RunRecord, RunStore, StageRunRecord } from '../storage/types.js';
+import type { Observer } from '../observability/events.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Tensor } from '../tensor/types.js';
 import type { InferRequestJson } from '../tensor/protocol.js';
@@ -20,13 +21,19 @@ import { readBody } from './body.js';
 import { validateInputs } from '../manifest/validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
 import { accessLog, noteRequest } from './access-log.js';
+import { registerModelRoutes } from './model-routes.js';
+import type { ModelStatistics } from '../observability/statistics.js';
 import { errorResponse, httpError } from './errors.js';
+import { countResponses, metricsHandler } from './metrics-route.js';
+import type { MetricsEndpoint } from '../observability/endpoint.js';
 import { compression } from './compression.js';
 import { RouteTable } from './route-table.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import type { Jobs } from '../jobs/service.js';
+import { finishInferTrace, startInferTrace, type InferOutcome } from './request-trace.js';
+import type { RequestTrace } from '../observability/spans.js';
 
 export interface AppOptions {
   registry: PipelineRegistry;
@@ -52,6 +59,26 @@ export interface AppOptions {
   repository?: ModelRepository;
   /** Batch jobs (docs/jobs.md); without it the job routes are not served. */
   jobs?: Jobs;
+  /** Triton's statistics extension, counted from the registry's observer events; without it /stats is not served. */
+  statistics?: ModelStatistics;
+  /**
+   * The X-Ray trace header the host gives this request (Lambda's
+   * `_X_AMZN_TRACE_ID`): its trace is joined when the request has no traceparent.
+   */
+  hostTraceHeader?: (c: Context) => string | undefined;
+  /** Counts every response and serves `GET /metrics` (Prometheus); without it there is no such route. */
+  metrics?: MetricsEndpoint;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console). A
+   * `public` one answers before the guard (pages and scripts that reveal
+   * nothing; their data comes from guarded routes), the others after it.
+   */
+  mounts?: AppMount[];
+}
+
+export interface AppMount {
+  app: Hono;
+  public?: boolean;
 }
 
 export interface ModelRepository {
@@ -64,13 +91,15 @@ export interface ModelRepository {
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
-export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs }: AppOptions): Hono {
+export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics, mounts = [] }: AppOptions): Hono {
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
-  // First, so requests the guard refuses are logged too.
+  // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
   app.use('*', compression());
+  if (metrics) app.use('*', countResponses(metrics));
+  for (const m of mounts) if (m.public) app.route('/', m.app);
 
   if (guard) {
     app.use('*', async (c, next) => {
@@ -80,12 +109,15 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     });
   }
 
+  if (metrics) app.get('/metrics', metricsHandler(metrics, visible));
+  for (const m of mounts) if (!m.public) app.route('/', m.app);
+
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', (c) => {
     const ready = registry.allReady();
     return c.json({ ready }, ready ? 200 : 503);
   });
-  app.get('/v2', (c) => c.json(serverMetadata(repository ? ['classification', 'model_repository'] : ['classification'])));
+  app.get('/v2', (c) => c.json(serverMetadata(['classification', ...(repository ? ['model_repository'] : []), ...(statistics ? ['statistics'] : [])])));
   app.get('/v2/models', (c) => c.json({
     models: registry.names().filter((n) => visible(c, n)).map((n) => {
       const { ready, reason } = registry.status(n);
@@ -93,6 +125,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     }),
   }));
 
+  // Before the pipeline routes: /v2/models/stats and stage models' dotted names are theirs.
+  registerModelRoutes(app, { registry, visible, statistics });
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get(base, (c) => {
       const name = c.req.param('name') ?? '';
@@ -105,7 +139,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       const ready = registry.isReady(name);
       return c.json({ name, ready }, ready ? 200 : 503);
     });
-    app.post(`${base}/infer`, (c) => infer(c));
+    app.post(`${base}/infer`, (c) => tracedInfer(c));
   }
 
   if (repository) {
@@ -163,44 +197,85 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   });
   app.onError((err, c) => errorResponse(c, httpError(err)));
 
-  async function infer(c: Context): Promise<Response> {
+  /** An infer request inside its trace: continued or started here, named on the response, kept in the run record. */
+  async function tracedInfer(c: Context): Promise<Response> {
+    const name = c.req.param('name') ?? '';
+    let known: unknown;
+    try {
+      registry.known(name, c.req.param('version'));
+    } catch (err) {
+      known = err;
+    }
+    const trace = startInferTrace(c, name, known === undefined, hostTraceHeader);
+    const outcome: InferOutcome = {};
+    let res: Response;
+    try {
+      res = known === undefined ? await infer(c, trace, outcome) : notServed(c, known, outcome);
+    } catch (err) {
+      // Answered here as the app's error handler would, so the span ends with the error and the response names the trace.
+      const h = httpError(err);
+      return finishInferTrace(c, trace, errorResponse(c, h), name, { ...outcome, failure: { message: h.error.message, code: h.error.code } });
+    }
+    return finishInferTrace(c, trace, res, name, outcome);
+  }
+
+  function notServed(c: Context, err: unknown, outcome: InferOutcome): Response {
+    // Not a run of anything served: a record per invented name would let any caller fill the runs table.
+    noteRequest(c, { note: 'not served, no run record' });
+    const h = httpError(err);
+    outcome.failure = { message: h.error.message, code: h.error.code };
+    return errorResponse(c, h);
+  }
+
+  async function infer(c: Context, trace: RequestTrace, outcome: InferOutcome): Promise<Response> {
     const startedAt = new Date();
     const t0 = performance.now();
     const runId = randomUUID();
     const name = c.req.param('name') ?? '';
     let version = c.req.param('version') ?? '';
-    try {
-      registry.known(name, version || undefined);
-    } catch (err) {
-      // Not a run of anything served: a record per invented name would let any caller fill the runs table.
-      noteRequest(c, { note: 'not served, no run record' });
-      return errorResponse(c, httpError(err));
-    }
     const refused = runs.admit?.();
     if (refused) {
       // Refused before it ran, so that the records of the requests that did run can catch up: no record (the access log has it).
       noteRequest(c, { note: 'refused, run records backlogged' });
-      return errorResponse(c, httpError(refused));
+      const h = httpError(refused);
+      outcome.failure = { message: h.error.message, code: h.error.code };
+      return errorResponse(c, h);
     }
     noteRequest(c, { runId, pipeline: name });
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
+    let items: number | undefined;
+    /** What the pipeline's monitors found; its own observer modules, once the version serving is known. */
+    const findings: Finding[] = [];
+    let own: Observer | undefined;
     const record = (status: number, error?: EnsembleError) => {
       const durationMs = performance.now() - t0;
-      observer?.requestEnded?.({ pipeline: name, version, httpStatus: status, error: error?.code, durationMs });
+      const computeMs = stages.length ? stages.reduce((sum, s) => sum + s.computeMs, 0) : undefined;
       const rec: RunRecord = {
         id: runId, pipeline: name, version, status: status < 400 ? 'succeeded' : 'failed', httpStatus: status,
         startedAt: startedAt.toISOString(), durationMs: Math.round(durationMs * 100) / 100,
-        stages, transport,
+        stages, transport, traceId: trace.traceId,
       };
       if (error !== undefined) rec.error = error.message;
+      if (findings.length) {
+        rec.findings = findings;
+        for (const f of findings) {
+          const e = { ...f, pipeline: name, version, runId };
+          observer?.finding?.(e);
+          own?.finding?.(e);
+        }
+      }
+      const ended = { pipeline: name, version, httpStatus: status, error: error?.code, durationMs, items, computeMs, record: rec };
+      observer?.requestEnded?.(ended);
+      own?.requestEnded?.(ended);
       return runs.put(rec);
     };
     try {
       return await registry.use(name, version || undefined, (p) => run(p));
     } catch (err) {
       const h = httpError(err);
+      outcome.failure = { message: h.error.message, code: h.error.code };
       await record(h.status, h.error);
       const res = errorResponse(c, h);
       res.headers.set('x-ensemble-run-id', runId);
@@ -209,8 +284,14 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
     async function run(p: LoadedPipeline): Promise<Response> {
       version = p.manifest.version;
+      outcome.version = version;
+      own = p.observer;
+      own?.requestStarted?.({ pipeline: name, version });
       const { request, tensors } = await decodeBody(c, p.manifest);
+      if (request.id !== undefined) outcome.requestId = String(request.id);
       validateInputs(p.manifest, tensors);
+      items = requestItems(p.manifest, tensors);
+      p.monitors?.checkInputs(tensors, findings);
       const wanted = requestedOutputs(p.manifest, request);
       const classify = classificationsAsked(p.manifest, request);
       let result;
@@ -218,12 +299,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, outputs: request.outputs?.length ? wanted : undefined });
+        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined, trace });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;
       }
       stages = result.stages;
+      p.monitors?.checkOutputs(result.outputs, findings);
       const outputs = wanted.map((o) => {
         const k = classify.get(o);
         const raw = result.outputs[o] as Tensor;
@@ -275,6 +357,12 @@ async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequ
   const parsed = parseInferRequestJson(body);
   if (parsed) return decodeInferRequest(body, undefined, { maxItems: m.maxItems, parsed });
   return { request: { inputs: [] }, tensors: rawInputTensors(m, body, `content-type '${type}'`) };
+}
+
+/** Rows of the request: the item count of its first input that is cut into items. */
+function requestItems(m: Manifest, tensors: Record<string, Tensor>): number | undefined {
+  const spec = m.inputs.find((i) => !i.perRequest);
+  return spec && tensors[spec.name]?.shape[spec.batchAxis ?? 0];
 }
 
 function requestedOutputs(m: Manifest, request: InferRequestJson): string[] {

@@ -16,6 +16,8 @@ const STATUS: Record<ErrorCode, number> = {
   internal: 500,
   stage_failed: 500,
   invalid_manifest: 500,
+  // Not 5xx: nothing is broken and a retry would get the same output; not 400: the request itself was valid.
+  output_rejected: 422,
   bad_gateway: 502,
   not_ready: 503,
   timeout: 504,

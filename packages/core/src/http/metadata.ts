@@ -6,7 +6,7 @@ export const SERVER_VERSION = '0.1.0';
 
 /** `extra`: the extensions this gateway adds (`model_repository` where pipelines can be reloaded). */
 export function serverMetadata(extra: readonly string[] = []) {
-  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'runs', ...extra] };
+  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'model_configuration', 'runs', ...extra] };
 }
 
 /** Whether a model serves, and if not why, for its metadata's `parameters`. */

@@ -29,6 +29,10 @@ export const ENV = {
   /** Batch jobs: the jobs table and the prefix of the job queues' names (storage/config.ts reads them). */
   jobsTable: 'ENSEMBLE_JOBS_TABLE',
   jobsQueuePrefix: 'ENSEMBLE_JOBS_QUEUE_PREFIX',
+  /** CloudWatch namespace of the metrics both handlers log in Embedded Metric Format (default 'Ensemble'). */
+  metricsNamespace: 'ENSEMBLE_METRICS_NAMESPACE',
+  /** Log the metrics once per this many invocations (default 1: every invocation ends with its line). */
+  metricsEvery: 'ENSEMBLE_METRICS_EVERY',
 } as const;
 
 /**
@@ -92,3 +96,10 @@ export function stageFunctionEnv(pipeline: string, stage: string): string {
 export function stageQualifierEnv(pipeline: string, stage: string): string {
   return `ENSEMBLE_STAGE_QUALIFIER_${envPart(pipeline)}_${envPart(stage)}`;
 }
+
+/**
+ * Where the gateway function finds the console's static files, relative to
+ * its task root: the deployment plan copies them there, at the path they
+ * have in the repository.
+ */
+export const CONSOLE_STATIC = 'packages/console/static';

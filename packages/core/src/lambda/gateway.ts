@@ -1,11 +1,11 @@
 import path from 'node:path';
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import type { Manifest } from '../manifest/types.js';
 import type { StageTransport } from '../transport/types.js';
 import { findManifests, loadManifest } from '../manifest/load.js';
 import { PipelineRegistry } from '../pipelines/registry.js';
-import { createApp } from '../http/app.js';
+import { createApp, type AppMount } from '../http/app.js';
 import { DynamoRunStore } from '../storage/dynamo-runs.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings, type Env } from '../storage/config.js';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -13,6 +13,11 @@ import { LambdaTransport } from './transport.js';
 import { PayloadSpill } from './spill.js';
 import { apiKeyAccess, parseApiKeys } from '../http/api-key.js';
 import { ENV } from './environment.js';
+import { GatewayEmf } from '../observability/emf.js';
+import { emfOptions } from './emf-options.js';
+import { observers, type Observer } from '../observability/events.js';
+import { ModelStatistics } from '../observability/statistics.js';
+import { flushTracing, startTracing, stopTracing } from '../observability/tracing.js';
 
 
 export type GatewayHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -34,6 +39,16 @@ export interface LambdaGatewayOptions {
   log?: (s: string) => void;
   /** The access log, one line per request (default: console.log, i.e. CloudWatch). */
   requestLog?: (line: string) => void;
+  /** Where the Embedded Metric Format lines go (default: console.log, i.e. CloudWatch). */
+  metricsLog?: (line: string) => void;
+  /** Told of every request and batch besides the CloudWatch metrics. */
+  observer?: Observer;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console), made
+   * once the registry and the key rule exist. A factory here, so that core
+   * never imports the packages that build them.
+   */
+  mounts?: (ctx: { registry: PipelineRegistry; visible: (c: Context, pipeline: string) => boolean }) => AppMount[];
 }
 
 export interface LambdaGateway {
@@ -63,6 +78,8 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   const listed = (env[ENV.manifests] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const files = listed.length ? listed.map((f) => path.resolve(root, f)) : await findManifests(path.resolve(root, 'models'));
 
+  // Alongside loading the pipelines: the SDK and exporter are loaded only when an OTLP endpoint is set.
+  const tracing = startTracing('ensemble', env);
   const settings = settingsFromEnv(env);
   const s3 = makeS3Client(settings);
   const dynamo = makeDynamoClient(settings);
@@ -72,7 +89,10 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   });
   const lambda = (ctx: TransportContext) => new LambdaTransport({ env: ctx.env, spill: new PayloadSpill(ctx.s3, ctx.settings.bucket), log });
   const transport = await (opts.transport ?? lambda)({ env, settings, s3 });
-  const registry = new PipelineRegistry(transport);
+  // Per gateway instance: each Lambda instance counts the requests it served (docs/api.md, "Statistics").
+  const emf = new GatewayEmf(emfOptions(env, opts.metricsLog));
+  const statistics = new ModelStatistics();
+  const registry = new PipelineRegistry(transport, { observer: observers([statistics, emf, opts.observer]) });
 
   const manifests: Manifest[] = [];
   for (const file of files) {
@@ -89,8 +109,11 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   // Without a key nothing but health is served: an unset secret must not mean an open endpoint.
   const access = apiKeyAccess(parseApiKeys(env[ENV.apiKey], env[ENV.apiKeys]), { required: true });
   const app = createApp({
-    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible,
+    registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible, statistics,
+    mounts: opts.mounts?.({ registry, visible: access.visible }),
     log: opts.requestLog ?? ((line) => console.log(line)),
+    // Lambda sets the invocation's X-Ray header in the environment: a request without traceparent joins that trace.
+    hostTraceHeader: () => process.env._X_AMZN_TRACE_ID,
     // Leave time to answer and write the run record before Lambda stops the invocation.
     remainingMs: (c) => {
       const ctx = (c.env as { lambdaContext?: { getRemainingTimeInMillis?: () => number } } | undefined)?.lambdaContext;
@@ -99,6 +122,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
     },
   });
   const inner = handle(app);
+  await tracing;
 
   return {
     app, registry, manifests,
@@ -106,13 +130,15 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
       try {
         return await inner(event, context);
       } finally {
-        // Lambda freezes the instance once we return: write the run record now, not "soon".
-        await flushWithin(runs, RUN_FLUSH_MS, log);
+        // Lambda freezes the instance once we return: write the run record now, not "soon", and the spans.
+        await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), flushTracing()]);
+        emf.invocationEnded();
       }
     },
     async close() {
       await registry.close();
-      await flushWithin(runs, RUN_FLUSH_MS, log);
+      emf.flush();
+      await Promise.all([flushWithin(runs, RUN_FLUSH_MS, log), stopTracing()]);
       s3.destroy();
       dynamo.destroy();
     },

@@ -9,6 +9,7 @@ import { blobToData, dataToBlob } from '../tensor/binary-data.js';
 import { elementCount, isDatatype, tensorProblem } from '../tensor/datatypes.js';
 import type { Datatype, Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome } from '../runtime/types.js';
+import { readCarrier, type TraceCarrier } from '../observability/trace-context.js';
 
 export const PAYLOAD_VERSION = 1;
 /** Synchronous Invoke caps both the request and the response at 6 MB. */
@@ -33,6 +34,8 @@ export interface StageRequestPayload {
   pipeline: string;
   stage: string;
   items: WireItem[];
+  /** The batch span's W3C trace context, for the stage's own span; absent when the batch is not traced. */
+  trace?: TraceCarrier;
 }
 
 export type WireOutcome =
@@ -60,10 +63,13 @@ export interface StageRequest {
   pipeline: string;
   stage: string;
   items: Item[];
+  trace?: TraceCarrier;
 }
 
-export function encodeStageRequest(pipeline: string, stage: string, items: Item[]): StageRequestPayload {
-  return { v: PAYLOAD_VERSION, pipeline, stage, items: items.map(encodeItem) };
+export function encodeStageRequest(pipeline: string, stage: string, items: Item[], trace?: TraceCarrier): StageRequestPayload {
+  const payload: StageRequestPayload = { v: PAYLOAD_VERSION, pipeline, stage, items: items.map(encodeItem) };
+  if (trace) payload.trace = trace;
+  return payload;
 }
 
 /** The request a stage function received; malformed payloads are 400s. */
@@ -74,7 +80,11 @@ export function decodeStageRequest(payload: unknown): StageRequest {
   if (typeof p.pipeline !== 'string' || typeof p.stage !== 'string') fail('pipeline and stage must be strings');
   if (!Array.isArray(p.items)) fail('items must be an array');
   const items = (p.items as unknown[]).map((it, i) => decodeItem(it, `items[${i}]`, fail));
-  return { pipeline: p.pipeline as string, stage: p.stage as string, items };
+  const req: StageRequest = { pipeline: p.pipeline as string, stage: p.stage as string, items };
+  // A trace context that does not parse is dropped, as W3C asks of a malformed traceparent: the batch still runs.
+  const trace = readCarrier(p.trace);
+  if (trace) req.trace = trace;
+  return req;
 }
 
 export function encodeStageResult(result: BatchResult): StageResponsePayload {

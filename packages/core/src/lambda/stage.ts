@@ -13,6 +13,10 @@ import {
 } from './payload.js';
 import { PayloadSpill } from './spill.js';
 import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
+import { flushTracing, startTracing } from '../observability/tracing.js';
+import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
+import { StageEmf } from '../observability/emf.js';
+import { emfOptions } from './emf-options.js';
 
 
 /** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
@@ -41,10 +45,14 @@ interface Loaded {
  * running throws, so Lambda reports it as a function error (`Unhandled`)
  * and the gateway answers 502 naming the stage.
  */
-export async function createStageHandler(env: Env = process.env): Promise<StageHandler> {
+export async function createStageHandler(env: Env = process.env, opts: { metricsLog?: (line: string) => void } = {}): Promise<StageHandler> {
   const t0 = performance.now();
+  // One Embedded Metric Format line per batch, in the function's log: no call on the request path.
+  const metrics = new StageEmf(emfOptions(env, opts.metricsLog));
   let loaded: Loaded | undefined;
   let initError: unknown;
+  // During init, alongside the weights: the SDK is loaded only when an OTLP endpoint is set.
+  const tracing = startTracing(env[ENV.stage] ? `ensemble-${env[ENV.stage]}` : 'ensemble', env);
   try {
     loaded = await load(env);
     loaded.initMs = performance.now() - t0;
@@ -52,6 +60,7 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
     initError = e;
     console.error(`[ensemble] stage init failed: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const traced = await tracing;
   // Provisioned instances initialised before any caller waited on them: no cold start to report.
   let cold = env.AWS_LAMBDA_INITIALIZATION_TYPE !== 'provisioned-concurrency';
   let firstCall = true;
@@ -68,8 +77,25 @@ export async function createStageHandler(env: Env = process.env): Promise<StageH
     } catch (e) {
       return encodeStageFailure(e);
     }
-    const result = await runtime.run(req.items);
-    const answer = encodeStageResult({ ...result, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined });
+    // The gateway's batch span when it sent one; else the X-Ray trace Lambda set for this invocation.
+    const span = startStageRunSpan(stage.name, req.trace, env._X_AMZN_TRACE_ID ?? process.env._X_AMZN_TRACE_ID);
+    let result;
+    try {
+      result = await runtime.run(req.items);
+      endStageRunSpan(span, result);
+    } catch (e) {
+      endStageRunSpan(span, undefined, e);
+      throw e;
+    } finally {
+      // Lambda freezes the instance once the handler returns: what is buffered goes now.
+      if (traced) await flushTracing();
+    }
+    const initMs = firstCall ? loaded.initMs : undefined;
+    const answer = encodeStageResult({ ...result, coldStart: cold, initMs });
+    metrics.invocation({
+      pipeline: loaded.pipeline, stage: stage.name, items: req.items.length,
+      failedItems: result.outcomes.filter((o) => !o.ok).length, computeMs: result.computeMs, coldStart: cold, initMs,
+    });
     cold = false;
     firstCall = false;
     // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead.

@@ -10,6 +10,7 @@ import {
   SPILL_ABOVE_BYTES, decodeStageResponse, encodeStageRequest, isSpillRef, type SpillRef,
 } from './payload.js';
 import type { PayloadSpill } from './spill.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 import {
   DEFAULT_RETRY_POLICY, backoffMs, classifyInvokeError, retryAfterSeconds, sleep, type RetryPolicy,
 } from './retry.js';
@@ -86,7 +87,7 @@ export class LambdaTransport implements StageTransport {
 
   concurrency(stage: OnnxStage): number { return lambdaStageConcurrency(stage); }
 
-  async invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  async invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const target = this.targets.get(stageKey(pipeline, stage));
     if (!target) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     // The batcher's signal carries the batch's deadline. A direct caller (profiling, tests) may give
@@ -96,14 +97,16 @@ export class LambdaTransport implements StageTransport {
       : undefined;
     try {
       const bound = own ? (signal ? AbortSignal.any([signal, own.signal]) : own.signal) : signal!;
-      return await this.call(target, stage, items, { signal: bound, at: own?.at ?? deadlineOf(signal)! });
+      return await this.call(target, stage, items, { signal: bound, at: own?.at ?? deadlineOf(signal)! }, trace);
     } finally {
       own?.cancel();
     }
   }
 
-  private async call(target: Target, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }): Promise<BatchResult> {
-    let body = Buffer.from(JSON.stringify(encodeStageRequest(target.pipeline, stage, items)), 'utf8');
+  private async call(
+    target: Target, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }, trace?: TraceCarrier,
+  ): Promise<BatchResult> {
+    let body = Buffer.from(JSON.stringify(encodeStageRequest(target.pipeline, stage, items, trace)), 'utf8');
     let spilled: SpillRef | undefined;
     if (body.byteLength > SPILL_ABOVE_BYTES) {
       if (!this.spill) {

@@ -9,6 +9,11 @@ import { didYouMean } from './suggest.js';
 export interface Scope {
   loc: Locator;
   where: string;
+  /**
+   * False when files a manifest names as data (drift reference files) are
+   * not read: for the command that writes them.
+   */
+  readReferences?: boolean;
 }
 
 export function child(field: string, key: string): string {

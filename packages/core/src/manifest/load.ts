@@ -3,7 +3,7 @@ import path from 'node:path';
 import { buildDag } from './dag.js';
 import { attachLocator, Locator, PIPELINE } from './locator.js';
 import { parseYaml } from './parse.js';
-import { readManifest } from './schema.js';
+import { readManifest, type ManifestReadOptions } from './schema.js';
 import type { Manifest } from './types.js';
 
 export const MANIFEST_FILE = 'pipeline.yaml';
@@ -12,7 +12,7 @@ export const MANIFEST_FILE = 'pipeline.yaml';
  * Reads and checks a pipeline manifest: everything that can be checked
  * without the weights (schema, defaults, DAG). `verifyManifest` does the rest.
  */
-export async function loadManifest(file: string): Promise<Manifest> {
+export async function loadManifest(file: string, opts: ManifestReadOptions = {}): Promise<Manifest> {
   const abs = path.resolve(file);
   const loc = new Locator(abs);
   let text: string;
@@ -21,7 +21,7 @@ export async function loadManifest(file: string): Promise<Manifest> {
   } catch (err) {
     throw loc.error(PIPELINE, '', `cannot read the manifest: ${(err as Error).message}`);
   }
-  const { manifest, typedOutputs } = readManifest(parseYaml(text, loc), abs, loc);
+  const { manifest, typedOutputs } = readManifest(parseYaml(text, loc), abs, loc, opts);
   const m: Manifest = { ...manifest, ...buildDag(manifest, typedOutputs, loc) };
   attachLocator(m, loc);
   return m;

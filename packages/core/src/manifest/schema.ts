@@ -11,6 +11,7 @@ import {
 import { DEFAULTS, PIPELINE, stageWhere, type Locator } from './locator.js';
 import { didYouMean } from './suggest.js';
 import { toPlain, type YNode } from './parse.js';
+import { readMonitors, readObservers } from './monitors.js';
 import type {
   JobsSpec,
   BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
@@ -36,12 +37,12 @@ export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/i;
 const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 
-const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'jobs', 'stages'] as const;
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'jobs', 'stages', 'observers'] as const;
 const JOBS_KEYS = ['max_receives', 'batch_size', 'max_concurrency'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
-const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request'] as const;
-const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'labels', 'labels_file'] as const;
+const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request', 'monitors'] as const;
+const OUTPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'ragged', 'row_index', 'labels', 'labels_file', 'monitors'] as const;
 const RAGGED_KEYS = ['pad_value', 'lengths'] as const;
 const BATCH_KEYS = ['max_size', 'max_delay_ms', 'max_queue', 'queue_timeout_ms', 'pad_axis', 'pad_value'] as const;
 const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency', 'provisioned_concurrency', 'isolation', 'share'] as const;
@@ -50,10 +51,15 @@ const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale'
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
 const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
 
+export interface ManifestReadOptions {
+  /** False: drift reference files are not read (`ensemble monitor reference` is about to write them). */
+  readReferences?: boolean;
+}
+
 /** Validates the parsed YAML of `file` and fills every default. */
-export function readManifest(root: YNode, file: string, loc: Locator): SchemaResult {
+export function readManifest(root: YNode, file: string, loc: Locator, opts: ManifestReadOptions = {}): SchemaResult {
   const dir = path.dirname(file);
-  const s: Scope = { loc, where: PIPELINE };
+  const s: Scope = { loc, where: PIPELINE, readReferences: opts.readReferences };
   const top = readMap(s, root, '', TOP_KEYS);
 
   const name = readString(s, need(s, top.name, 'name'), 'name');
@@ -67,7 +73,7 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
     : DEFAULT_MAX_REQUEST_BYTES;
   const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
 
-  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input');
+  const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input', dir);
   const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output', dir));
   if (inputs.every((i) => i.perRequest)) {
     fail(s, 'inputs', 'every input is per_request: at least one input must carry the items (a request\'s rows)', top.inputs);
@@ -94,6 +100,10 @@ export function readManifest(root: YNode, file: string, loc: Locator): SchemaRes
   const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems };
   if (description !== undefined) manifest.description = description;
   if (top.jobs) manifest.jobs = readJobs(s, top.jobs);
+  if (top.observers) {
+    const list = readObservers(s, top.observers, dir, isFile);
+    if (list.length) manifest.observers = list;
+  }
   return { manifest, typedOutputs };
 }
 
@@ -175,7 +185,15 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
   if (axis !== 0) spec.batchAxis = axis;
   if (perRequest) spec.perRequest = true;
   if (m.description) spec.description = readString(s, m.description, child(field, 'description'));
-  if (!isOutput) return spec;
+  // After every field the rules are checked against (ragged included).
+  const withMonitors = (): TensorSpec => {
+    if (m.monitors) {
+      const list = readMonitors(s, m.monitors, isOutput ? 'output' : 'input', spec, dir);
+      if (list.length) spec.monitors = list;
+    }
+    return spec;
+  };
+  if (!isOutput) return withMonitors();
   const free = shape.some((d, i) => d === -1 && i !== axis);
   if (m.ragged) {
     const rf = child(field, 'ragged');
@@ -192,7 +210,7 @@ function readTensorSpec(s: Scope, node: YNode, field: string, role: TensorRole =
   }
   if (m.row_index) spec.rowIndex = readString(s, m.row_index, child(field, 'row_index'));
   readLabels(s, m, field, spec, dir);
-  return spec;
+  return withMonitors();
 }
 
 /**

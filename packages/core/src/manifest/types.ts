@@ -48,6 +48,100 @@ export interface TensorSpec {
    */
   labels?: string[];
   labelsFile?: string;
+  /** Pipeline inputs and outputs only: checks on every request's values (see MonitorSpec). */
+  monitors?: MonitorSpec[];
+}
+
+/**
+ * What a monitor does with a finding: `record` puts it in the run record (and
+ * the metrics) and lets the request go on; `reject` also fails the request
+ * (400 for an input, 422 for an output).
+ */
+export type MonitorAction = 'record' | 'reject';
+
+/** A check on one pipeline input or output, run on every request that carries it. */
+export type MonitorSpec = RangeMonitor | FiniteMonitor | ShapeMonitor | DriftMonitor;
+
+/** Every value within [min, max] (either bound may be absent, not both). NaN is the finite rule's. */
+export interface RangeMonitor {
+  rule: 'range';
+  action: MonitorAction;
+  min?: number;
+  max?: number;
+}
+
+/** No NaN or ±Infinity (floating-point tensors only). */
+export interface FiniteMonitor {
+  rule: 'finite';
+  action: MonitorAction;
+}
+
+/**
+ * Bounds on each item's shape (the tensor without its item dimension): per
+ * dimension (-1: unbounded; the item dimension is always -1), on the
+ * elements per item, and on the byte length of each BYTES element.
+ */
+export interface ShapeMonitor {
+  rule: 'shape';
+  action: MonitorAction;
+  minShape?: number[];
+  maxShape?: number[];
+  minElements?: number;
+  maxElements?: number;
+  minLength?: number;
+  maxLength?: number;
+}
+
+export type DriftStat = 'mean' | 'std' | 'histogram';
+
+/** Fixed bins of a histogram: `count` equal bins over [min, max), plus one below and one above. */
+export interface HistogramBins {
+  min: number;
+  max: number;
+  count: number;
+}
+
+/**
+ * A simple statistic of the last `window` items' values (all elements of an
+ * item, pooled) compared with a reference: the first `window` items served,
+ * or a file. Drift describes traffic, not one request: it only records.
+ */
+export interface DriftMonitor {
+  rule: 'drift';
+  action: 'record';
+  stat: DriftStat;
+  /** Items in the rolling window (and in a window reference). */
+  window: number;
+  /**
+   * mean: |mean - reference mean| in reference standard deviations;
+   * std: |std / reference std - 1|; histogram: population stability index.
+   */
+  threshold: number;
+  /** stat: histogram only. */
+  bins?: HistogramBins;
+  reference: DriftReference;
+}
+
+export type DriftReference =
+  | { kind: 'window' }
+  | { kind: 'file'; file: string; stats: ReferenceStats };
+
+/** What a reference file holds for one tensor (`ensemble monitor reference` writes it). */
+export interface ReferenceStats {
+  /** Items and values the statistics were computed from. */
+  items: number;
+  values: number;
+  mean: number;
+  std: number;
+  /** Counts per bin (below min first, above max last), for a histogram monitor: the file's bins equal the monitor's. */
+  histogram?: number[];
+}
+
+/** A module told of the pipeline's run and batch events (docs/manifest.md, observers). */
+export interface ObserverSpec {
+  /** Absolute path of the module. */
+  module: string;
+  options: Record<string, unknown>;
 }
 
 /** Items are padded at the end of every free dimension to the largest in the response. */
@@ -216,4 +310,6 @@ export interface Manifest {
   lineage: Record<string, string[]>;
   /** Every tensor whose type is known statically (pipeline I/O, typed function outputs). */
   tensors: Record<string, TensorSpec>;
+  /** Observer modules loaded with the pipeline (absent: none). */
+  observers?: ObserverSpec[];
 }

@@ -3,7 +3,11 @@
  * extension), metrics (Prometheus, CloudWatch EMF), profiles and monitors
  * are all built from these events, so they count the same things.
  * Observers run on the request path: they must be cheap and must not throw.
+ * An observer module named by a manifest (`observers:`) or the server
+ * (`--observer`) is one of these too: the extension point for custom
+ * monitors and exporters.
  */
+import type { Finding, RunRecord } from '../storage/types.js';
 
 /** One batch a stage ran, whether it succeeded or not. */
 export interface BatchEvent {
@@ -42,12 +46,58 @@ export interface RequestEnd extends RequestStart {
   durationMs: number;
   /** Items in the request (rows of its inputs), when it got as far as decoding them. */
   items?: number;
+  /** The request's run record, as it is stored (findings included). */
+  record?: RunRecord;
+  /** The compute of every batch the request's items rode in, summed over its stages (ms), when it ran. */
+  computeMs?: number;
+}
+
+/**
+ * A stage's worker process ended without being asked to (it crashed, or was
+ * killed for passing its deadline) and is being replaced. A worker serves a
+ * stage, not a version: a pool shared by several pipelines reports once per
+ * stage it serves.
+ */
+export interface WorkerRestart {
+  pipeline: string;
+  stage: string;
+  /** The ErrorCode its batch failed with ('timeout' for a worker killed at its deadline). */
+  reason: string;
+}
+
+/** A monitor's finding in one request, told as it is put into the request's run record. */
+export interface FindingEvent extends Finding {
+  pipeline: string;
+  version: string;
+  runId: string;
 }
 
 export interface Observer {
   requestStarted?(e: RequestStart): void;
   requestEnded?(e: RequestEnd): void;
   batch?(e: BatchEvent): void;
+  workerRestarted?(e: WorkerRestart): void;
+  finding?(e: FindingEvent): void;
+}
+
+/** What an observer module is told when its pipeline (or the server) loads it. */
+export interface ObserverContext {
+  /** The pipeline whose manifest names the module ('' for a server-wide observer, told of every pipeline). */
+  pipeline: string;
+  version: string;
+  /** The module's `options:` from the manifest ({} when none). */
+  options: Record<string, unknown>;
+  /** The manifest's folder (the working directory for a server-wide observer): where relative paths start. */
+  dir: string;
+}
+
+/** An observer module's default export: makes the observer; `close` is awaited when its pipeline version unloads. */
+export interface ObserverModule {
+  create(ctx: ObserverContext): LoadedObserver | Promise<LoadedObserver>;
+}
+
+export interface LoadedObserver extends Observer {
+  close?(): void | Promise<void>;
 }
 
 /** Several observers as one; an observer that throws is reported once and never breaks a request. */
@@ -58,10 +108,14 @@ export function observers(list: readonly (Observer | undefined)[]): Observer | u
   const started = all.filter((o) => o.requestStarted).map(guarded);
   const ended = all.filter((o) => o.requestEnded).map(guarded);
   const batches = all.filter((o) => o.batch).map(guarded);
+  const restarts = all.filter((o) => o.workerRestarted).map(guarded);
+  const found = all.filter((o) => o.finding).map(guarded);
   return {
     requestStarted: (e) => { for (const o of started) o.requestStarted!(e); },
     requestEnded: (e) => { for (const o of ended) o.requestEnded!(e); },
     batch: (e) => { for (const o of batches) o.batch!(e); },
+    workerRestarted: (e) => { for (const o of restarts) o.workerRestarted!(e); },
+    finding: (e) => { for (const o of found) o.finding!(e); },
   };
 }
 
@@ -72,5 +126,8 @@ function guarded(o: Observer): Observer {
       if (!reported) { reported = true; console.error('an observer threw; its events are still delivered:', err); }
     }
   });
-  return { requestStarted: safe(o.requestStarted), requestEnded: safe(o.requestEnded), batch: safe(o.batch) };
+  return {
+    requestStarted: safe(o.requestStarted), requestEnded: safe(o.requestEnded), batch: safe(o.batch),
+    workerRestarted: safe(o.workerRestarted), finding: safe(o.finding),
+  };
 }

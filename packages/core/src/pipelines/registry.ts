@@ -1,7 +1,9 @@
 import type { Manifest } from '../manifest/types.js';
 import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
-import type { Observer } from '../observability/events.js';
+import { observers, type LoadedObserver, type Observer } from '../observability/events.js';
+import { createMonitors, type PipelineMonitors } from '../monitors/pipeline-monitors.js';
+import { closeObservers, loadObservers } from './observers.js';
 import { NotFoundError, NotReadyError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
 
@@ -15,10 +17,15 @@ export interface LoadedPipeline {
    * while, each reach their own stages.
    */
   address: string;
+  /** The manifest's monitors and their drift state (absent: it declares none). */
+  monitors?: PipelineMonitors;
+  /** The observer modules the manifest names, as one (absent: none); the registry's own observer is not in it. */
+  observer?: Observer;
 }
 
 /** One loaded version: requests using it are counted, so it closes only once they are done. */
 interface Version extends LoadedPipeline {
+  observerModules: LoadedObserver[];
   users: number;
   idle?: () => void;
 }
@@ -224,16 +231,22 @@ export class PipelineRegistry {
     e.loads++;
     const address = e.loads === 1 ? manifest.name : `${manifest.name}#${e.loads}`;
     let executor: Executor;
+    let modules: LoadedObserver[] = [];
     try {
-      executor = await Executor.create(manifest, this.transport, { address, observer: this.observer });
+      modules = await loadObservers(manifest.observers ?? [], { pipeline: manifest.name, version: manifest.version, dir: manifest.dir });
+      executor = await Executor.create(manifest, this.transport, { address, observer: modules.length ? observers([this.observer, ...modules]) : this.observer });
     } catch (err) {
+      await closeObservers(modules);
       // What this version had started (a pool for a changed stage) goes; pools the serving version uses stay.
       await this.transport.unload?.(address).catch(() => undefined);
       if (!e.serving) { e.failure = message(err); e.manifest = manifest; e.unloaded = false; }
       throw err;
     }
     const old = e.serving;
-    const v: Version = { manifest, executor, address, users: 0 };
+    const v: Version = {
+      manifest, executor, address, users: 0, observerModules: modules,
+      monitors: createMonitors(manifest), observer: observers(modules),
+    };
     e.manifest = manifest;
     e.serving = v;
     e.failure = undefined;
@@ -246,6 +259,7 @@ export class PipelineRegistry {
   private async retire(v: Version): Promise<void> {
     if (v.users > 0) await new Promise<void>((r) => { v.idle = r; });
     await v.executor.close();
+    await closeObservers(v.observerModules);
     await this.transport.unload?.(v.address);
   }
 

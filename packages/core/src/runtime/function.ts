@@ -21,6 +21,11 @@ export function setStageModuleLoader(loader?: StageModuleLoader): void {
   loadStageModule = loader ?? importFile;
 }
 
+/** Import a module a manifest names (a stage, an observer) the way function stages are: from the bundle when registered. */
+export function importManifestModule(file: string): Promise<unknown> {
+  return loadStageModule(file);
+}
+
 /**
  * Batches of one function stage in flight at once, at least. Function stages
  * are async JS in the gateway's own process, not instances to share: many

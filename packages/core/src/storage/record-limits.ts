@@ -16,6 +16,9 @@ export const STAGE_ERROR_CHARS = 500;
 export const RECORD_MAX_STAGES = 200;
 /** Batch sizes kept per stage line in that case. */
 export const STAGE_MAX_BATCH_SIZES = 100;
+/** Findings kept per record (a manifest with many monitors on a bad request), and each one's message. */
+export const RECORD_MAX_FINDINGS = 50;
+export const FINDING_MESSAGE_CHARS = 300;
 
 /** The record as it can be stored: long texts and lists cut, and `truncated: true` when anything was. */
 export function fitRecord(record: RunRecord): RunRecord {
@@ -27,7 +30,13 @@ export function fitRecord(record: RunRecord): RunRecord {
   };
   const out: RunRecord = { ...record, stages: record.stages.map((s) => s.error === undefined ? s : { ...s, error: short(s.error, STAGE_ERROR_CHARS) }) };
   if (out.error !== undefined) out.error = short(out.error, RECORD_ERROR_CHARS);
-  for (const key of ['pipeline', 'version', 'transport'] as const) {
+  if (record.findings) {
+    if (record.findings.length > RECORD_MAX_FINDINGS) cut = true;
+    out.findings = record.findings.slice(0, RECORD_MAX_FINDINGS).map((f) => ({
+      ...f, tensor: short(f.tensor, 200), message: short(f.message, FINDING_MESSAGE_CHARS),
+    }));
+  }
+  for (const key of ['pipeline', 'version', 'transport', 'traceId'] as const) {
     const v = out[key];
     if (typeof v === 'string') out[key] = short(v, 200);
   }

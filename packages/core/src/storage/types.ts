@@ -6,16 +6,38 @@ export interface StageRunRecord {
   batchSizes: number[];
   /** Items of this request the stage handled. */
   items: number;
+  /** The longest queue wait of one of its items. */
   queueWaitMs: number;
+  /** The batches' compute, summed (batches that ran side by side count each). */
   computeMs: number;
   coldStart: boolean;
   initMs?: number;
+  /**
+   * Offsets from the run's start (ms): the request's first item entering the
+   * stage's queue, and its last item coming back (or the stage failing).
+   * Absent for a stage that only skipped items, and in records written before
+   * they existed.
+   */
+  startMs?: number;
+  endMs?: number;
   /** Items the stage's `when` condition skipped (they took its `otherwise` tensors). */
   skipped?: number;
   error?: string;
 }
 
 export type RunStatus = 'succeeded' | 'failed';
+
+/** What a monitor found in a request's input or output (docs/manifest.md, monitors). */
+export interface Finding {
+  tensor: string;
+  /** The monitor's rule: range, finite, shape, drift. */
+  rule: string;
+  /** record: noted, the request went on; reject: the request failed for it. */
+  action: 'record' | 'reject';
+  message: string;
+  /** The measured number the rule compared (the value out of range, the drift distance), when there is one. */
+  value?: number;
+}
 
 /** One DynamoDB item per inference request, failures included. */
 export interface RunRecord {
@@ -30,6 +52,12 @@ export interface RunRecord {
   durationMs: number;
   stages: StageRunRecord[];
   error?: string;
+  /**
+   * The W3C trace id (32 hex) the request ran in: the caller's traceparent,
+   * the X-Ray root on Lambda, or one started here; the same id as the
+   * response's x-ensemble-trace-id header and the exported spans.
+   */
+  traceId?: string;
   /** Which transport ran it ('local', 'lambda'). */
   transport?: string;
   /** Set when texts or lists were cut to keep the record under DynamoDB's item limit. */
@@ -40,6 +68,8 @@ export interface RunRecord {
   jobId?: string;
   /** The job item's key (its input object, or `<jsonl key>#<line>`). */
   jobItem?: string;
+  /** What the pipeline's monitors found in this request (absent: nothing, or no monitors). */
+  findings?: Finding[];
 }
 
 export interface RunStore {

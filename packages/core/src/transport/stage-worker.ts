@@ -2,6 +2,8 @@ import type { StageRuntime } from '../runtime/types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { EnsembleError } from '../errors.js';
+import { flushTracing, startTracing } from '../observability/tracing.js';
+import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 
 /**
  * One stage instance in its own process with its own ONNX Runtime session, so
@@ -14,9 +16,16 @@ const port = {
   postMessage: (m: FromWorker) => process.send!(m),
   on: (event: 'message', fn: (m: ToWorker) => void) => process.on(event, fn),
 };
-// The parent going away (even by SIGKILL) closes the channel: don't linger as an orphan.
-process.on('disconnect', () => process.exit(0));
+// The parent going away (even by SIGKILL) closes the channel: don't linger as an orphan, but send the spans
+// this worker still holds first (bounded: a collector that does not answer must not keep it alive).
+const exitAfterFlush = () => {
+  const bounded = setTimeout(() => process.exit(0), 2_000);
+  bounded.unref();
+  void flushTracing().finally(() => process.exit(0));
+};
+process.on('disconnect', exitAfterFlush);
 let runtime: StageRuntime | undefined;
+let stageName = '';
 
 function send(msg: FromWorker): void {
   port.postMessage(msg);
@@ -25,15 +34,26 @@ function send(msg: FromWorker): void {
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'init') {
     const t0 = performance.now();
-    createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then(
-      (rt) => { runtime = rt; send({ type: 'ready', initMs: performance.now() - t0 }); },
+    // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
+    Promise.all([createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }), startTracing('ensemble')]).then(
+      ([rt, traced]) => {
+        runtime = rt;
+        stageName = msg.stage.name;
+        // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
+        if (traced) process.once('SIGTERM', exitAfterFlush);
+        send({ type: 'ready', initMs: performance.now() - t0 });
+      },
       (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
     );
     return;
   }
   if (!runtime) { send({ type: 'error', id: msg.id, message: 'worker not initialised' }); return; }
+  const span = startStageRunSpan(stageName, msg.trace);
   runtime.run(msg.items).then(
-    (result) => send({ type: 'result', id: msg.id, result }),
-    (e: unknown) => send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' }),
+    (result) => { endStageRunSpan(span, result); send({ type: 'result', id: msg.id, result }); },
+    (e: unknown) => {
+      endStageRunSpan(span, undefined, e);
+      send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' });
+    },
   );
 });

@@ -1,6 +1,7 @@
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 
 /** How transports key a stage of a loaded pipeline (by its address) in their own tables. */
 export function stageKey(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
@@ -17,6 +18,8 @@ export interface StageHealth {
   ready: boolean;
   reason?: string;
   retryInMs?: number;
+  /** Instances up and serving (worker processes with a session), where the transport keeps any. */
+  workers?: number;
 }
 
 /**
@@ -40,9 +43,11 @@ export interface StageTransport {
    * `signal` is the batch's deadline (the batcher's, aborted with a 504 at the
    * stage's timeout_ms) or a client going away: the transport stops what work
    * it can when it aborts and rejects with its reason. Without one the call
-   * is bounded only by what the transport itself allows.
+   * is bounded only by what the transport itself allows. `trace` is the
+   * call's trace context (the batch span's traceparent), for the stage
+   * instance to continue; absent when the batch is not traced.
    */
-  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult>;
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult>;
   /** How many batches of `stage` may be in flight at once through this transport (the batcher's bound). */
   concurrency(stage: OnnxStage): number;
   /**

@@ -7,9 +7,11 @@ import type { BatchResult } from '../runtime/types.js';
 import type { WeightStore } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from '../deadline.js';
+import type { Observer } from '../observability/events.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
 
@@ -50,6 +52,11 @@ interface StagePool {
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
+
+export interface WorkerPoolOptions {
+  /** Told of every worker that ends unasked and is replaced. */
+  observer?: Observer;
+}
 
 export interface CloseOptions {
   /**
@@ -101,7 +108,7 @@ export class WorkerPoolTransport implements StageTransport {
   /** Batches in flight, for close() to wait for. */
   private readonly active = new Set<Promise<unknown>>();
 
-  constructor(private readonly weights: WeightStore) {
+  constructor(private readonly weights: WeightStore, private readonly opts: WorkerPoolOptions = {}) {
     this.inline = new InProcessTransport(weights);
     // Every batch in flight or waiting for a worker listens to it.
     setMaxListeners(0, this.shutdown.signal);
@@ -188,7 +195,7 @@ export class WorkerPoolTransport implements StageTransport {
     for (const [user, pool] of this.routes) {
       const stage = pool.users.get(user);
       if (!stage || user !== stageKey(pipeline, stage.name)) continue;
-      const h: StageHealth = { stage: stage.name, ready: !pool.broken };
+      const h: StageHealth = { stage: stage.name, ready: !pool.broken, workers: pool.slots.filter((s) => s.started).length };
       if (pool.broken) {
         h.reason = pool.broken.message;
         if (pool.retry) h.retryInMs = Math.max(0, pool.retry.at - Date.now());
@@ -198,11 +205,11 @@ export class WorkerPoolTransport implements StageTransport {
     return out;
   }
 
-  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
     const running = this.inlineStages.has(stageKey(pipeline, stage))
       ? this.inline.invoke(pipeline, stage, items)
-      : this.run(pipeline, stage, items, signal);
+      : this.run(pipeline, stage, items, signal, trace);
     this.active.add(running);
     const done = () => { this.active.delete(running); };
     running.then(done, done);
@@ -230,18 +237,18 @@ export class WorkerPoolTransport implements StageTransport {
     this.inlineStages.clear();
   }
 
-  private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const pool = this.routes.get(stageKey(pipeline, stage));
     if (!pool || pool.closed) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
-    const running = this.runOn(pool, stage, items, signal);
+    const running = this.runOn(pool, stage, items, signal, trace);
     pool.active.add(running);
     const done = () => { pool.active.delete(running); };
     running.then(done, done);
     return running;
   }
 
-  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
+  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     // What the batch fails with when `bound` aborts: the caller's reason (its deadline), or the shutdown.
     const stopped = (): EnsembleError => {
@@ -278,7 +285,7 @@ export class WorkerPoolTransport implements StageTransport {
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
       slot.current = { id, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
-      slot.worker.send({ type: 'run', id, items } satisfies ToWorker);
+      slot.worker.send((trace ? { type: 'run', id, items, trace } : { type: 'run', id, items }) satisfies ToWorker);
     });
   }
 
@@ -400,6 +407,17 @@ export class WorkerPoolTransport implements StageTransport {
     while (pool.slots.length < pool.stage.scale.instances) pool.slots.push(this.spawn(pool));
   }
 
+  private reportRestart(pool: StagePool, err: EnsembleError): void {
+    const o = this.opts.observer;
+    if (!o?.workerRestarted) return;
+    // Replacing the worker matters more than counting it: an observer that throws must not stop it.
+    try {
+      for (const e of restartEvents(pool, err)) o.workerRestarted(e);
+    } catch (e) {
+      console.error('[ensemble] the worker restart observer threw:', e);
+    }
+  }
+
   /** Fail the slot's batch with `err`, kill its worker process and put a fresh one in its place. */
   private replace(pool: StagePool, slot: Slot, err: EnsembleError): void {
     const i = pool.slots.indexOf(slot);
@@ -413,6 +431,7 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
     if (!slot.started) pool.failedStarts++;
+    if (!ending) this.reportRestart(pool, err);
     if (ending || pool.failedStarts >= MAX_FAILED_STARTS) {
       pool.slots.splice(i, 1);
       if (ending && pool.slots.length === 0) {
@@ -436,6 +455,12 @@ export class WorkerPoolTransport implements StageTransport {
   }
 }
 
+
+/** Every stage the pool serves lost a worker. */
+function restartEvents(pool: StagePool, err: EnsembleError): { pipeline: string; stage: string; reason: string }[] {
+  // A user is stageKey(pipeline, stage.name): the pipeline is what precedes '/<stage>'.
+  return [...pool.users].map(([user, stage]) => ({ pipeline: user.slice(0, user.length - stage.name.length - 1), stage: stage.name, reason: err.code }));
+}
 
 /** The same error, saying what became of the worker. */
 function restarted(err: EnsembleError, what: string): EnsembleError {

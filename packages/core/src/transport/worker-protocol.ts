@@ -1,11 +1,13 @@
 import type { OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
+import type { TraceCarrier } from '../observability/trace-context.js';
 
 /** Messages between the pool and a stage worker process. */
 export type ToWorker =
   | { type: 'init'; stage: OnnxStage; modelPath: string }
-  | { type: 'run'; id: number; items: Item[] };
+  /** `trace`: the batch span's context, which the worker's own span continues. */
+  | { type: 'run'; id: number; items: Item[]; trace?: TraceCarrier };
 
 export type FromWorker =
   | { type: 'ready'; initMs: number }

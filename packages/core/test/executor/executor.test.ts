@@ -93,6 +93,25 @@ stages:
     expect(join.error).toBeUndefined();
   });
 
+  it('places every stage on the run\'s time axis: start and end offsets from the request\'s start, producers before consumers', async () => {
+    const origin = performance.now();
+    await sleep(40); // the gateway's decoding, say: stage offsets count from the origin, not from run()
+    // One row: each stage has one item, so the order of the stages is the order of that item's steps.
+    const result = await p.executor.run({ x: f32([[1, 2]]) }, { startedAt: origin });
+    const wall = performance.now() - origin;
+    const [a, b, join] = ['slow_a', 'slow_b', 'join'].map((n) => result.stages.find((s) => s.stage === n)!);
+    for (const s of [a, b, join]) {
+      expect(s.startMs, s.stage).toBeGreaterThanOrEqual(40);
+      expect(s.endMs!, s.stage).toBeGreaterThanOrEqual(s.startMs! + s.queueWaitMs);
+      expect(s.endMs!, s.stage).toBeLessThanOrEqual(wall);
+    }
+    // join's item enters its queue only once both branches have answered for it.
+    expect(join.startMs).toBeGreaterThanOrEqual(Math.max(a.endMs!, b.endMs!));
+    // The branches ran side by side: each started before the other ended.
+    expect(a.startMs).toBeLessThan(b.endMs!);
+    expect(b.startMs).toBeLessThan(a.endMs!);
+  });
+
   it('returns empty outputs for a request with zero rows, running nothing', async () => {
     const result = await p.executor.run({ x: { datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) } });
     expect(result.outputs.y).toEqual({ datatype: 'FP32', shape: [0, 2], data: new Float32Array(0) });

@@ -18,7 +18,7 @@ describe('httpStatus', () => {
     const expected: Record<ErrorCode, number> = {
       invalid_input: 400, usage: 400, not_found: 404, conflict: 409, too_large: 413, unsupported_encoding: 415, method_not_allowed: 405,
       overloaded: 429, cancelled: 499,
-      internal: 500, stage_failed: 500, invalid_manifest: 500, bad_gateway: 502, not_ready: 503, timeout: 504,
+      internal: 500, stage_failed: 500, invalid_manifest: 500, output_rejected: 422, bad_gateway: 502, not_ready: 503, timeout: 504,
     };
     for (const [code, status] of Object.entries(expected)) expect(httpStatus(code as ErrorCode), code).toBe(status);
   });

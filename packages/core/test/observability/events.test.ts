@@ -20,6 +20,13 @@ describe('observers', () => {
     expect(b).toEqual([end]);
   });
 
+  it('delivers worker restarts too', () => {
+    const seen: string[] = [];
+    const o = observers([{ workerRestarted: (e) => seen.push(`${e.pipeline}/${e.stage} ${e.reason}`) }, { batch: () => undefined }])!;
+    o.workerRestarted!({ pipeline: 'p', stage: 's', reason: 'timeout' });
+    expect(seen).toEqual(['p/s timeout']);
+  });
+
   it('keeps delivering to the others when one observer throws, and reports it once', () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     try {

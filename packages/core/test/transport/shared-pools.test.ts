@@ -82,7 +82,8 @@ describe('worker pools shared across pipelines', () => {
       // Batches of both pipelines at once, more than the two workers: they queue for the shared workers.
       const results = await Promise.all([1, 2, 3, 4].map((i) => pool.invoke(i % 2 ? 'a' : 'b', i % 2 ? 'triple' : 'times3', [row([i, 0, -i, 1])])));
       expect(results.map(values)).toEqual([1, 2, 3, 4].map((i) => [[3 * i, 0, -3 * i, 3]]));
-      expect(pool.health('b')).toEqual([{ stage: 'times3', ready: true }]);
+      // One set of workers for both pipelines' stage, all of them up.
+      expect(pool.health('b')).toEqual([{ stage: 'times3', ready: true, workers: 2 }]);
 
       // The other pipeline keeps the workers when one unloads.
       await pool.unload('a');
@@ -117,7 +118,7 @@ describe('worker pools shared across pipelines', () => {
       expect(shared.some(exited)).toBe(false);
       await expect(pool.invoke('a', 'triple', [row([1, 1, 1, 1])])).rejects.toThrow(/not loaded/);
       expect(pool.health('a')).toEqual([]);
-      expect(pool.health('a#2')).toEqual([{ stage: 'triple', ready: true }]);
+      expect(pool.health('a#2')).toEqual([{ stage: 'triple', ready: true, workers: 2 }]);
       expect(values(await pool.invoke('a#2', 'triple', [row([1, 2, 3, 4])]))).toEqual([[3, 6, 9, 12]]);
 
       // A version whose weights changed gets workers of its own; the version before it still answers with the old weights.

@@ -17,6 +17,8 @@ import { PipelineRegistry } from '../../src/pipelines/registry.js';
 import { createApp } from '../../src/http/app.js';
 import { DynamoRunStore } from '../../src/storage/dynamo-runs.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
+import { PrometheusMetrics } from '../../src/observability/metrics.js';
+import { parseExposition } from '../observability/prometheus-text.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let local: Local;
@@ -125,6 +127,30 @@ describe('WorkerPoolTransport', () => {
     }
   });
 
+  it('counts a killed worker as a restart of its stage in the metrics', async () => {
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const pool = new WorkerPoolTransport(weights, { observer: metrics });
+    const restarts = async () => parseExposition((await metrics.scrape()).body)
+      .value('ensemble_stage_worker_restarts_total', { model: 'pool.triple', pipeline: 'pool', stage: 'triple', reason: 'stage_failed' });
+    try {
+      await pool.load(manifest);
+      expect(await restarts()).toBe(0);
+      const [victim] = pool.workersOf('pool', 'triple');
+      victim.kill('SIGKILL');
+      for (let i = 0; i < 200 && pool.workersOf('pool', 'triple').includes(victim); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pool.workersOf('pool', 'triple')).not.toContain(victim);
+      expect(await restarts()).toBe(1);
+      // The other stage's workers were not touched.
+      expect(parseExposition((await metrics.scrape()).body).value('ensemble_stage_worker_restarts_total', { stage: 'slow' })).toBe(0);
+      const ok = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4])]);
+      expect(ok.outcomes[0].ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+    // Workers stopped by close() are no restarts.
+    expect(await restarts()).toBe(1);
+  });
+
   it('a batch whose deadline signal aborts gets 504 and the hung worker is restarted', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {
@@ -216,7 +242,7 @@ stages:
       expect((errors[3] as Error).message).toMatch(/failed to start 3 times/);
       // It backs off instead of respawning at once: at most the one worker of its next try.
       expect(pool.workersOf('junk', 'bad').length).toBeLessThanOrEqual(1);
-      expect(pool.health('junk')).toEqual([{ stage: 'bad', ready: false, reason: expect.stringMatching(/failed to start/), retryInMs: expect.any(Number) }]);
+      expect(pool.health('junk')).toEqual([{ stage: 'bad', ready: false, reason: expect.stringMatching(/failed to start/), retryInMs: expect.any(Number), workers: 0 }]);
     } finally {
       await pool.close();
     }

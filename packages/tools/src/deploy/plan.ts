@@ -5,7 +5,7 @@ import { LAMBDA_MEMORY_MB } from '@ensemble/core/manifest/defaults.js';
 import { RUNS_TABLE_KEYS } from '@ensemble/core/storage/runs-table.js';
 import { EnsembleError, ManifestError } from '@ensemble/core/errors.js';
 import {
-  COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, pascalCase, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
+  COMPONENTS, CONSOLE_STATIC, ENV, HANDLERS, PACKAGE_DIR, pascalCase, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
 } from '@ensemble/core/lambda/environment.js';
 import { JOBS_TABLE_KEYS } from '@ensemble/core/jobs/store.js';
 import { DEFAULT_QUEUE_POLICY, deadLetterQueueName, queueName } from '@ensemble/core/jobs/queue.js';
@@ -114,7 +114,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
         permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.
-        copyFiles: copies([manifest, ...moduleFiles, ...labelFiles(root, m)]),
+        copyFiles: copies([manifest, ...moduleFiles, ...labelFiles(root, m), ...monitorFiles(root, m)]),
         install: [...STAGE_INSTALL],
         bundle: `${packageDir}/${name}`,
       });
@@ -299,7 +299,7 @@ interface GatewayInputs {
 function planGateway(manifests: Manifest[], { root, runtime, architecture, routes, packageDir, opts }: GatewayInputs): GatewayFunctionPlan {
   const manifestPaths = manifests.map((m) => relative(root, m.file, m));
   const modules = manifests.flatMap((m) => functionModules(root, m));
-  const optionFiles = manifests.flatMap((m) => [...stageOptionFiles(root, m), ...labelFiles(root, m)]);
+  const optionFiles = manifests.flatMap((m) => [...stageOptionFiles(root, m), ...labelFiles(root, m), ...monitorFiles(root, m)]);
 
   const functionStageMemory = manifests.flatMap((m) => m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
   const memoryMb = opts.gatewayMemoryMb ?? Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...functionStageMemory);
@@ -333,7 +333,8 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
     stageModules: [...new Set(modules)],
     permissions: gatewayPermissions(routes),
-    copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
+    // The console's page and scripts: served by the gateway at /console.
+    copyFiles: [...copies([...manifestPaths, ...modules, ...optionFiles]), { from: CONSOLE_STATIC }],
     install: [...GATEWAY_INSTALL],
     bundle: `${packageDir}/${COMPONENTS.gateway}`,
     routes,
@@ -436,14 +437,23 @@ function claim(owners: Map<string, string>, key: string, who: string, onTaken: (
   owners.set(key, who);
 }
 
-/** Function stage modules of a manifest, relative to the root. */
 /** Outputs' `labels_file`s: loading the manifest reads them, so every function that loads it ships them. */
 function labelFiles(root: string, m: Manifest): string[] {
   return m.outputs.flatMap((o) => (o.labelsFile ? [relative(root, o.labelsFile, m)] : []));
 }
 
+/** Modules a manifest names (function stages, observers), relative to the root: loading it checks they exist. */
 function functionModules(root: string, m: Manifest): string[] {
-  return m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : []));
+  return [
+    ...m.stages.flatMap((s) => (s.kind === 'function' ? [relative(root, s.module, m)] : [])),
+    ...(m.observers ?? []).map((o) => relative(root, o.module, m)),
+  ];
+}
+
+/** Drift reference files: loading the manifest reads them, so every function that loads it ships them. */
+function monitorFiles(root: string, m: Manifest): string[] {
+  return [...m.inputs, ...m.outputs].flatMap((t) => (t.monitors ?? []).flatMap((mon) => (
+    mon.rule === 'drift' && mon.reference.kind === 'file' ? [relative(root, mon.reference.file, m)] : [])));
 }
 
 /**

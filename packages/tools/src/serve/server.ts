@@ -14,12 +14,20 @@ import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import { createApp } from '@ensemble/core/http/app.js';
+import { startTracing, stopTracing } from '@ensemble/core/observability/tracing.js';
 import { apiKeyAccess, parseApiKeys } from '@ensemble/core/http/api-key.js';
 import { openEnvironment, type Environment } from './environment.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { PrometheusMetrics } from '@ensemble/core/observability/metrics.js';
+import { queueDepths } from '@ensemble/core/pipelines/queue-depths.js';
+import { closeObservers, loadObservers } from '@ensemble/core/pipelines/observers.js';
+import { existsSync } from 'node:fs';
 import { Jobs } from '@ensemble/core/jobs/service.js';
 import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from '@ensemble/core/jobs/queue.js';
 import { httpStatus } from '@ensemble/core/http/errors.js';
+import { observers, type LoadedObserver, type Observer } from '@ensemble/core/observability/events.js';
+import { ModelStatistics } from '@ensemble/core/observability/statistics.js';
+import { consoleMounts } from '@ensemble/console';
 
 export interface ServerOptions {
   port?: number;
@@ -45,6 +53,10 @@ export interface ServerOptions {
   apiKey?: string;
   /** Reload a pipeline when its manifest, stage code or weights change, and load new pipeline folders. */
   watch?: boolean;
+  /** Told of every request, batch and worker restart besides the server's own metrics and statistics. */
+  observer?: Observer;
+  /** Observer modules told of every pipeline's events (paths relative to the working directory). */
+  observers?: string[];
   /** Job queue settings (default: DEFAULT_QUEUE_POLICY); tests shorten the backoff. */
   jobQueuePolicy?: Partial<QueuePolicy>;
 }
@@ -55,6 +67,8 @@ export interface RunningServer {
   app: Hono;
   env: Environment;
   registry: PipelineRegistry;
+  /** What `GET /metrics` serves. */
+  metrics: PrometheusMetrics;
   manifests: Manifest[];
   jobs: Jobs;
   close(): Promise<void>;
@@ -88,11 +102,23 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     await reserved.release();
     throw e;
   });
-  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release()];
+  const cleanup: (() => Promise<void>)[] = [() => env.close(), () => reserved.release(), () => stopTracing()];
   try {
+    // Before the workers start: they inherit the environment and export to the same endpoint.
+    if (await startTracing('ensemble', vars)) log(`tracing: exporting spans over OTLP/HTTP to ${vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || vars.OTEL_EXPORTER_OTLP_ENDPOINT}`);
+    const modules = await serverObservers(opts.observers ?? []);
+    cleanup.unshift(() => closeObservers(modules));
     // One transport for every pipeline and version: identical stages share its workers, and a reload
     // unloads the old version from it (its pools no one else uses close) once the new one serves.
-    const registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights));
+    const statistics = new ModelStatistics();
+    // Read when scraped: the registry exists by then.
+    let registry: PipelineRegistry | undefined;
+    const metrics = new PrometheusMetrics({
+      queueDepths: () => (registry ? queueDepths(registry) : []),
+      runRecordBacklog: () => env.runs.unwritten,
+    });
+    const observer = observers([statistics, metrics, opts.observer, ...modules]);
+    registry = new PipelineRegistry(opts.transport ? await opts.transport(env) : new WorkerPoolTransport(env.weights, { observer }), { observer });
     cleanup.unshift(() => registry.close());
     for (const b of unreadable) {
       registry.loadFailed(b.name, b.error);
@@ -124,7 +150,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
     cleanup.unshift(() => jobs.close());
-    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs });
+    const app = createApp({ registry, runs: env.runs, transport: transportKind, log: opts.requestLog, guard: access.guard, visible: access.visible, repository, jobs, statistics, metrics,
+      mounts: consoleMounts({ registry, visible: access.visible }),
+    });
     await reserved.release();
     const server = await listen(app, reserved.port, host);
     const answering = trackResponses(server);
@@ -133,10 +161,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
-    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}`);
+    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
     let closing: Promise<void> | undefined;
     return {
-      url, port, app, env, registry, manifests: selected, jobs,
+      url, port, app, env, registry, metrics, manifests: selected, jobs,
       close() {
         closing ??= (async () => {
           watcher?.close();
@@ -158,6 +186,16 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
 /** A transport that runs the job consumer itself (LocalLambdaTransport): it is handed the queues. */
 interface JobConsumingTransport {
   consumeJobs(queues: Jobs['queues'], pipelines: string[]): void;
+}
+
+/** `--observer` modules: loaded as a manifest's are, for every pipeline (ctx.pipeline is ''). */
+async function serverObservers(files: string[]): Promise<LoadedObserver[]> {
+  const specs = files.map((f) => {
+    const module = resolve(f);
+    if (!existsSync(module)) throw new EnsembleError(`--observer ${f}: file not found: ${module}`, 'usage');
+    return { module, options: {} };
+  });
+  return loadObservers(specs, { pipeline: '', version: '', dir: process.cwd() });
 }
 
 /**

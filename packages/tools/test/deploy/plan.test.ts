@@ -120,7 +120,8 @@ describe('planDeployment on models/demo', () => {
     expect(g.versionEnv).toEqual({});
     expect(g.secretEnv).toEqual({ ENSEMBLE_API_KEY: 'EnsembleApiKey' });
     expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/demo/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
-    expect(g.copyFiles).toEqual([{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }]);
+    // The console's static files ride with the gateway, which serves them at /console.
+    expect(g.copyFiles).toEqual([{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }, { from: 'packages/console/static' }]);
     // The function stage (average) runs in the gateway: default memory 1024; 3 stages x 30 s in a row.
     expect(g.memoryMb).toBe(1024);
     expect(g.timeoutSeconds).toBe(90);
@@ -324,7 +325,7 @@ describe('planDeployment on models/ocr', () => {
     expect(g.versionEnv).toEqual({});
     // The nine function stages run in the gateway: bundled in, and the dictionary ctc-decode reads ships with it.
     expect(g.stageModules).toEqual(OCR_MODULES);
-    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }]);
+    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }, { from: 'packages/console/static' }]);
     expect(g.install).toEqual(['sharp']);
     expect(g.bundle).toBe('dist/lambda/EnsembleGateway');
     expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/ocr/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });

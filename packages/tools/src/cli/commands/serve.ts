@@ -8,7 +8,7 @@ import { LocalLambdaTransport } from '../../lambda-host/local-transport.js';
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve every pipeline in models/ over the Open Inference Protocol (local S3 and DynamoDB emulators unless pointed at AWS).',
-  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...] [--transport local|lambda] [--api-key KEY] [--watch] [--quiet]',
+  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...] [--transport local|lambda] [--api-key KEY] [--observer module.ts ...] [--watch] [--quiet]',
   help: [
     ['--port N', 'port to listen on (default 8080; 0 picks a free one)'],
     ['--host H', 'address to bind (default 127.0.0.1)'],
@@ -22,6 +22,7 @@ export const serveCommand: Command = {
     ['', 'default ENSEMBLE_API_KEY; ENSEMBLE_API_KEYS=\'k1=demo,ocr;k2=*\' adds keys scoped to pipelines'],
     ['--watch', 'reload a pipeline when its manifest, stage code or weights change (and load new pipeline folders);'],
     ['', 'the old version serves until the new one is loaded, and keeps serving if it fails to load'],
+    ['--observer FILE', 'an observer module told of every pipeline\'s runs, batches and monitor findings (repeatable; docs/manifest.md)'],
     ['--quiet', 'no access log (by default one line per request on stdout: method, path, status, ms, run id, pipeline)'],
     ['', 'env: ENSEMBLE_S3_ENDPOINT / ENSEMBLE_DYNAMODB_ENDPOINT or ENSEMBLE_USE_AWS=1 use those instead of emulators;'],
     ['', '     ENSEMBLE_BUCKET, ENSEMBLE_RUNS_TABLE, AWS_REGION name the resources'],
@@ -29,7 +30,7 @@ export const serveCommand: Command = {
   options: {
     port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, models: { type: 'string' },
     pipeline: { type: 'string', multiple: true }, transport: { type: 'string' }, 'lambda-port': { type: 'string' },
-    quiet: { type: 'boolean' }, watch: { type: 'boolean' }, 'api-key': { type: 'string' },
+    quiet: { type: 'boolean' }, watch: { type: 'boolean' }, 'api-key': { type: 'string' }, observer: { type: 'string', multiple: true },
   },
   async run({ values }) {
     const transport = str(values.transport, 'local');
@@ -53,6 +54,7 @@ export const serveCommand: Command = {
       modelsDir: str(values.models, 'models'),
       pipelines: values.pipeline as string[] | undefined,
       watch: values.watch === true,
+      observers: values.observer as string[] | undefined,
       apiKey: typeof values['api-key'] === 'string' ? values['api-key'] : undefined,
       // stdout, apart from the server's own messages on stderr; one write per line keeps it cheap.
       requestLog: values.quiet ? undefined : (line) => { process.stdout.write(`${line}\n`); },
