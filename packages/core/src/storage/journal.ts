@@ -33,6 +33,14 @@ export interface JournaledRunStoreOptions {
   segmentBytes?: number;
   /** Records per group commit (one write, one fsync), at most. Default 1,024. */
   groupMax?: number;
+  /**
+   * Group commits whose fsync may be in flight at once. Writes stay one at a
+   * time, in order; each group answers once its own fsync is done. On a disk
+   * where an fsync waits behind other processes' I/O (tens of milliseconds),
+   * one group at a time made the fsync, not the CPU, the gateway's limit.
+   * Default 2: the fsyncs share libuv's thread pool with ONNX Runtime's runs.
+   */
+  syncsInFlight?: number;
   /** Told what the journal does: replays, refusals, recoveries, failures. */
   log?: (s: string) => void;
 }
@@ -57,6 +65,8 @@ interface Segment {
   /** Records in this file not yet settled in the sink. */
   unsettled: number;
   handle?: FileHandle;
+  /** fsyncs in flight on `handle`: it is closed only after them. */
+  syncs: Set<Promise<unknown>>;
 }
 
 interface Waiting {
@@ -69,9 +79,10 @@ const SEGMENT_SUFFIX = '.ndjson';
 /**
  * Run records made durable before the response leaves: put() appends the
  * record to a segment file in the data folder and resolves once the file is
- * fsynced. Records arriving while one group is being committed form the next
+ * fsynced. Records arriving while one group is being written form the next
  * group, so a busy gateway pays one write and one fsync per group, not per
- * record. A background loop hands committed records to the sink (DynamoDB)
+ * record; the next group's write need not wait for the last group's fsync
+ * (`syncsInFlight`), only its answer waits for its own. A background loop hands committed records to the sink (DynamoDB)
  * and deletes a segment once every record in it is there; on open, what a
  * crash left in the journal is replayed.
  *
@@ -88,6 +99,7 @@ export class JournaledRunStore implements RunStore {
   private readonly sinkWindow: number;
   private readonly segmentBytes: number;
   private readonly groupMax: number;
+  private readonly syncsInFlight: number;
   private readonly log: (s: string) => void;
 
   /** Committed (or unjournaled) records not yet settled in the sink, by id. */
@@ -96,7 +108,11 @@ export class JournaledRunStore implements RunStore {
   private readonly toSend: Entry[] = [];
   private sending = 0;
   private group: Waiting[] = [];
+  /** A group's write is under way (writes are one at a time, in order). */
   private committing = false;
+  /** Groups written and waiting for their fsync, and the records in them. */
+  private syncing = 0;
+  private syncingRecords = 0;
   private commitScheduled = false;
   private current: Segment | undefined;
   private nextSegment = 1;
@@ -120,6 +136,7 @@ export class JournaledRunStore implements RunStore {
     this.sinkWindow = Math.max(1, opts.sinkWindow ?? 2_000);
     this.segmentBytes = Math.max(1, opts.segmentBytes ?? 8 * 1024 * 1024);
     this.groupMax = Math.max(1, opts.groupMax ?? 1_024);
+    this.syncsInFlight = Math.max(1, opts.syncsInFlight ?? 2);
     this.log = opts.log ?? ((s) => process.stderr.write(`ensemble: ${s}\n`));
   }
 
@@ -132,7 +149,7 @@ export class JournaledRunStore implements RunStore {
 
   /** Records not yet in the sink (committing, committed or being written). */
   get unwritten(): number {
-    return this.backlog.size + this.group.length;
+    return this.backlog.size + this.group.length + this.syncingRecords;
   }
 
   put(record: RunRecord): Promise<void> {
@@ -206,12 +223,12 @@ export class JournaledRunStore implements RunStore {
   }
 
   private committedAll(): Promise<void> {
-    if (!this.committing && this.group.length === 0) return Promise.resolve();
+    if (!this.committing && this.syncing === 0 && this.group.length === 0) return Promise.resolve();
     return new Promise((r) => this.committed.push(r));
   }
 
   private scheduleCommit(): void {
-    if (this.committing || this.commitScheduled) return;
+    if (this.committing || this.syncing >= this.syncsInFlight || this.commitScheduled) return;
     this.commitScheduled = true;
     // Records put in the same turn of the event loop share the group.
     setImmediate(() => {
@@ -221,32 +238,57 @@ export class JournaledRunStore implements RunStore {
   }
 
   private async commit(): Promise<void> {
-    if (this.committing || this.group.length === 0) return;
+    if (this.committing || this.syncing >= this.syncsInFlight || this.group.length === 0) return;
     this.committing = true;
     const batch = this.group.splice(0, this.groupMax);
+    this.syncing++;
+    this.syncingRecords += batch.length;
     let segment: Segment | undefined;
+    let synced: Promise<void> | undefined;
     try {
       segment = await this.segmentFor();
       const buf = Buffer.from(batch.map((w) => w.entry.line).join(''));
       let at = 0;
       while (at < buf.length) at += (await segment.handle!.write(buf, at, buf.length - at)).bytesWritten;
-      await segment.handle!.datasync();
       segment.bytes += buf.length;
+      // Counted now, so the segment is not deleted as settled while this group's fsync runs.
+      segment.unsettled += batch.length;
+      // Started after this group's write returned, so it covers it (and every earlier group's).
+      synced = segment.handle!.datasync();
+      const seg = segment;
+      seg.syncs.add(synced);
+      void synced.then(() => seg.syncs.delete(synced!), () => seg.syncs.delete(synced!));
     } catch (e) {
-      // The disk failed us: the records still go to DynamoDB, from memory, and the log says they are not durable.
-      this.log(`run records: writing ${batch.length} to the journal in ${this.dir} failed, so they are held in memory only until DynamoDB has them: ${e instanceof Error ? e.message : String(e)}`);
+      this.writeFailed(batch.length, e);
       segment = undefined;
+    }
+    this.committing = false;
+    // The next group may be written while this one's fsync runs.
+    if (this.group.length > 0) this.scheduleCommit();
+    if (synced) {
+      try {
+        await synced;
+      } catch (e) {
+        this.writeFailed(batch.length, e);
+        segment!.unsettled -= batch.length;
+        segment = undefined;
+      }
     }
     for (const { entry } of batch) {
       entry.segment = segment;
-      if (segment) segment.unsettled++;
       this.enter(entry);
     }
+    this.syncing--;
+    this.syncingRecords -= batch.length;
     for (const w of batch) w.resolve();
-    this.committing = false;
     this.pump();
     if (this.group.length > 0) void this.commit();
-    else for (const r of this.committed.splice(0)) r();
+    else if (!this.committing && this.syncing === 0) for (const r of this.committed.splice(0)) r();
+  }
+
+  /** The disk failed us: the records still go to DynamoDB, from memory, and the log says they are not durable. */
+  private writeFailed(records: number, e: unknown): void {
+    this.log(`run records: writing ${records} to the journal in ${this.dir} failed, so they are held in memory only until DynamoDB has them: ${e instanceof Error ? e.message : String(e)}`);
   }
 
   /** The segment to append to: the current one, or a new one when it is full. */
@@ -260,7 +302,7 @@ export class JournaledRunStore implements RunStore {
       const seq = this.nextSegment++;
       const path = join(this.dir, `${String(seq).padStart(12, '0')}${SEGMENT_SUFFIX}`);
       const handle = await open(path, 'a');
-      this.current = { seq, path, bytes: 0, unsettled: 0, handle };
+      this.current = { seq, path, bytes: 0, unsettled: 0, handle, syncs: new Set() };
     }
     return this.current;
   }
@@ -269,6 +311,8 @@ export class JournaledRunStore implements RunStore {
   private async retire(seg: Segment): Promise<void> {
     const handle = seg.handle;
     seg.handle = undefined;
+    // A group fsyncing on it answers only when its fsync is done: close after.
+    await Promise.allSettled([...seg.syncs]);
     await handle?.close().catch(() => undefined);
     if (seg.unsettled === 0) await this.remove(seg);
   }
@@ -368,7 +412,7 @@ export class JournaledRunStore implements RunStore {
     for (const name of names) {
       const seq = Number.parseInt(name, 10);
       if (Number.isFinite(seq)) this.nextSegment = Math.max(this.nextSegment, seq + 1);
-      const seg: Segment = { seq, path: join(this.dir, name), bytes: 0, unsettled: 0 };
+      const seg: Segment = { seq, path: join(this.dir, name), bytes: 0, unsettled: 0, syncs: new Set() };
       const text = await readFile(seg.path, 'utf8');
       seg.bytes = Buffer.byteLength(text);
       for (const line of text.split('\n')) {

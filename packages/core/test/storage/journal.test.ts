@@ -92,6 +92,29 @@ describe('JournaledRunStore', () => {
     expect((await readdir(dir)).length).toBe(1);
   });
 
+  it('writes groups one at a time while their fsyncs overlap: each confirmed record is one whole line on disk, and counted as unwritten meanwhile', async () => {
+    const { dir } = await setup();
+    const dynamo = makeDynamoClient({ region: 'us-east-1', bucket: 'b', runsTable: 'runs', dynamoEndpoint: await deadEndpoint(), credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    cleanups.push(async () => dynamo.destroy());
+    const store = await JournaledRunStore.open({
+      dir, sink: new DynamoRunStore({ dynamo, table: 'runs', onError: () => undefined }), log: () => undefined,
+      groupMax: 3, syncsInFlight: 3, segmentBytes: 1_500,
+    });
+    const counts: number[] = [];
+    await Promise.all(Array.from({ length: 60 }, (_, i) => store.put(record(`overlap-${i}`, i)).then(() => counts.push(store.unwritten))));
+    // Nothing reaches the dead DynamoDB: every record put stays counted, from its put to now.
+    expect(Math.min(...counts)).toBe(60);
+    expect(store.unwritten).toBe(60);
+    const { readFile } = await import('node:fs/promises');
+    const files = (await readdir(dir)).sort();
+    // Small segments: the groups took several files, rotated while other groups' fsyncs ran.
+    expect(files.length).toBeGreaterThan(2);
+    const lines = (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).join('').split('\n').filter(Boolean);
+    const ids = lines.map((l) => (JSON.parse(l) as RunRecord).id).sort();
+    expect(ids).toEqual(Array.from({ length: 60 }, (_, i) => `overlap-${i}`).sort());
+    await store.close({ drainMs: 10 });
+  });
+
   it('deletes each segment once all its records are in DynamoDB, and lists written and unwritten records together', async () => {
     const { local, dir } = await setup();
     const sink = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs' });

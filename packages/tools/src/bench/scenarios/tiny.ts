@@ -13,7 +13,7 @@ export const TINY_CONCURRENCY = [1, 8, 64];
 const SCENARIO = 'tiny';
 
 /** A few distinct one-row requests, so no layer can cache an answer. */
-function demoRequests(): LoadRequest[] {
+export function demoRequests(): LoadRequest[] {
   return Array.from({ length: 16 }, (_, i) => ({
     path: '/v2/models/demo/infer',
     body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [i / 8 - 1, 0.5, -0.25 * (i % 3), 1 - i / 16] }] }),
