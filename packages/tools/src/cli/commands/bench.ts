@@ -5,9 +5,9 @@ import { runBench, SCENARIOS, type ScenarioName } from '../../bench/run.js';
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'Benchmark on this machine against baselines in the same run; print a table, write docs/benchmarks.md and a chart.',
-  usage: 'bench [--scenario tiny|ocr|pipelined|all ...] [--quick] [--out docs/benchmarks.md]',
+  usage: 'bench [--scenario tiny|ocr|pipelined|memory|all ...] [--quick] [--out docs/benchmarks.md]',
   help: [
-    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), pipelined (64 items through a cut model); repeatable; default all'],
+    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), pipelined (64 items through a cut model), memory (RSS of npm start at rest and under OCR load); repeatable; default all'],
     ['--quick', 'fewer requests per level (about a minute in all instead of several)'],
     ['--out FILE', 'where the markdown report goes (default docs/benchmarks.md); the chart is written next to it as .svg'],
   ],
