@@ -13,7 +13,7 @@ import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from '../deadline.js';
 import type { Observer } from '../observability/events.js';
 
-const ENTRY = fileURLToPath(new URL('./stage-worker-entry.mjs', import.meta.url));
+const ENTRY = fileURLToPath(new URL('./stage-worker-entry.cjs', import.meta.url));
 
 interface Slot {
   worker: ChildProcess;
