@@ -6,7 +6,7 @@ import { ocrSamples } from '../ocr-images.js';
 import { peakSampler, sampleServer, type ProcessSample } from '../process-memory.js';
 import { markdownTable } from '../report.js';
 import type { BenchSettings, ScenarioResult } from '../types.js';
-import { failureNote, fmt, loadRow, withTempDir } from '../util.js';
+import { failureNote, fmt, loadRow, processCpuMs, withTempDir } from '../util.js';
 
 const SCENARIO = 'memory';
 /** What `npm start` should stay under at rest, every process counted. */
@@ -96,15 +96,20 @@ export async function runMemoryScenario(s: BenchSettings): Promise<ScenarioResul
       s.log(`  idle: gateway ${mb(sum(idle.filter((p) => p.role === 'gateway')))}, ${workers.length} workers ${mb(sum(workers))}, total ${mb(idleTotal)}`);
 
       const requests = samples.map((smp) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(smp.png) }));
+      const pids = idle.map((p) => p.pid);
+      const cpuNow = () => pids.reduce((a, pid) => a + (processCpuMs(pid) ?? 0), 0);
       const sampler = peakSampler(gatewayPid, SAMPLE_EVERY_MS);
+      // CPU of the warm-up is in it too: counted over every image sent, it is the figure a busy machine does not move.
+      const cpu0 = cpuNow();
       const load = await runLoadInChild({
         url: serve.url, requests, concurrency: LOAD_CONCURRENCY, maxRequests: 1_000_000, maxDurationMs: loadSeconds * 1000, warmupRequests: LOAD_CONCURRENCY,
       });
       const peak = sampler.stop();
+      const cpuPerImage = (cpuNow() - cpu0) / Math.max(1, load.ok + LOAD_CONCURRENCY);
       const peakOf = (f: (p: ProcessSample) => boolean) => [...peak.perProcess.values()].filter(f).reduce((a, p) => a + p.rssMb, 0);
       const gatewayPeak = peakOf((p) => p.role === 'gateway');
       const workersPeak = peakOf((p) => p.role.startsWith('worker '));
-      s.log(`  under OCR load (c=${LOAD_CONCURRENCY}, ${loadSeconds} s): ${fmt(load.throughput)} images/s; peak gateway ${mb(gatewayPeak)}, workers ${mb(workersPeak)}`);
+      s.log(`  under OCR load (c=${LOAD_CONCURRENCY}, ${loadSeconds} s): ${fmt(load.throughput)} images/s, CPU ${fmt(cpuPerImage)} ms/image; peak gateway ${mb(gatewayPeak)}, workers ${mb(workersPeak)}`);
 
       const table = markdownTable(
         ['process', 'count', 'idle RSS (MB, each)', 'idle total', `peak under OCR load c=${LOAD_CONCURRENCY} (MB, each)`, 'peak total'],
@@ -114,7 +119,7 @@ export async function runMemoryScenario(s: BenchSettings): Promise<ScenarioResul
         name: SCENARIO,
         title: 'Memory of npm start (demo, ocr, ocr-split)',
         rows: [loadRow(SCENARIO, 'ensemble serve (npm start), RSS sampled', 'images/s', load,
-          [`peak RSS gateway ${mb(gatewayPeak)}, workers ${mb(workersPeak)}`, failureNote(load)].filter(Boolean).join('; '))],
+          [`peak RSS gateway ${mb(gatewayPeak)}, workers ${mb(workersPeak)}; CPU ${fmt(cpuPerImage)} ms/image (gateway + workers)`, failureNote(load)].filter(Boolean).join('; '))],
         targets: [{
           target: `npm start idle (gateway + stage workers + any other child, ${SETTLE_MS / 1000} s after ready): under ${mb(IDLE_TARGET_MB)}`,
           measured: `${mb(idleTotal)} (gateway ${mb(sum(idle.filter((p) => p.role === 'gateway')))}, ${workers.length} workers ${mb(sum(workers))}${others.length ? `, other ${mb(sum(others))}` : ''})`,
