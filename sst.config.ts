@@ -16,6 +16,7 @@ export default $config({
     const { storage } = await import('./stacks/storage.js');
     const { stageFunctions } = await import('./stacks/stages.js');
     const { gateway } = await import('./stacks/gateway.js');
+    const { jobQueues, jobConsumers } = await import('./stacks/jobs.js');
 
     // ENSEMBLE_PIPELINES=demo,ocr deploys a subset; default every models/*/pipeline.yaml.
     const pipelines = pipelinesFromEnv();
@@ -30,12 +31,15 @@ export default $config({
 
     const store = storage(plan);
     const stages = stageFunctions(plan, store.components);
+    jobQueues(plan, store.components);
     const api = gateway(plan, store.components, stages);
+    jobConsumers(plan, store.components);
 
     return {
       url: api.url,
       bucket: store.bucket.name,
       runsTable: store.table.name,
+      jobsTable: store.jobsTable.name,
       stages: plan.stages.map((s) => `${s.pipeline}/${s.stage}`).join(', '),
     };
   },

@@ -4,14 +4,24 @@
  * stages in this process instead of invoking their functions (tests, no AWS).
  */
 import { createLambdaGateway, type TransportContext } from '@ensemble/core/lambda/gateway.js';
-import { DEFAULT_CACHE_DIR, ENV } from '@ensemble/core/lambda/environment.js';
+import path from 'node:path';
+import { CONSOLE_STATIC, DEFAULT_CACHE_DIR, ENV } from '@ensemble/core/lambda/environment.js';
 import type { StageTransport } from '@ensemble/core/transport/types.js';
+import { consoleMounts } from '@ensemble/console';
 
 const gateway = await createLambdaGateway({
   transport: process.env[ENV.transport] === 'local' ? localTransport : undefined,
+  // The console's page and scripts ship beside the bundle (the deployment plan copies them); its API sits behind the key.
+  mounts: ({ registry, visible }) => consoleMounts({ registry, visible, staticDir: consoleStatic() }),
 });
 
 export const handler = gateway.handler;
+
+/** Bundled, the console's files are where the plan copied them under the task root; from source, its package's own. */
+function consoleStatic(): string | undefined {
+  const root = process.env.LAMBDA_TASK_ROOT;
+  return root ? path.join(root, CONSOLE_STATIC) : undefined;
+}
 
 async function localTransport({ env, settings, s3 }: TransportContext): Promise<StageTransport> {
   // Imported by URL so the Lambda bundle does not follow it into onnxruntime-node.

@@ -1,10 +1,11 @@
 import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
 import { nameEnvironment, permissions, type Components } from './wiring.js';
+import { jobQueuePrefix } from './jobs.js';
 
 /**
  * The gateway function behind a Lambda function URL (docs/deploy.md says why
  * not API Gateway), allowed what the plan's statements say: the spills, the
- * run records and invoking exactly its stage functions. The API key comes
+ * run records, invoking exactly its stage functions, and queueing job items. The API key comes
  * from the `EnsembleApiKey` secret.
  */
 export function gateway(plan: DeploymentPlan, components: Components, stages: Map<string, sst.aws.Function>) {
@@ -35,6 +36,7 @@ export function gateway(plan: DeploymentPlan, components: Components, stages: Ma
       ...nameEnvironment(components, g.nameEnv),
       ...versionEnvironment,
       ...secretEnvironment,
+      [plan.jobs.queuePrefixEnv]: jobQueuePrefix(plan),
     },
     // Spills, run records and its stage functions, each with only the actions it uses (the plan's statements).
     permissions: permissions(components, g.permissions),

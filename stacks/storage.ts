@@ -2,7 +2,7 @@ import type { DeploymentPlan } from '../packages/tools/src/deploy/types.js';
 import type { Components } from './wiring.js';
 
 /**
- * The weights bucket (private: no public access, no CORS) and the runs table,
+ * The weights bucket (private: no public access, no CORS), the runs table and the jobs table,
  * as the plan describes them. The bucket's lifecycle rules expire stage
  * payloads parked under `spill/` that a crashed reader did not delete.
  */
@@ -21,9 +21,15 @@ export function storage(plan: DeploymentPlan) {
     globalIndexes: plan.table.globalIndexes,
     ttl: plan.table.ttl,
   });
+  // Batch jobs: one row per job and one per item; items are kept (the results are read from them).
+  const jobsTable = new sst.aws.Dynamo(plan.jobs.table.name, {
+    fields: plan.jobs.table.fields,
+    primaryIndex: plan.jobs.table.primaryIndex,
+  });
   const components: Components = new Map<string, sst.aws.Bucket | sst.aws.Dynamo>([
     [plan.bucket.name, bucket],
     [plan.table.name, table],
+    [plan.jobs.table.name, jobsTable],
   ]);
-  return { bucket, table, components };
+  return { bucket, table, jobsTable, components };
 }

@@ -4,7 +4,7 @@ import type { PermissionPlan, ResourceRef } from '../packages/tools/src/deploy/t
  * The plan names components by logical name; these helpers find the SST
  * component behind a name. Nothing is decided here.
  */
-export type Linkable = sst.aws.Bucket | sst.aws.Dynamo | sst.aws.Function;
+export type Linkable = sst.aws.Bucket | sst.aws.Dynamo | sst.aws.Function | sst.aws.Queue;
 
 /** Logical name -> component, for everything a function's permissions or environment may name. */
 export type Components = Map<string, Linkable>;
@@ -25,7 +25,11 @@ export function permissions(components: Components, statements: PermissionPlan[]
 }
 
 function arn(components: Components, r: ResourceRef): $util.Output<string> {
-  if ('bucket' in r) return $interpolate`${component(components, r.bucket).arn}/${r.key}`;
+  if ('bucket' in r) {
+    const bucket = component(components, r.bucket).arn;
+    return 'listing' in r ? $interpolate`${bucket}` : $interpolate`${bucket}/${r.key}`;
+  }
+  if ('queue' in r) return $interpolate`${component(components, r.queue).arn}`;
   if ('table' in r) {
     const table = component(components, r.table).arn;
     return r.index === undefined ? $interpolate`${table}` : $interpolate`${table}/index/${r.index}`;
@@ -36,5 +40,10 @@ function arn(components: Components, r: ResourceRef): $util.Output<string> {
 
 /** Env var -> deployed name of the component the plan points it at. */
 export function nameEnvironment(components: Components, nameEnv: Record<string, string>): Record<string, $util.Output<string>> {
-  return Object.fromEntries(Object.entries(nameEnv).map(([variable, name]) => [variable, component(components, name).name]));
+  return Object.fromEntries(Object.entries(nameEnv).map(([variable, name]) => {
+    const c = component(components, name);
+    // A queue is found by the name its prefix gives it, not through a name variable.
+    if (c instanceof sst.aws.Queue) throw new Error(`the deployment plan sets ${variable} to queue '${name}', which has no name variable`);
+    return [variable, c.name];
+  }));
 }

@@ -26,7 +26,7 @@ describe('a job across a kill -9', () => {
     const models = join(dir, 'models');
     const data = join(dir, 'data');
     await addDemo(models);
-    const n = 120;
+    const n = 600;
     const file = join(dir, 'requests.jsonl');
     await writeFile(file, Array.from({ length: n }, (_, i) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [i, 1, 2, 3] }] })).join('\n'));
     const args = ['--port', '0', '--data', data, '--models', models];
@@ -52,11 +52,11 @@ describe('a job across a kill -9', () => {
 
     // The CLI's view of the same job.
     const status = await runCli(['job', 'status', id, '--url', serve.url]);
-    expect(status.stdout).toMatch(/^succeeded .* 100% 120\/120/m);
+    expect(status.stdout).toMatch(/^succeeded .* 100% 600\/600/m);
     const out = join(dir, 'results.jsonl');
     const results = await runCli(['job', 'results', id, '--out', out, '--url', serve.url]);
     expect(results.code, results.stderr).toBe(0);
-    expect(results.stderr).toMatch(/120 result lines/);
+    expect(results.stderr).toMatch(/600 result lines/);
     expect((await jobStatus(serve.url, id)).output.manifest).toBeDefined();
   }, 300_000);
 });

@@ -92,7 +92,7 @@ describe('batch jobs', () => {
     const before = await jobResults(server.url, sub.json.id);
     // The same item's message again, twice at once, as SQS may deliver it after a visibility timeout.
     const first = before[0];
-    const msg = { jobId: sub.json.id, pipeline: 'demo', key: first.key, object: `jobs/${sub.json.id}/requests/000001.json`, format: 'request' as const };
+    const msg = { jobId: sub.json.id, pipeline: 'demo', key: first.key, object: 'in/two.jsonl', format: 'request' as const, inline: JSON.stringify(request(1)) };
     const verdicts = await Promise.all([1, 2].map((n) => server.jobs.consumer.handle({ messageId: `m${n}`, receiptHandle: `r${n}`, body: JSON.stringify(msg), receiveCount: 2 })));
     expect(verdicts).toEqual(['done', 'done']);
     await server.jobs.queues.send('demo', [msg]);

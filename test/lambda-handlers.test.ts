@@ -121,6 +121,20 @@ function branchA(x: number[]): number[] {
 const demoBody = (x: number[]) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [x.length / 4, 4], data: x }] });
 
 describe('functions/gateway.ts', () => {
+  it('serves the console: its page without a key (it holds no data), its API only with one', async () => {
+    const page = await gatewayHandler(urlEvent('GET', '/console/pipelines/demo'));
+    expect(page.statusCode).toBe(200);
+    expect(String(page.headers?.['content-type'])).toMatch(/^text\/html/);
+    expect(page.body).toContain('<script type="module"');
+    const asset = await gatewayHandler(urlEvent('GET', '/console/assets/main.js'));
+    expect(asset.statusCode).toBe(200);
+    const refused = await gatewayHandler(urlEvent('GET', '/console/api/pipelines/demo'));
+    expect(refused.statusCode).toBe(401);
+    const view = await gatewayHandler(urlEvent('GET', '/console/api/pipelines/demo', { headers: withKey }));
+    expect(view.statusCode).toBe(200);
+    expect((json(view) as { stages: { name: string }[] }).stages.map((s) => s.name)).toEqual(['branch_a', 'branch_b', 'average']);
+  });
+
   it('answers the health probes without a key', async () => {
     const live = await gatewayHandler(urlEvent('GET', '/v2/health/live'));
     expect(live.statusCode).toBe(200);

@@ -16,6 +16,10 @@ export interface ItemRun {
   computeMs: number;
   coldStart: boolean;
   initMs?: number;
+  /** Wall time of the stage call, moving tensors to and from the stage included. */
+  callMs: number;
+  /** The batch's whole answer (shared by its items): the profile's fields (CPU, memory, transfer split). */
+  result: BatchResult;
 }
 
 export interface BatcherOptions {
@@ -344,6 +348,8 @@ export class Batcher {
           computeMs: result.computeMs,
           coldStart: result.coldStart,
           initMs: result.initMs,
+          callMs,
+          result,
         }));
       })
       .catch((err: unknown) => {
@@ -366,12 +372,35 @@ export class Batcher {
       failedItems = 0;
       for (const o of result.outcomes) if (!o.ok) failedItems++;
     }
-    this.opts.onBatch!({
+    const e: StageBatch = {
       stage: this.opts.stage, size: batch.length, queueMs, callMs,
       computeMs: result?.computeMs ?? 0, coldStart: result?.coldStart ?? false, initMs: result?.initMs,
       failedItems, error,
-    });
+    };
+    if (result) {
+      e.transferMs = transferMs(callMs, result);
+      if (result.transfer) e.transfer = result.transfer;
+      if (result.cpuMs !== undefined) e.cpuMs = result.cpuMs;
+      if (result.peakRssBytes !== undefined) e.peakRssBytes = result.peakRssBytes;
+      if (result.coldStartSplit) e.coldStartSplit = result.coldStartSplit;
+      if (result.lambda) e.lambda = result.lambda;
+    }
+    this.opts.onBatch!(e);
   }
+}
+
+/**
+ * Time a call spent moving tensors to and from the stage: its wall time less
+ * the stage's own compute, and less a cold start the call itself paid for (a
+ * stage function's init inside the Invoke: the Lambda transport's split says
+ * so by leaving it out of its parts).
+ */
+export function transferMs(callMs: number, result: BatchResult): number {
+  const t = result.transfer;
+  if (t && t.invokeMs !== undefined) {
+    return (t.serializeMs ?? 0) + (t.ipcMs ?? 0) + t.invokeMs + (t.spillUpMs ?? 0) + (t.spillDownMs ?? 0);
+  }
+  return Math.max(0, callMs - result.computeMs);
 }
 
 /**

@@ -18,6 +18,7 @@ import { CHUNK_ITEMS, nextTurn } from './chunks.js';
 import { joinOutputs } from './join.js';
 import { stageLineage, stagesFor } from './plan.js';
 import { StageStats } from './stage-stats.js';
+import { itemBytes } from '../tensor/bytes.js';
 import type { Observer } from '../observability/events.js';
 import { endItemSpan, failSpan, startItemSpan, traceBatch, type RequestTrace } from '../observability/spans.js';
 
@@ -342,7 +343,7 @@ class RequestRun {
     }
     lane.active++;
     this.inFlight++;
-    stats.submitted();
+    stats.submitted(itemBytes(item));
     const span = startItemSpan(this.opts.trace, stage.name);
     batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext())
       .then((run) => {
@@ -380,6 +381,7 @@ class RequestRun {
     this.stats.get(stage.name)!.record(run);
     if (this.settled) return;
     const { outcome } = run;
+    if (outcome.ok) this.stats.get(stage.name)!.answered(outcome.items.reduce((n, it) => n + itemBytes(it), 0));
     if (!outcome.ok) {
       this.stats.get(stage.name)!.failed(outcome.error);
       this.fail(new StageError(stage.name, outcome.error, errorCode(outcome.code ?? 'stage_failed')));

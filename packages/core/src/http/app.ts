@@ -1,3 +1,5 @@
+import { runProfile } from '../observability/profile.js';
+import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
@@ -92,6 +94,9 @@ export interface ModelRepository {
  * @hono/node-server locally and by hono/aws-lambda on Lambda.
  */
 export function createApp({ registry, runs, transport = 'worker-pool', guard, visible = () => true, remainingMs, log, repository, jobs, statistics, hostTraceHeader, metrics, mounts = [] }: AppOptions): Hono {
+  // Read once, at start: a bad figure in the environment is a start-up error, not every request's.
+  const assumptions = processAssumptions();
+  const gatewayFunction = lambdaFunctionOf();
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
   const app = new Hono({ strict: false });
 
@@ -258,6 +263,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         stages, transport, traceId: trace.traceId,
       };
       if (error !== undefined) rec.error = error.message;
+      rec.profile = runProfile(stages, assumptions, gatewayFunction && { ...gatewayFunction, durationMs });
       if (findings.length) {
         rec.findings = findings;
         for (const f of findings) {

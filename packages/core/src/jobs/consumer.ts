@@ -1,3 +1,5 @@
+import { runProfile } from '../observability/profile.js';
+import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { PipelineRegistry } from '../pipelines/registry.js';
@@ -10,7 +12,7 @@ import { dataToJson } from '../tensor/json-data.js';
 import { rawInputTensors } from '../manifest/raw-input.js';
 import { validateInputs } from '../manifest/validate-inputs.js';
 import type { JobQueues, QueueMessage } from './queue.js';
-import type { JobStore } from './store.js';
+import { NO_DELTA, addDelta, outcomeDelta, type JobStore } from './store.js';
 import { writeResults } from './results.js';
 import { JOB_PRIORITY, type ItemMessage, type JobRecord, type ResultLine } from './types.js';
 
@@ -50,51 +52,114 @@ export class JobConsumer {
 
   constructor(readonly deps: ConsumerDeps) {}
 
-  /** One message of a pipeline's queue. */
+  /** One message of a pipeline's queue (a batch of one). */
   async handle(m: QueueMessage): Promise<MessageVerdict> {
-    const msg = parseMessage(m.body);
-    if (!msg) { this.deps.log?.(`job queue: dropped a message that is not a job item: ${clip(m.body, 100)}`); return 'done'; }
-    const job = await this.job(msg.jobId);
-    if (!job) return 'done';
+    return (await this.handleBatch([m]))[0];
+  }
+
+  /** One message of a pipeline's dead-letter queue (a batch of one). */
+  async handleDeadLetter(m: QueueMessage): Promise<MessageVerdict> {
+    return (await this.handleBatch([m], { dead: true }))[0];
+  }
+
+  /**
+   * A batch of messages as one receive (or one Lambda event) gives them: the
+   * items run side by side, each outcome is its own conditional write, and
+   * the job's counters move once per batch (one write for the items taken up,
+   * one for the outcomes that won), not once per item. Verdicts in message order.
+   */
+  async handleBatch(messages: QueueMessage[], opts: { dead?: boolean } = {}): Promise<MessageVerdict[]> {
+    const verdicts: MessageVerdict[] = messages.map(() => 'done');
+    const byJob = new Map<string, { index: number; msg: ItemMessage }[]>();
+    messages.forEach((m, index) => {
+      const msg = parseMessage(m.body);
+      if (!msg) { this.deps.log?.(`job queue: dropped a message that is not a job item: ${clip(m.body, 100)}`); return; }
+      const group = byJob.get(msg.jobId) ?? [];
+      group.push({ index, msg });
+      byJob.set(msg.jobId, group);
+    });
+    await Promise.all([...byJob].map(async ([jobId, group]) => {
+      const results = opts.dead ? await this.deadLetters(jobId, group.map((g) => g.msg)) : await this.items(jobId, group.map((g) => g.msg));
+      group.forEach((g, i) => { verdicts[g.index] = results[i]; });
+    }));
+    return verdicts;
+  }
+
+  /** One job's items of a batch. */
+  private async items(jobId: string, msgs: ItemMessage[]): Promise<MessageVerdict[]> {
+    const receivedAt = new Date().toISOString();
+    const job = await this.job(jobId);
+    if (!job) return msgs.map(() => 'done');
+    const { store } = this.deps;
     if (job.state === 'cancelled') {
       // An item that was tried and is waiting for its retry has started: it ends now, as failed,
       // so that the cancelled job's running count reaches 0. One never started is just dropped.
-      const row = await this.deps.store.item(job.id, msg.key);
-      if (row?.state === 'running') await this.finish(job.id, { key: msg.key, error: `job cancelled before this item's retry${row.lastError ? ` (last error: ${row.lastError})` : ''}`, code: 'cancelled' });
-      return 'done';
+      const rows = await store.rows(job.id, msgs.map((m) => m.key));
+      const lines: ResultLine[] = [...rows.values()].filter((r) => r.state === 'running')
+        .map((r) => ({ key: r.key, error: `job cancelled before this item's retry${r.lastError ? ` (last error: ${r.lastError})` : ''}`, code: 'cancelled' }));
+      await this.settle(job.id, lines);
+      return msgs.map(() => 'done');
     }
     // Finished or failed: queued items of such a job are dropped.
-    if (job.state !== 'active') return 'done';
-    const { store } = this.deps;
-    if ((await store.claim(job.id, msg.key)) === 'finished') return 'done';
-    const refused = this.deps.runs.admit?.();
-    if (refused) return 'retry';
-    const outcome = await this.run(msg);
-    if ('error' in outcome.line && !outcome.permanent) {
-      await store.noteError(job.id, msg.key, outcome.line.error);
-      return 'retry';
+    if (job.state !== 'active') return msgs.map(() => 'done');
+    const rows = await store.rows(job.id, msgs.map((m) => m.key));
+    // A redelivered message whose item has its outcome is deleted; one whose item has no row is taken up for the first time.
+    const todo = msgs.map((m, i) => ({ m, i })).filter(({ m }) => { const r = rows.get(m.key); return !r || r.state === 'running'; });
+    const verdicts: MessageVerdict[] = msgs.map(() => 'done');
+    if (!todo.length) return verdicts;
+    if (this.deps.runs.admit?.()) { for (const t of todo) verdicts[t.i] = 'retry'; return verdicts; }
+    const fresh = new Set(todo.filter(({ m }) => !rows.has(m.key)).map(({ m }) => m.key)).size;
+    // The take-up count is not awaited: it runs beside the items, and the outcome count below waits for it.
+    const takenUp = fresh ? store.count(job.id, { ...NO_DELTA, started: fresh, startedAt: receivedAt }) : Promise.resolve(undefined);
+    try {
+      const outcomes = await Promise.all(todo.map(({ m }) => this.run(m)));
+      const final: ResultLine[] = [];
+      await Promise.all(outcomes.map(async (o, k) => {
+        if ('error' in o.line && !o.permanent) {
+          verdicts[todo[k].i] = 'retry';
+          await store.noteError(job.id, o.line.key, o.line.error);
+        } else {
+          final.push(o.line);
+        }
+      }));
+      await this.settle(job.id, final);
+    } finally {
+      await takenUp;
     }
-    await this.finish(job.id, outcome.line);
-    return 'done';
+    return verdicts;
   }
 
-  /** One message of a pipeline's dead-letter queue: the item failed on every receive, and that is its outcome. */
-  async handleDeadLetter(m: QueueMessage): Promise<MessageVerdict> {
-    const msg = parseMessage(m.body);
-    if (!msg) return 'done';
-    const job = await this.job(msg.jobId, true);
-    if (!job) return 'done';
-    const row = await this.deps.store.item(job.id, msg.key);
-    if (row && row.state !== 'running') return 'done';
-    const why = row?.lastError ?? 'no try of it finished (the consumer stopped while running it)';
-    await this.finish(job.id, { key: msg.key, error: `gave up after ${this.deps.queues.policy.maxReceives} tries: ${why}` });
-    return 'done';
+  /** One job's dead letters of a batch: each item failed on every receive, and that is its outcome. */
+  private async deadLetters(jobId: string, msgs: ItemMessage[]): Promise<MessageVerdict[]> {
+    const job = await this.job(jobId, true);
+    if (!job) return msgs.map(() => 'done');
+    const rows = await this.deps.store.rows(job.id, msgs.map((m) => m.key));
+    const lines = msgs.filter((m) => { const r = rows.get(m.key); return !r || r.state === 'running'; }).map((m): ResultLine => {
+      const why = rows.get(m.key)?.lastError ?? 'no try of it finished (the consumer stopped while running it)';
+      return { key: m.key, error: `gave up after ${this.deps.queues.maxReceives(m.pipeline)} tries: ${why}` };
+    });
+    await this.settle(job.id, lines);
+    return msgs.map(() => 'done');
   }
 
-  /** Write an item's one outcome; the write that completes the job also finishes it. */
-  async finish(jobId: string, line: ResultLine): Promise<void> {
-    const job = await this.deps.store.finish(jobId, line);
+  /**
+   * Write outcomes (each conditional, side by side), then move the counters
+   * once by the writes that won; the write that completes the job also
+   * finishes it.
+   */
+  async settle(jobId: string, lines: ResultLine[]): Promise<void> {
+    if (!lines.length) return;
+    const { store } = this.deps;
+    const won = await Promise.all(lines.map((l) => store.writeOutcome(jobId, l)));
+    const delta = lines.reduce((d, l, i) => (won[i] ? addDelta(d, outcomeDelta(l)) : d), NO_DELTA);
+    if (!delta.succeeded && !delta.failed) return;
+    const job = await store.count(jobId, delta);
     if (job) await finalizeIfDone(this.deps, job);
+  }
+
+  /** Write one item's outcome; the write that completes the job also finishes it. */
+  async finish(jobId: string, line: ResultLine): Promise<void> {
+    await this.settle(jobId, [line]);
   }
 
   private async job(id: string, fresh = false): Promise<JobRecord | undefined> {
@@ -116,7 +181,7 @@ export class JobConsumer {
     let stages: StageRunRecord[] = [];
     let ran = false;
     try {
-      const input = await this.read(msg.object);
+      const input = msg.inline !== undefined ? new TextEncoder().encode(msg.inline) : await this.read(msg.object);
       const outputs = await registry.use(msg.pipeline, undefined, async (p) => {
         version = p.manifest.version;
         const tensors = msg.format === 'raw'
@@ -152,6 +217,8 @@ export class JobConsumer {
     };
     if (this.deps.transport) rec.transport = this.deps.transport;
     if (r.error !== undefined) rec.error = r.error;
+    const fn = lambdaFunctionOf();
+    rec.profile = runProfile(r.stages, processAssumptions(), fn && { ...fn, durationMs: rec.durationMs });
     return rec;
   }
 
@@ -178,7 +245,9 @@ export async function finalizeIfDone(deps: Pick<ConsumerDeps, 's3' | 'bucket' | 
     await deps.store.transition(job.id, 'succeeded');
     job = (await deps.store.get(job.id)) ?? job;
   }
-  if ((job.state === 'succeeded' || (job.state === 'cancelled' && job.started <= done)) && !job.resultsAt) {
+  // A cancelled job's results are written again when an item that was running then ends later.
+  const stale = !job.resultsAt || (job.state === 'cancelled' && (job.updatedAt ?? '') > job.resultsAt);
+  if ((job.state === 'succeeded' || (job.state === 'cancelled' && job.started <= done)) && stale) {
     await writeResults(deps.s3, deps.bucket, deps.store, job);
     job = (await deps.store.get(job.id)) ?? job;
   }
@@ -193,7 +262,9 @@ function parseMessage(body: string): ItemMessage | undefined {
   try {
     const m = JSON.parse(body) as Partial<ItemMessage>;
     if (typeof m.jobId !== 'string' || typeof m.pipeline !== 'string' || typeof m.key !== 'string' || typeof m.object !== 'string') return undefined;
-    return { jobId: m.jobId, pipeline: m.pipeline, key: m.key, object: m.object, format: m.format === 'request' ? 'request' : 'raw' };
+    const msg: ItemMessage = { jobId: m.jobId, pipeline: m.pipeline, key: m.key, object: m.object, format: m.format === 'request' ? 'request' : 'raw' };
+    if (typeof m.inline === 'string') msg.inline = m.inline;
+    return msg;
   } catch {
     return undefined;
   }

@@ -11,9 +11,10 @@ export interface PollerOptions {
 
 /**
  * Feeds one pipeline's job queue (and its dead-letter queue) to a consumer,
- * as Lambda's event source mapping does on AWS: up to `maxInFlight` items at
- * once, each deleted once it has its outcome, or hidden for its backoff when
- * it failed.
+ * as Lambda's event source mapping does on AWS: each receive is a batch
+ * handed to the consumer whole, up to `maxInFlight` items at once; a batch's
+ * messages are deleted together once they have their outcome, and the failed
+ * ones are hidden for their backoff.
  */
 export class QueuePoller {
   private inFlight = 0;
@@ -50,24 +51,29 @@ export class QueuePoller {
         await new Promise((r) => setTimeout(r, 1_000));
         continue;
       }
-      if (dead) { await Promise.all(messages.map((m) => this.one(m, true))); continue; }
-      // Not awaited: receive again while these run, until maxInFlight are in flight.
-      for (const m of messages) void this.one(m, false);
+      if (!messages.length) continue;
+      if (dead) { await this.batch(messages, true); continue; }
+      // Not awaited: receive again while this batch runs, until maxInFlight items are in flight.
+      void this.batch(messages, false);
     }
   }
 
-  private async one(m: QueueMessage, dead: boolean): Promise<void> {
+  /** One receive's messages as one batch: deleted together once they have their outcome, the failed ones hidden for their backoff. */
+  private async batch(messages: QueueMessage[], dead: boolean): Promise<void> {
     const { queues } = this.consumer.deps;
-    this.inFlight++;
+    this.inFlight += messages.length;
     try {
-      const verdict = dead ? await this.consumer.handleDeadLetter(m) : await this.consumer.handle(m);
-      if (verdict === 'done') await queues.delete(this.pipeline, [m.receiptHandle], dead);
-      else await queues.retryLater(this.pipeline, m);
+      const verdicts = await this.consumer.handleBatch(messages, { dead });
+      const done = messages.filter((_, i) => verdicts[i] === 'done');
+      await Promise.all([
+        queues.delete(this.pipeline, done.map((m) => m.receiptHandle), dead),
+        ...messages.filter((_, i) => verdicts[i] === 'retry').map((m) => queues.retryLater(this.pipeline, m)),
+      ]);
     } catch (e) {
-      // The message comes back after its visibility timeout; its outcome is written at most once whatever happens.
-      this.opts.log?.(`job item failed to process (it will be retried): ${(e as Error).message}`);
+      // The messages come back after their visibility timeout; an outcome is written at most once whatever happens.
+      this.opts.log?.(`job items failed to process (they will be retried): ${(e as Error).message}`);
     } finally {
-      this.inFlight--;
+      this.inFlight -= messages.length;
       const w = this.wake;
       this.wake = undefined;
       w?.();

@@ -43,6 +43,8 @@ export interface QueueMessage {
 /** The job queues of every pipeline: their URLs looked up once, messages sent ten to a call. */
 export class JobQueues {
   private readonly urls = new Map<string, Promise<string>>();
+  /** A pipeline's own maxReceives (its manifest's jobs.max_receives), where it has one. */
+  private readonly receives = new Map<string, number>();
   readonly prefix: string;
 
   constructor(readonly sqs: SQSClient, prefix = DEFAULT_JOBS_QUEUE_PREFIX, readonly policy: QueuePolicy = DEFAULT_QUEUE_POLICY) {
@@ -62,6 +64,16 @@ export class JobQueues {
     return u;
   }
 
+  /** Receives before a pipeline's messages move to its dead-letter queue. */
+  maxReceives(pipeline: string): number {
+    return this.receives.get(pipeline) ?? this.policy.maxReceives;
+  }
+
+  /** Record a pipeline's own maxReceives (from its manifest), as the stacks give its queue. */
+  setMaxReceives(pipeline: string, n: number | undefined): void {
+    if (n === undefined) this.receives.delete(pipeline); else this.receives.set(pipeline, n);
+  }
+
   /** Create a pipeline's queue and its dead-letter queue with the redrive policy (local mode; on AWS the stacks do). */
   async ensure(pipeline: string): Promise<void> {
     const dlq = await this.sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(this.prefix, pipeline), Attributes: { MessageRetentionPeriod: '1209600' } }));
@@ -70,16 +82,15 @@ export class JobQueues {
       QueueName: queueName(this.prefix, pipeline),
       Attributes: {
         VisibilityTimeout: String(this.policy.visibilitySeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: String(this.policy.maxReceives) }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: String(this.maxReceives(pipeline)) }),
       },
     }));
   }
 
   async send(pipeline: string, messages: ItemMessage[]): Promise<void> {
     const url = await this.url(pipeline);
-    for (let i = 0; i < messages.length; i += 10) {
-      const chunk = messages.slice(i, i + 10);
-      let entries = chunk.map((m, j) => ({ Id: String(j), MessageBody: JSON.stringify(m) }));
+    for (const chunk of sendBatches(messages.map((m) => JSON.stringify(m)))) {
+      let entries = chunk.map((body, j) => ({ Id: String(j), MessageBody: body }));
       for (let attempt = 0; entries.length; attempt++) {
         const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
         const failed = new Set((out.Failed ?? []).map((f) => f.Id));
@@ -116,6 +127,21 @@ export class JobQueues {
       QueueUrl: url, ReceiptHandle: m.receiptHandle, VisibilityTimeout: backoffSeconds(this.policy, m.receiveCount),
     }));
   }
+}
+
+/** SendMessageBatch takes 10 messages and 256 KiB in all: bodies grouped under both limits, in order. */
+export function sendBatches(bodies: string[], maxBytes = 200 * 1024): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const b of bodies) {
+    const n = Buffer.byteLength(b);
+    if (cur.length && (cur.length === 10 || bytes + n > maxBytes)) { out.push(cur); cur = []; bytes = 0; }
+    cur.push(b);
+    bytes += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 function fromSqs(m: Message): QueueMessage {

@@ -8,8 +8,11 @@ export function jobState(job: JobRecord): JobState {
 
 export function jobCounts(job: JobRecord): JobCounts {
   const done = job.succeeded + job.failed;
-  const running = Math.max(0, job.started - done);
-  const notStarted = Math.max(0, job.total - job.started);
+  // A redelivery overlapping a first try can count one take-up twice: never more started than inputs,
+  // and a finished job has nothing running.
+  const started = Math.min(job.total, job.started);
+  const running = job.state === 'succeeded' || job.state === 'failed' ? 0 : Math.max(0, started - done);
+  const notStarted = Math.max(0, job.total - Math.max(started, done));
   const cancelled = job.state === 'cancelled' ? notStarted : 0;
   return { total: job.total, queued: notStarted - cancelled, running, succeeded: job.succeeded, failed: job.failed, cancelled };
 }

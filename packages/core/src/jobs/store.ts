@@ -1,6 +1,6 @@
 import {
-  ConditionalCheckFailedException, CreateTableCommand, DescribeTableCommand, GetItemCommand, PutItemCommand, QueryCommand, ScanCommand,
-  UpdateItemCommand, type AttributeValue, type CreateTableCommandInput, type DynamoDBClient,
+  BatchGetItemCommand, ConditionalCheckFailedException, CreateTableCommand, DescribeTableCommand, GetItemCommand, PutItemCommand, QueryCommand, ScanCommand,
+  UpdateItemCommand, type AttributeValue, type BatchGetItemCommandOutput, type KeysAndAttributes, type CreateTableCommandInput, type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { EnsembleError } from '../errors.js';
 import type { JobRecord, ResultLine, StoredJobState } from './types.js';
@@ -47,9 +47,27 @@ export interface ItemRow {
   lastError?: string;
 }
 
-/** What a won outcome write did to the job's counters. */
-export interface CountedOutcome {
-  job: JobRecord;
+/** How one consumed batch moves a job's counters. */
+export interface CounterDelta {
+  /** Items taken up for the first time (they had no row). */
+  started: number;
+  succeeded: number;
+  failed: number;
+  /** When the batch was received: the job's startedAt if it is the first. */
+  startedAt?: string;
+}
+
+export const NO_DELTA: Readonly<CounterDelta> = { started: 0, succeeded: 0, failed: 0 };
+
+/** What a won outcome write adds (its start was counted when its batch took it up). */
+export function outcomeDelta(line: ResultLine): CounterDelta {
+  const failed = 'error' in line;
+  return { started: 0, succeeded: failed ? 0 : 1, failed: failed ? 1 : 0 };
+}
+
+/** Two deltas added. */
+export function addDelta(a: CounterDelta, b: CounterDelta): CounterDelta {
+  return { started: a.started + b.started, succeeded: a.succeeded + b.succeeded, failed: a.failed + b.failed, startedAt: a.startedAt ?? b.startedAt };
 }
 
 const META = 'meta';
@@ -60,9 +78,9 @@ const N = (v: number): AttributeValue => ({ N: String(v) });
 
 /**
  * Jobs in DynamoDB: one meta item per job (state and counters) and one item
- * per input. Every change that could be repeated by a redelivered message is
- * a conditional write: an item is taken up once, gets one outcome, and only
- * the write that won moves a counter.
+ * per input. An item's outcome is a conditional write (no outcome yet), so a
+ * redelivered message never gives it a second; a consumed batch then moves
+ * the counters once, by the writes that won.
  */
 export class JobStore {
   constructor(private readonly dynamo: DynamoDBClient, private readonly table: string) {}
@@ -98,75 +116,91 @@ export class JobStore {
   }
 
   /**
-   * Take an item up. 'claimed': first time (the started counter moved);
-   * 'running': taken before (a redelivery after a crash or a timeout), no
-   * outcome yet; 'finished': it has its outcome, nothing to do.
+   * The rows that exist among `keys` (items tried before or finished), read
+   * in one BatchGetItem per 100 keys: what a consumed batch skips (finished)
+   * and what it counts as taken up for the first time (no row).
    */
-  async claim(jobId: string, key: string): Promise<'claimed' | 'running' | 'finished'> {
-    try {
-      await this.dynamo.send(new PutItemCommand({
-        TableName: this.table,
-        Item: { pk: S(pk(jobId)), sk: S(itemSk(key)), key: S(key), state: S('running') },
-        ConditionExpression: 'attribute_not_exists(sk)',
-      }));
-    } catch (e) {
-      if (!(e instanceof ConditionalCheckFailedException)) throw e;
-      const row = await this.item(jobId, key);
-      return row && row.state !== 'running' ? 'finished' : 'running';
+  async rows(jobId: string, keys: string[]): Promise<Map<string, ItemRow>> {
+    const found = new Map<string, ItemRow>();
+    for (let i = 0; i < keys.length; i += 100) {
+      let request: Record<string, KeysAndAttributes> | undefined = {
+        [this.table]: { Keys: [...new Set(keys.slice(i, i + 100))].map((k) => ({ pk: S(pk(jobId)), sk: S(itemSk(k)) })), ConsistentRead: true },
+      };
+      for (let attempt = 0; request && Object.keys(request).length; attempt++) {
+        const out: BatchGetItemCommandOutput = await this.dynamo.send(new BatchGetItemCommand({ RequestItems: request }));
+        for (const it of out.Responses?.[this.table] ?? []) { const row = fromItemRow(it); found.set(row.key, row); }
+        request = out.UnprocessedKeys;
+        if (request && Object.keys(request).length) await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
+      }
     }
-    await this.dynamo.send(new UpdateItemCommand({
-      TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
-      UpdateExpression: 'ADD #n :one SET startedAt = if_not_exists(startedAt, :now), updatedAt = :now',
-      ExpressionAttributeNames: { '#n': 'started' },
-      ExpressionAttributeValues: { ':one': N(1), ':now': S(new Date().toISOString()) },
-    }));
-    return 'claimed';
-  }
-
-  /** Remember why the last try failed, for the outcome written if the item ends in the dead-letter queue. */
-  async noteError(jobId: string, key: string, error: string): Promise<void> {
-    await this.dynamo.send(new UpdateItemCommand({
-      TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(itemSk(key)) },
-      UpdateExpression: 'SET lastError = :e', ConditionExpression: '#st = :running',
-      ExpressionAttributeNames: { '#st': 'state' }, ExpressionAttributeValues: { ':e': S(error.slice(0, 4_000)), ':running': S('running') },
-    })).catch((e: unknown) => { if (!(e instanceof ConditionalCheckFailedException)) throw e; });
+    return found;
   }
 
   /**
-   * Write an item's outcome once. Undefined when it already had one (a
-   * duplicate delivery): nothing else changes. Otherwise the job after its
-   * counters moved.
+   * Remember why the last try failed, for the outcome written if the item
+   * ends in the dead-letter queue; the row (state `running`) is made by the
+   * first failed try.
    */
-  async finish(jobId: string, line: ResultLine): Promise<JobRecord | undefined> {
-    const state: ItemState = 'error' in line ? 'failed' : 'succeeded';
-    const body = JSON.stringify(line);
+  async noteError(jobId: string, key: string, error: string): Promise<void> {
     try {
-      // An item never taken up (its message went straight to the dead-letter queue) has no row yet.
+      await this.dynamo.send(new UpdateItemCommand({
+        TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(itemSk(key)) },
+        UpdateExpression: 'SET lastError = :e, #st = if_not_exists(#st, :running), #k = :key',
+        ConditionExpression: 'attribute_not_exists(sk) OR #st = :running',
+        ExpressionAttributeNames: { '#st': 'state', '#k': 'key' },
+        ExpressionAttributeValues: { ':e': S(error.slice(0, 4_000)), ':running': S('running'), ':key': S(key) },
+      }));
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw e;
+    }
+  }
+
+  /**
+   * Write an item's outcome once: the condition (no outcome yet) is what
+   * makes it exactly one, whatever redelivers the message. False when it had
+   * one already (nothing changed). Counters are not moved here: see count().
+   */
+  async writeOutcome(jobId: string, line: ResultLine): Promise<boolean> {
+    const state: ItemState = 'error' in line ? 'failed' : 'succeeded';
+    try {
       await this.dynamo.send(new UpdateItemCommand({
         TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(itemSk(line.key)) },
         UpdateExpression: 'SET #st = :state, #line = :line, #k = :key',
         ConditionExpression: 'attribute_not_exists(sk) OR #st = :running',
         ExpressionAttributeNames: { '#st': 'state', '#k': 'key', '#line': 'line' },
-        ExpressionAttributeValues: { ':state': S(state), ':line': S(body), ':running': S('running'), ':key': S(line.key) },
-        ReturnValues: 'ALL_OLD',
-      })).then(async (out) => {
-        if (out.Attributes) return;
-        // Finished without having been taken up: count it as started too, so started >= outcomes.
-        await this.dynamo.send(new UpdateItemCommand({
-          TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
-          UpdateExpression: 'ADD #n :one', ExpressionAttributeNames: { '#n': 'started' }, ExpressionAttributeValues: { ':one': N(1) },
-        }));
-      });
+        ExpressionAttributeValues: { ':state': S(state), ':line': S(JSON.stringify(line)), ':running': S('running'), ':key': S(line.key) },
+      }));
+      return true;
     } catch (e) {
-      if (e instanceof ConditionalCheckFailedException) return undefined;
+      if (e instanceof ConditionalCheckFailedException) return false;
       throw e;
     }
+  }
+
+  /**
+   * Move a job's counters by what one consumed batch did, in one write: the
+   * items it took up first and the outcome writes that won. A process killed
+   * before this write leaves the counters short; recount() repairs them.
+   */
+  async count(jobId: string, delta: CounterDelta): Promise<JobRecord | undefined> {
+    const now = new Date().toISOString();
     const out = await this.dynamo.send(new UpdateItemCommand({
       TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(META) },
-      UpdateExpression: 'ADD #n :one SET updatedAt = :now', ExpressionAttributeNames: { '#n': state },
-      ExpressionAttributeValues: { ':one': N(1), ':now': S(new Date().toISOString()) }, ReturnValues: 'ALL_NEW',
-    }));
-    return fromMeta(out.Attributes!);
+      UpdateExpression: 'ADD #a :a, #b :b, #c :c SET updatedAt = :now, startedAt = if_not_exists(startedAt, :started)',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#a': 'started', '#b': 'succeeded', '#c': 'failed' },
+      ExpressionAttributeValues: {
+        ':a': N(delta.started), ':b': N(delta.succeeded), ':c': N(delta.failed), ':now': S(now), ':started': S(delta.startedAt ?? now),
+      },
+      ReturnValues: 'ALL_NEW',
+    })).catch((e: unknown) => { if (e instanceof ConditionalCheckFailedException) return undefined; throw e; });
+    return out?.Attributes ? fromMeta(out.Attributes) : undefined;
+  }
+
+  /** One outcome with its counter (the dead-letter and cancel paths, one item at a time); undefined when it had one already. */
+  async finish(jobId: string, line: ResultLine): Promise<JobRecord | undefined> {
+    if (!(await this.writeOutcome(jobId, line))) return undefined;
+    return this.count(jobId, outcomeDelta(line));
   }
 
   /**

@@ -3,7 +3,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { BadRequestError, EnsembleError, NotFoundError, clip } from '../errors.js';
 import type { JobQueues } from './queue.js';
 import type { JobStore } from './store.js';
-import { MAX_JOB_ITEMS, type ItemMessage, type JobItem, type JobRecord, type SubmitJobRequest } from './types.js';
+import { INLINE_REQUEST_BYTES, MAX_JOB_ITEMS, type ItemMessage, type JobItem, type JobRecord, type SubmitJobRequest } from './types.js';
 
 export interface SubmitDeps {
   s3: S3Client;
@@ -96,9 +96,11 @@ async function listItems(deps: SubmitDeps, id: string, req: SubmitJobRequest): P
       throw new BadRequestError(`${inputs.jsonl} line ${i + 1} is not an Open Inference Protocol request (no "inputs" list)`);
     }
     if (items.length >= MAX_JOB_ITEMS) throw new BadRequestError(`a job takes at most ${MAX_JOB_ITEMS} inputs; ${inputs.jsonl} has more lines`);
+    const key = `${inputs.jsonl}#${i + 1}`;
+    if (Buffer.byteLength(line) <= INLINE_REQUEST_BYTES) { items.push({ key, object: inputs.jsonl, format: 'request', inline: line }); continue; }
     const object = `${jobDataPrefix(id)}requests/${String(i + 1).padStart(6, '0')}.json`;
     await deps.s3.send(new PutObjectCommand({ Bucket: deps.bucket, Key: object, Body: line, ContentType: 'application/json' }));
-    items.push({ key: `${inputs.jsonl}#${i + 1}`, object, format: 'request' });
+    items.push({ key, object, format: 'request' });
   }
   if (!items.length) throw new BadRequestError(`${inputs.jsonl} holds no requests`);
   return items;

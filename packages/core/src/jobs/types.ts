@@ -17,9 +17,11 @@ export type ItemFormat = 'raw' | 'request';
 export interface JobItem {
   /** The name results are reported under: the object key, or `<jsonl key>#<line>` (1-based). */
   key: string;
-  /** The object holding the input. */
+  /** The object holding the input (for an inline request, the JSONL object it came from). */
   object: string;
   format: ItemFormat;
+  /** A small request carried in the message itself (a JSONL line up to INLINE_REQUEST_BYTES), read instead of `object`. */
+  inline?: string;
 }
 
 /** The SQS message body for one item. */
@@ -106,5 +108,11 @@ export interface ResultsManifest {
 export const JOB_PRIORITY = 1;
 /** Lines per result shard. */
 export const SHARD_LINES = 1_000;
+/**
+ * JSONL lines up to this size travel in their queue message (SQS takes 256 KiB
+ * per message and per SendMessageBatch): no object is written at submit or
+ * read per item. Longer lines get an object of their own.
+ */
+export const INLINE_REQUEST_BYTES = 16 * 1024;
 /** Items one job may have. */
 export const MAX_JOB_ITEMS = 100_000;

@@ -26,6 +26,9 @@ export const ENV = {
   lambdaEndpoint: 'ENSEMBLE_LAMBDA_ENDPOINT',
   bucket: 'ENSEMBLE_BUCKET',
   runsTable: 'ENSEMBLE_RUNS_TABLE',
+  /** Batch jobs: the jobs table and the prefix of the job queues' names (storage/config.ts reads them). */
+  jobsTable: 'ENSEMBLE_JOBS_TABLE',
+  jobsQueuePrefix: 'ENSEMBLE_JOBS_QUEUE_PREFIX',
   /** CloudWatch namespace of the metrics both handlers log in Embedded Metric Format (default 'Ensemble'). */
   metricsNamespace: 'ENSEMBLE_METRICS_NAMESPACE',
   /** Log the metrics once per this many invocations (default 1: every invocation ends with its line). */
@@ -54,12 +57,14 @@ export const PACKAGE_DIR = 'dist/lambda';
 export const HANDLERS = {
   gateway: 'functions/gateway.handler',
   stage: 'functions/stage.handler',
+  jobs: 'functions/jobs.handler',
 } as const;
 
 /** Logical names of the app's fixed components. */
 export const COMPONENTS = {
   bucket: 'EnsembleWeights',
   table: 'EnsembleRuns',
+  jobsTable: 'EnsembleJobs',
   gateway: 'EnsembleGateway',
   apiKey: 'EnsembleApiKey',
 } as const;
@@ -91,3 +96,10 @@ export function stageFunctionEnv(pipeline: string, stage: string): string {
 export function stageQualifierEnv(pipeline: string, stage: string): string {
   return `ENSEMBLE_STAGE_QUALIFIER_${envPart(pipeline)}_${envPart(stage)}`;
 }
+
+/**
+ * Where the gateway function finds the console's static files, relative to
+ * its task root: the deployment plan copies them there, at the path they
+ * have in the repository.
+ */
+export const CONSOLE_STATIC = 'packages/console/static';

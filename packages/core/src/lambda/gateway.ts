@@ -1,11 +1,11 @@
 import path from 'node:path';
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import type { Manifest } from '../manifest/types.js';
 import type { StageTransport } from '../transport/types.js';
 import { findManifests, loadManifest } from '../manifest/load.js';
 import { PipelineRegistry } from '../pipelines/registry.js';
-import { createApp } from '../http/app.js';
+import { createApp, type AppMount } from '../http/app.js';
 import { DynamoRunStore } from '../storage/dynamo-runs.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type AwsSettings, type Env } from '../storage/config.js';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -43,6 +43,12 @@ export interface LambdaGatewayOptions {
   metricsLog?: (line: string) => void;
   /** Told of every request and batch besides the CloudWatch metrics. */
   observer?: Observer;
+  /**
+   * Sub-apps served beside the protocol routes (the browser console), made
+   * once the registry and the key rule exist. A factory here, so that core
+   * never imports the packages that build them.
+   */
+  mounts?: (ctx: { registry: PipelineRegistry; visible: (c: Context, pipeline: string) => boolean }) => AppMount[];
 }
 
 export interface LambdaGateway {
@@ -104,6 +110,7 @@ export async function createLambdaGateway(opts: LambdaGatewayOptions = {}): Prom
   const access = apiKeyAccess(parseApiKeys(env[ENV.apiKey], env[ENV.apiKeys]), { required: true });
   const app = createApp({
     registry, runs, transport: transport.kind, guard: access.guard, visible: access.visible, statistics,
+    mounts: opts.mounts?.({ registry, visible: access.visible }),
     log: opts.requestLog ?? ((line) => console.log(line)),
     // Lambda sets the invocation's X-Ray header in the environment: a request without traceparent joins that trace.
     hostTraceHeader: () => process.env._X_AMZN_TRACE_ID,

@@ -4,6 +4,7 @@ import { PipelineRegistry } from '../pipelines/registry.js';
 import { DynamoRunStore } from '../storage/dynamo-runs.js';
 import { makeDynamoClient, makeS3Client, settingsFromEnv, type Env } from '../storage/config.js';
 import { Jobs } from '../jobs/service.js';
+import type { MessageVerdict } from '../jobs/consumer.js';
 import { makeSqsClient } from '../jobs/queue.js';
 import { httpStatus } from '../http/errors.js';
 import { LambdaTransport } from './transport.js';
@@ -42,23 +43,33 @@ export async function createJobsHandler(opts: { env?: Env; log?: (s: string) => 
     try { await registry.add(await loadManifest(f)); } catch (e) { log(`${f}: not served: ${(e as Error).message}`); }
   }
   const jobs = new Jobs({ settings, s3, dynamo, sqs: makeSqsClient(settings), registry, runs, statusOf: httpStatus, transport: transport.kind, log });
+  // What the stacks gave each queue's redrive policy, for the message a dead letter's outcome carries.
+  for (const name of registry.names()) {
+    try { jobs.queues.setMaxReceives(name, registry.manifest(name).jobs?.maxReceives); } catch { /* not served: logged above */ }
+  }
 
   return async (event) => {
     const failures: { itemIdentifier: string }[] = [];
-    await Promise.all(event.Records.map(async (r) => {
-      const m = { messageId: r.messageId, receiptHandle: r.receiptHandle, body: r.body, receiveCount: Number(r.attributes?.ApproximateReceiveCount ?? 1) };
-      const dead = r.eventSourceARN?.endsWith('-dlq') ?? false;
+    // One event comes from one queue; its records are one batch for the consumer (counters moved once).
+    const messages = event.Records.map((r) => ({ messageId: r.messageId, receiptHandle: r.receiptHandle, body: r.body, receiveCount: Number(r.attributes?.ApproximateReceiveCount ?? 1) }));
+    const dead = event.Records.map((r) => r.eventSourceARN?.endsWith('-dlq') ?? false);
+    await Promise.all([true, false].map(async (d) => {
+      const batch = messages.filter((_, i) => dead[i] === d);
+      if (!batch.length) return;
+      let verdicts: MessageVerdict[];
       try {
-        const verdict = dead ? await jobs.consumer.handleDeadLetter(m) : await jobs.consumer.handle(m);
-        if (verdict === 'retry') {
-          const pipeline = (JSON.parse(r.body) as { pipeline: string }).pipeline;
-          await jobs.queues.retryLater(pipeline, m).catch((e: unknown) => log(`backoff not set: ${(e as Error).message}`));
-          failures.push({ itemIdentifier: r.messageId });
-        }
+        verdicts = await jobs.consumer.handleBatch(batch, { dead: d });
       } catch (e) {
-        log(`job item failed to process (it will be retried): ${(e as Error).message}`);
-        failures.push({ itemIdentifier: r.messageId });
+        log(`job items failed to process (they will be retried): ${(e as Error).message}`);
+        for (const m of batch) failures.push({ itemIdentifier: m.messageId });
+        return;
       }
+      await Promise.all(batch.map(async (m, i) => {
+        if (verdicts[i] !== 'retry') return;
+        const pipeline = (JSON.parse(m.body) as { pipeline: string }).pipeline;
+        await jobs.queues.retryLater(pipeline, m).catch((e: unknown) => log(`backoff not set: ${(e as Error).message}`));
+        failures.push({ itemIdentifier: m.messageId });
+      }));
     }));
     // Lambda may freeze the instance once we return.
     await runs.flush();

@@ -42,9 +42,17 @@ export type WireOutcome =
   | { ok: true; items: WireItem[] }
   | { ok: false; error: string; code?: string };
 
+/**
+ * What the stage function measured besides compute; optional both ways, so a
+ * gateway and a stage function of different builds still understand each other.
+ */
+export type WireProfile = Pick<BatchResult, 'coldStartSplit' | 'cpuMs' | 'peakRssBytes' | 'servedMs' | 'transfer' | 'lambda'>;
+
+const PROFILE_KEYS = ['coldStartSplit', 'cpuMs', 'peakRssBytes', 'servedMs', 'transfer', 'lambda'] as const;
+
 /** A batch result, or a whole-batch failure the stage reports instead of crashing the invocation. */
 export type StageResponsePayload =
-  | { v: typeof PAYLOAD_VERSION; ok: true; outcomes: WireOutcome[]; computeMs: number; coldStart: boolean; initMs?: number }
+  | { v: typeof PAYLOAD_VERSION; ok: true; outcomes: WireOutcome[]; computeMs: number; coldStart: boolean; initMs?: number; profile?: WireProfile }
   | { v: typeof PAYLOAD_VERSION; ok: false; error: string; code: string };
 
 /** A payload parked in the bucket (see lambda-spill.ts): request or response, read by key. */
@@ -96,6 +104,9 @@ export function encodeStageResult(result: BatchResult): StageResponsePayload {
     coldStart: result.coldStart,
   };
   if (result.initMs !== undefined) out.initMs = result.initMs;
+  const profile: WireProfile = {};
+  for (const k of PROFILE_KEYS) if (result[k] !== undefined) (profile as Record<string, unknown>)[k] = result[k];
+  if (Object.keys(profile).length) out.profile = profile;
   return out;
 }
 
@@ -133,6 +144,14 @@ export function decodeStageResponse(payload: unknown, stage: string): BatchResul
   });
   const result: BatchResult = { outcomes, computeMs: p.computeMs as number, coldStart: p.coldStart as boolean };
   if (typeof p.initMs === 'number') result.initMs = p.initMs;
+  // Measurements only: one that is not what this build expects is left out, never a failed batch.
+  if (typeof p.profile === 'object' && p.profile !== null) {
+    const w = p.profile as Record<string, unknown>;
+    for (const k of ['cpuMs', 'peakRssBytes', 'servedMs'] as const) if (typeof w[k] === 'number') result[k] = w[k] as number;
+    for (const k of ['coldStartSplit', 'transfer', 'lambda'] as const) {
+      if (typeof w[k] === 'object' && w[k] !== null) (result as unknown as Record<string, unknown>)[k] = w[k];
+    }
+  }
   return result;
 }
 

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { OnnxStage } from '../manifest/types.js';
-import type { StageRuntime } from '../runtime/types.js';
+import type { BatchResult, ColdStartSplit, StageRuntime } from '../runtime/types.js';
+import { markUsage, usageSince } from '../runtime/process-usage.js';
+import { lambdaFunctionOf } from '../observability/assumptions.js';
 import { loadManifest } from '../manifest/load.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { S3WeightStore } from '../storage/s3-weights.js';
@@ -30,6 +32,7 @@ interface Loaded {
   spill: PayloadSpill;
   /** Manifest, weights download and session creation together. */
   initMs: number;
+  split?: ColdStartSplit;
 }
 
 /**
@@ -68,9 +71,16 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
   return async (event) => {
     if (!loaded) return encodeStageFailure(new EnsembleError(`stage function failed to start: ${errorText(initError)}`, 'not_ready'));
     const { spill, stage, runtime } = loaded;
+    const t0 = performance.now();
     let req: StageRequest;
+    let spillDownMs = 0;
+    let serializeMs = 0;
     try {
-      req = decodeStageRequest(isSpillRef(event) ? await spill.get(event) : event);
+      let body = event;
+      if (isSpillRef(event)) { body = await spill.get(event); spillDownMs = performance.now() - t0; }
+      const d0 = performance.now();
+      req = decodeStageRequest(body);
+      serializeMs = performance.now() - d0;
       if (req.pipeline !== loaded.pipeline || req.stage !== stage.name) {
         throw new BadRequestError(`this function serves stage '${stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
       }
@@ -79,7 +89,8 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
     }
     // The gateway's batch span when it sent one; else the X-Ray trace Lambda set for this invocation.
     const span = startStageRunSpan(stage.name, req.trace, env._X_AMZN_TRACE_ID ?? process.env._X_AMZN_TRACE_ID);
-    let result;
+    let result: BatchResult;
+    const mark = markUsage();
     try {
       result = await runtime.run(req.items);
       endStageRunSpan(span, result);
@@ -90,8 +101,21 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
       // Lambda freezes the instance once the handler returns: what is buffered goes now.
       if (traced) await flushTracing();
     }
+    const usage = usageSince(mark);
     const initMs = firstCall ? loaded.initMs : undefined;
-    const answer = encodeStageResult({ ...result, coldStart: cold, initMs });
+    const profiled: BatchResult = { ...result, coldStart: cold, initMs, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes };
+    if (firstCall && loaded.split) profiled.coldStartSplit = loaded.split;
+    else delete profiled.coldStartSplit;
+    const e0 = performance.now();
+    const answer = encodeStageResult(profiled);
+    serializeMs += performance.now() - e0;
+    // The handler's duration as Lambda bills it (what follows, writing these few numbers, is left out).
+    const servedMs = performance.now() - t0;
+    const fn = lambdaFunctionOf(env);
+    if (answer.ok) {
+      answer.profile = { ...answer.profile, servedMs, transfer: { serializeMs, spillDownMs } };
+      if (fn) answer.profile.lambda = { ...fn, billedMs: Math.ceil(servedMs) };
+    }
     metrics.invocation({
       pipeline: loaded.pipeline, stage: stage.name, items: req.items.length,
       failedItems: result.outcomes.filter((o) => !o.ok).length, computeMs: result.computeMs, coldStart: cold, initMs,
@@ -122,9 +146,12 @@ async function load(env: Env): Promise<Loaded> {
     // /tmp keyed by sha256: a warm instance (or one sharing /tmp with an earlier one) skips the download.
     const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR });
     const modelPath = await weights.resolve(stage.weights.key, stage.weights.sha256);
+    const w = weights.timing(stage.weights.sha256);
+    const s0 = performance.now();
     const runtime = await createOnnxRuntime({ stage, modelPath });
+    const split: ColdStartSplit = { fetchMs: w?.fetchMs ?? 0, hashMs: w?.hashMs ?? 0, sessionMs: performance.now() - s0 };
     // The client stays for the instance's life: big payloads come and go through the bucket.
-    return { pipeline, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0 };
+    return { pipeline, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0, split };
   } catch (e) {
     s3.destroy();
     throw e;

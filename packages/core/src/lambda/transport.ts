@@ -106,18 +106,28 @@ export class LambdaTransport implements StageTransport {
   private async call(
     target: Target, stage: string, items: Item[], deadline: { signal: AbortSignal; at: number }, trace?: TraceCarrier,
   ): Promise<BatchResult> {
+    const e0 = performance.now();
     let body = Buffer.from(JSON.stringify(encodeStageRequest(target.pipeline, stage, items, trace)), 'utf8');
+    const encodeMs = performance.now() - e0;
+    let spillUpMs = 0;
     let spilled: SpillRef | undefined;
     if (body.byteLength > SPILL_ABOVE_BYTES) {
       if (!this.spill) {
         throw new PayloadTooLargeError(`stage '${stage}': a batch of ${items.length} items is ${mb(body.byteLength)} MB, over Lambda's 6 MB invoke limit, and the gateway has no bucket to pass it through`);
       }
+      const s0 = performance.now();
       spilled = await this.spill.put(body);
+      spillUpMs = performance.now() - s0;
       body = Buffer.from(JSON.stringify(spilled), 'utf8');
     }
     try {
+      const i0 = performance.now();
       const out = await this.send(target, stage, body, deadline);
-      return await this.answer(out, target, stage);
+      const invokeWallMs = performance.now() - i0;
+      const timing = { spillDownMs: 0, decodeMs: 0 };
+      const result = await this.answer(out, target, stage, timing);
+      splitTransfer(result, { encodeMs, spillUpMs, invokeWallMs, ...timing });
+      return result;
     } finally {
       // After the last attempt, not the first: a retried Invoke reads the same object.
       if (spilled) await this.forget(spilled);
@@ -174,7 +184,7 @@ export class LambdaTransport implements StageTransport {
   }
 
   /** The function's answer as a batch result: its error as the stage's, a parked payload fetched and removed. */
-  private async answer(out: InvokeCommandOutput, target: Target, stage: string): Promise<BatchResult> {
+  private async answer(out: InvokeCommandOutput, target: Target, stage: string, timing: { spillDownMs: number; decodeMs: number }): Promise<BatchResult> {
     const fn = target.functionName;
     const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
     if (out.FunctionError) {
@@ -205,14 +215,19 @@ export class LambdaTransport implements StageTransport {
       const ref = payload;
       if (!this.spill) throw new StageError(stage, `Lambda ${fn} answered through the bucket, but this gateway has none configured`, 'bad_gateway');
       try {
+        const g0 = performance.now();
         payload = await this.spill.get(ref);
+        timing.spillDownMs = performance.now() - g0;
       } catch (e) {
         throw new StageError(stage, `reading the answer of Lambda ${fn}: ${e instanceof Error ? e.message : String(e)}`, 'bad_gateway');
       } finally {
         await this.forget(ref);
       }
     }
-    return decodeStageResponse(payload, stage);
+    const d0 = performance.now();
+    const result = decodeStageResponse(payload, stage);
+    timing.decodeMs = performance.now() - d0;
+    return result;
   }
 
   private async forget(ref: SpillRef): Promise<void> {
@@ -234,5 +249,24 @@ export function lambdaClientFromEnv(env: Env = process.env): LambdaClient {
   return new LambdaClient({ region: settings.region, endpoint, credentials: settings.credentials ?? { ...LOCAL_CREDENTIALS }, maxAttempts: 1 });
 }
 
+
+/**
+ * The batch's transfer in parts, both sides' shares summed: encoding and
+ * decoding, S3 spills, and the Invoke less the handler's own duration (and
+ * less the function's init, which a cold Invoke waits for). Only when the
+ * stage function said how long it took; else the call's wall time less
+ * compute stands for it.
+ */
+function splitTransfer(result: BatchResult, gw: { encodeMs: number; spillUpMs: number; invokeWallMs: number; spillDownMs: number; decodeMs: number }): void {
+  if (result.servedMs === undefined) return;
+  const fn = result.transfer ?? {};
+  const init = result.coldStart ? result.initMs ?? 0 : 0;
+  result.transfer = {
+    serializeMs: gw.encodeMs + gw.decodeMs + (fn.serializeMs ?? 0),
+    invokeMs: Math.max(0, gw.invokeWallMs - result.servedMs - init),
+    spillUpMs: gw.spillUpMs,
+    spillDownMs: gw.spillDownMs + (fn.spillDownMs ?? 0),
+  };
+}
 
 function mb(bytes: number): string { return (bytes / 1048576).toFixed(1); }

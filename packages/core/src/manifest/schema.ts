@@ -13,6 +13,7 @@ import { didYouMean } from './suggest.js';
 import { toPlain, type YNode } from './parse.js';
 import { readMonitors, readObservers } from './monitors.js';
 import type {
+  JobsSpec,
   BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
 } from './types.js';
 
@@ -36,7 +37,8 @@ export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/i;
 const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 
-const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'stages', 'observers'] as const;
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'jobs', 'stages', 'observers'] as const;
+const JOBS_KEYS = ['max_receives', 'batch_size', 'max_concurrency'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
 const INPUT_KEYS = [...TENSOR_KEYS, 'batch_axis', 'per_request', 'monitors'] as const;
@@ -97,11 +99,22 @@ export function readManifest(root: YNode, file: string, loc: Locator, opts: Mani
 
   const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems };
   if (description !== undefined) manifest.description = description;
+  if (top.jobs) manifest.jobs = readJobs(s, top.jobs);
   if (top.observers) {
     const list = readObservers(s, top.observers, dir, isFile);
     if (list.length) manifest.observers = list;
   }
   return { manifest, typedOutputs };
+}
+
+/** `jobs:` bounds are SQS's and Lambda's own: maxReceiveCount 1..1000, batch size 1..10 without a batching window, maximum concurrency 2..1000. */
+function readJobs(s: Scope, node: YNode): JobsSpec {
+  const m = readMap(s, node, 'jobs', JOBS_KEYS);
+  const jobs: JobsSpec = {};
+  if (m.max_receives) jobs.maxReceives = readInt(s, m.max_receives, 'jobs.max_receives', 1, 1000);
+  if (m.batch_size) jobs.batchSize = readInt(s, m.batch_size, 'jobs.batch_size', 1, 10);
+  if (m.max_concurrency) jobs.maxConcurrency = readInt(s, m.max_concurrency, 'jobs.max_concurrency', 2, 1000);
+  return jobs;
 }
 
 interface Defaults {

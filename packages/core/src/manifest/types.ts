@@ -266,6 +266,16 @@ export interface FunctionStage extends StageBase {
 
 export type StageSpec = OnnxStage | FunctionStage;
 
+/** How batch jobs of this pipeline are fed on Lambda (the `jobs:` section; docs/jobs.md). */
+export interface JobsSpec {
+  /** Receives before an item's message moves to the dead-letter queue (the redrive policy's maxReceiveCount). */
+  maxReceives?: number;
+  /** Messages per consumer invocation (the event source mapping's batch size); default the first stage's batch, at most 10. */
+  batchSize?: number;
+  /** Consumer invocations at once (the event source mapping's maximum concurrency); default Lambda's (no cap). */
+  maxConcurrency?: number;
+}
+
 export interface Manifest {
   name: string;
   version: string;
@@ -283,6 +293,8 @@ export interface Manifest {
    * fan-out stage produces for one request. Past it the request gets 413.
    */
   maxItems: number;
+  /** Batch job settings, when the manifest has a `jobs:` section. */
+  jobs?: JobsSpec;
   /** Stage names in a topological order (producers before consumers). */
   order: string[];
   /**

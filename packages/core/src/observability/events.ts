@@ -28,6 +28,17 @@ export interface BatchEvent {
   failedItems: number;
   /** The error code when the whole batch failed. */
   error?: string;
+  /* Profile fields, when the batch has an answer and its transport measured them. */
+  /** Moving tensors to and from the stage (ms): callMs less computeMs, or the sum of the transport's split. */
+  transferMs?: number;
+  /** The transport's split of it (runtime/types.ts TransferSplit; spelled out here, below the runtime). */
+  transfer?: { serializeMs?: number; ipcMs?: number; invokeMs?: number; spillUpMs?: number; spillDownMs?: number };
+  /** CPU time of the process that ran the batch, over the batch (ms). */
+  cpuMs?: number;
+  peakRssBytes?: number;
+  coldStartSplit?: { fetchMs: number; hashMs: number; sessionMs: number };
+  /** What Lambda bills for the batch's invocation. */
+  lambda?: { billedMs: number; memoryMb: number; arch: 'x86_64' | 'arm64' };
 }
 
 /** One inference request that reached a served pipeline (unknown models are not requests of anything). */

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxStage } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
-import type { BatchResult, StageRuntime } from './types.js';
+import type { BatchResult, ColdStartSplit, StageRuntime } from './types.js';
 import { splitAlong, splitRows, stackAlong, stackRows } from '../tensor/rows.js';
 import { fromOrt, toOrt } from './ort-tensors.js';
 import { StageError } from '../errors.js';
@@ -10,6 +10,10 @@ export interface OnnxRuntimeOptions {
   stage: OnnxStage;
   /** Local file of the verified weights. */
   modelPath: string;
+  /** How resolving the weights went, for the cold start's split (its fetchMs and hashMs). */
+  weights?: { fetchMs: number; hashMs: number };
+  /** performance.now() when loading began (before the weights): initMs counts from there, not from the session alone. */
+  loadStartedAt?: number;
 }
 
 /**
@@ -20,7 +24,7 @@ export interface OnnxRuntimeOptions {
  * per-request input is fed whole (the batcher only batches items that agree
  * on it).
  */
-export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions): Promise<StageRuntime> {
+export async function createOnnxRuntime({ stage, modelPath, weights, loadStartedAt }: OnnxRuntimeOptions): Promise<StageRuntime> {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelPath, {
     intraOpNumThreads: stage.scale.threads,
@@ -28,7 +32,9 @@ export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions
     graphOptimizationLevel: stage.session.graphOptimization,
     executionMode: 'sequential',
   });
-  const initMs = performance.now() - t0;
+  const sessionMs = performance.now() - t0;
+  const initMs = performance.now() - (loadStartedAt ?? t0);
+  const split: ColdStartSplit = { fetchMs: weights?.fetchMs ?? 0, hashMs: weights?.hashMs ?? 0, sessionMs };
   let cold = true;
   const inputNames = Object.keys(stage.inputs);
   const outputNames = Object.keys(stage.outputs);
@@ -70,12 +76,14 @@ export async function createOnnxRuntime({ stage, modelPath }: OnnxRuntimeOptions
       }
       const coldStart = cold;
       cold = false;
-      return {
+      const result: BatchResult = {
         outcomes: items.map((_, i) => ({ ok: true as const, items: [Object.fromEntries(outputNames.map((n) => [n, perOutput[n][i]]))] })),
         computeMs,
         coldStart,
         initMs: coldStart ? initMs : undefined,
       };
+      if (coldStart) result.coldStartSplit = split;
+      return result;
     },
     async close() { await session.release(); },
   };

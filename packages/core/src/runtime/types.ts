@@ -11,6 +11,37 @@ export type ItemOutcome =
   | { ok: true; items: Item[] }
   | { ok: false; error: string; code?: string };
 
+/** Where a stage's cold start went: weights from S3, their sha256 check, the ONNX session (ms). */
+export interface ColdStartSplit {
+  fetchMs: number;
+  hashMs: number;
+  sessionMs: number;
+}
+
+/**
+ * Where the time moving a batch to and from the stage went (ms), as far as
+ * the transport can tell: stacking and splitting tensors or encoding them
+ * (`serializeMs`), the trip between processes (`ipcMs`: worker pool) or the
+ * Lambda Invoke around the handler (`invokeMs`), payloads parked in S3
+ * (`spillUpMs`, `spillDownMs`).
+ */
+export interface TransferSplit {
+  serializeMs?: number;
+  ipcMs?: number;
+  invokeMs?: number;
+  spillUpMs?: number;
+  spillDownMs?: number;
+}
+
+/** What a Lambda bills for one invocation of a stage function. */
+export interface LambdaBilling {
+  /** The handler's duration, rounded up to the millisecond as Lambda bills it. */
+  billedMs: number;
+  /** The function's configured memory. */
+  memoryMb: number;
+  arch: 'x86_64' | 'arm64';
+}
+
 export interface BatchResult {
   outcomes: ItemOutcome[];
   /** Wall time of the model / function itself, without queueing. */
@@ -18,6 +49,21 @@ export interface BatchResult {
   /** True when this call paid for loading the stage (session creation, weights). */
   coldStart: boolean;
   initMs?: number;
+  /*
+   * The fields below are optional on purpose: a worker or stage function of
+   * an older build leaves them out, and the batch still counts.
+   */
+  /** The cold start's parts, with `coldStart`; they sum to at most initMs. */
+  coldStartSplit?: ColdStartSplit;
+  /** CPU time (user + system) of the process that ran the batch, over the batch; its intra-op threads count. */
+  cpuMs?: number;
+  /** Peak resident memory of that process after the batch (bytes). */
+  peakRssBytes?: number;
+  /** Wall time of the call inside the process that ran it (worker, stage function), receiving to answering. */
+  servedMs?: number;
+  transfer?: TransferSplit;
+  /** Set by a stage function on Lambda. */
+  lambda?: LambdaBilling;
 }
 
 /** Something that can run a batch for one stage: an ONNX session, a function module. */

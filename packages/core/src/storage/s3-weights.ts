@@ -8,7 +8,7 @@ import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/cli
 import { EnsembleError } from '../errors.js';
 import { isSha256, sha256File } from './hash.js';
 import { isNotFound, s3Url } from './s3-errors.js';
-import type { WeightStore } from './types.js';
+import type { WeightStore, WeightTiming } from './types.js';
 
 export interface S3WeightStoreOptions {
   s3: S3Client;
@@ -31,6 +31,8 @@ export class S3WeightStore implements WeightStore {
    * load of an unchanged file (verify, then the transport) is not hashed again.
    */
   private readonly verified = new Map<string, string>();
+  /** By sha256: where its last resolve spent its time. */
+  private readonly timings = new Map<string, WeightTiming>();
 
   constructor(opts: S3WeightStoreOptions) {
     this.s3 = opts.s3;
@@ -46,7 +48,11 @@ export class S3WeightStore implements WeightStore {
     const path = join(this.dir, expected);
     // A file on disk can change after it was downloaded (disk fault, a hand edit, another tool):
     // check it before every load, and fetch it again when it no longer matches.
-    if (await this.cachedMatches(path, expected)) return path;
+    const t0 = performance.now();
+    if (await this.cachedMatches(path, expected)) {
+      this.timings.set(expected, { fetchMs: 0, hashMs: performance.now() - t0 });
+      return path;
+    }
 
     let download = this.downloads.get(expected);
     if (!download) {
@@ -54,6 +60,10 @@ export class S3WeightStore implements WeightStore {
       this.downloads.set(expected, download);
     }
     return download;
+  }
+
+  timing(sha256: string): WeightTiming | undefined {
+    return this.timings.get(sha256.toLowerCase());
   }
 
   async head(key: string): Promise<{ exists: boolean; sha256?: string; size?: number }> {
@@ -88,6 +98,7 @@ export class S3WeightStore implements WeightStore {
 
   private async download(key: string, expected: string, path: string): Promise<string> {
     const url = s3Url(this.bucket, key);
+    const t0 = performance.now();
     let body: Readable;
     try {
       const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -102,9 +113,13 @@ export class S3WeightStore implements WeightStore {
     // Same folder as the target so the rename is atomic; random so concurrent processes never share it.
     const tmp = join(this.dir, `.${expected}.${process.pid}.${randomBytes(6).toString('hex')}.part`);
     const hash = createHash('sha256');
+    // Hashing runs inside the download stream: its share is the time spent in update(), the rest is fetching.
+    let hashMs = 0;
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, done) {
+        const h0 = performance.now();
         hash.update(chunk);
+        hashMs += performance.now() - h0;
         done(null, chunk);
       },
     });
@@ -115,6 +130,7 @@ export class S3WeightStore implements WeightStore {
         throw new EnsembleError(`weights object ${url} has sha256 ${actual}, expected ${expected}`);
       }
       await rename(tmp, path);
+      this.timings.set(expected, { fetchMs: Math.max(0, performance.now() - t0 - hashMs), hashMs });
       const stamp = await fileStamp(path);
       if (stamp !== undefined) this.verified.set(path, stamp);
     } catch (e) {

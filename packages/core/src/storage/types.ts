@@ -23,6 +23,39 @@ export interface StageRunRecord {
   /** Items the stage's `when` condition skipped (they took its `otherwise` tensors). */
   skipped?: number;
   error?: string;
+  /*
+   * Profile fields (docs/profiles.md). Absent in records written before them,
+   * and each one where the transport could not measure it.
+   */
+  /** Moving tensors to and from the stage (ms), over this request's batches: call wall time less compute. */
+  transferMs?: number;
+  /** The parts of transferMs the transport could tell apart. */
+  transfer?: { serializeMs?: number; ipcMs?: number; invokeMs?: number; spillUpMs?: number; spillDownMs?: number };
+  /** Tensor bytes this request's items sent to the stage and got back from it. */
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Highest peak resident memory of the process that ran this request's batches (worker, stage function; the gateway in-process). */
+  peakRssBytes?: number;
+  /** CPU time of those batches, a shared batch apportioned by this request's share of its items (ms). */
+  cpuMs?: number;
+  /** With coldStart: where initMs went. The three sum to at most initMs. */
+  coldStartSplit?: { fetchMs: number; hashMs: number; sessionMs: number };
+  /** On Lambda: this request's share of the stage function's billed GB-seconds and of its invocations. */
+  lambda?: { gbSeconds: number; invocations: number; arch: 'x86_64' | 'arm64'; memoryMb: number };
+}
+
+/** A run's energy, carbon and cost, from its stages' CPU time and Lambda billing (observability/profile.ts). */
+export interface RunProfile {
+  /** CPU time over all stages (ms). */
+  cpuMs: number;
+  /** cpuMs x the watts per core assumed (J). */
+  energyJ: number;
+  /** energyJ in kWh x the grid's intensity (gCO2e). */
+  carbonG: number;
+  /** On Lambda: GB-seconds and invocations at AWS's prices (USD). */
+  costUsd?: number;
+  /** Which table of figures the estimate used (observability/assumptions.ts). */
+  assumptions: string;
 }
 
 export type RunStatus = 'succeeded' | 'failed';
@@ -64,6 +97,8 @@ export interface RunRecord {
   truncated?: boolean;
   /** Stage lines left out of `stages` for the same reason. */
   stagesOmitted?: number;
+  /** Energy, carbon and cost estimates (absent in records written before them). */
+  profile?: RunProfile;
   /** The batch job this run was one item of (absent for a synchronous request). */
   jobId?: string;
   /** The job item's key (its input object, or `<jsonl key>#<line>`). */
@@ -92,12 +127,22 @@ export interface RunStore {
   flush(): Promise<void>;
 }
 
+export interface WeightTiming {
+  fetchMs: number;
+  hashMs: number;
+}
+
 export interface WeightStore {
   /**
    * A local file holding the object `key`, verified against `sha256`,
    * downloaded once and cached on disk by hash.
    */
   resolve(key: string, sha256: string): Promise<string>;
+  /**
+   * Where the last resolve of `sha256` spent its time (ms): downloading it
+   * (0 when the cached file was used) and hashing it. For a cold start's split.
+   */
+  timing?(sha256: string): WeightTiming | undefined;
   /** Whether `key` exists in the bucket, and its sha256 if recorded. */
   head(key: string): Promise<{ exists: boolean; sha256?: string; size?: number }>;
 }

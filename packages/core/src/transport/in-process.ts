@@ -5,6 +5,7 @@ import type { WeightStore } from '../storage/types.js';
 import { isStageOf, stageKey, type StageTransport } from './types.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { NotReadyError } from '../errors.js';
+import { markUsage, usageSince } from '../runtime/process-usage.js';
 
 /**
  * ONNX stages run on sessions inside this process: `instances` sessions per
@@ -20,9 +21,14 @@ export class InProcessTransport implements StageTransport {
   async load(manifest: Manifest, address = manifest.name): Promise<void> {
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx') continue;
+      const loadStartedAt = performance.now();
       const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+      const weights = this.weights.timing?.(stage.weights.sha256);
       const all: StageRuntime[] = [];
-      for (let i = 0; i < stage.scale.instances; i++) all.push(await createOnnxRuntime({ stage, modelPath }));
+      for (let i = 0; i < stage.scale.instances; i++) {
+        // Only the first session paid for the weights; the others made a session each.
+        all.push(await createOnnxRuntime(i === 0 ? { stage, modelPath, weights, loadStartedAt } : { stage, modelPath }));
+      }
       this.pools.set(stageKey(address, stage.name), { free: [...all], all });
     }
   }
@@ -40,8 +46,14 @@ export class InProcessTransport implements StageTransport {
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     const rt = pool.free.pop();
     if (!rt) throw new NotReadyError(`stage '${stage}' has no free session`);
+    const mark = markUsage();
     try {
-      return await rt.run(items);
+      const result = await rt.run(items);
+      // This process is the gateway: its CPU time over the batch includes whatever else it did meanwhile.
+      const usage = usageSince(mark);
+      result.cpuMs = usage.cpuMs;
+      result.peakRssBytes = usage.peakRssBytes;
+      return result;
     } finally {
       pool.free.push(rt);
     }

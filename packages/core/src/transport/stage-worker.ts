@@ -2,6 +2,7 @@ import type { StageRuntime } from '../runtime/types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { EnsembleError } from '../errors.js';
+import { markUsage, usageSince } from '../runtime/process-usage.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 
@@ -34,14 +35,16 @@ function send(msg: FromWorker): void {
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'init') {
     const t0 = performance.now();
+    let sessionMs = 0;
+    const session = createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then((rt) => { sessionMs = performance.now() - t0; return rt; });
     // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
-    Promise.all([createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }), startTracing('ensemble')]).then(
+    Promise.all([session, startTracing('ensemble')]).then(
       ([rt, traced]) => {
         runtime = rt;
         stageName = msg.stage.name;
         // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
         if (traced) process.once('SIGTERM', exitAfterFlush);
-        send({ type: 'ready', initMs: performance.now() - t0 });
+        send({ type: 'ready', initMs: performance.now() - t0, sessionMs });
       },
       (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
     );
@@ -49,8 +52,20 @@ port.on('message', (msg: ToWorker) => {
   }
   if (!runtime) { send({ type: 'error', id: msg.id, message: 'worker not initialised' }); return; }
   const span = startStageRunSpan(stageName, msg.trace);
+  const t0 = performance.now();
+  const mark = markUsage();
   runtime.run(msg.items).then(
-    (result) => { endStageRunSpan(span, result); send({ type: 'result', id: msg.id, result }); },
+    (result) => {
+      const usage = usageSince(mark);
+      endStageRunSpan(span, result);
+      result.cpuMs = usage.cpuMs;
+      result.peakRssBytes = usage.peakRssBytes;
+      const servedMs = performance.now() - t0;
+      result.servedMs = servedMs;
+      // Stacking the items into a batch and splitting the outputs back: the session's own time is computeMs.
+      result.transfer = { serializeMs: Math.max(0, servedMs - result.computeMs) };
+      send({ type: 'result', id: msg.id, result });
+    },
     (e: unknown) => {
       endStageRunSpan(span, undefined, e);
       send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' });

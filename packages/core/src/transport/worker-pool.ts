@@ -3,8 +3,8 @@ import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item } from '../tensor/types.js';
-import type { BatchResult } from '../runtime/types.js';
-import type { WeightStore } from '../storage/types.js';
+import type { BatchResult, ColdStartSplit } from '../runtime/types.js';
+import type { WeightStore, WeightTiming } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 import type { TraceCarrier } from '../observability/trace-context.js';
@@ -31,9 +31,12 @@ interface Slot {
   worker: ChildProcess;
   ready: Promise<number>;
   /** The batch it is running, if any. */
-  current?: { id: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
-  /** The first result after a (re)start is a cold start. */
+  current?: { id: number; sentAt: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
+  /** The first result after a (re)start is a cold start: from the worker's start to its session being ready. */
   initMs?: number;
+  /** Where that start went: the weights (resolved here) and the session (made in the worker). */
+  split?: ColdStartSplit;
+  weights?: WeightTiming;
   /** Set once the worker reported its session ready. */
   started?: boolean;
 }
@@ -142,9 +145,12 @@ export class WorkerPoolTransport implements StageTransport {
       if (before && before.key !== key) await this.detach(before, user);
       let pool = this.pools.get(key);
       if (!pool) {
+        const at = performance.now();
         const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
+        // The first workers' cold start began with this resolve: it may have downloaded the weights.
+        const loading = { at, weights: this.weights.timing?.(stage.weights.sha256) };
         const created: StagePool = { key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set() };
-        for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created));
+        for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created, loading));
         created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
         this.pools.set(key, created);
         pool = created;
@@ -296,7 +302,7 @@ export class WorkerPoolTransport implements StageTransport {
       };
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
-      slot.current = { id, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
+      slot.current = { id, sentAt: performance.now(), resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
       slot.worker.send((trace ? { type: 'run', id, items, trace } : { type: 'run', id, items }) satisfies ToWorker);
     });
   }
@@ -326,9 +332,10 @@ export class WorkerPoolTransport implements StageTransport {
     if (next) next.give(slot);
   }
 
-  private spawn(pool: StagePool): Slot {
+  private spawn(pool: StagePool, loading?: { at: number; weights?: WeightTiming }): Slot {
     // 'advanced' serialization carries typed arrays across the channel as such.
     const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: workerEnv() });
+    const startedAt = loading?.at ?? performance.now();
     const slot: Slot = { worker, ready: Promise.resolve(0) };
     let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
@@ -338,9 +345,10 @@ export class WorkerPoolTransport implements StageTransport {
       worker.once('exit', (code, signal) => reject(new StageError(pool.stage.name, `worker exited before its session was ready (${signal ?? `code ${code}`})`)));
       const onInit = (m: FromWorker) => {
         if (m.type === 'ready') {
-          slot.initMs = m.initMs; slot.started = true; worker.off('message', onInit);
+          slot.initMs = performance.now() - startedAt; slot.started = true; worker.off('message', onInit);
+          slot.split = { fetchMs: slot.weights?.fetchMs ?? 0, hashMs: slot.weights?.hashMs ?? 0, sessionMs: m.sessionMs ?? m.initMs };
           this.started(pool);
-          resolve(m.initMs);
+          resolve(slot.initMs);
         }
         else if (m.type === 'init-error') {
           worker.off('message', onInit);
@@ -366,6 +374,9 @@ export class WorkerPoolTransport implements StageTransport {
       (modelPath) => {
         if (!pool.slots.includes(slot) || !worker.connected) return;
         pool.modelPath = modelPath;
+        const own = this.weights.timing?.(pool.stage.weights.sha256);
+        const before = loading?.weights;
+        slot.weights = own && { fetchMs: own.fetchMs + (before?.fetchMs ?? 0), hashMs: own.hashMs + (before?.hashMs ?? 0) };
         worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
       },
       (e: unknown) => {
@@ -385,8 +396,15 @@ export class WorkerPoolTransport implements StageTransport {
     if (m.type === 'result') {
       const r = m.result;
       // The session was made when the worker started; the first batch reports that as its cold start.
-      if (slot.initMs !== undefined) { r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined; }
-      else r.coldStart = false;
+      if (slot.initMs !== undefined) {
+        r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined;
+        if (slot.split) r.coldStartSplit = slot.split;
+      } else {
+        r.coldStart = false;
+        delete r.coldStartSplit;
+      }
+      // The round trip less the worker's own handling: the copy over the channel both ways.
+      if (r.servedMs !== undefined) r.transfer = { ...r.transfer, ipcMs: Math.max(0, performance.now() - cur.sentAt - r.servedMs) };
       cur.resolve(r);
     } else {
       cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));

@@ -10,7 +10,8 @@ export type ToWorker =
   | { type: 'run'; id: number; items: Item[]; trace?: TraceCarrier };
 
 export type FromWorker =
-  | { type: 'ready'; initMs: number }
+  /** `sessionMs`: creating the session (a worker of an older build leaves it out). */
+  | { type: 'ready'; initMs: number; sessionMs?: number }
   | { type: 'init-error'; message: string }
   | { type: 'result'; id: number; result: BatchResult }
   | { type: 'error'; id: number; message: string; code?: string };

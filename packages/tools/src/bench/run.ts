@@ -7,12 +7,14 @@ import { runMemoryScenario } from './scenarios/memory.js';
 import { runOcrScenario } from './scenarios/ocr.js';
 import { runPipelinedScenario } from './scenarios/pipelined.js';
 import { runTinyScenario } from './scenarios/tiny.js';
+import { runJobScenario } from './scenarios/job.js';
 import type { BenchRow, BenchSettings, ScenarioResult } from './types.js';
 
 export const SCENARIOS = {
   tiny: runTinyScenario,
   ocr: runOcrScenario,
   pipelined: runPipelinedScenario,
+  job: runJobScenario,
   memory: runMemoryScenario,
 } as const;
 export type ScenarioName = keyof typeof SCENARIOS;
@@ -24,6 +26,8 @@ export interface BenchOptions {
   out: string;
   root: string;
   command: string;
+  /** Images in the job scenario's job. */
+  jobImages?: number;
   log?: (s: string) => void;
 }
 
@@ -59,7 +63,7 @@ export function chartPanels(scenarios: ScenarioResult[]): Panel[] {
 /** `ensemble bench`: run the scenarios, print the table, write the markdown report and the chart. */
 export async function runBench(o: BenchOptions): Promise<Report> {
   const log = o.log ?? ((s: string) => console.error(s));
-  const settings: BenchSettings = { quick: o.quick, log, root: o.root };
+  const settings: BenchSettings = { quick: o.quick, log, root: o.root, jobImages: o.jobImages };
   let machine = machineInfo();
   const started = new Date();
   const t0 = performance.now();

@@ -85,4 +85,6 @@ export interface BenchSettings {
   log: (s: string) => void;
   /** Repository root: models/ lives under it. */
   root: string;
+  /** Images in the job scenario's job (default 1,000; 100 with --quick). */
+  jobImages?: number;
 }

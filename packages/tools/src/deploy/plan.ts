@@ -5,10 +5,13 @@ import { LAMBDA_MEMORY_MB } from '@ensemble/core/manifest/defaults.js';
 import { RUNS_TABLE_KEYS } from '@ensemble/core/storage/runs-table.js';
 import { EnsembleError, ManifestError } from '@ensemble/core/errors.js';
 import {
-  COMPONENTS, ENV, HANDLERS, PACKAGE_DIR, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
+  COMPONENTS, CONSOLE_STATIC, ENV, HANDLERS, PACKAGE_DIR, pascalCase, SPILL_EXPIRE_DAYS, SPILL_PREFIX, stageFunctionEnv, stageFunctionName, stageQualifierEnv,
 } from '@ensemble/core/lambda/environment.js';
+import { JOBS_TABLE_KEYS } from '@ensemble/core/jobs/store.js';
+import { DEFAULT_QUEUE_POLICY, deadLetterQueueName, queueName } from '@ensemble/core/jobs/queue.js';
+import { firstStage } from '@ensemble/core/jobs/sizing.js';
 import type {
-  CopyFile, DeploymentPlan, GatewayFunctionPlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
+  CopyFile, DeploymentPlan, EventSourcePlan, GatewayFunctionPlan, JobsFunctionPlan, JobsPlan, QueuePlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
   StageFunctionPlan, StageRoute, TablePlan,
 } from './types.js';
 
@@ -126,8 +129,12 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
   }
 
   const gateway = planGateway(manifests, { root, runtime, architecture, routes, packageDir, opts });
+  const jobs = planJobs(manifests, { root, runtime, architecture, routes, packageDir, opts, app, logicalOwners });
+  gateway.nameEnv[ENV.jobsTable] = jobs.table.name;
+  gateway.permissions.push(...gatewayJobPermissions(jobs));
   checkEnvironmentSize(gateway);
   for (const s of stages) checkEnvironmentSize(s);
+  for (const c of jobs.consumers) checkEnvironmentSize(c);
 
   return {
     app,
@@ -136,8 +143,136 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
     apiKey: { name: COMPONENTS.apiKey, env: ENV.apiKey },
     stages,
     gateway,
+    jobs,
     warnings,
   };
+}
+
+/** Receives before the dead-letter queue when the manifest does not say (jobs/queue.ts's local default too). */
+export const DEFAULT_JOB_MAX_RECEIVES = DEFAULT_QUEUE_POLICY.maxReceives;
+/** The dead-letter queue keeps what it holds for SQS's longest retention, 14 days. */
+const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
+const QUEUE_RETENTION_SECONDS = 4 * 24 * 3600;
+
+/** The jobs table as jobs/store.ts expects it. */
+export function jobsTablePlan(): TablePlan {
+  const k = JOBS_TABLE_KEYS;
+  return { name: COMPONENTS.jobsTable, fields: { [k.partitionKey]: 'string', [k.sortKey]: 'string' }, primaryIndex: { hashKey: k.partitionKey, rangeKey: k.sortKey }, globalIndexes: {} };
+}
+
+/** A pipeline's messages per consumer invocation: its first stage's batch (one Invoke per stage per batch), at most SQS's 10. */
+export function jobBatchSize(m: Manifest): number {
+  return m.jobs?.batchSize ?? Math.max(1, Math.min(10, firstStage(m).batch.maxSize));
+}
+
+/**
+ * Per pipeline: a job queue with its dead-letter queue (the redrive policy
+ * from `jobs.max_receives`), and a consumer function (functions/jobs.ts)
+ * mapped to both with ReportBatchItemFailures, the batch sized for the
+ * first stage and the concurrency capped by `jobs.max_concurrency`. The
+ * consumer runs the pipeline's function stages itself and invokes its ONNX
+ * stage functions, as the gateway does.
+ */
+function planJobs(manifests: Manifest[], o: GatewayInputs & { app: string; logicalOwners: Map<string, string> }): JobsPlan {
+  const { root, runtime, architecture, routes, packageDir } = o;
+  const table = jobsTablePlan();
+  const queues: QueuePlan[] = [];
+  const consumers: JobsFunctionPlan[] = [];
+  for (const m of manifests) {
+    const manifest = relative(root, m.file, m);
+    const base = pascalCase(m.name);
+    const name = `${base}Jobs`;
+    const queue = `${base}JobQueue`;
+    const dead = `${base}JobDeadLetters`;
+    for (const n of [name, queue, dead]) {
+      claim(o.logicalOwners, n, `pipeline '${m.name}' batch jobs`, (owner) => {
+        throw new ManifestError(manifest, `pipeline '${m.name}'`, `jobs: the name '${n}' is also the name of ${owner}; rename one of them`);
+      });
+    }
+    const modules = functionModules(root, m);
+    const memoryMb = Math.max(DEFAULT_GATEWAY_MEMORY_MB, ...m.stages.filter((s) => s.kind === 'function').map((s) => s.scale.memoryMb));
+    // A batch's items run side by side, so one item's way through every stage bounds the invocation.
+    const timeoutSeconds = Math.min(LAMBDA_LIMITS.timeoutSeconds.max, Math.max(30, m.stages.reduce((sum, s) => sum + Math.ceil(s.timeoutMs / 1000), 0)));
+    const own = routes.filter((r) => r.pipeline === m.name);
+    const nameEnv: Record<string, string> = { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table, [ENV.jobsTable]: table.name };
+    for (const r of own) nameEnv[r.functionEnv] = r.function;
+    queues.push(
+      { name: dead, pipeline: m.name, queueName: deadLetterQueueName('', m.name), visibilityTimeoutSeconds: timeoutSeconds, retentionSeconds: DLQ_RETENTION_SECONDS },
+      {
+        name: queue, pipeline: m.name, queueName: queueName('', m.name), visibilityTimeoutSeconds: Math.max(DEFAULT_QUEUE_POLICY.visibilitySeconds, timeoutSeconds),
+        retentionSeconds: QUEUE_RETENTION_SECONDS, deadLetter: { queue: dead, maxReceiveCount: m.jobs?.maxReceives ?? DEFAULT_JOB_MAX_RECEIVES },
+      },
+    );
+    const main: EventSourcePlan = { queue, batchSize: jobBatchSize(m), functionResponseTypes: ['ReportBatchItemFailures'] };
+    if (m.jobs?.maxConcurrency !== undefined) main.maximumConcurrency = m.jobs.maxConcurrency;
+    consumers.push({
+      role: 'jobs',
+      name,
+      pipeline: m.name,
+      manifest,
+      handler: HANDLERS.jobs,
+      runtime,
+      architecture,
+      memoryMb,
+      timeoutSeconds,
+      // The stacks add ENV.jobsQueuePrefix: the queue names hold the SST stage, which the plan does not know.
+      environment: { [ENV.manifests]: manifest, [ENV.transport]: 'lambda' },
+      nameEnv,
+      versionEnv: Object.fromEntries(own.filter((r) => r.qualifierEnv).map((r) => [r.qualifierEnv!, r.function])),
+      permissions: consumerPermissions(own, queue, dead, table.name),
+      copyFiles: copies([manifest, ...modules, ...stageOptionFiles(root, m), ...labelFiles(root, m)]),
+      install: [...GATEWAY_INSTALL],
+      bundle: `${packageDir}/${name}`,
+      stageModules: [...new Set(modules)],
+      // Dead letters are few and each is one conditional write: ten at a time, no cap.
+      eventSources: [main, { queue: dead, batchSize: 10, functionResponseTypes: ['ReportBatchItemFailures'] }],
+    });
+  }
+  return { table, queuePrefix: `${o.app}-jobs-`, queuePrefixEnv: ENV.jobsQueuePrefix, queues, consumers };
+}
+
+/**
+ * The consumer of one pipeline: receives, deletes and re-hides messages of
+ * its own two queues; reads job inputs (any key: a job names its inputs by
+ * key or prefix) and writes results under any output prefix; reads and
+ * writes the jobs table; writes run records; parks and reads spills; and
+ * invokes its pipeline's stage functions.
+ */
+function consumerPermissions(own: StageRoute[], queue: string, dead: string, jobsTable: string): PermissionPlan[] {
+  const { bucket, table } = COMPONENTS;
+  const out: PermissionPlan[] = [
+    { actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resources: [{ queue }, { queue: dead }] },
+    { actions: ['s3:GetObject'], resources: [{ bucket, key: '*' }] },
+    { actions: ['s3:PutObject'], resources: [{ bucket, key: '*' }] },
+    { actions: ['s3:DeleteObject'], resources: [{ bucket, key: `${SPILL_PREFIX}*` }] },
+    { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], resources: [{ table: jobsTable }] },
+    { actions: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem'], resources: [{ table }] },
+  ];
+  if (own.length) {
+    out.push({
+      actions: ['lambda:InvokeFunction'],
+      resources: own.flatMap((r): ResourceRef[] => (r.qualifierEnv ? [{ function: r.function }, { function: r.function, versions: true }] : [{ function: r.function }])),
+    });
+  }
+  return out;
+}
+
+/**
+ * The gateway queues job items (SendMessage on every job queue, GetQueueUrl to
+ * find them), lists and reads the inputs a job names, writes the item list
+ * and results, and reads and writes the jobs table (create, status, cancel,
+ * recount, results).
+ */
+function gatewayJobPermissions(jobs: JobsPlan): PermissionPlan[] {
+  const { bucket } = COMPONENTS;
+  const mainQueues = jobs.queues.filter((q) => q.deadLetter).map((q): ResourceRef => ({ queue: q.name }));
+  const out: PermissionPlan[] = [
+    { actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:DescribeTable'], resources: [{ table: jobs.table.name }] },
+    { actions: ['s3:ListBucket'], resources: [{ bucket, listing: true }] },
+    { actions: ['s3:GetObject', 's3:PutObject'], resources: [{ bucket, key: '*' }] },
+  ];
+  if (mainQueues.length) out.push({ actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'], resources: mainQueues });
+  return out;
 }
 
 /** The runs table as the storage code expects it (see storage/runs-table.ts). */
@@ -198,7 +333,8 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },
     stageModules: [...new Set(modules)],
     permissions: gatewayPermissions(routes),
-    copyFiles: copies([...manifestPaths, ...modules, ...optionFiles]),
+    // The console's page and scripts: served by the gateway at /console.
+    copyFiles: [...copies([...manifestPaths, ...modules, ...optionFiles]), { from: CONSOLE_STATIC }],
     install: [...GATEWAY_INSTALL],
     bundle: `${packageDir}/${COMPONENTS.gateway}`,
     routes,

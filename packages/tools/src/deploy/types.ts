@@ -42,10 +42,14 @@ export interface PermissionPlan {
 export type ResourceRef =
   /** Objects of a bucket: one key, or every key under a prefix when it ends in `*`. */
   | { bucket: string; key: string }
+  /** The bucket itself, for listing its keys (s3:ListBucket). */
+  | { bucket: string; listing: true }
   /** A table, or one of its indexes. */
   | { table: string; index?: string }
   /** A function; with `versions`, its published versions (`<arn>:*`) instead. */
-  | { function: string; versions?: true };
+  | { function: string; versions?: true }
+  /** An SQS queue. */
+  | { queue: string };
 
 export interface FunctionPlan {
   /** Logical (SST component) name, PascalCase, unique in the app. */
@@ -130,7 +134,56 @@ export interface TablePlan {
   fields: Record<string, DynamoFieldType>;
   primaryIndex: { hashKey: string; rangeKey?: string };
   globalIndexes: Record<string, { hashKey: string; rangeKey?: string; projection: 'all' }>;
-  ttl: string;
+  /** The attribute holding an item's expiry time; none for tables that keep their items. */
+  ttl?: string;
+}
+
+/** One SQS queue; its deployed name is `<SST stage>-<JobsPlan.queuePrefix><queueName>`, so the code finds it by name. */
+export interface QueuePlan {
+  /** Logical (SST component) name. */
+  name: string;
+  pipeline: string;
+  /** The name after the prefix: the pipeline, or `<pipeline>-dlq` (jobs/queue.ts computes the same). */
+  queueName: string;
+  /** At least the consumer's timeout, as Lambda requires of a queue it is mapped to. */
+  visibilityTimeoutSeconds: number;
+  retentionSeconds: number;
+  /** The redrive policy: after maxReceiveCount receives a message moves to this queue (logical name). */
+  deadLetter?: { queue: string; maxReceiveCount: number };
+}
+
+/** A Lambda event source mapping from a queue to the consumer. */
+export interface EventSourcePlan {
+  /** Logical name of the queue. */
+  queue: string;
+  batchSize: number;
+  /** Consumer invocations at once for this queue (scalingConfig.maximumConcurrency); unset: no cap. */
+  maximumConcurrency?: number;
+  /** Only the failed messages come back (FunctionResponseTypes). */
+  functionResponseTypes: ['ReportBatchItemFailures'];
+}
+
+/** The batch job consumer of one pipeline: functions/jobs.ts on its queue and its dead-letter queue. */
+export interface JobsFunctionPlan extends FunctionPlan {
+  role: 'jobs';
+  pipeline: string;
+  manifest: string;
+  /** Function stage modules the bundle must contain: they run in the consumer, as in the gateway. */
+  stageModules: string[];
+  /** Env vars set to the published version of a stage function it invokes (provisioned stages), as for the gateway. */
+  versionEnv: Record<string, string>;
+  eventSources: EventSourcePlan[];
+}
+
+export interface JobsPlan {
+  /** The jobs table (jobs/store.ts: one meta row per job, one row per item). */
+  table: TablePlan;
+  /** Queue names start with `<SST stage>-` and this. */
+  queuePrefix: string;
+  /** Env var that carries the full prefix to the gateway and the consumers. */
+  queuePrefixEnv: string;
+  queues: QueuePlan[];
+  consumers: JobsFunctionPlan[];
 }
 
 export interface SecretPlan {
@@ -147,6 +200,8 @@ export interface DeploymentPlan {
   /** One per ONNX stage of every manifest, in manifest then stage order. */
   stages: StageFunctionPlan[];
   gateway: GatewayFunctionPlan;
+  /** Batch jobs: the jobs table, a queue and a dead-letter queue per pipeline, a consumer per pipeline. */
+  jobs: JobsPlan;
   /** Things that deploy but look wrong (e.g. more threads than the memory buys vCPUs). */
   warnings: string[];
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeploymentPlan, StageFunctionPlan } from '../deploy/types.js';
-import type { AwsSettings } from '@ensemble/core/storage/config.js';
+import type { DeploymentPlan, JobsFunctionPlan, StageFunctionPlan } from '../deploy/types.js';
+import { DEFAULT_JOBS_QUEUE_PREFIX, DEFAULT_JOBS_TABLE, type AwsSettings } from '@ensemble/core/storage/config.js';
 import { COMPONENTS, ENV } from '@ensemble/core/lambda/environment.js';
 import type { HostedFunction } from './types.js';
 
@@ -66,9 +66,28 @@ export function gatewayStageEnvironment(plan: DeploymentPlan): Record<string, st
   return out;
 }
 
-/** Deployed names of the bucket and table, from the storage settings. */
-export function componentNames(settings: Pick<AwsSettings, 'bucket' | 'runsTable'>): Record<string, string> {
-  return { [COMPONENTS.bucket]: settings.bucket, [COMPONENTS.table]: settings.runsTable };
+/** Deployed names of the bucket and the tables, from the storage settings. */
+export function componentNames(settings: Pick<AwsSettings, 'bucket' | 'runsTable' | 'jobsTable'>): Record<string, string> {
+  return { [COMPONENTS.bucket]: settings.bucket, [COMPONENTS.table]: settings.runsTable, [COMPONENTS.jobsTable]: settings.jobsTable ?? DEFAULT_JOBS_TABLE };
+}
+
+/**
+ * The plan's job consumers as the local host runs them: the environment
+ * `sst deploy` gives them (names from `names`, stage functions by their
+ * logical names on this host, published versions as LOCAL_PUBLISHED_VERSION),
+ * the queue prefix the local queues were made with, and the manifest
+ * absolute when run from the sources.
+ */
+export function hostedJobConsumers(plan: DeploymentPlan, opts: HostedPlanOptions & { queuePrefix?: string }): HostedFunction[] {
+  return plan.jobs.consumers.map((c: JobsFunctionPlan) => {
+    const environment: Record<string, string> = { ...c.environment, [plan.jobs.queuePrefixEnv]: opts.queuePrefix ?? DEFAULT_JOBS_QUEUE_PREFIX };
+    for (const [variable, component] of Object.entries(c.nameEnv)) environment[variable] = opts.names?.[component] ?? component;
+    for (const variable of Object.keys(c.versionEnv)) environment[variable] = LOCAL_PUBLISHED_VERSION;
+    let root = SOURCE_ROOT;
+    if (opts.packaged) root = path.resolve(opts.packaged, c.name);
+    else environment[ENV.manifests] = path.resolve(opts.planRoot, c.manifest);
+    return { name: c.name, handler: c.handler, root, memoryMb: c.memoryMb, timeoutSeconds: c.timeoutSeconds, environment };
+  });
 }
 
 /**
@@ -88,5 +107,6 @@ export function storageEnvironment(settings: AwsSettings, processEnv: Record<str
   }
   if (settings.s3Endpoint) out.ENSEMBLE_S3_ENDPOINT = settings.s3Endpoint;
   if (settings.dynamoEndpoint) out.ENSEMBLE_DYNAMODB_ENDPOINT = settings.dynamoEndpoint;
+  if (settings.sqsEndpoint) out.ENSEMBLE_SQS_ENDPOINT = settings.sqsEndpoint;
   return out;
 }

@@ -10,7 +10,11 @@ import { ENV } from '@ensemble/core/lambda/environment.js';
 import { LambdaTransport } from '@ensemble/core/lambda/transport.js';
 import { PayloadSpill } from '@ensemble/core/lambda/spill.js';
 import { LambdaHost } from './host.js';
-import { componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment } from './from-plan.js';
+import { componentNames, gatewayStageEnvironment, hostedJobConsumers, hostedStageFunctions, storageEnvironment } from './from-plan.js';
+import { SqsEventSource } from './event-source.js';
+import type { JobQueues } from '@ensemble/core/jobs/queue.js';
+import { lambdaClientFromEnv } from '@ensemble/core/lambda/transport.js';
+import { jobBatchSize } from '../deploy/plan.js';
 import type { LambdaHostOptions } from './types.js';
 
 export interface LocalLambdaOptions {
@@ -32,6 +36,9 @@ export class LocalLambdaTransport implements StageTransport {
   /** What the deployed gateway would find in its environment; filled in as pipelines load. */
   private readonly env: Record<string, string>;
   private readonly inner: LambdaTransport;
+  /** Each loaded pipeline's job consumer function and mapping settings. */
+  private readonly consumers = new Map<string, { functionName: string; batchSize: number; maxConcurrency: number }>();
+  private readonly sources: SqsEventSource[] = [];
 
   private constructor(readonly host: LambdaHost, private readonly opts: LocalLambdaOptions) {
     this.env = { ...storageEnvironment(opts.settings), [ENV.lambdaEndpoint]: host.url };
@@ -53,7 +60,14 @@ export class LocalLambdaTransport implements StageTransport {
     // Planned from the filesystem root, so a manifest anywhere (and stage modules beside it) is in reach.
     const planRoot = path.parse(manifest.file).root;
     const plan = planDeployment([manifest], { root: planRoot });
-    for (const fn of hostedStageFunctions(plan, { planRoot, names: componentNames(this.opts.settings) })) this.host.register(fn);
+    const names = componentNames(this.opts.settings);
+    for (const fn of hostedStageFunctions(plan, { planRoot, names })) this.host.register(fn);
+    for (const fn of hostedJobConsumers(plan, { planRoot, names, queuePrefix: this.opts.settings.jobsQueuePrefix })) {
+      // The consumer reaches its stage functions on this host, as on AWS it reaches Lambda.
+      this.host.register({ ...fn, environment: { ...fn.environment, [ENV.lambdaEndpoint]: this.host.url } });
+      // A local mapping with no cap of its own runs two invocations at once: enough to keep the stages' batches full.
+      this.consumers.set(manifest.name, { functionName: fn.name, batchSize: jobBatchSize(manifest), maxConcurrency: Math.min(2, manifest.jobs?.maxConcurrency ?? 2) });
+    }
     Object.assign(this.env, gatewayStageEnvironment(plan));
     await this.inner.load(manifest);
   }
@@ -64,7 +78,22 @@ export class LocalLambdaTransport implements StageTransport {
     return this.inner.invoke(pipeline, stage, items, signal);
   }
 
+  /**
+   * Feed each pipeline's job queue to its consumer function on the host
+   * through an event source mapping loop (instead of the in-process poller),
+   * so jobs take the Lambda handler's path.
+   */
+  consumeJobs(queues: JobQueues, pipelines: string[]): void {
+    const lambda = lambdaClientFromEnv(this.env);
+    for (const p of pipelines) {
+      const c = this.consumers.get(p);
+      if (!c) continue;
+      this.sources.push(new SqsEventSource({ queues, lambda, pipeline: p, ...c, log: this.opts.log }).start());
+    }
+  }
+
   async close(): Promise<void> {
+    await Promise.all(this.sources.splice(0).map((s) => s.close()));
     await this.inner.close();
     await this.host.close();
   }

@@ -25,7 +25,7 @@ const NATIVE = ['onnxruntime-node', 'sharp'];
 export async function packageFunctions(plan: DeploymentPlan, opts: PackageOptions): Promise<PackagedFunction[]> {
   const root = path.resolve(opts.root);
   const log = opts.log ?? (() => undefined);
-  const all: FunctionPlan[] = [...plan.stages, plan.gateway];
+  const all: FunctionPlan[] = [...plan.stages, plan.gateway, ...plan.jobs.consumers];
   const unknown = (opts.only ?? []).filter((n) => !all.some((f) => f.name === n));
   if (unknown.length) throw new EnsembleError(`no function ${unknown.join(', ')} in the plan (it has ${all.map((f) => f.name).join(', ')})`);
   const selected = opts.only?.length ? all.filter((f) => opts.only!.includes(f.name)) : all;
@@ -42,7 +42,7 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
 
     const { source, handlerFile } = handlerPaths(root, fn);
     const target = path.join(dir, handlerFile);
-    const modules = fn === plan.gateway ? plan.gateway.stageModules : [];
+    const modules = 'stageModules' in fn ? (fn as { stageModules: string[] }).stageModules : [];
     const buildKey = JSON.stringify([fn.handler, fn.runtime, fn.install, modules]);
     let built = builds.get(buildKey);
     if (built) {

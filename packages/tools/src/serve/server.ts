@@ -183,6 +183,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   }
 }
 
+/** A transport that runs the job consumer itself (LocalLambdaTransport): it is handed the queues. */
+interface JobConsumingTransport {
+  consumeJobs(queues: Jobs['queues'], pipelines: string[]): void;
+}
+
 /** `--observer` modules: loaded as a manifest's are, for every pipeline (ctx.pipeline is ''). */
 async function serverObservers(files: string[]): Promise<LoadedObserver[]> {
   const specs = files.map((f) => {
@@ -204,11 +209,17 @@ async function startJobs(o: { env: Environment; registry: PipelineRegistry; mani
     statusOf: httpStatus, transport: o.transport, policy: { ...DEFAULT_QUEUE_POLICY, ...o.policy }, log: o.log,
   });
   if (o.env.mode === 'local') {
-    for (const m of o.manifests) await jobs.queues.ensure(m.name);
+    for (const m of o.manifests) {
+      jobs.queues.setMaxReceives(m.name, m.jobs?.maxReceives);
+      await jobs.queues.ensure(m.name);
+    }
     const requeued = await jobs.resume();
     if (requeued) o.log(`jobs: queued ${requeued} items of unfinished jobs again`);
-    // On AWS the consumer function's event source mapping consumes the queues.
-    jobs.consume(o.manifests);
+    // On AWS the consumer function's event source mapping consumes the queues; a transport that hosts
+    // the consumer function (the local Lambda host) feeds it the same way, and the poller is not needed.
+    const t = o.registry.transport as Partial<JobConsumingTransport>;
+    if (typeof t.consumeJobs === 'function') t.consumeJobs(jobs.queues, o.manifests.map((m) => m.name));
+    else jobs.consume(o.manifests);
   }
   return jobs;
 }

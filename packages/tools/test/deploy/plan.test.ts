@@ -13,8 +13,12 @@ const OCR = path.join(REPO, 'models/ocr/pipeline.yaml');
 
 afterAll(removePipelines);
 
-/** What every gateway may do, whatever it serves: spills and run records; then invoke exactly `functions`. */
-function gatewayPermissions(functions: Array<{ function: string; versions?: true }>) {
+/**
+ * What every gateway may do, whatever it serves: spills and run records; then invoke exactly `functions`;
+ * then batch jobs: the jobs table, listing and reading inputs and writing results, and queueing items on
+ * exactly the job queues of its pipelines (never their dead-letter queues).
+ */
+function gatewayPermissions(functions: Array<{ function: string; versions?: true }>, jobQueues: string[]) {
   return [
     { actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resources: [{ bucket: 'EnsembleWeights', key: 'spill/*' }] },
     {
@@ -22,6 +26,10 @@ function gatewayPermissions(functions: Array<{ function: string; versions?: true
       resources: [{ table: 'EnsembleRuns' }, { table: 'EnsembleRuns', index: 'byPipeline' }],
     },
     { actions: ['lambda:InvokeFunction'], resources: functions },
+    { actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:DescribeTable'], resources: [{ table: 'EnsembleJobs' }] },
+    { actions: ['s3:ListBucket'], resources: [{ bucket: 'EnsembleWeights', listing: true }] },
+    { actions: ['s3:GetObject', 's3:PutObject'], resources: [{ bucket: 'EnsembleWeights', key: '*' }] },
+    { actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'], resources: jobQueues.map((queue) => ({ queue })) },
   ];
 }
 
@@ -101,17 +109,19 @@ describe('planDeployment on models/demo', () => {
     const g = plan.gateway;
     expect(g.name).toBe('EnsembleGateway');
     expect(g.handler).toBe('functions/gateway.handler');
-    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'DemoBranchA' }, { function: 'DemoBranchB' }]));
+    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'DemoBranchA' }, { function: 'DemoBranchB' }], ['DemoJobQueue']));
     expect(g.nameEnv).toEqual({
       ENSEMBLE_BUCKET: 'EnsembleWeights',
       ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
+      ENSEMBLE_JOBS_TABLE: 'EnsembleJobs',
       ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_A: 'DemoBranchA',
       ENSEMBLE_STAGE_FUNCTION_DEMO_BRANCH_B: 'DemoBranchB',
     });
     expect(g.versionEnv).toEqual({});
     expect(g.secretEnv).toEqual({ ENSEMBLE_API_KEY: 'EnsembleApiKey' });
     expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/demo/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
-    expect(g.copyFiles).toEqual([{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }]);
+    // The console's static files ride with the gateway, which serves them at /console.
+    expect(g.copyFiles).toEqual([{ from: 'models/demo/pipeline.yaml' }, { from: 'models/demo/stages/average.ts' }, { from: 'packages/console/static' }]);
     // The function stage (average) runs in the gateway: default memory 1024; 3 stages x 30 s in a row.
     expect(g.memoryMb).toBe(1024);
     expect(g.timeoutSeconds).toBe(90);
@@ -166,7 +176,7 @@ describe('planDeployment on three ONNX stages of different scale', () => {
     // The provisioned stage is invoked by version: the statement names its versions too.
     expect(g.permissions).toEqual(gatewayPermissions([
       { function: 'VisionEmbed' }, { function: 'VisionEmbed', versions: true }, { function: 'VisionHead1' }, { function: 'VisionHead2' },
-    ]));
+    ], ['VisionJobQueue']));
     expect(g.versionEnv).toEqual({ ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED: 'VisionEmbed' });
     expect(g.routes.map((r) => [r.function, r.functionEnv, r.qualifierEnv])).toEqual([
       ['VisionEmbed', 'ENSEMBLE_STAGE_FUNCTION_VISION_EMBED', 'ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED'],
@@ -300,10 +310,11 @@ describe('planDeployment on models/ocr', () => {
 
   it('gives the gateway the function stages, their files and the right to invoke exactly its three stages', async () => {
     const g = planDeployment([await loadManifest(OCR)], { root: REPO }).gateway;
-    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'OcrDetect' }, { function: 'OcrClassify' }, { function: 'OcrRecognize' }]));
+    expect(g.permissions).toEqual(gatewayPermissions([{ function: 'OcrDetect' }, { function: 'OcrClassify' }, { function: 'OcrRecognize' }], ['OcrJobQueue']));
     expect(g.nameEnv).toEqual({
       ENSEMBLE_BUCKET: 'EnsembleWeights',
       ENSEMBLE_RUNS_TABLE: 'EnsembleRuns',
+      ENSEMBLE_JOBS_TABLE: 'EnsembleJobs',
       ENSEMBLE_STAGE_FUNCTION_OCR_DETECT: 'OcrDetect',
       ENSEMBLE_STAGE_FUNCTION_OCR_CLASSIFY: 'OcrClassify',
       ENSEMBLE_STAGE_FUNCTION_OCR_RECOGNIZE: 'OcrRecognize',
@@ -314,7 +325,7 @@ describe('planDeployment on models/ocr', () => {
     expect(g.versionEnv).toEqual({});
     // The nine function stages run in the gateway: bundled in, and the dictionary ctc-decode reads ships with it.
     expect(g.stageModules).toEqual(OCR_MODULES);
-    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }]);
+    expect(g.copyFiles).toEqual([{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from })), { from: DICTIONARY }, { from: 'packages/console/static' }]);
     expect(g.install).toEqual(['sharp']);
     expect(g.bundle).toBe('dist/lambda/EnsembleGateway');
     expect(g.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/ocr/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
@@ -326,7 +337,7 @@ describe('planDeployment on models/ocr', () => {
     const plan = planDeployment([await loadManifest(DEMO), await loadManifest(OCR)], { root: REPO });
     const stageNames = plan.stages.map((s) => s.name);
     expect(stageNames).toEqual(['DemoBranchA', 'DemoBranchB', 'OcrDetect', 'OcrClassify', 'OcrRecognize']);
-    expect(plan.gateway.permissions).toEqual(gatewayPermissions(stageNames.map((name) => ({ function: name }))));
+    expect(plan.gateway.permissions).toEqual(gatewayPermissions(stageNames.map((name) => ({ function: name })), ['DemoJobQueue', 'OcrJobQueue']));
     expect(plan.gateway.environment.ENSEMBLE_MANIFESTS).toBe('models/demo/pipeline.yaml,models/ocr/pipeline.yaml');
     // A stage reads its own weights and the spills and writes spilled answers: no other weights, no table, no function.
     const manifests = [await loadManifest(DEMO), await loadManifest(OCR)];
@@ -343,5 +354,59 @@ describe('planDeployment on models/ocr', () => {
     const m = await loadManifest(DEMO);
     const moved = { ...m, stages: m.stages.map((s) => (s.kind === 'onnx' && s.name === 'branch_b' ? { ...s, weights: { ...s.weights, key: 'spill/b.onnx' } } : s)) };
     expect(() => planDeployment([moved], { root: REPO })).toThrow(/stage 'branch_b'.*weights\.key: 'spill\/b\.onnx' is under spill\//);
+  });
+});
+
+describe('planDeployment: batch jobs', () => {
+  it('gives each pipeline a queue redriving to its dead-letter queue, and the jobs table keyed as the store keys it', async () => {
+    const plan = planDeployment([await loadManifest(DEMO), await loadManifest(OCR)], { root: REPO });
+    expect(plan.jobs.table).toEqual({ name: 'EnsembleJobs', fields: { pk: 'string', sk: 'string' }, primaryIndex: { hashKey: 'pk', rangeKey: 'sk' }, globalIndexes: {} });
+    expect(plan.jobs.queuePrefix).toBe('ensemble-jobs-');
+    expect(plan.jobs.queues.map((q) => [q.name, q.queueName, q.deadLetter])).toEqual([
+      ['DemoJobDeadLetters', 'demo-dlq', undefined],
+      ['DemoJobQueue', 'demo', { queue: 'DemoJobDeadLetters', maxReceiveCount: 3 }],
+      ['OcrJobDeadLetters', 'ocr-dlq', undefined],
+      ['OcrJobQueue', 'ocr', { queue: 'OcrJobDeadLetters', maxReceiveCount: 3 }],
+    ]);
+    // Lambda refuses a mapping on a queue whose visibility timeout is shorter than the function's timeout.
+    for (const q of plan.jobs.queues) {
+      const consumer = plan.jobs.consumers.find((c) => c.pipeline === q.pipeline)!;
+      expect(q.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(consumer.timeoutSeconds);
+    }
+  });
+
+  it('maps a consumer to both queues with ReportBatchItemFailures, its batch sized for the first stage, and lets it do only what it does', async () => {
+    const plan = planDeployment([await loadManifest(OCR)], { root: REPO });
+    const [c] = plan.jobs.consumers;
+    expect(c).toMatchObject({ name: 'OcrJobs', handler: 'functions/jobs.handler', pipeline: 'ocr', runtime: 'nodejs22.x', install: ['sharp'] });
+    expect(c.environment).toEqual({ ENSEMBLE_MANIFESTS: 'models/ocr/pipeline.yaml', ENSEMBLE_TRANSPORT: 'lambda' });
+    expect(c.nameEnv).toMatchObject({ ENSEMBLE_JOBS_TABLE: 'EnsembleJobs', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns', ENSEMBLE_STAGE_FUNCTION_OCR_DETECT: 'OcrDetect' });
+    // The first stage (decode, a function stage) batches 8 images: one Invoke per stage per batch.
+    expect(c.eventSources).toEqual([
+      { queue: 'OcrJobQueue', batchSize: Math.min(10, (await loadManifest(OCR)).stages[0].batch.maxSize), functionResponseTypes: ['ReportBatchItemFailures'] },
+      { queue: 'OcrJobDeadLetters', batchSize: 10, functionResponseTypes: ['ReportBatchItemFailures'] },
+    ]);
+    expect(c.stageModules.length).toBeGreaterThan(0);
+    const sqs = c.permissions.find((p) => p.actions.includes('sqs:ReceiveMessage'))!;
+    expect(sqs).toEqual({ actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resources: [{ queue: 'OcrJobQueue' }, { queue: 'OcrJobDeadLetters' }] });
+    // Never SendMessage: only the gateway queues items.
+    expect(c.permissions.flatMap((p) => p.actions)).not.toContain('sqs:SendMessage');
+    expect(c.permissions.find((p) => p.actions.includes('lambda:InvokeFunction'))!.resources).toEqual([{ function: 'OcrDetect' }, { function: 'OcrClassify' }, { function: 'OcrRecognize' }]);
+    expect(c.permissions.find((p) => p.actions.includes('dynamodb:UpdateItem'))!.resources).toEqual([{ table: 'EnsembleJobs' }]);
+  });
+
+  it('takes max_receives, batch_size and max_concurrency from the manifest\'s jobs: section', async () => {
+    const { m, root } = await vision(VISION.replace('name: vision', 'name: vision\njobs: { max_receives: 5, batch_size: 4, max_concurrency: 20 }'));
+    expect(m.jobs).toEqual({ maxReceives: 5, batchSize: 4, maxConcurrency: 20 });
+    const plan = planDeployment([m], { root });
+    expect(plan.jobs.queues.find((q) => q.name === 'VisionJobQueue')!.deadLetter).toEqual({ queue: 'VisionJobDeadLetters', maxReceiveCount: 5 });
+    expect(plan.jobs.consumers[0].eventSources[0]).toEqual({ queue: 'VisionJobQueue', batchSize: 4, maximumConcurrency: 20, functionResponseTypes: ['ReportBatchItemFailures'] });
+    // The provisioned stage is invoked by version from the consumer too.
+    expect(plan.jobs.consumers[0].versionEnv).toEqual({ ENSEMBLE_STAGE_QUALIFIER_VISION_EMBED: 'VisionEmbed' });
+  });
+
+  it('refuses jobs: values SQS and Lambda would, naming the field', async () => {
+    await expect(vision(VISION.replace('name: vision', 'name: vision\njobs: { max_concurrency: 1 }'))).rejects.toThrow(/jobs\.max_concurrency.*must be >= 2/);
+    await expect(vision(VISION.replace('name: vision', 'name: vision\njobs: { max_retries: 4 }'))).rejects.toThrow(/max_retries/);
   });
 });

@@ -5,13 +5,14 @@ import { runBench, SCENARIOS, type ScenarioName } from '../../bench/run.js';
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'Benchmark on this machine against baselines in the same run; print a table, write docs/benchmarks.md and a chart.',
-  usage: 'bench [--scenario tiny|ocr|pipelined|memory|all ...] [--quick] [--out docs/benchmarks.md]',
+  usage: 'bench [--scenario tiny|ocr|pipelined|job|memory|all ...] [--quick] [--job-images N] [--out docs/benchmarks.md]',
   help: [
-    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), pipelined (64 items through a cut model), memory (RSS of npm start at rest and under OCR load); repeatable; default all'],
+    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), pipelined (64 items through a cut model), job (an OCR batch job vs the synchronous endpoint), memory (RSS of npm start at rest and under OCR load); repeatable; default all'],
+    ['--job-images N', 'images in the job scenario\'s job (default 1000, 100 with --quick)'],
     ['--quick', 'fewer requests per level (about a minute in all instead of several)'],
     ['--out FILE', 'where the markdown report goes (default docs/benchmarks.md); the chart is written next to it as .svg'],
   ],
-  options: { scenario: { type: 'string', multiple: true }, quick: { type: 'boolean' }, out: { type: 'string' } },
+  options: { scenario: { type: 'string', multiple: true }, quick: { type: 'boolean' }, out: { type: 'string' }, 'job-images': { type: 'string' } },
   async run({ values, positionals }) {
     if (positionals.length) throw new UsageError(`bench takes no positional arguments, got '${positionals.join(' ')}'`);
     const names = Object.keys(SCENARIOS) as ScenarioName[];
@@ -22,9 +23,15 @@ export const benchCommand: Command = {
     });
     const quick = values.quick === true;
     const out = str(values.out, 'docs/benchmarks.md');
+    const jobImagesArg = values['job-images'] as string | undefined;
+    const jobImages = jobImagesArg === undefined ? undefined : Number(jobImagesArg);
+    if (jobImages !== undefined && (!Number.isInteger(jobImages) || jobImages < 1 || jobImages > 100_000)) {
+      throw new UsageError(`--job-images takes a whole number of images from 1 to 100000, got '${jobImagesArg}'`);
+    }
+    const flags = [...(quick ? ['--quick'] : []), ...(asked[0] !== 'all' ? asked.map((s) => `--scenario ${s}`) : []), ...(jobImages !== undefined ? [`--job-images ${jobImages}`] : [])];
     const report = await runBench({
-      scenarios, quick, out, root: process.cwd(),
-      command: ['npm run bench', ...(quick || asked[0] !== 'all' ? ['--', ...(quick ? ['--quick'] : []), ...(asked[0] !== 'all' ? asked.map((s) => `--scenario ${s}`) : [])] : [])].join(' '),
+      scenarios, quick, out, root: process.cwd(), jobImages,
+      command: ['npm run bench', ...(flags.length ? ['--', ...flags] : [])].join(' '),
     });
     return report.errors.length ? 1 : 0;
   },

@@ -5,18 +5,20 @@ import { openEnvironment } from '../../serve/environment.js';
 import { findServer, isConnectionRefused } from '../find-server.js';
 import { authHeaders } from '../api-key-header.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { runLines, summarize, summaryLines } from '../runs-view.js';
 
 export const runsCommand: Command = {
   name: 'runs',
   summary: "List a pipeline's most recent runs, newest first (from the DynamoDB index by pipeline and time).",
-  usage: 'runs <pipeline> [--limit 20] [--url URL] [--data .ensemble] [--json]',
+  usage: 'runs <pipeline> [--limit 20] [--summary] [--url URL] [--data .ensemble] [--json]',
   help: [
     ['--limit N', 'how many (default 20)'],
     ['--url URL', 'ask this running server (default: the server holding the data folder, wherever it listens); if none answers, read the data folder directly'],
     ['--data DIR', 'local data folder (default .ensemble): its server is asked, or, with none running, the folder is read directly'],
-    ['--json', 'print the records as JSON'],
+    ['--summary', 'per stage over the last --limit runs: compute and queue p50 / p99, share of compute, energy; energy, carbon and cost per 1,000 requests'],
+    ['--json', 'print the records (or the summary) as JSON'],
   ],
-  options: { limit: { type: 'string' }, url: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' } },
+  options: { limit: { type: 'string' }, url: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, summary: { type: 'boolean' } },
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new Error('runs takes one pipeline name');
     const pipeline = positionals[0];
@@ -38,12 +40,15 @@ export const runsCommand: Command = {
       const env = await openEnvironment({ dataDir: str(values.data, '.ensemble'), shareRunningServer: true });
       try { runs = await env.runs.listByPipeline(pipeline, limit); } finally { await env.close(); }
     }
+    if (values.summary) {
+      const summary = summarize(runs);
+      if (values.json) { console.log(JSON.stringify(summary, null, 2)); return; }
+      if (!runs.length) { console.log(`no runs of '${pipeline}' yet`); return; }
+      for (const line of summaryLines(pipeline, summary)) console.log(line);
+      return;
+    }
     if (values.json) { console.log(JSON.stringify(runs, null, 2)); return; }
     if (!runs.length) { console.log(`no runs of '${pipeline}' yet`); return; }
-    console.log(['started', 'id', 'version', 'status', 'ms', 'stages (batch sizes, compute ms)', 'error'].join('\t'));
-    for (const r of runs) {
-      const stages = r.stages.map((s) => `${s.stage}[${s.batchSizes.join(',')}] ${s.computeMs}${s.coldStart ? ' cold' : ''}`).join('; ');
-      console.log([r.startedAt, r.id, r.version, `${r.status} ${r.httpStatus}`, r.durationMs, stages, r.error ?? ''].join('\t'));
-    }
+    for (const line of runLines(runs)) console.log(line);
   },
 };

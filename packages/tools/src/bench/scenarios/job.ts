@@ -1,0 +1,190 @@
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { findManifests, loadManifest } from '@ensemble/core/manifest/load.js';
+import type { Manifest } from '@ensemble/core/manifest/types.js';
+import type { RunRecord } from '@ensemble/core/storage/types.js';
+import type { JobStatus, ResultLine } from '@ensemble/core/jobs/types.js';
+import { inFlightFor } from '@ensemble/core/jobs/service.js';
+import { buildIfNeeded } from '../../pipelines/build.js';
+import { startBenchServer } from '../bench-server.js';
+import { runLoadInChild } from '../load.js';
+import { ocrSampleSpecs, scoreLines } from '../ocr-specs.js';
+import { renderTextImage, type RenderOptions } from '../render.js';
+import { summarize } from '../stats.js';
+import type { BenchRow, BenchSettings, LoadRequest, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
+import { failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+
+const SCENARIO = 'job';
+/** Images in the job unless `--job-images` says otherwise. */
+export const DEFAULT_JOB_IMAGES = 1_000;
+const INPUT_PREFIX = 'bench-job/in/';
+const OUTPUT_PREFIX = 'bench-job/out/';
+
+/** Per image, per stage: its share of the batches it ran in (a batch's compute split over the items in it). */
+export interface StageShare { stage: string; computeMsPerImage: number; itemsPerImage: number }
+
+/** Mean per-image compute of each stage, from the job's run records: the figure a Lambda bill is made of. */
+export function stageShares(records: RunRecord[]): StageShare[] {
+  const by = new Map<string, { ms: number; items: number }>();
+  for (const rec of records) {
+    for (const st of rec.stages) {
+      const a = by.get(st.stage) ?? { ms: 0, items: 0 };
+      const batchItems = st.batchSizes.reduce((x, y) => x + y, 0);
+      // A shared batch's compute counts once over all its items, not once per request.
+      a.ms += batchItems > 0 ? (st.computeMs * st.items) / batchItems : st.computeMs;
+      a.items += st.items;
+      by.set(st.stage, a);
+    }
+  }
+  const n = Math.max(1, records.length);
+  return [...by].map(([stage, a]) => ({ stage, computeMsPerImage: a.ms / n, itemsPerImage: a.items / n }));
+}
+
+async function ocrManifest(root: string): Promise<Manifest> {
+  for (const f of await findManifests(join(root, 'models'))) {
+    const m = await loadManifest(f);
+    if (m.name === 'ocr') return m;
+  }
+  throw new Error('no models/ocr pipeline: the job scenario needs it');
+}
+
+function imageKey(i: number, spec: RenderOptions): string {
+  return `${INPUT_PREFIX}${String(i).padStart(6, '0')}.${spec.format === 'jpeg' ? 'jpg' : 'png'}`;
+}
+
+async function inBatches<T>(items: T[], width: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map((x, j) => fn(x, i + j)));
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * An N-image OCR job (rendered pages with known text, uploaded under one
+ * prefix, submitted as `inputs.prefix`) against the synchronous endpoint on
+ * the same server and machine: the job's images/s beside the endpoint's at
+ * c=4 and c=16, and the endpoint's latency at c=1 alone and while the job
+ * runs (job items run at priority 1, so synchronous requests go first).
+ */
+export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> {
+  const manifest = await ocrManifest(s.root);
+  await buildIfNeeded(manifest, s.log);
+  const n = s.jobImages ?? (s.quick ? 100 : DEFAULT_JOB_IMAGES);
+  s.log(`job: rendering ${n} images`);
+  const specs = ocrSampleSpecs(n);
+  const images: Buffer[] = new Array<Buffer>(n);
+  await inBatches(specs, 8, async (spec, i) => { images[i] = await renderTextImage(spec); });
+  const perLevel: Record<number, number> = s.quick ? { 1: 8, 4: 16, 16: 32 } : { 1: 24, 4: 48, 16: 96 };
+  const capMs = s.quick ? 30_000 : 90_000;
+
+  return withTempDir('ensemble-bench-job-', async (dataDir) => {
+    // The emulators (SQS included) in the gateway's process, as `npm start` runs them: the server makes the
+    // queues and consumes them only in local mode. The synchronous levels run against the same server.
+    const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], servicesInChild: false, log: () => undefined });
+    try {
+      const { s3, settings } = server.env;
+      s.log(`job: uploading ${n} images under ${INPUT_PREFIX}`);
+      await inBatches(specs, 16, async (spec, i) => {
+        await s3.send(new PutObjectCommand({ Bucket: settings.bucket, Key: imageKey(i, spec), Body: images[i], ContentType: spec.format === 'jpeg' ? 'image/jpeg' : 'image/png' }));
+      });
+      const requests: LoadRequest[] = specs.slice(0, 48).map((spec, i) => ({
+        path: '/v2/models/ocr/infer', headers: { 'content-type': spec.format === 'jpeg' ? 'image/jpeg' : 'image/png' }, body: new Uint8Array(images[i]),
+      }));
+      const level = async (c: number, count = perLevel[c]): Promise<LoadResult> => {
+        const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
+        await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
+        const r = await runLoadInChild({ ...base, maxRequests: count, maxDurationMs: capMs });
+        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms`);
+        return r;
+      };
+      const sync4 = await level(4);
+      const sync16 = await level(16);
+      const alone = await level(1);
+
+      s.log(`job: submitting ${n} images (inputs.prefix ${INPUT_PREFIX})`);
+      const t0 = performance.now();
+      const sub = await fetch(`${server.url}/v2/models/ocr/jobs`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: { prefix: INPUT_PREFIX }, output: { prefix: OUTPUT_PREFIX } }),
+      });
+      const submitted = (await sub.json()) as JobStatus & { error?: string };
+      if (sub.status !== 202) throw new Error(`job submit: HTTP ${sub.status} ${submitted.error ?? ''}`);
+      const statusUrl = `${server.url}/v2/jobs/${submitted.id}`;
+      const ended = (st: JobStatus) => st.state !== 'queued' && st.state !== 'running';
+      // The synchronous endpoint at c=1 while the job's items fill the stages.
+      let st = await getJson<JobStatus>(statusUrl);
+      while (st.state === 'queued') { await new Promise((r) => setTimeout(r, 200)); st = await getJson<JobStatus>(statusUrl); }
+      const during = await level(1);
+      st = await getJson<JobStatus>(statusUrl);
+      const overlapped = !ended(st);
+      while (!ended(st)) {
+        await new Promise((r) => setTimeout(r, 500));
+        st = await getJson<JobStatus>(statusUrl);
+      }
+      const wallS = (performance.now() - t0) / 1000;
+      if (st.state !== 'succeeded') throw new Error(`job ended ${st.state}: ${st.error ?? JSON.stringify(st.counts)}`);
+      const jobRate = st.throughputPerSecond ?? 0;
+      s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome`);
+
+      // Results against the rendered text.
+      const text = await (await fetch(`${statusUrl}/results`)).text();
+      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ResultLine);
+      let edits = 0;
+      let chars = 0;
+      let failed = 0;
+      for (const line of lines) {
+        const i = Number(/(\d+)\.\w+$/.exec(line.key)?.[1]);
+        if ('error' in line) { failed++; continue; }
+        const out = (line.outputs as { name: string; data: string[] }[]).find((o) => o.name === 'text')?.data ?? [];
+        const score = scoreLines(specs[i], out.map((t) => ({ text: t, confidence: 1, box: [] })));
+        edits += score.edits;
+        chars += score.chars;
+      }
+      const cer = chars ? edits / chars : NaN;
+
+      await server.env.runs.flush();
+      const records = (await server.env.runs.listByPipeline('ocr', n + 500)).filter((r) => r.jobId === submitted.id);
+      const shares = stageShares(records);
+      const itemLatency = summarize(records.map((r) => r.durationMs));
+
+      const rows: BenchRow[] = [
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, failureNote(sync4)),
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, failureNote(sync16)),
+        loadRow(SCENARIO, 'synchronous /infer, alone', 'images/s', alone, failureNote(alone)),
+        loadRow(SCENARIO, 'synchronous /infer, job running', 'images/s', during, [failureNote(during), overlapped ? '' : 'the job ended before this level did'].filter(Boolean).join('; ') || undefined),
+        {
+          scenario: SCENARIO, system: `job of ${n} images (SQS-fed consumer)`, concurrency: inFlightFor(manifest), throughput: jobRate, unit: 'images/s',
+          p50Ms: itemLatency.p50, p99Ms: itemLatency.p99, samples: lines.length, failed, cer,
+          note: `${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+        },
+      ];
+      const best = Math.max(sync4.throughput, sync16.throughput);
+      const targets: TargetCheck[] = [
+        { target: 'OCR job images/s >= the synchronous endpoint\'s best of c=4 and c=16', measured: `${fmt(jobRate)} vs ${fmt(best)} images/s = ${fmt(ratio(jobRate, best))}x`, met: jobRate >= best },
+        { target: 'every image has its one result line', measured: `${lines.length} lines for ${n} images, ${failed} failed`, met: lines.length === n && failed === 0 },
+      ];
+      return {
+        name: SCENARIO,
+        title: `Batch job: ${n} OCR images through the queue vs the synchronous endpoint`,
+        rows,
+        targets,
+        notes: [
+          `${n} pages rendered as the OCR tests render them (ocrSampleSpecs: 1 to 4 lines, three DejaVu faces, PNG and JPEG), uploaded under ${INPUT_PREFIX} and submitted as one job (inputs.prefix). `
+          + `The synchronous levels cycle the first ${requests.length} of the same images; requests per level c=4: ${perLevel[4]}, c=16: ${perLevel[16]}, c=1: ${perLevel[1]}. `
+          + 'S3, DynamoDB and SQS emulators run in the gateway\'s process (as `npm start` runs them), so their work counts against both. '
+          + 'The job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome.',
+          `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
+          `Character error rate of the job's results against the rendered text: ${fmt(cer * 100)}%.`,
+          `Per image, from the job's ${records.length} run records (each stage's compute, a shared batch split over its items): `
+          + `${shares.map((x) => `${x.stage} ${fmt(x.computeMsPerImage)} ms${x.itemsPerImage > 1.05 ? ` (${fmt(x.itemsPerImage, 1)} items)` : ''}`).join(', ')}; `
+          + `item run p50 ${fmt(itemLatency.p50)} ms. docs/jobs.md turns these into the cost of a job on Lambda.`,
+        ],
+      };
+    } finally {
+      await server.close();
+    }
+  });
+}
