@@ -108,6 +108,21 @@ describe('WorkerPoolTransport', () => {
     }
   });
 
+  it.runIf(process.platform === 'linux')('starts a worker with a fixed glibc mmap threshold (what session creation frees goes back)', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(manifest);
+      const [w] = pool.workersOf('pool', 'triple');
+      const { readFileSync } = await import('node:fs');
+      const environ = readFileSync(`/proc/${w.pid}/environ`, 'utf8').split('\0');
+      expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+      const out = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4])]);
+      expect(out.outcomes[0].ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a killed worker fails only its own batch; the pool replaces it and keeps serving', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {

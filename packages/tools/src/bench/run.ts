@@ -3,6 +3,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { renderChart, type Panel, type Series } from './chart.js';
 import { finishMachineInfo, machineInfo } from './machine.js';
 import { renderMarkdown, textTable, type Report } from './report.js';
+import { runMemoryScenario } from './scenarios/memory.js';
 import { runOcrScenario } from './scenarios/ocr.js';
 import { runPipelinedScenario } from './scenarios/pipelined.js';
 import { runTinyScenario } from './scenarios/tiny.js';
@@ -14,6 +15,7 @@ export const SCENARIOS = {
   ocr: runOcrScenario,
   pipelined: runPipelinedScenario,
   job: runJobScenario,
+  memory: runMemoryScenario,
 } as const;
 export type ScenarioName = keyof typeof SCENARIOS;
 
