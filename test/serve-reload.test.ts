@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
 import { WorkerPoolTransport } from '../packages/core/src/transport/worker-pool.js';
+import { loadManifest } from '../packages/core/src/manifest/load.js';
+import { buildIfNeeded } from '../packages/tools/src/pipelines/build.js';
 import { getJson, postJson } from './helpers/http.js';
 
 const roots: string[] = [];
@@ -253,6 +255,8 @@ async function ocrModels(): Promise<{ models: string; splitYaml: string }> {
   await mkdir(join(models, 'ocr-split'), { recursive: true });
   await symlink(join(REPO, 'node_modules'), join(root, 'node_modules'));
   await symlink(join(REPO, 'models', 'ocr'), join(models, 'ocr'));
+  // The copy has no build.ts of its own: on a clean clone the repository's cut recognisers are made first.
+  await buildIfNeeded(await loadManifest(join(REPO, 'models', 'ocr-split', 'pipeline.yaml')));
   await symlink(join(REPO, 'models', 'ocr-split', 'build'), join(models, 'ocr-split', 'build'));
   const splitYaml = join(models, 'ocr-split', 'pipeline.yaml');
   await writeFile(splitYaml, await readFile(join(REPO, 'models', 'ocr-split', 'pipeline.yaml'), 'utf8'));

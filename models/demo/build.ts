@@ -6,7 +6,7 @@
  *   npx tsx models/demo/build.ts [outDir]     (default: models/demo/build)
  */
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GraphBuilder } from '@ensemble/tools/onnx/builder.js';
@@ -72,7 +72,10 @@ export async function buildDemoModels(outDir: string): Promise<BuiltModel[]> {
   const built: BuiltModel[] = [];
   for (const [name, bytes] of models) {
     const file = resolve(outDir, name);
-    await writeFile(file, bytes);
+    // Written aside and renamed: a server (or a test in another process) starting meanwhile never loads half a model.
+    const partial = `${file}.${process.pid}.partial`;
+    await writeFile(partial, bytes);
+    await rename(partial, file);
     built.push({ file, key: `demo/${name}`, sha256: createHash('sha256').update(bytes).digest('hex') });
   }
   return built;

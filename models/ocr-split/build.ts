@@ -16,7 +16,7 @@
  *
  *   npx tsx models/ocr-split/build.ts      (or: npx ensemble build-models ocr-split)
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cutModel } from '@ensemble/tools/decompose/cut.js';
@@ -48,7 +48,10 @@ export async function buildRecognizerStages(outDir: string, log?: (line: string)
   const built: BuiltStage[] = [];
   for (const s of cut.stages) {
     const file = resolve(outDir, `${s.name}.onnx`);
-    await writeFile(file, s.bytes);
+    // Written aside and renamed: a server (or a test in another process) starting meanwhile never loads half a model.
+    const partial = `${file}.${process.pid}.partial`;
+    await writeFile(partial, s.bytes);
+    await rename(partial, file);
     built.push({ name: s.name, file, sha256: s.sha256 });
   }
   return built;
