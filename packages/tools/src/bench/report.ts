@@ -1,6 +1,7 @@
 import type { MachineInfo } from './machine.js';
 import type { BenchRow, ScenarioResult } from './types.js';
 import { fmt } from './util.js';
+import { energyAssumptions } from './energy.js';
 
 export interface Report {
   command: string;
@@ -91,7 +92,7 @@ export function renderMarkdown(r: Report): string {
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
     + 'Numbers move with what else the machine is doing: the load average above says how busy it was, and the CPU time per request or image '
-    + '(in the notes) is the figure that does not.',
+    + '(in the notes) is the figure that does not. ' + energyAssumptions(),
     '',
     'Per-stage settings come from `ensemble tune <pipeline>`: it profiles each ONNX stage alone (batch sizes 1 to 64, every split of the cores into '
     + 'instances x threads) on the inputs the stage really receives from sample requests, and proposes batch size, max delay and instances '

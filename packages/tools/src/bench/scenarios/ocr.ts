@@ -11,6 +11,7 @@ import { createSequentialRunner } from '../sequential.js';
 import { summarize } from '../stats.js';
 import type { BenchRow, BenchSettings, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
 import { cpuSnapshot, failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { per1000Note } from '../energy.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 import type { RunRecord } from '@ensemble/core/storage/types.js';
 
@@ -52,7 +53,7 @@ function sequentialRow(system: string, r: Sequential, cer: number): BenchRow {
   const s = summarize(r.latencies);
   return {
     scenario: SCENARIO, system, concurrency: 1, throughput: (r.latencies.length * 1000) / r.totalMs, unit: 'images/s',
-    p50Ms: s.p50, p99Ms: s.p99, samples: r.latencies.length, failed: 0, cer, note: `CPU ${fmt(r.cpuMsPerImage)} ms/image`,
+    p50Ms: s.p50, p99Ms: s.p99, samples: r.latencies.length, failed: 0, cer, note: `CPU ${fmt(r.cpuMsPerImage)} ms/image; ${per1000Note(r.cpuMsPerImage, 'images')}`,
   };
 }
 
@@ -230,7 +231,7 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
   rows.push(sequentialRow('@gutenye/ocr-node (sequential)', peerRes, peerCer));
   rows.push(sequentialRow('same stages, sequential, one process', seqRes, seqCer));
   loads.forEach((r, i) => {
-    const row = loadRow(SCENARIO, 'ensemble (gateway)', 'images/s', r, [failureNote(r), `CPU ${fmt(totalCpu(cpus[i]))} ms/image`].filter(Boolean).join('; '));
+    const row = loadRow(SCENARIO, 'ensemble (gateway)', 'images/s', r, [failureNote(r), `CPU ${fmt(totalCpu(cpus[i]))} ms/image`, per1000Note(totalCpu(cpus[i]), 'images')].filter(Boolean).join('; '));
     row.cer = ensCer;
     rows.push(row);
   });

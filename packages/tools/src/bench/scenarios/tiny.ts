@@ -8,6 +8,7 @@ import { runLoadInChild } from '../load.js';
 import type { LoadOptions } from '../types.js';
 import type { BenchSettings, BenchRow, LoadRequest, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
 import { countRunRecords, failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { per1000Note } from '../energy.js';
 
 export const TINY_CONCURRENCY = [1, 8, 64];
 const SCENARIO = 'tiny';
@@ -61,9 +62,9 @@ export async function runTinyScenario(s: BenchSettings): Promise<ScenarioResult>
         s.log(`tiny c=${c} ensemble: ${fmt(ens.throughput)} req/s p50 ${fmt(ens.latency.p50)} ms p99 ${fmt(ens.latency.p99)} ms, ${fmt(e.cpuMs, 3)} ms CPU/req (records drained in ${fmt(drainMs)} ms)`);
         results.push({ c, base, ens, drainMs, baseCpu: b.cpuMs, ensCpu: e.cpuMs });
         rows.push(loadRow(SCENARIO, 'baseline (hand-written Hono + session.run)', 'req/s', base,
-          [failureNote(base), `server CPU ${fmt(b.cpuMs, 3)} ms/req`].filter(Boolean).join('; ')));
+          [failureNote(base), `server CPU ${fmt(b.cpuMs, 3)} ms/req`, per1000Note(b.cpuMs)].filter(Boolean).join('; ')));
         rows.push(loadRow(SCENARIO, 'ensemble (gateway + batching + run records)', 'req/s', ens,
-          [failureNote(ens), `gateway CPU ${fmt(e.cpuMs, 3)} ms/req`, drainMs > 50 ? `record backlog drained ${fmt(drainMs)} ms after the run` : undefined].filter(Boolean).join('; ')));
+          [failureNote(ens), `gateway CPU ${fmt(e.cpuMs, 3)} ms/req`, per1000Note(e.cpuMs), drainMs > 50 ? `record backlog drained ${fmt(drainMs)} ms after the run` : undefined].filter(Boolean).join('; ')));
       }
       records = await countRunRecords(server.env.dynamo, server.env.settings.runsTable);
     } finally {
