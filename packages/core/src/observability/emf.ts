@@ -114,14 +114,12 @@ export function emfLines(namespace: string, g: Group, timestamp: number): string
 }
 
 /**
- * The Lambda gateway's figures: per pipeline (dimension `model`), Triton's
- * counts and durations under CloudWatch names. One invocation is one
- * request, so it writes one line, at the end of the invocation
- * (`invocationEnded`, before the handler returns: Lambda may freeze the
- * instance right after).
+ * A Lambda function's figures buffered over its invocations and written as
+ * one line every `flushEvery` of them (default each), before the invocation
+ * returns: Lambda may freeze the instance right after.
  */
-export class GatewayEmf implements Observer {
-  private readonly buffer: EmfBuffer;
+abstract class InvocationEmf {
+  protected readonly buffer: EmfBuffer;
   private readonly every: number;
   private invocations = 0;
 
@@ -129,6 +127,22 @@ export class GatewayEmf implements Observer {
     this.buffer = new EmfBuffer(opts);
     this.every = Math.max(1, Math.floor(opts.flushEvery ?? 1));
   }
+
+  invocationEnded(): void {
+    if (++this.invocations % this.every === 0) this.buffer.flush();
+  }
+
+  flush(): void { this.buffer.flush(); }
+}
+
+/**
+ * The Lambda gateway's figures: per pipeline (dimension `model`), Triton's
+ * counts and durations under CloudWatch names. One invocation is one
+ * request, so it writes one line, at the end of the invocation
+ * (`invocationEnded`, before the handler returns: Lambda may freeze the
+ * instance right after).
+ */
+export class GatewayEmf extends InvocationEmf implements Observer {
 
   requestEnded(e: RequestEnd): void {
     const d = { model: e.pipeline };
@@ -148,11 +162,6 @@ export class GatewayEmf implements Observer {
     if (e.coldStart) this.buffer.count(d, 'StageColdStarts', 1);
   }
 
-  invocationEnded(): void {
-    if (++this.invocations % this.every === 0) this.buffer.flush();
-  }
-
-  flush(): void { this.buffer.flush(); }
 }
 
 /** What one stage function ran in one invocation: a batch. */
@@ -167,15 +176,7 @@ export interface StageInvocation {
 }
 
 /** A stage function's figures, dimensions `model` (the pipeline) and `stage`: one line per invocation. */
-export class StageEmf {
-  private readonly buffer: EmfBuffer;
-  private readonly every: number;
-  private invocations = 0;
-
-  constructor(opts: EmfOptions = {}) {
-    this.buffer = new EmfBuffer(opts);
-    this.every = Math.max(1, Math.floor(opts.flushEvery ?? 1));
-  }
+export class StageEmf extends InvocationEmf {
 
   invocation(e: StageInvocation): void {
     const d = { model: e.pipeline, stage: e.stage };
@@ -186,10 +187,8 @@ export class StageEmf {
     this.buffer.observe(d, 'ComputeInferDuration', 'Milliseconds', e.computeMs);
     this.buffer.count(d, 'ColdStart', e.coldStart ? 1 : 0);
     if (e.initMs !== undefined) this.buffer.observe(d, 'InitDuration', 'Milliseconds', e.initMs);
-    if (++this.invocations % this.every === 0) this.buffer.flush();
+    this.invocationEnded();
   }
-
-  flush(): void { this.buffer.flush(); }
 }
 
 function capitalized(reason: string): string {
