@@ -3,14 +3,14 @@
  * emulated S3 and DynamoDB): the Prometheus text parses, and its counters
  * move as requests succeed, fail, are refused and are cancelled.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
 import { parseExposition, type Exposition } from '../packages/core/test/observability/prometheus-text.js';
 import { postJson } from './helpers/http.js';
-import { addDemo } from './helpers/pipelines.js';
+import { addDemo, writePassPipeline } from './helpers/pipelines.js';
 
 let root: string;
 let server: RunningServer;
@@ -21,21 +21,7 @@ let server: RunningServer;
  * row from anyone else meanwhile is refused with 429.
  */
 async function writeHeldPipeline(modelsDir: string): Promise<void> {
-  const dir = join(modelsDir, 'held');
-  await mkdir(join(dir, 'stages'), { recursive: true });
-  await writeFile(join(dir, 'stages', 'pass.ts'), 'export default { process: (item: any) => ({ y: item.x }) };\n');
-  await writeFile(join(dir, 'pipeline.yaml'), `
-name: held
-inputs: [{ name: x, datatype: INT32, shape: [-1] }]
-outputs: [{ name: y, datatype: INT32, shape: [-1] }]
-stages:
-  - name: pass
-    kind: function
-    module: stages/pass.ts
-    inputs: [x]
-    outputs: [y]
-    batch: { max_size: 4, max_delay_ms: 60000, max_queue: 3 }
-`);
+  await writePassPipeline(modelsDir, 'held', '{ max_size: 4, max_delay_ms: 60000, max_queue: 3 }');
 }
 
 beforeAll(async () => {

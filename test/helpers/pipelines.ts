@@ -127,14 +127,14 @@ stages:
 }
 
 /**
- * `busy`: one function stage whose queue holds two items, and whose batches
- * wait 200 ms to fill: a request of three rows overflows it at once (429).
+ * `name`: one INT32 function stage that passes its rows through, with the
+ * batch settings given (a YAML flow map), for tests of queues and admission.
  */
-export async function writeBusyPipeline(modelsDir: string): Promise<void> {
-  const dir = join(modelsDir, 'busy');
+export async function writePassPipeline(modelsDir: string, name: string, batch: string): Promise<void> {
+  const dir = join(modelsDir, name);
   await write(join(dir, 'stages', 'pass.ts'), 'export default { process: (item: any) => ({ y: item.x }) };\n');
   await write(join(dir, 'pipeline.yaml'), `
-name: busy
+name: ${name}
 inputs: [{ name: x, datatype: INT32, shape: [-1] }]
 outputs: [{ name: y, datatype: INT32, shape: [-1] }]
 stages:
@@ -143,6 +143,14 @@ stages:
     module: stages/pass.ts
     inputs: [x]
     outputs: [y]
-    batch: { max_size: 8, max_delay_ms: 200, max_queue: 2 }
+    batch: ${batch}
 `);
+}
+
+/**
+ * `busy`: one function stage whose queue holds two items, and whose batches
+ * wait 200 ms to fill: a request of three rows overflows it at once (429).
+ */
+export async function writeBusyPipeline(modelsDir: string): Promise<void> {
+  await writePassPipeline(modelsDir, 'busy', '{ max_size: 8, max_delay_ms: 200, max_queue: 2 }');
 }
