@@ -101,3 +101,16 @@ export function renderMarkdown(r: Report): string {
   );
   return `${out.join('\n').trimEnd()}\n`;
 }
+
+/**
+ * The line after which a report file is written by hand (how a number moved, the profile that explained it):
+ * a new run rewrites everything above it and keeps everything from it on.
+ */
+export const HAND_WRITTEN_MARKER = '<!-- Everything below this line is written by hand; npm run bench keeps it. -->';
+
+/** `rendered` followed by the hand-written part of `previous` (the file being replaced), if it has one. */
+export function keepHandWritten(rendered: string, previous: string | undefined): string {
+  const at = previous?.indexOf(HAND_WRITTEN_MARKER) ?? -1;
+  if (!previous || at < 0) return rendered;
+  return `${rendered}\n${previous.slice(at).trimEnd()}\n`;
+}

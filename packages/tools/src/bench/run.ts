@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { renderChart, type Panel, type Series } from './chart.js';
 import { finishMachineInfo, machineInfo } from './machine.js';
-import { renderMarkdown, textTable, type Report } from './report.js';
+import { keepHandWritten, renderMarkdown, textTable, type Report } from './report.js';
 import { runMemoryScenario } from './scenarios/memory.js';
 import { runOcrScenario } from './scenarios/ocr.js';
 import { runPipelinedScenario } from './scenarios/pipelined.js';
@@ -92,7 +92,8 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     await writeFile(chartFile, renderChart(panels, `Ensemble benchmarks (${machine.cores} cores, ${o.quick ? 'quick' : 'full'} run)`));
     report.chart = basename(chartFile);
   }
-  await writeFile(out, renderMarkdown(report));
+  const previous = await readFile(out, 'utf8').catch(() => undefined);
+  await writeFile(out, keepHandWritten(renderMarkdown(report), previous));
   console.log(textTable(results.flatMap((r) => r.rows)));
   console.log('');
   for (const t of results.flatMap((r) => r.targets)) console.log(`${t.met ? 'met    ' : 'MISSED '} ${t.target}: ${t.measured}`);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { niceTicks, renderChart } from '../../src/bench/chart.js';
-import { renderMarkdown, textTable, type Report } from '../../src/bench/report.js';
+import { HAND_WRITTEN_MARKER, keepHandWritten, renderMarkdown, textTable, type Report } from '../../src/bench/report.js';
 import { chartPanels } from '../../src/bench/run.js';
 import type { BenchRow, ScenarioResult } from '../../src/bench/types.js';
 
@@ -36,6 +36,17 @@ const REPORT: Report = {
 };
 
 describe('benchmark report', () => {
+  it('keeps the hand-written part of the file it replaces, and nothing else of it', () => {
+    const fresh = renderMarkdown(REPORT);
+    const old = `# Benchmarks\n\nold numbers 1.23x\n\n${HAND_WRITTEN_MARKER}\n\n## What changed\n\nthe journal overlaps fsyncs\n`;
+    const kept = keepHandWritten(fresh, old);
+    expect(kept.startsWith(fresh)).toBe(true);
+    expect(kept).toContain('## What changed\n\nthe journal overlaps fsyncs');
+    expect(kept).not.toContain('old numbers 1.23x');
+    expect(keepHandWritten(fresh, 'no marker here')).toBe(fresh);
+    expect(keepHandWritten(fresh, undefined)).toBe(fresh);
+  });
+
   it('writes the command, the machine, the targets, each scenario and the chart link', () => {
     const md = renderMarkdown(REPORT);
     expect(md).toContain('`npm run bench`');
