@@ -25,6 +25,13 @@ import { endItemSpan, failSpan, startItemSpan, traceBatch, type RequestTrace } f
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
   signal?: AbortSignal;
+  /**
+   * The same as `signal` for a host that can tell without one: called once,
+   * at the start, with the function to call when the client goes away (an
+   * AbortController made for every request only to learn that is a cost per
+   * request).
+   */
+  cancelWith?: (cancel: () => void) => void;
   /** Whole-request deadline. */
   timeoutMs?: number;
   /**
@@ -200,17 +207,20 @@ class RequestRun {
     }
     this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
     this.needed = ex.plan(opts.outputs);
-    // Every queued item listens on this signal; a fan-out request has many (40 text lines).
-    setMaxListeners(0, this.abort.signal);
+    // Each stage's batcher listens on this signal once while it holds items of this request (not once
+    // per item): past Node's warning threshold only with that many stages.
+    if (ex.manifest.stages.length >= 10) setMaxListeners(0, this.abort.signal);
   }
 
   start(): Promise<RunResult> {
     const promise = new Promise<RunResult>((res, rej) => { this.resolve = res; this.reject = rej; });
-    const { signal, timeoutMs } = this.opts;
+    const { signal, timeoutMs, cancelWith } = this.opts;
+    const gone = () => this.fail(new EnsembleError('client went away', 'cancelled'));
     if (signal) {
-      if (signal.aborted) this.fail(new EnsembleError('client went away', 'cancelled'));
-      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 'cancelled')), { once: true });
+      if (signal.aborted) gone();
+      else signal.addEventListener('abort', gone, { once: true });
     }
+    cancelWith?.(gone);
     if (timeoutMs !== undefined && !this.settled) {
       this.timer = setTimeout(() => {
         const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
