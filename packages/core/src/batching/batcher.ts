@@ -408,13 +408,18 @@ export function transferMs(callMs: number, result: BatchResult): number {
  * (except the pad axis), and in value for the per-request inputs.
  */
 export function shapeKey(item: Item, padAxis?: number, perRequest?: readonly string[]): string {
-  const key = Object.keys(item).sort().map((k) => {
-    const t = item[k];
-    const dims = t.shape.map((d, i) => (i === padAxis ? '*' : String(d)));
-    return `${k}:${t.datatype}[${dims.join(',')}]`;
-  }).join(';');
+  const names = Object.keys(item);
+  // Made per submitted item: no sort, map and join for the common item of one input.
+  const key = names.length === 1 ? tensorKey(names[0], item[names[0]], padAxis)
+    : names.sort().map((k) => tensorKey(k, item[k], padAxis)).join(';');
   if (!perRequest?.length) return key;
   return `${key}|${perRequest.map((k) => valueKey(item[k])).join('|')}`;
+}
+
+function tensorKey(name: string, t: Tensor, padAxis: number | undefined): string {
+  let dims = '';
+  for (let i = 0; i < t.shape.length; i++) dims += `${i ? ',' : ''}${i === padAxis ? '*' : t.shape[i]}`;
+  return `${name}:${t.datatype}[${dims}]`;
 }
 
 function valueKey(t: Tensor | undefined): string {

@@ -355,26 +355,37 @@ class RequestRun {
     this.inFlight++;
     stats.submitted(itemBytes(item));
     const span = startItemSpan(this.opts.trace, stage.name);
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext())
-      .then((run) => {
-        if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
-        this.completed(stage, node, run);
-      })
-      .catch((e: unknown) => {
-        const err = toEnsembleError(e);
-        if (span?.isRecording()) failSpan(span, err);
-        stats.failed(err.message);
-        // Name the stage once: transports' errors often do already.
-        const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
-        this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
-          ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
-      })
-      .finally(() => {
-        lane.active--;
-        this.inFlight--;
-        this.feed(stage);
-        this.maybeFinish();
-      });
+    const failed = (e: unknown) => {
+      const err = toEnsembleError(e);
+      if (span?.isRecording()) failSpan(span, err);
+      stats.failed(err.message);
+      // Name the stage once: transports' errors often do already.
+      const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
+      this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
+        ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
+    };
+    const done = () => {
+      lane.active--;
+      this.inFlight--;
+      this.feed(stage);
+      this.maybeFinish();
+    };
+    // One reaction per item and stage, not a then/catch/finally chain of three promises.
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext()).then(
+      (run) => {
+        try {
+          if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
+          this.completed(stage, node, run);
+        } catch (e) {
+          failed(e);
+        }
+        done();
+      },
+      (e: unknown) => {
+        failed(e);
+        done();
+      },
+    );
   }
 
   /** Hand the stage this request's waiting items, as far as its lane has room. */
