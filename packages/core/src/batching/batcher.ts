@@ -87,6 +87,8 @@ export class Batcher {
   /** Batches whose items have not had their answer (result or error) yet. */
   private unanswered = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which `timer` fires. */
+  private timerAt = 0;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
   private pumpQueued = false;
@@ -208,8 +210,6 @@ export class Batcher {
   }
 
   private pump(turnEnd = false): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
-    if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
     this.expire();
     const { wakeAt: delayWake, batches } = this.select(turnEnd);
     let wakeAt = delayWake;
@@ -217,18 +217,41 @@ export class Batcher {
     // Queued items must time out even while every instance stays busy and no submit wakes the queue;
     // the queue is in arrival order, so its head expires first.
     if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
-    if (wakeAt < Infinity) {
-      const left = wakeAt - performance.now();
-      // Node's timers count whole milliseconds: a delay under 1 ms is checked again at the end of each
-      // event-loop turn instead, so what arrives in the same turn still shares the batch.
-      if (this.opts.maxDelayMs < 1 && left < 1) this.immediate = setImmediate(() => { this.immediate = undefined; this.pump(true); });
-      else this.timer = setTimeout(() => this.pump(), Math.max(0, left) + 0.5);
-    }
+    this.wakeAt(wakeAt);
     // Drained once every item has its answer; a call that outlived its timeout is the transport's
     // to stop (a worker is killed), and waiting for it could hold a shutdown forever.
     if (this.closed && this.queue.length === 0 && this.unanswered === 0) {
       for (const r of this.drained.splice(0)) r();
     }
+  }
+
+  /**
+   * Pump again at `at` (performance.now() time; Infinity: no need). A pump is
+   * made per submit and per answered batch: a wake-up already set for no
+   * later than `at` is kept (one that comes early pumps, and sets the next),
+   * not cleared and made again each time.
+   */
+  private wakeAt(at: number): void {
+    if (at === Infinity) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
+      return;
+    }
+    const now = performance.now();
+    const left = at - now;
+    // Node's timers count whole milliseconds: a delay under 1 ms is checked again at the end of each
+    // event-loop turn instead, so what arrives in the same turn still shares the batch.
+    if (this.opts.maxDelayMs < 1 && left < 1) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      this.immediate ??= setImmediate(() => { this.immediate = undefined; this.pump(true); });
+      return;
+    }
+    if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
+    const delay = Math.max(0, left) + 0.5;
+    if (this.timer && this.timerAt <= now + delay) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = now + delay;
+    this.timer = setTimeout(() => { this.timer = undefined; this.pump(); }, delay);
   }
 
   /**
