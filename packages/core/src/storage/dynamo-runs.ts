@@ -43,8 +43,13 @@ export interface DynamoRunStoreOptions {
 interface Pending {
   seq: number;
   id: string;
-  /** The item as DynamoDB's JSON (attribute values), made once at put(): a retry or a batch reuses the text. */
-  item: string;
+  /**
+   * The item as DynamoDB's JSON (attribute values) in UTF-8, made once at
+   * put(): a batch is these bytes joined, and a retry reuses them. Bytes, not
+   * the string: a string built piece by piece is held as its pieces until
+   * flattened, which costs more to keep queued and to encode at each send.
+   */
+  item: Buffer;
   attempts: number;
   queuedAt: number;
   /** Write alone with PutItem: its batch was refused, so find out whether this item is the one DynamoDB refuses. */
@@ -76,7 +81,9 @@ export class DynamoRunStore implements RunStore {
   private readonly concurrency: number;
   private readonly lingerMs: number;
   private readonly maxQueued: number;
-  private readonly tableJson: string;
+  /** The request bodies' fixed parts, around the items. */
+  private readonly putHead: Buffer;
+  private readonly batchHead: Buffer;
 
   private readonly queue: Pending[] = [];
   private inFlight = 0;
@@ -98,7 +105,8 @@ export class DynamoRunStore implements RunStore {
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
     this.maxQueued = Math.max(1, opts.maxQueued ?? 100_000);
-    this.tableJson = JSON.stringify(this.table);
+    this.putHead = Buffer.from(`{"TableName":${JSON.stringify(this.table)},"Item":`);
+    this.batchHead = Buffer.from(`{"RequestItems":{${JSON.stringify(this.table)}:[`);
   }
 
   put(record: RunRecord): void {
@@ -177,7 +185,7 @@ export class DynamoRunStore implements RunStore {
     return records;
   }
 
-  private toItem(record: RunRecord): string {
+  private toItem(record: RunRecord): Buffer {
     const { partitionKey, index, ttl } = RUNS_TABLE_KEYS;
     for (const key of [partitionKey, index.partitionKey, index.sortKey] as const) {
       const v = record[key];
@@ -192,7 +200,17 @@ export class DynamoRunStore implements RunStore {
       // The record's own field of that name (there is none) would be replaced, as before.
       fitted[ttl] = Math.floor(base / 1000) + Math.round(this.ttlDays * DAY_SECONDS);
     }
-    return itemJson(fitted);
+    return Buffer.from(itemJson(fitted));
+  }
+
+  private batchBody(batch: Pending[]): Buffer {
+    const parts: Buffer[] = [this.batchHead];
+    batch.forEach((p, i) => {
+      if (i > 0) parts.push(COMMA);
+      parts.push(PUT_REQUEST_HEAD, p.item, PUT_REQUEST_TAIL);
+    });
+    parts.push(BATCH_TAIL);
+    return Buffer.concat(parts);
   }
 
   private pump(): void {
@@ -221,7 +239,7 @@ export class DynamoRunStore implements RunStore {
     this.inFlight++;
     p.attempts++;
     this.dynamo
-      .send(withBody(new PutItemCommand({ TableName: this.table, Item: {} }), `{"TableName":${this.tableJson},"Item":${p.item}}`))
+      .send(withBody(new PutItemCommand({ TableName: this.table, Item: {} }), Buffer.concat([this.putHead, p.item, CLOSE])))
       .then(
         () => {
           this.consecutiveFailures = 0;
@@ -247,7 +265,7 @@ export class DynamoRunStore implements RunStore {
     this.inFlight++;
     for (const p of batch) p.attempts++;
     this.dynamo
-      .send(withBody(new BatchWriteItemCommand({ RequestItems: { [this.table]: [] } }), batchBody(this.tableJson, batch)))
+      .send(withBody(new BatchWriteItemCommand({ RequestItems: { [this.table]: [] } }), this.batchBody(batch)))
       .then(
         (out) => {
           this.consecutiveFailures = 0;
@@ -327,8 +345,8 @@ export class DynamoRunStore implements RunStore {
  * Serialising the records through the SDK's marshaller cost the gateway more
  * CPU than running the requests' models.
  */
-function withBody<C extends PutItemCommand | BatchWriteItemCommand>(command: C, body: string): C {
-  const length = String(Buffer.byteLength(body));
+function withBody<C extends PutItemCommand | BatchWriteItemCommand>(command: C, body: Buffer): C {
+  const length = String(body.byteLength);
   (command.middlewareStack as unknown as BuildStack).add(
     (next) => (args) => {
       const request = args.request as { body?: unknown; headers?: Record<string, string> };
@@ -350,11 +368,11 @@ interface BuildStack {
   ): void;
 }
 
-function batchBody(tableJson: string, batch: Pending[]): string {
-  let items = '';
-  for (const p of batch) items += `${items ? ',' : ''}{"PutRequest":{"Item":${p.item}}}`;
-  return `{"RequestItems":{${tableJson}:[${items}]}}`;
-}
+const CLOSE = Buffer.from('}');
+const PUT_REQUEST_HEAD = Buffer.from('{"PutRequest":{"Item":');
+const PUT_REQUEST_TAIL = Buffer.from('}}');
+const COMMA = Buffer.from(',');
+const BATCH_TAIL = Buffer.from(']}}');
 
 function fromRunItem(item: Record<string, AttributeValue>): RunRecord {
   const value = fromItem(item);
