@@ -74,6 +74,25 @@ interface Pending {
 
 let nextBatchId = 1;
 
+/** Per signal, the batchers holding items of it (their abort handlers). */
+const holders = new WeakMap<AbortSignal, Set<(signal: AbortSignal) => void>>();
+
+/**
+ * The batchers to tell when `signal` aborts, listened for once per signal and
+ * never unlistened: the listener goes with the signal (a request's), and a
+ * batcher that no longer holds items of it has left the set.
+ */
+function holdersOf(signal: AbortSignal): Set<(signal: AbortSignal) => void> {
+  let set = holders.get(signal);
+  if (!set) {
+    const created = new Set<(signal: AbortSignal) => void>();
+    signal.addEventListener('abort', () => { for (const onAbort of [...created]) onAbort(signal); }, { once: true });
+    holders.set(signal, created);
+    set = created;
+  }
+  return set;
+}
+
 /**
  * Dynamic batcher for one stage, in the manner of Triton's dynamic batcher:
  * a batch leaves when it has `maxSize` compatible items or its oldest item has
@@ -94,11 +113,13 @@ export class Batcher {
   private pumpQueued = false;
   private readonly drained: (() => void)[] = [];
   /**
-   * One abort listener per signal with items queued here, not one per item: a
-   * request's items share its signal, and an EventTarget's add and remove are
-   * linear in its listeners (a 1,000-item request made them quadratic).
+   * Per signal, its items queued here. The signal's one abort listener is
+   * shared by every batcher (see holdersOf): not one per item (an
+   * EventTarget's add and remove are linear in its listeners, and a 1,000-item
+   * request made them quadratic), nor an add and a remove per stage and request.
    */
-  private readonly watched = new Map<AbortSignal, { queued: Set<Pending>; onAbort: () => void }>();
+  private readonly watched = new Map<AbortSignal, Set<Pending>>();
+  private readonly onAbort = (signal: AbortSignal) => this.aborted(signal);
 
   private readonly rate = new ServiceRate();
   /** Queued items whose priority is not the default: while none are, the queue is served in arrival order as it stands. */
@@ -165,25 +186,24 @@ export class Batcher {
   }
 
   private watch(signal: AbortSignal, p: Pending): void {
-    let w = this.watched.get(signal);
-    if (!w) {
-      const entry = { queued: new Set<Pending>(), onAbort: () => this.aborted(signal) };
-      signal.addEventListener('abort', entry.onAbort, { once: true });
-      this.watched.set(signal, entry);
-      w = entry;
+    let queued = this.watched.get(signal);
+    if (!queued) {
+      queued = new Set<Pending>();
+      this.watched.set(signal, queued);
+      holdersOf(signal).add(this.onAbort);
     }
-    w.queued.add(p);
+    queued.add(p);
   }
 
   /** Drop every queued item of an aborted signal. */
   private aborted(signal: AbortSignal): void {
-    const w = this.watched.get(signal);
-    if (!w) return;
+    const queued = this.watched.get(signal);
+    if (!queued) return;
     this.watched.delete(signal);
-    this.queue = this.queue.filter((p) => !w.queued.has(p));
-    for (const p of w.queued) this.dequeued(p);
+    this.queue = this.queue.filter((p) => !queued.has(p));
+    for (const p of queued) this.dequeued(p);
     const reason = abortReason(signal);
-    for (const p of w.queued) p.reject(reason);
+    for (const p of queued) p.reject(reason);
   }
 
   /** Stop taking work; resolves once queued and in-flight batches have finished. */
@@ -323,11 +343,11 @@ export class Batcher {
 
   private detach(p: Pending): void {
     if (!p.signal) return;
-    const w = this.watched.get(p.signal);
-    if (!w) return;
-    w.queued.delete(p);
-    if (w.queued.size === 0) {
-      p.signal.removeEventListener('abort', w.onAbort);
+    const queued = this.watched.get(p.signal);
+    if (!queued) return;
+    queued.delete(p);
+    if (queued.size === 0) {
+      holders.get(p.signal)?.delete(this.onAbort);
       this.watched.delete(p.signal);
     }
   }

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { SpanContext } from '@opentelemetry/api';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
@@ -207,9 +206,6 @@ class RequestRun {
     }
     this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
     this.needed = ex.plan(opts.outputs);
-    // Each stage's batcher listens on this signal once while it holds items of this request (not once
-    // per item): past Node's warning threshold only with that many stages.
-    if (ex.manifest.stages.length >= 10) setMaxListeners(0, this.abort.signal);
   }
 
   start(): Promise<RunResult> {
