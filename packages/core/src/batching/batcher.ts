@@ -74,6 +74,25 @@ interface Pending {
 
 let nextBatchId = 1;
 
+/** Per signal, the batchers holding items of it (their abort handlers). */
+const holders = new WeakMap<AbortSignal, Set<(signal: AbortSignal) => void>>();
+
+/**
+ * The batchers to tell when `signal` aborts, listened for once per signal and
+ * never unlistened: the listener goes with the signal (a request's), and a
+ * batcher that no longer holds items of it has left the set.
+ */
+function holdersOf(signal: AbortSignal): Set<(signal: AbortSignal) => void> {
+  let set = holders.get(signal);
+  if (!set) {
+    const created = new Set<(signal: AbortSignal) => void>();
+    signal.addEventListener('abort', () => { for (const onAbort of [...created]) onAbort(signal); }, { once: true });
+    holders.set(signal, created);
+    set = created;
+  }
+  return set;
+}
+
 /**
  * Dynamic batcher for one stage, in the manner of Triton's dynamic batcher:
  * a batch leaves when it has `maxSize` compatible items or its oldest item has
@@ -87,16 +106,20 @@ export class Batcher {
   /** Batches whose items have not had their answer (result or error) yet. */
   private unanswered = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which `timer` fires. */
+  private timerAt = 0;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
   private pumpQueued = false;
   private readonly drained: (() => void)[] = [];
   /**
-   * One abort listener per signal with items queued here, not one per item: a
-   * request's items share its signal, and an EventTarget's add and remove are
-   * linear in its listeners (a 1,000-item request made them quadratic).
+   * Per signal, its items queued here. The signal's one abort listener is
+   * shared by every batcher (see holdersOf): not one per item (an
+   * EventTarget's add and remove are linear in its listeners, and a 1,000-item
+   * request made them quadratic), nor an add and a remove per stage and request.
    */
-  private readonly watched = new Map<AbortSignal, { queued: Set<Pending>; onAbort: () => void }>();
+  private readonly watched = new Map<AbortSignal, Set<Pending>>();
+  private readonly onAbort = (signal: AbortSignal) => this.aborted(signal);
 
   private readonly rate = new ServiceRate();
   /** Queued items whose priority is not the default: while none are, the queue is served in arrival order as it stands. */
@@ -163,25 +186,24 @@ export class Batcher {
   }
 
   private watch(signal: AbortSignal, p: Pending): void {
-    let w = this.watched.get(signal);
-    if (!w) {
-      const entry = { queued: new Set<Pending>(), onAbort: () => this.aborted(signal) };
-      signal.addEventListener('abort', entry.onAbort, { once: true });
-      this.watched.set(signal, entry);
-      w = entry;
+    let queued = this.watched.get(signal);
+    if (!queued) {
+      queued = new Set<Pending>();
+      this.watched.set(signal, queued);
+      holdersOf(signal).add(this.onAbort);
     }
-    w.queued.add(p);
+    queued.add(p);
   }
 
   /** Drop every queued item of an aborted signal. */
   private aborted(signal: AbortSignal): void {
-    const w = this.watched.get(signal);
-    if (!w) return;
+    const queued = this.watched.get(signal);
+    if (!queued) return;
     this.watched.delete(signal);
-    this.queue = this.queue.filter((p) => !w.queued.has(p));
-    for (const p of w.queued) this.dequeued(p);
+    this.queue = this.queue.filter((p) => !queued.has(p));
+    for (const p of queued) this.dequeued(p);
     const reason = abortReason(signal);
-    for (const p of w.queued) p.reject(reason);
+    for (const p of queued) p.reject(reason);
   }
 
   /** Stop taking work; resolves once queued and in-flight batches have finished. */
@@ -208,8 +230,6 @@ export class Batcher {
   }
 
   private pump(turnEnd = false): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
-    if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
     this.expire();
     const { wakeAt: delayWake, batches } = this.select(turnEnd);
     let wakeAt = delayWake;
@@ -217,18 +237,41 @@ export class Batcher {
     // Queued items must time out even while every instance stays busy and no submit wakes the queue;
     // the queue is in arrival order, so its head expires first.
     if (this.queue.length > 0) wakeAt = Math.min(wakeAt, this.queue[0].enqueuedAt + this.opts.queueTimeoutMs);
-    if (wakeAt < Infinity) {
-      const left = wakeAt - performance.now();
-      // Node's timers count whole milliseconds: a delay under 1 ms is checked again at the end of each
-      // event-loop turn instead, so what arrives in the same turn still shares the batch.
-      if (this.opts.maxDelayMs < 1 && left < 1) this.immediate = setImmediate(() => { this.immediate = undefined; this.pump(true); });
-      else this.timer = setTimeout(() => this.pump(), Math.max(0, left) + 0.5);
-    }
+    this.wakeAt(wakeAt);
     // Drained once every item has its answer; a call that outlived its timeout is the transport's
     // to stop (a worker is killed), and waiting for it could hold a shutdown forever.
     if (this.closed && this.queue.length === 0 && this.unanswered === 0) {
       for (const r of this.drained.splice(0)) r();
     }
+  }
+
+  /**
+   * Pump again at `at` (performance.now() time; Infinity: no need). A pump is
+   * made per submit and per answered batch: a wake-up already set for no
+   * later than `at` is kept (one that comes early pumps, and sets the next),
+   * not cleared and made again each time.
+   */
+  private wakeAt(at: number): void {
+    if (at === Infinity) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
+      return;
+    }
+    const now = performance.now();
+    const left = at - now;
+    // Node's timers count whole milliseconds: a delay under 1 ms is checked again at the end of each
+    // event-loop turn instead, so what arrives in the same turn still shares the batch.
+    if (this.opts.maxDelayMs < 1 && left < 1) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      this.immediate ??= setImmediate(() => { this.immediate = undefined; this.pump(true); });
+      return;
+    }
+    if (this.immediate) { clearImmediate(this.immediate); this.immediate = undefined; }
+    const delay = Math.max(0, left) + 0.5;
+    if (this.timer && this.timerAt <= now + delay) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = now + delay;
+    this.timer = setTimeout(() => { this.timer = undefined; this.pump(); }, delay);
   }
 
   /**
@@ -300,11 +343,11 @@ export class Batcher {
 
   private detach(p: Pending): void {
     if (!p.signal) return;
-    const w = this.watched.get(p.signal);
-    if (!w) return;
-    w.queued.delete(p);
-    if (w.queued.size === 0) {
-      p.signal.removeEventListener('abort', w.onAbort);
+    const queued = this.watched.get(p.signal);
+    if (!queued) return;
+    queued.delete(p);
+    if (queued.size === 0) {
+      holders.get(p.signal)?.delete(this.onAbort);
       this.watched.delete(p.signal);
     }
   }
@@ -408,13 +451,18 @@ export function transferMs(callMs: number, result: BatchResult): number {
  * (except the pad axis), and in value for the per-request inputs.
  */
 export function shapeKey(item: Item, padAxis?: number, perRequest?: readonly string[]): string {
-  const key = Object.keys(item).sort().map((k) => {
-    const t = item[k];
-    const dims = t.shape.map((d, i) => (i === padAxis ? '*' : String(d)));
-    return `${k}:${t.datatype}[${dims.join(',')}]`;
-  }).join(';');
+  const names = Object.keys(item);
+  // Made per submitted item: no sort, map and join for the common item of one input.
+  const key = names.length === 1 ? tensorKey(names[0], item[names[0]], padAxis)
+    : names.sort().map((k) => tensorKey(k, item[k], padAxis)).join(';');
   if (!perRequest?.length) return key;
   return `${key}|${perRequest.map((k) => valueKey(item[k])).join('|')}`;
+}
+
+function tensorKey(name: string, t: Tensor, padAxis: number | undefined): string {
+  let dims = '';
+  for (let i = 0; i < t.shape.length; i++) dims += `${i ? ',' : ''}${i === padAxis ? '*' : t.shape[i]}`;
+  return `${name}:${t.datatype}[${dims}]`;
 }
 
 function valueKey(t: Tensor | undefined): string {

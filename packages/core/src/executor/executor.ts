@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { SpanContext } from '@opentelemetry/api';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
@@ -25,6 +24,13 @@ import { endItemSpan, failSpan, startItemSpan, traceBatch, type RequestTrace } f
 export interface RunOptions {
   /** Aborted when the client goes away: pending work is dropped. */
   signal?: AbortSignal;
+  /**
+   * The same as `signal` for a host that can tell without one: called once,
+   * at the start, with the function to call when the client goes away (an
+   * AbortController made for every request only to learn that is a cost per
+   * request).
+   */
+  cancelWith?: (cancel: () => void) => void;
   /** Whole-request deadline. */
   timeoutMs?: number;
   /**
@@ -200,17 +206,17 @@ class RequestRun {
     }
     this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
     this.needed = ex.plan(opts.outputs);
-    // Every queued item listens on this signal; a fan-out request has many (40 text lines).
-    setMaxListeners(0, this.abort.signal);
   }
 
   start(): Promise<RunResult> {
     const promise = new Promise<RunResult>((res, rej) => { this.resolve = res; this.reject = rej; });
-    const { signal, timeoutMs } = this.opts;
+    const { signal, timeoutMs, cancelWith } = this.opts;
+    const gone = () => this.fail(new EnsembleError('client went away', 'cancelled'));
     if (signal) {
-      if (signal.aborted) this.fail(new EnsembleError('client went away', 'cancelled'));
-      else signal.addEventListener('abort', () => this.fail(new EnsembleError('client went away', 'cancelled')), { once: true });
+      if (signal.aborted) gone();
+      else signal.addEventListener('abort', gone, { once: true });
     }
+    cancelWith?.(gone);
     if (timeoutMs !== undefined && !this.settled) {
       this.timer = setTimeout(() => {
         const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
@@ -345,26 +351,37 @@ class RequestRun {
     this.inFlight++;
     stats.submitted(itemBytes(item));
     const span = startItemSpan(this.opts.trace, stage.name);
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext())
-      .then((run) => {
-        if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
-        this.completed(stage, node, run);
-      })
-      .catch((e: unknown) => {
-        const err = toEnsembleError(e);
-        if (span?.isRecording()) failSpan(span, err);
-        stats.failed(err.message);
-        // Name the stage once: transports' errors often do already.
-        const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
-        this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
-          ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
-      })
-      .finally(() => {
-        lane.active--;
-        this.inFlight--;
-        this.feed(stage);
-        this.maybeFinish();
-      });
+    const failed = (e: unknown) => {
+      const err = toEnsembleError(e);
+      if (span?.isRecording()) failSpan(span, err);
+      stats.failed(err.message);
+      // Name the stage once: transports' errors often do already.
+      const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
+      this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
+        ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
+    };
+    const done = () => {
+      lane.active--;
+      this.inFlight--;
+      this.feed(stage);
+      this.maybeFinish();
+    };
+    // One reaction per item and stage, not a then/catch/finally chain of three promises.
+    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext()).then(
+      (run) => {
+        try {
+          if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
+          this.completed(stage, node, run);
+        } catch (e) {
+          failed(e);
+        }
+        done();
+      },
+      (e: unknown) => {
+        failed(e);
+        done();
+      },
+    );
   }
 
   /** Hand the stage this request's waiting items, as far as its lane has room. */

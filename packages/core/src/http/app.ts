@@ -1,6 +1,7 @@
 import { runProfile } from '../observability/profile.js';
 import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
@@ -305,7 +306,11 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
         const asked = timeoutParam(request);
         const left = remainingMs?.(c);
         const timeoutMs = left === undefined ? asked : Math.max(1, Math.min(asked ?? Infinity, left));
-        result = await p.executor.run(tensors, { signal: c.req.raw.signal, timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined, trace });
+        const gone = clientGone(c);
+        result = await p.executor.run(tensors, {
+          ...(gone ? { cancelWith: gone } : { signal: c.req.raw.signal }),
+          timeoutMs, startedAt: t0, outputs: request.outputs?.length ? wanted : undefined, trace,
+        });
       } catch (e) {
         if (e instanceof RunFailure) { stages = e.stages; throw e.error; }
         throw e;
@@ -346,6 +351,26 @@ async function readyFilter(c: Context): Promise<boolean> {
   const ready = (body as { ready?: unknown } | null)?.ready;
   if (ready !== undefined && typeof ready !== 'boolean') throw new BadRequestError(`'ready' must be true or false, got ${clip(JSON.stringify(ready))}`);
   return ready === true;
+}
+
+/**
+ * Served by @hono/node-server: the client's going away, told by Node's
+ * response itself (closed before it was finished), as node-server tells its
+ * request's signal. Reading that signal makes node-server build an
+ * AbortController for the request, which is a cost to every request for the
+ * rare one whose client leaves. Elsewhere (Lambda, app.request()) the
+ * request's signal is used.
+ */
+function clientGone(c: Context): ((cancel: () => void) => void) | undefined {
+  const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+  const incoming = env?.incoming;
+  const outgoing = env?.outgoing;
+  if (!incoming || !outgoing || typeof outgoing.once !== 'function') return undefined;
+  return (cancel) => {
+    const socket = outgoing.socket;
+    if (incoming.errored || !socket || socket.destroyed) { cancel(); return; }
+    outgoing.once('close', () => { if (incoming.errored || !outgoing.writableFinished) cancel(); });
+  };
 }
 
 /** OIP JSON, JSON + binary blobs, or (for a pipeline with one BYTES input) the raw bytes of that input. */

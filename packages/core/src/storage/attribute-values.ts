@@ -1,38 +1,59 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 
 /**
- * JSON-shaped values to DynamoDB attribute values and back (@aws-sdk/util-dynamodb
- * is not a dependency). Undefined members are left out, as JSON.stringify does;
+ * JSON-shaped values to DynamoDB items (as JSON text) and back from attribute
+ * values (@aws-sdk/util-dynamodb is not a dependency). Undefined members are left out, as JSON.stringify does;
  * non-finite numbers become NULL because DynamoDB has no NaN or Infinity.
  */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-export function toAttribute(value: unknown): AttributeValue | undefined {
+/**
+ * A JSON-shaped value as the JSON text of a DynamoDB item, as the wire
+ * protocol carries it (`{"k":{"S":"v"},...}`): one walk and one string,
+ * where attribute-value objects and then the SDK's serialiser built an object
+ * per attribute and walked the tree twice.
+ */
+export function itemJson(value: Record<string, unknown>): string {
+  let out = '{';
+  for (const k in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, k)) continue;
+    const attr = attributeJson(value[k]);
+    if (attr === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(k)}:${attr}`;
+  }
+  return `${out}}`;
+}
+
+/** One value as attribute-value JSON text; undefined is left out (a list member that is undefined becomes NULL). */
+export function attributeJson(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (value === null) return { NULL: true };
+  if (value === null) return NULL_JSON;
   switch (typeof value) {
     case 'string':
-      return { S: value };
+      return `{"S":${JSON.stringify(value)}}`;
     case 'number':
-      return Number.isFinite(value) ? { N: String(value) } : { NULL: true };
+      // String() of a finite number is digits, sign, point and exponent only: nothing to escape.
+      return Number.isFinite(value) ? `{"N":"${String(value)}"}` : NULL_JSON;
     case 'boolean':
-      return { BOOL: value };
-    case 'object':
-      if (Array.isArray(value)) return { L: value.map((v) => toAttribute(v) ?? { NULL: true }) };
-      return { M: toItem(value as Record<string, unknown>) };
+      return value ? '{"BOOL":true}' : '{"BOOL":false}';
+    case 'object': {
+      if (Array.isArray(value)) {
+        let out = '{"L":[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += attributeJson(value[i]) ?? NULL_JSON;
+        }
+        return `${out}]}`;
+      }
+      return `{"M":${itemJson(value as Record<string, unknown>)}}`;
+    }
     default:
       throw new TypeError(`cannot store a ${typeof value} in DynamoDB`);
   }
 }
 
-export function toItem(value: Record<string, unknown>): Record<string, AttributeValue> {
-  const item: Record<string, AttributeValue> = {};
-  for (const [k, v] of Object.entries(value)) {
-    const attr = toAttribute(v);
-    if (attr) item[k] = attr;
-  }
-  return item;
-}
+const NULL_JSON = '{"NULL":true}';
 
 export function fromAttribute(attr: AttributeValue): JsonValue {
   if (attr.S !== undefined) return attr.S;

@@ -50,7 +50,8 @@ export class InProcessTransport implements StageTransport {
     try {
       const result = await rt.run(items);
       // This process is the gateway: its CPU time over the batch includes whatever else it did meanwhile.
-      const usage = usageSince(mark);
+      // Its peak RSS is the gateway's too, read at most once a second: batches here are many and small.
+      const usage = usageSince(mark, { peakRssWithinMs: 1_000 });
       result.cpuMs = usage.cpuMs;
       result.peakRssBytes = usage.peakRssBytes;
       return result;

@@ -79,6 +79,32 @@ describe('DynamoRunStore', () => {
     expect(await store.get('run-none')).toBeUndefined();
   });
 
+  it('stores texts that need escaping, odd numbers and nested values as they were, alone and in a batch', async () => {
+    const { local } = await setup();
+    const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs', onError: (e) => { throw e; } });
+    const odd = (id: string) => record(id, 'p "quoted" \\ back\nslash', at(5), {
+      error: 'tab\t, nul \u0000, é, 日本, 😀, lone \ud800 surrogate, </script>',
+      durationMs: 1e-7,
+      stages: [{ stage: '{"S":"not an attribute"}', batches: 1, batchSizes: [1e21, -0, 0.1], items: 1, queueWaitMs: Number.NaN, computeMs: Number.POSITIVE_INFINITY, coldStart: false }],
+      findings: [{ monitor: 'm', kind: 'range', tensor: 'x', message: 'a\u2028b', nested: { list: [true, null, undefined, [], {}], deep: { empty: '' } } } as never],
+      traceId: undefined,
+    });
+    // One write alone (PutItem), then several queued together (BatchWriteItem).
+    store.put(odd('odd-alone'));
+    await store.flush();
+    for (let i = 0; i < 5; i++) store.put(odd(`odd-${i}`));
+    await store.flush();
+    // As JSON would keep it: NaN and Infinity (which DynamoDB cannot hold) become null, undefined members go.
+    const expected = (id: string) => {
+      const r = JSON.parse(JSON.stringify(odd(id))) as Record<string, unknown>;
+      const list = ((r.findings as Array<{ nested: { list: unknown[] } }>)[0]).nested.list;
+      list[2] = null;
+      return r;
+    };
+    expect(await store.get('odd-alone')).toStrictEqual(expected('odd-alone'));
+    for (let i = 0; i < 5; i++) expect(await store.get(`odd-${i}`)).toStrictEqual(expected(`odd-${i}`));
+  });
+
   it('sets expiresAt from startedAt and ttlDays', async () => {
     const { local } = await setup();
     const store = new DynamoRunStore({ dynamo: local.dynamo, table: 'runs', ttlDays: 7 });
