@@ -17,21 +17,13 @@ export interface OnnxRuntimeOptions {
 }
 
 /**
- * One ONNX Runtime session for one stage. Items (keyed by model input name)
- * are stacked into a batch along a new dim 0, padded along the stage's pad
- * axis when their shapes differ, and the outputs split back per item.
- * Inputs and outputs with another batch axis stack and split along it; a
- * per-request input is fed whole (the batcher only batches items that agree
- * on it).
- */
-/**
  * The session's options from the stage's scale and session settings. With
  * more than one intra-op thread, the pool's threads block between parallel
  * sections instead of spinning (ONNX Runtime's default): a lone run still
- * spreads over idle cores, while under load the threads that find no core
- * free cost nothing, and the other stages' workers keep the cores a spinning
- * pool would take from them. The run's own thread takes part in every
- * parallel loop, so a pool thread that is not scheduled leaves its share to it.
+ * spreads over idle cores, while under load a spinning pool would burn the
+ * cores the other stages' workers need. The run's own thread takes part in
+ * every parallel loop, so a pool thread that is not scheduled leaves its
+ * share to it.
  */
 export function sessionOptions(stage: Pick<OnnxStage, 'scale' | 'session'>): ort.InferenceSession.SessionOptions {
   const options: ort.InferenceSession.SessionOptions = {
@@ -45,6 +37,14 @@ export function sessionOptions(stage: Pick<OnnxStage, 'scale' | 'session'>): ort
   return options;
 }
 
+/**
+ * One ONNX Runtime session for one stage. Items (keyed by model input name)
+ * are stacked into a batch along a new dim 0, padded along the stage's pad
+ * axis when their shapes differ, and the outputs split back per item.
+ * Inputs and outputs with another batch axis stack and split along it; a
+ * per-request input is fed whole (the batcher only batches items that agree
+ * on it).
+ */
 export async function createOnnxRuntime({ stage, modelPath, weights, loadStartedAt }: OnnxRuntimeOptions): Promise<StageRuntime> {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelPath, sessionOptions(stage));
