@@ -21,7 +21,8 @@ import { ctcGreedyDecode, ctcGreedyDecodeBest, loadCharset } from '../models/ocr
 import { resolveAsset } from '../models/ocr/lib/assets.js';
 import { loadManifest } from '../packages/core/src/manifest/load.js';
 import { buildIfNeeded } from '../packages/tools/src/pipelines/build.js';
-import { convexHull, minAreaRect } from '../models/ocr/lib/geometry.js';
+import { convexHull, minAreaRect, type Quad } from '../models/ocr/lib/geometry.js';
+import { perspectiveTransform, warpPerspective, warpQuad } from '../models/ocr/lib/warp.js';
 import { sortReadingOrder } from '../models/ocr/lib/db-postprocess.js';
 import { editDistance, renderTextImage, textLayout } from '../packages/tools/src/bench/render.js';
 import { WORDS, expectReadingOrder, ocrSampleSpecs, scoreLines } from './helpers/ocr-samples.js';
@@ -363,6 +364,25 @@ describe('models/ocr/build.ts', () => {
 });
 
 describe('OCR geometry and decoding helpers', () => {
+  it('crops an upright box to the pixels the general perspective warp gives, and still warps a tilted one', () => {
+    const src = { width: 97, height: 41, data: Uint8Array.from({ length: 97 * 41 * 3 }, (_, i) => (i * 37 + (i >> 5) * 11) & 255) };
+    // Fractional corners, a box past the image's edge (replicated border) and one scaled down and up.
+    const boxes: [number, number, number, number][] = [[3.25, 2.5, 80.75, 30.125], [-4.5, -3, 99.5, 44], [10.1, 5.3, 30.7, 38.9]];
+    for (const [x0, y0, x1, y1] of boxes) {
+      const quad: Quad = [{ x: x0, y: y0 }, { x: x1, y: y0 }, { x: x1, y: y1 }, { x: x0, y: y1 }];
+      for (const [w, h] of [[Math.trunc(x1 - x0), Math.trunc(y1 - y0)], [25, 60]]) {
+        const rect = [{ x: 0, y: 0 }, { x: w, y: 0 }, { x: w, y: h }, { x: 0, y: h }];
+        const general = warpPerspective(src, perspectiveTransform(rect, quad), w, h);
+        const got = warpQuad(src, quad, w, h);
+        expect({ width: got.width, height: got.height }).toEqual({ width: w, height: h });
+        expect(Buffer.from(got.data).equals(Buffer.from(general.data))).toBe(true);
+      }
+    }
+    const tilted: Quad = [{ x: 5, y: 8 }, { x: 90, y: 2 }, { x: 92, y: 30 }, { x: 7, y: 36 }];
+    const rect = [{ x: 0, y: 0 }, { x: 85, y: 0 }, { x: 85, y: 28 }, { x: 0, y: 28 }];
+    expect(Buffer.from(warpQuad(src, tilted, 85, 28).data).equals(Buffer.from(warpPerspective(src, perspectiveTransform(rect, tilted), 85, 28).data))).toBe(true);
+  });
+
   it('fits the minimum-area rectangle of a rotated rectangle', () => {
     // Corners of a 40 x 10 rectangle rotated by 30 degrees about (50, 50).
     const a = Math.PI / 6, pts: number[] = [];

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DATATYPES, type Datatype } from '../tensor/types.js';
 import {
@@ -436,7 +437,15 @@ function readScale(s: Scope, node: YNode, field: string): Partial<ScaleSpec> {
   const m = readMap(s, node, field, SCALE_KEYS);
   const c: Partial<ScaleSpec> = {};
   if (m.instances) c.instances = readInt(s, m.instances, `${field}.instances`, 1);
-  if (m.threads) c.threads = readInt(s, m.threads, `${field}.threads`, 1);
+  if (m.threads) {
+    // A number given after `threads: auto` in defaults replaces it: autoThreads is set either way.
+    const auto = m.threads.kind === 'scalar' && m.threads.value === 'auto';
+    if (!auto && m.threads.kind === 'scalar' && typeof m.threads.value === 'string') {
+      fail(s, `${field}.threads`, `expected an integer >= 1 or auto, got '${m.threads.value}'`, m.threads);
+    }
+    c.threads = auto ? availableParallelism() : readInt(s, m.threads, `${field}.threads`, 1);
+    c.autoThreads = auto ? true : undefined;
+  }
   if (m.memory_mb) c.memoryMb = readInt(s, m.memory_mb, `${field}.memory_mb`, LAMBDA_MEMORY_MB.min, LAMBDA_MEMORY_MB.max);
   if (m.reserved_concurrency) c.reservedConcurrency = readInt(s, m.reserved_concurrency, `${field}.reserved_concurrency`, 0);
   if (m.provisioned_concurrency) c.provisionedConcurrency = readInt(s, m.provisioned_concurrency, `${field}.provisioned_concurrency`, 0);

@@ -182,8 +182,16 @@ export interface BatchSpec {
 export interface ScaleSpec {
   /** Local: worker sessions. Lambda: provisioned concurrency hint. */
   instances: number;
-  /** Intra-op threads per ONNX Runtime session. */
+  /**
+   * Intra-op threads per ONNX Runtime session. `threads: auto` in the
+   * manifest resolves to the cores of the machine that loads it (the gateway's
+   * locally, the stage function's own vCPUs on Lambda) and sets autoThreads.
+   * With more than one, the session's threads sleep instead of spinning
+   * between parallel sections, so a busy machine's cores go to other work.
+   */
   threads: number;
+  /** `threads: auto`: threads is this machine's core count, not the manifest's number. */
+  autoThreads?: boolean;
   /** Lambda memory size. */
   memoryMb: number;
   /** Lambda reserved concurrency; the Lambda transport caps parallel chunks at it. */

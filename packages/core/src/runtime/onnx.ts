@@ -17,6 +17,27 @@ export interface OnnxRuntimeOptions {
 }
 
 /**
+ * The session's options from the stage's scale and session settings. With
+ * more than one intra-op thread, the pool's threads block between parallel
+ * sections instead of spinning (ONNX Runtime's default): a lone run still
+ * spreads over idle cores, while under load a spinning pool would burn the
+ * cores the other stages' workers need. The run's own thread takes part in
+ * every parallel loop, so a pool thread that is not scheduled leaves its
+ * share to it.
+ */
+export function sessionOptions(stage: Pick<OnnxStage, 'scale' | 'session'>): ort.InferenceSession.SessionOptions {
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: stage.scale.threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: stage.session.graphOptimization,
+    executionMode: 'sequential',
+  };
+  // onnxruntime-node passes `extra` as session config entries (string values only).
+  if (stage.scale.threads > 1) options.extra = { 'session.intra_op.allow_spinning': '0' };
+  return options;
+}
+
+/**
  * One ONNX Runtime session for one stage. Items (keyed by model input name)
  * are stacked into a batch along a new dim 0, padded along the stage's pad
  * axis when their shapes differ, and the outputs split back per item.
@@ -26,12 +47,7 @@ export interface OnnxRuntimeOptions {
  */
 export async function createOnnxRuntime({ stage, modelPath, weights, loadStartedAt }: OnnxRuntimeOptions): Promise<StageRuntime> {
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: stage.scale.threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: stage.session.graphOptimization,
-    executionMode: 'sequential',
-  });
+  const session = await ort.InferenceSession.create(modelPath, sessionOptions(stage));
   const sessionMs = performance.now() - t0;
   const initMs = performance.now() - (loadStartedAt ?? t0);
   const split: ColdStartSplit = { fetchMs: weights?.fetchMs ?? 0, hashMs: weights?.hashMs ?? 0, sessionMs };

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../src/manifest/load.js';
@@ -125,6 +126,22 @@ describe('manifest schema', () => {
     const bad = await writePipeline(demo({ branchA: '    scale: { isolation: thread }' }), files);
     await expectManifestError(() => loadManifest(bad.file), bad.file, "stage 'branch_a'", 'scale.isolation',
       'expected one of process, inline');
+  });
+
+  it('reads scale.threads: auto as this machine\'s cores, and a number given after it in defaults as that number', async () => {
+    const { file } = await writePipeline(demo({ branchA: '    scale: { threads: auto }' }), files);
+    const m = await loadManifest(file);
+    expect(m.stages[0].scale).toMatchObject({ threads: availableParallelism(), autoThreads: true });
+    expect(m.stages[1].scale.threads).toBe(1);
+    expect(m.stages[1].scale.autoThreads).toBeUndefined();
+    const text = demo({ branchA: '    scale: { threads: 3 }' }).replace('scale: { memory_mb: 2048 }', 'scale: { memory_mb: 2048, threads: auto }');
+    const both = await loadManifest((await writePipeline(text, files)).file);
+    expect(both.stages[0].scale.threads).toBe(3);
+    expect(both.stages[0].scale.autoThreads).toBeUndefined();
+    expect(both.stages[1].scale).toMatchObject({ threads: availableParallelism(), autoThreads: true });
+    const bad = await writePipeline(demo({ branchA: '    scale: { threads: many }' }), files);
+    await expectManifestError(() => loadManifest(bad.file), bad.file, "stage 'branch_a'", 'scale.threads',
+      "expected an integer >= 1 or auto, got 'many'");
   });
 
   it('rejects a bad pipeline name', async () => {

@@ -93,7 +93,8 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
       const versioning = concurrency.provisioned !== undefined;
 
       const vcpus = vcpusFor(s.scale.memoryMb);
-      if (s.scale.threads > Math.ceil(vcpus)) {
+      // `threads: auto` is resolved again in the function, to the vCPUs its memory buys.
+      if (!s.scale.autoThreads && s.scale.threads > Math.ceil(vcpus)) {
         warnings.push(`${who}: scale.threads ${s.scale.threads} but memory_mb ${s.scale.memoryMb} buys about ${round1(vcpus)} vCPU on Lambda; raise memory_mb (${LAMBDA_LIMITS.mbPerVcpu} MB per vCPU) or lower threads`);
       }
 
