@@ -74,6 +74,8 @@ export class LocalLambdaTransport implements StageTransport {
 
   concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
 
+  view(manifest: Manifest): Manifest { return this.inner.view(manifest); }
+
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     return this.inner.invoke(pipeline, stage, items, signal);
   }
