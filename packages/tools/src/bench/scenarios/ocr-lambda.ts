@@ -10,7 +10,8 @@ import { startBenchServer } from '../bench-server.js';
 import { runLoadInChild } from '../load.js';
 import { ocrSamples, type OcrSample } from '../ocr-images.js';
 import type { BenchRow, BenchSettings, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
-import { failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { cpuSnapshot, failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
 
 const SCENARIO = 'ocr-lambda';
 export const OCR_LAMBDA_CONCURRENCY = [1, 4];
@@ -19,6 +20,8 @@ type System = 'in-process' | 'lambda';
 
 interface Measured {
   loads: LoadResult[];
+  /** Per level, CPU ms per image: the gateway's process (the local Lambda host included) and the stage processes, by stage or function. */
+  cpu: { gateway: number; stages: Record<string, number> }[];
   /** Run records of the concurrency-1 level. */
   records: RunRecord[];
   /** The host's environments per function at the end (lambda only). */
@@ -50,6 +53,7 @@ async function measure(system: System, s: BenchSettings, samples: OcrSample[], p
     try {
       const requests = samples.map((smp) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(smp.png) }));
       const loads: LoadResult[] = [];
+      const cpu: Measured['cpu'] = [];
       let records: RunRecord[] = [];
       const max = Math.max(...OCR_LAMBDA_CONCURRENCY);
       // Warm every environment (or worker) the highest level will use, so no level pays a cold start.
@@ -57,7 +61,15 @@ async function measure(system: System, s: BenchSettings, samples: OcrSample[], p
       for (const c of OCR_LAMBDA_CONCURRENCY) {
         const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
         await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
+        const snap = cpuSnapshot(stagePids(server, lambda));
         const r = await runLoadInChild({ ...base, maxRequests: perLevel[c], maxDurationMs: capMs });
+        const used = snap();
+        const stages: Record<string, number> = {};
+        for (const [k, v] of Object.entries(used.children)) {
+          const st = k.replace(/#\d+$/, '');
+          if (Number.isFinite(v)) stages[st] = (stages[st] ?? 0) + v / Math.max(1, r.ok);
+        }
+        cpu.push({ gateway: used.self / Math.max(1, r.ok), stages });
         if (c === 1) {
           await server.env.runs.flush();
           records = await server.env.runs.listByPipeline('ocr', r.ok);
@@ -65,7 +77,7 @@ async function measure(system: System, s: BenchSettings, samples: OcrSample[], p
         s.log(`${SCENARIO} c=${c} ${system}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms p99 ${fmt(r.latency.p99)} ms`);
         loads.push(r);
       }
-      const out: Measured = { loads, records };
+      const out: Measured = { loads, records, cpu };
       if (lambda) {
         out.environments = Object.fromEntries(lambda.host.functionNames().map((n) => [n, lambda!.host.environments(n).filter((e) => e.state !== 'dead').length]));
       }
@@ -74,6 +86,25 @@ async function measure(system: System, s: BenchSettings, samples: OcrSample[], p
       await server.close();
     }
   });
+}
+
+/** The processes that run stages besides the gateway's: worker processes, or the local host's environments. */
+function stagePids(server: RunningServer, lambda: LocalLambdaTransport | undefined): Record<string, number | undefined> {
+  const pids: Record<string, number | undefined> = {};
+  if (lambda) {
+    for (const n of lambda.host.functionNames()) lambda.host.environments(n).forEach((e, i) => { if (e.state !== 'dead') pids[`${n}#${i}`] = e.pid; });
+    return pids;
+  }
+  const loaded = server.registry.transportOf('ocr');
+  if (loaded?.transport instanceof WorkerPoolTransport) {
+    for (const st of ['detect', 'classify', 'recognize']) loaded.transport.workersOf(loaded.address, st).forEach((w, i) => { pids[`${st}#${i}`] = w.pid; });
+  }
+  return pids;
+}
+
+function cpuNote(c: Measured['cpu'][number]): string {
+  const stages = Object.values(c.stages).reduce((a, b) => a + b, 0);
+  return `CPU ${fmt(c.gateway + stages)} ms/image (gateway ${fmt(c.gateway)}; ${Object.entries(c.stages).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || 'no stage processes'})`;
 }
 
 /** Per image, mean over the records: each stage function's Invoke bytes both ways, spills, round trip against the handler. */
@@ -113,9 +144,10 @@ export async function runOcrLambdaScenario(s: BenchSettings): Promise<ScenarioRe
 
   const rows: BenchRow[] = [];
   const at = (m: Measured, c: number) => m.loads.find((r) => r.concurrency === c)!;
+  const note = (m: Measured, c: number) => [failureNote(at(m, c)), cpuNote(m.cpu[OCR_LAMBDA_CONCURRENCY.indexOf(c)])].filter(Boolean).join('; ');
   for (const c of OCR_LAMBDA_CONCURRENCY) {
-    rows.push(loadRow(SCENARIO, 'ensemble, worker pool', 'images/s', at(local, c), failureNote(at(local, c))));
-    rows.push(loadRow(SCENARIO, 'ensemble, Lambda transport (local host)', 'images/s', at(lambda, c), failureNote(at(lambda, c))));
+    rows.push(loadRow(SCENARIO, 'ensemble, worker pool', 'images/s', at(local, c), note(local, c)));
+    rows.push(loadRow(SCENARIO, 'ensemble, Lambda transport (local host)', 'images/s', at(lambda, c), note(lambda, c)));
   }
   const p50 = ratio(at(lambda, 1).latency.p50, at(local, 1).latency.p50);
   const tput = ratio(at(lambda, 4).throughput, at(local, 4).throughput);
