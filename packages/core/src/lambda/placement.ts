@@ -52,8 +52,8 @@ type Size = Map<number, number>;
  * out). Then, while some function stage F produces a tensor the group reads,
  * try F in the group, moved or in both places, and keep the choice that
  * crosses least, if it crosses less than without F. A move is preferred to
- * running in both places when both cross the same order of bytes (no work
- * done twice). Sizes come from the declared dtypes and shapes: a free
+ * running in both places unless the latter's leading term is smaller (no
+ * work done twice to save a few bytes). Sizes come from the declared dtypes and shapes: a free
  * dimension is an unknown D, so [-1,-1,3] UINT8 is 3·D² bytes and
  * [3,48,-1] FP32 576·D; polynomials compare by their highest power of D, then
  * its coefficient, then the next power.
@@ -100,7 +100,7 @@ export function placeStages(m: Manifest): Placement {
         };
         const moved = option('moved');
         const both = option('both');
-        // Running in both places must beat a move by an order of bytes, not by a constant: no work done twice for less.
+        // Running in both places must beat a move in the leading term, not only below it: no work done twice for a few bytes.
         const pick = moved && (!both || compare(leading(moved.size), leading(both.size)) <= 0) ? moved : both;
         if (pick && (!best || compare(pick.size, best.size) < 0)) best = pick;
       }
