@@ -182,6 +182,7 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
   it('ocr: the same lines, confidences and boxes as in-process, images sent as base64 bodies', async () => {
     const specs = ocrSampleSpecs(3, 7);
     let lines = 0;
+    let last: { runId: string; imageBytes: number } | undefined;
     for (const spec of specs) {
       const image = await renderTextImage(spec);
       const type = spec.format === 'jpeg' ? 'image/jpeg' : 'image/png';
@@ -194,12 +195,27 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
       expect(l.box).toEqual(p.box);
       expectClose(l.confidence.data as number[], p.confidence.data as number[], 1e-4);
       lines += l.text.data.length;
+      last = { runId: overLambda.runId, imageBytes: image.byteLength };
     }
     expect(lines).toBeGreaterThanOrEqual(specs.length);
     for (const fn of ['OcrDetect', 'OcrClassify', 'OcrRecognize']) {
       expect(host.reports(fn).filter((r) => r.outcome === 'ok').length, fn).toBeGreaterThanOrEqual(specs.length);
     }
     expect(host.reports('OcrDetect')[0]).toMatchObject({ coldStart: true, memoryMb: 1024 });
+
+    // detect-pre ran inside OcrDetect: the encoded image crossed (base64 in JSON), not the float tensor, and no spill.
+    const rec = await record(last!.runId);
+    expect(rec.stages.map((s) => s.stage)).not.toContain('detect-pre');
+    const detect = rec.stages.find((s) => s.stage === 'detect')!;
+    expect(detect.hops).toMatchObject({ invokes: 1, spillUpBytes: 0, spillDownBytes: 0 });
+    expect(detect.hops!.requestBytes).toBeGreaterThan(last!.imageBytes);
+    expect(detect.hops!.requestBytes).toBeLessThan(last!.imageBytes * 1.5 + 4096);
+    expect(detect.hops!.responseBytes).toBeGreaterThan(0);
+    expect(detect.hops!.functionMs).toBeGreaterThan(0);
+    expect(detect.hops!.roundTripMs).toBeGreaterThanOrEqual(detect.hops!.functionMs);
+    // Every Invoke the host answered for this run's lines shows up in the record's hops.
+    const recognize = rec.stages.find((s) => s.stage === 'recognize')!;
+    expect(recognize.hops!.invokes).toBe(recognize.batches);
   });
 });
 
@@ -222,6 +238,14 @@ describe("the Lambda path's edges", () => {
     expect(left.KeyCount ?? 0).toBe(0);
     const rec = await record(res.runId);
     expect(rec.stages.map((s) => s.stage).sort()).toEqual(['narrow', 'widen']);
+    // The record says which hops went through S3 and how much: widen's answers down, narrow's requests up.
+    const hops = Object.fromEntries(rec.stages.map((s) => [s.stage, s.hops!]));
+    expect(hops.widen).toMatchObject({ invokes: 2, spillUpBytes: 0 });
+    expect(hops.widen.spillDownBytes).toBeGreaterThan(2 * BULKY_WIDTH * 4);
+    expect(hops.widen.responseBytes).toBeLessThan(2 * 1024);
+    expect(hops.narrow).toMatchObject({ invokes: 2, spillDownBytes: 0 });
+    expect(hops.narrow.spillUpBytes).toBeGreaterThan(2 * BULKY_WIDTH * 4);
+    expect(hops.narrow.requestBytes).toBeLessThan(2 * 1024);
   });
 
   it('retries throttles: reserved concurrency 1 and 4 chunks at once all succeed', async () => {

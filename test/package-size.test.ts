@@ -146,8 +146,18 @@ describe('the stage function package', () => {
     expect(readdirSync(join(ort, 'linux'))).toEqual(['x64']);
     expect(existsSync(join(stage.dir, 'functions/stage.mjs'))).toBe(true);
     expect(existsSync(join(stage.dir, 'models/demo/pipeline.yaml'))).toBe(true);
-    // Every stage function is the same code with its own manifest: the same size within a few KB.
-    for (const s of plan.stages) expect(Math.abs(packaged.get(s.name)!.bytes - bytes)).toBeLessThan(64 * 1024);
+    // Every stage function without co-located stages is the same code with its own manifest: the same size within a few KB.
+    for (const s of plan.stages.filter((x) => x.colocated.length === 0)) expect(Math.abs(packaged.get(s.name)!.bytes - bytes)).toBeLessThan(64 * 1024);
+  });
+
+  it('carries the stage modules placed with its model, and sharp for Linux x64 when they run there (OCR detect)', () => {
+    const detect = packaged.get('OcrDetect')!;
+    expect(detect.sources).toEqual(expect.arrayContaining(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts']));
+    expect(detect.sources).not.toContain('models/ocr/stages/crop.ts');
+    expect(existsSync(join(detect.dir, 'node_modules/@img/sharp-linux-x64'))).toBe(true);
+    expect(detect.bytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
+    // A stage function with nothing placed beside its model has no image library.
+    expect(existsSync(join(packaged.get('OcrRecognize')!.dir, 'node_modules/sharp'))).toBe(false);
   });
 
   it('copied into an empty folder, loads and runs its model through its handler', async () => {
@@ -204,5 +214,8 @@ describe('the gateway package', () => {
     expect(outputs.text).toHaveLength(1);
     expect(editDistance(String(outputs.text[0]), text)).toBeLessThanOrEqual(1);
     for (const fn of ['OcrDetect', 'OcrClassify', 'OcrRecognize']) expect(host.reports(fn).some((r) => r.outcome === 'ok'), fn).toBe(true);
+    // The packaged detector decoded and pre-processed the image itself: the PNG (as base64 JSON) went up, no float tensor.
+    const detect = host.reports('OcrDetect').find((r) => r.outcome === 'ok')!;
+    expect(detect.requestBytes).toBeLessThan(image.byteLength * 1.5 + 4096);
   });
 });

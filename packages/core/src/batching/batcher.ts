@@ -423,6 +423,7 @@ export class Batcher {
     if (result) {
       e.transferMs = transferMs(callMs, result);
       if (result.transfer) e.transfer = result.transfer;
+      if (result.hops) e.hops = result.hops;
       if (result.cpuMs !== undefined) e.cpuMs = result.cpuMs;
       if (result.peakRssBytes !== undefined) e.peakRssBytes = result.peakRssBytes;
       if (result.coldStartSplit) e.coldStartSplit = result.coldStartSplit;

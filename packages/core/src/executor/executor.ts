@@ -100,13 +100,14 @@ export class Executor {
    */
   static async create(manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer } = {}): Promise<Executor> {
     const { address = manifest.name, observer } = opts;
-    const ex = new Executor(manifest, transport);
+    const view = transport.view?.(manifest) ?? manifest;
+    const ex = new Executor(view, transport);
     await transport.load(manifest, address);
-    for (const s of manifest.stages) {
+    for (const s of view.stages) {
       let run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => ReturnType<StageRuntime['run']>;
       let concurrency: number;
       if (s.kind === 'function') {
-        const rt = await createFunctionRuntime(s, manifest.name, manifest.dir);
+        const rt = await createFunctionRuntime(s, view.name, view.dir);
         run = (items, signal, traces) => traceBatch(s.name, 'function', traces, () => rt.run(items, signal));
         concurrency = functionStageConcurrency(s);
       } else {

@@ -19,6 +19,7 @@ export class StageStats {
   private skippedItems = 0;
   private transferMs = 0;
   private transfer: NonNullable<StageRunRecord['transfer']> | undefined;
+  private hops: NonNullable<StageRunRecord['hops']> | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
   private peakRss: number | undefined;
@@ -69,6 +70,10 @@ export class StageStats {
       const t = (this.transfer ??= {});
       for (const [k, v] of Object.entries(r.transfer) as [keyof typeof t, number | undefined][]) if (v !== undefined) t[k] = (t[k] ?? 0) + v;
     }
+    if (r.hops) {
+      const h = (this.hops ??= { invokes: 0, requestBytes: 0, responseBytes: 0, spillUpBytes: 0, spillDownBytes: 0, spillUpMs: 0, spillDownMs: 0, roundTripMs: 0, functionMs: 0 });
+      for (const k of Object.keys(h) as (keyof typeof h)[]) h[k] += r.hops[k] ?? 0;
+    }
     if (r.peakRssBytes !== undefined) this.peakRss = Math.max(this.peakRss ?? 0, r.peakRssBytes);
     if (run.coldStart) {
       this.coldStart = true;
@@ -102,6 +107,7 @@ export class StageStats {
     if (this.error !== undefined) r.error = this.error;
     if (this.batchIds.size > 0) r.transferMs = round(this.transferMs);
     if (this.transfer) r.transfer = Object.fromEntries(Object.entries(this.transfer).map(([k, v]) => [k, round(v)]));
+    if (this.hops) r.hops = Object.fromEntries(Object.entries(this.hops).map(([k, v]) => [k, round(v)])) as NonNullable<StageRunRecord['hops']>;
     if (this.submittedItems > 0) { r.bytesIn = this.bytesIn; r.bytesOut = this.bytesOut; }
     if (this.peakRss !== undefined) r.peakRssBytes = this.peakRss;
     if (this.cpuMs !== undefined) r.cpuMs = round(this.cpuMs);

@@ -19,6 +19,8 @@ import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 import { StageEmf } from '../observability/emf.js';
 import { emfOptions } from './emf-options.js';
+import { withColocatedStages } from './colocated.js';
+import type { Manifest } from '../manifest/types.js';
 
 
 /** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
@@ -26,6 +28,7 @@ export type StageHandler = (event: unknown) => Promise<StageResponsePayload | Sp
 
 interface Loaded {
   pipeline: string;
+  manifest: Manifest;
   stage: OnnxStage;
   runtime: StageRuntime;
   /** Payloads over Invoke's limit, both ways. */
@@ -58,6 +61,8 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
   const tracing = startTracing(env[ENV.stage] ? `ensemble-${env[ENV.stage]}` : 'ensemble', env);
   try {
     loaded = await load(env);
+    // The function stages the deployment plan placed with this one (pre-processing) run here, before session.run.
+    loaded.runtime = await withColocatedStages(loaded.manifest, loaded.stage, loaded.runtime);
     loaded.initMs = performance.now() - t0;
   } catch (e) {
     initError = e;
@@ -151,7 +156,7 @@ async function load(env: Env): Promise<Loaded> {
     const runtime = await createOnnxRuntime({ stage, modelPath });
     const split: ColdStartSplit = { fetchMs: w?.fetchMs ?? 0, hashMs: w?.hashMs ?? 0, sessionMs: performance.now() - s0 };
     // The client stays for the instance's life: big payloads come and go through the bucket.
-    return { pipeline, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0, split };
+    return { pipeline, manifest, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0, split };
   } catch (e) {
     s3.destroy();
     throw e;

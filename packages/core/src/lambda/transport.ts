@@ -16,6 +16,7 @@ import {
 } from './retry.js';
 import { lambdaStageConcurrency } from './concurrency.js';
 import { abortReason, deadlineOf, startDeadline } from '../deadline.js';
+import { gatewayView } from './placement.js';
 
 
 export interface LambdaTransportOptions {
@@ -87,6 +88,9 @@ export class LambdaTransport implements StageTransport {
 
   concurrency(stage: OnnxStage): number { return lambdaStageConcurrency(stage); }
 
+  /** The deployment plan's placement: function stages co-located with their ONNX stage run in its function, not here. */
+  view(manifest: Manifest): Manifest { return gatewayView(manifest); }
+
   async invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const target = this.targets.get(stageKey(pipeline, stage));
     if (!target) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
@@ -110,6 +114,7 @@ export class LambdaTransport implements StageTransport {
     let body = Buffer.from(JSON.stringify(encodeStageRequest(target.pipeline, stage, items, trace)), 'utf8');
     const encodeMs = performance.now() - e0;
     let spillUpMs = 0;
+    let spillUpBytes = 0;
     let spilled: SpillRef | undefined;
     if (body.byteLength > SPILL_ABOVE_BYTES) {
       if (!this.spill) {
@@ -118,15 +123,23 @@ export class LambdaTransport implements StageTransport {
       const s0 = performance.now();
       spilled = await this.spill.put(body);
       spillUpMs = performance.now() - s0;
+      spillUpBytes = body.byteLength;
       body = Buffer.from(JSON.stringify(spilled), 'utf8');
     }
     try {
       const i0 = performance.now();
       const out = await this.send(target, stage, body, deadline);
       const invokeWallMs = performance.now() - i0;
-      const timing = { spillDownMs: 0, decodeMs: 0 };
+      const timing = { spillDownMs: 0, decodeMs: 0, responseBytes: 0, spillDownBytes: 0 };
       const result = await this.answer(out, target, stage, timing);
-      splitTransfer(result, { encodeMs, spillUpMs, invokeWallMs, ...timing });
+      // The function's read of a parked request is the request's trip through S3, with the gateway's write.
+      const fnReadMs = result.transfer?.spillDownMs ?? 0;
+      splitTransfer(result, { encodeMs, spillUpMs, invokeWallMs, spillDownMs: timing.spillDownMs, decodeMs: timing.decodeMs });
+      result.hops = {
+        invokes: 1, requestBytes: body.byteLength, responseBytes: timing.responseBytes,
+        spillUpBytes, spillDownBytes: timing.spillDownBytes, spillUpMs: spillUpMs + fnReadMs, spillDownMs: timing.spillDownMs,
+        roundTripMs: invokeWallMs, functionMs: result.servedMs ?? 0,
+      };
       return result;
     } finally {
       // After the last attempt, not the first: a retried Invoke reads the same object.
@@ -184,8 +197,11 @@ export class LambdaTransport implements StageTransport {
   }
 
   /** The function's answer as a batch result: its error as the stage's, a parked payload fetched and removed. */
-  private async answer(out: InvokeCommandOutput, target: Target, stage: string, timing: { spillDownMs: number; decodeMs: number }): Promise<BatchResult> {
+  private async answer(
+    out: InvokeCommandOutput, target: Target, stage: string, timing: { spillDownMs: number; decodeMs: number; responseBytes: number; spillDownBytes: number },
+  ): Promise<BatchResult> {
     const fn = target.functionName;
+    timing.responseBytes = out.Payload?.byteLength ?? 0;
     const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
     if (out.FunctionError) {
       // The handler threw, crashed or ran out of time; Lambda's error document says which.
@@ -218,6 +234,7 @@ export class LambdaTransport implements StageTransport {
         const g0 = performance.now();
         payload = await this.spill.get(ref);
         timing.spillDownMs = performance.now() - g0;
+        timing.spillDownBytes = ref.spill.bytes;
       } catch (e) {
         throw new StageError(stage, `reading the answer of Lambda ${fn}: ${e instanceof Error ? e.message : String(e)}`, 'bad_gateway');
       } finally {

@@ -33,6 +33,8 @@ export interface BatchEvent {
   transferMs?: number;
   /** The transport's split of it (runtime/types.ts TransferSplit; spelled out here, below the runtime). */
   transfer?: { serializeMs?: number; ipcMs?: number; invokeMs?: number; spillUpMs?: number; spillDownMs?: number };
+  /** The batch's trips to the stage (runtime/types.ts HopSplit): bytes and times of each Invoke, summed. */
+  hops?: { invokes: number; requestBytes: number; responseBytes: number; spillUpBytes: number; spillDownBytes: number; spillUpMs: number; spillDownMs: number; roundTripMs: number; functionMs: number };
   /** CPU time of the process that ran the batch, over the batch (ms). */
   cpuMs?: number;
   peakRssBytes?: number;

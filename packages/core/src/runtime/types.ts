@@ -33,6 +33,26 @@ export interface TransferSplit {
   spillDownMs?: number;
 }
 
+/**
+ * The trips a batch made between the gateway and the process that ran it
+ * (Lambda: the Invoke, a retried one counted once), as plain sums so a
+ * request's batches add up: payload bytes each way as sent (a reference when
+ * the payload went through S3), bytes parked in S3 each way (0: no spill)
+ * and the time that took, the Invoke's round trip as the gateway saw it, and
+ * the handler's own duration inside it.
+ */
+export interface HopSplit {
+  invokes: number;
+  requestBytes: number;
+  responseBytes: number;
+  spillUpBytes: number;
+  spillDownBytes: number;
+  spillUpMs: number;
+  spillDownMs: number;
+  roundTripMs: number;
+  functionMs: number;
+}
+
 /** What a Lambda bills for one invocation of a stage function. */
 export interface LambdaBilling {
   /** The handler's duration, rounded up to the millisecond as Lambda bills it. */
@@ -62,6 +82,8 @@ export interface BatchResult {
   /** Wall time of the call inside the process that ran it (worker, stage function), receiving to answering. */
   servedMs?: number;
   transfer?: TransferSplit;
+  /** Set by the Lambda transport: the Invoke's bytes and times. */
+  hops?: HopSplit;
   /** Set by a stage function on Lambda. */
   lambda?: LambdaBilling;
 }

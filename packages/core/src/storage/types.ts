@@ -31,6 +31,13 @@ export interface StageRunRecord {
   transferMs?: number;
   /** The parts of transferMs the transport could tell apart. */
   transfer?: { serializeMs?: number; ipcMs?: number; invokeMs?: number; spillUpMs?: number; spillDownMs?: number };
+  /**
+   * Lambda: this request's batches' Invokes, summed (a batch shared with
+   * other requests counts whole, as transfer does): payload bytes each way,
+   * S3 spills each way (bytes, ms; 0 bytes: no spill), round trip vs the
+   * handler's own duration (docs/profiles.md).
+   */
+  hops?: { invokes: number; requestBytes: number; responseBytes: number; spillUpBytes: number; spillDownBytes: number; spillUpMs: number; spillDownMs: number; roundTripMs: number; functionMs: number };
   /** Tensor bytes this request's items sent to the stage and got back from it. */
   bytesIn?: number;
   bytesOut?: number;

@@ -48,6 +48,14 @@ export interface StageTransport {
    * instance to continue; absent when the batch is not traced.
    */
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult>;
+  /**
+   * The DAG the executor walks with this transport, when it differs from the
+   * manifest's: a transport that runs some function stages inside a stage's
+   * own instance (Lambda co-locates pre-processing with its model) leaves
+   * them out and widens that stage's inputs and outputs to match. Absent:
+   * the manifest as loaded.
+   */
+  view?(manifest: Manifest): Manifest;
   /** How many batches of `stage` may be in flight at once through this transport (the batcher's bound). */
   concurrency(stage: OnnxStage): number;
   /**

@@ -5,6 +5,7 @@ import { finishMachineInfo, machineInfo } from './machine.js';
 import { keepHandWritten, renderMarkdown, textTable, type Report } from './report.js';
 import { runMemoryScenario } from './scenarios/memory.js';
 import { runOcrScenario } from './scenarios/ocr.js';
+import { runOcrLambdaScenario } from './scenarios/ocr-lambda.js';
 import { runPipelinedScenario } from './scenarios/pipelined.js';
 import { runTinyScenario } from './scenarios/tiny.js';
 import { runJobScenario } from './scenarios/job.js';
@@ -13,6 +14,7 @@ import type { BenchRow, BenchSettings, ScenarioResult } from './types.js';
 export const SCENARIOS = {
   tiny: runTinyScenario,
   ocr: runOcrScenario,
+  'ocr-lambda': runOcrLambdaScenario,
   pipelined: runPipelinedScenario,
   job: runJobScenario,
   memory: runMemoryScenario,

@@ -14,13 +14,14 @@ import { tuneCommand } from './commands/tune.js';
 import { soakCommand } from './commands/soak.js';
 import { initCommand } from './commands/init.js';
 import { packageCommand } from './commands/package.js';
+import { planCommand } from './commands/plan.js';
 import { monitorCommand } from './commands/monitor.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { EnsembleError, type ErrorCode } from '@ensemble/core/errors.js';
 
-const COMMANDS: Command[] = [initCommand, serveCommand, listCommand, inferCommand, jobCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, packageCommand, monitorCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, listCommand, inferCommand, jobCommand, runsCommand, pushCommand, buildModelsCommand, decomposeCommand, verifyCommand, benchCommand, tuneCommand, soakCommand, planCommand, packageCommand, monitorCommand];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

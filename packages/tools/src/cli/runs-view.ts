@@ -4,16 +4,26 @@ import { per1000 } from '@ensemble/core/observability/profile.js';
 /** How `ensemble runs` prints records: one line per run with its stages' profile, or a per-stage summary. */
 
 const mb = (b: number | undefined): string => (b === undefined ? '-' : `${(b / 1_000_000).toFixed(1)}MB`);
+const size = (b: number): string => (b >= 1_000_000 ? mb(b) : `${(b / 1000).toFixed(1)}KB`);
 const ms = (x: number | undefined): string => (x === undefined ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function stageCell(s: StageRunRecord): string {
   const parts = [`${s.stage}[${s.batchSizes.join(',')}]`, `compute ${ms(s.computeMs)}`];
   if (s.transferMs !== undefined) parts.push(`transfer ${ms(s.transferMs)}`);
   if (s.bytesIn !== undefined) parts.push(`in ${mb(s.bytesIn)} out ${mb(s.bytesOut)}`);
+  if (s.hops) parts.push(hopCell(s.hops));
   if (s.peakRssBytes !== undefined) parts.push(`rss ${mb(s.peakRssBytes)}`);
   if (s.cpuMs !== undefined) parts.push(`cpu ${ms(s.cpuMs)}`);
   if (s.coldStart) parts.push('cold');
   return parts.join(' ');
+}
+
+/** Lambda: Invokes, payload bytes each way, S3 spills, round trip vs the handler's own time. */
+function hopCell(h: NonNullable<StageRunRecord['hops']>): string {
+  const spill = h.spillUpBytes + h.spillDownBytes > 0
+    ? `S3 up ${size(h.spillUpBytes)} down ${size(h.spillDownBytes)} ${ms(h.spillUpMs + h.spillDownMs)}ms`
+    : 'no S3';
+  return `invoke x${h.invokes} req ${size(h.requestBytes)} resp ${size(h.responseBytes)} ${spill} round trip ${ms(h.roundTripMs)} handler ${ms(h.functionMs)}`;
 }
 
 export function runLines(runs: readonly RunRecord[]): string[] {

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import type { Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
+import type { FunctionStage, Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
 import { LAMBDA_MEMORY_MB } from '@ensemble/core/manifest/defaults.js';
 import { RUNS_TABLE_KEYS } from '@ensemble/core/storage/runs-table.js';
 import { EnsembleError, ManifestError } from '@ensemble/core/errors.js';
@@ -10,6 +10,7 @@ import {
 import { JOBS_TABLE_KEYS } from '@ensemble/core/jobs/store.js';
 import { DEFAULT_QUEUE_POLICY, deadLetterQueueName, queueName } from '@ensemble/core/jobs/queue.js';
 import { firstStage } from '@ensemble/core/jobs/sizing.js';
+import { groupOf, placeStages } from '@ensemble/core/lambda/placement.js';
 import type {
   CopyFile, DeploymentPlan, EventSourcePlan, GatewayFunctionPlan, JobsFunctionPlan, JobsPlan, QueuePlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
   StageFunctionPlan, StageRoute, TablePlan,
@@ -72,8 +73,11 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
   for (const m of manifests) {
     const manifest = relative(root, m.file, m);
     const moduleFiles = functionModules(root, m);
+    const placement = placeStages(m);
     for (const s of m.stages) {
       if (s.kind !== 'onnx') continue;
+      const group = groupOf(placement, s.name)!;
+      const colocated = group.colocated.map((c) => m.stages.find((x) => x.name === c.stage)!);
       const who = `pipeline '${m.name}' stage '${s.name}'`;
       const fail = (field: string, message: string): never => {
         throw new ManifestError(manifest, `pipeline '${m.name}', stage '${s.name}'`, `${field}: ${message}`);
@@ -87,8 +91,10 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
       if (s.weights.key.startsWith(SPILL_PREFIX)) {
         fail('weights.key', `'${s.weights.key}' is under ${SPILL_PREFIX}, where the bucket deletes objects after ${SPILL_EXPIRE_DAYS} day(s); use another prefix`);
       }
-      checkMemory(s.scale.memoryMb, (msg) => fail('scale.memory_mb', msg));
-      const timeoutSeconds = stageTimeoutSeconds(s, (msg) => fail('timeout_ms', msg));
+      // The co-located stages run in this function: it needs their memory, and time for them too.
+      const memoryMb = Math.max(s.scale.memoryMb, ...colocated.map((c) => c.scale.memoryMb));
+      checkMemory(memoryMb, (msg) => fail('scale.memory_mb', msg));
+      const timeoutSeconds = stageTimeoutSeconds({ ...s, timeoutMs: s.timeoutMs + colocated.reduce((n, c) => n + c.timeoutMs, 0) }, (msg) => fail('timeout_ms', msg));
       const concurrency = stageConcurrency(s, (field, msg) => fail(field, msg));
       const versioning = concurrency.provisioned !== undefined;
 
@@ -107,16 +113,24 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         handler: HANDLERS.stage,
         runtime,
         architecture,
-        memoryMb: s.scale.memoryMb,
+        memoryMb,
         timeoutSeconds,
         concurrency,
+        colocated: group.colocated.map((c) => ({ stage: c.stage, mode: c.mode })),
+        stageModules: [...new Set(colocated.map((c) => relative(root, (c as FunctionStage).module, m)))],
+        receives: group.inputs,
+        returns: group.returns,
         versioning,
         environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest },
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
         permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.
-        copyFiles: copies([manifest, ...moduleFiles, ...labelFiles(root, m), ...monitorFiles(root, m)]),
-        install: [...STAGE_INSTALL],
+        copyFiles: copies([
+          manifest, ...moduleFiles, ...labelFiles(root, m), ...monitorFiles(root, m),
+          ...(colocated.length ? stageOptionFiles(root, { ...m, stages: colocated }) : []),
+        ]),
+        // Co-located function stages may use sharp, as in the gateway.
+        install: colocated.length ? [...STAGE_INSTALL, ...GATEWAY_INSTALL] : [...STAGE_INSTALL],
         bundle: `${packageDir}/${name}`,
       });
 

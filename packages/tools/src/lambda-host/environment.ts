@@ -59,6 +59,9 @@ export class ExecutionEnvironment {
       cwd: fn.root,
       env: this.variables(),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Payloads (up to 6 MB of JSON text) cross as strings: the structured clone copies them once,
+      // where the default JSON channel would escape every quote in them and parse them back.
+      serialization: 'advanced',
       execArgv: [],
     });
     this.pipeLogs();

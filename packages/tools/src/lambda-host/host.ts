@@ -25,8 +25,10 @@ interface FunctionState {
   envs: ExecutionEnvironment[];
   /** Ended environments (timed out, crashed, failed init), newest last, for inspection. */
   retired: ExecutionEnvironment[];
-  /** Invocations running now (each holds one environment). */
+  /** Invocations running now or waiting for an environment (each running one holds one environment). */
   busy: number;
+  /** Invocations waiting for an environment, oldest first (only with a cap on environments). */
+  waiting: ((env: ExecutionEnvironment) => void)[];
   nextEnv: number;
 }
 
@@ -54,6 +56,8 @@ export class LambdaHost {
   private readonly tmpRoot: string;
   private readonly log: (line: string) => void;
   private closing?: Promise<void>;
+  /** Environments handed to a waiting invocation that has not started on them yet. */
+  private readonly handed = new WeakSet<ExecutionEnvironment>();
 
   private constructor(private readonly server: Server, private readonly opts: LambdaHostOptions) {
     const { port } = server.address() as AddressInfo;
@@ -95,7 +99,10 @@ export class LambdaHost {
       if (JSON.stringify(existing.fn) === JSON.stringify(fn)) return;
       throw new EnsembleError(`function '${fn.name}' is already registered with other settings and has environments running`);
     }
-    this.functions.set(fn.name, { fn, envs: [], retired: [], busy: 0, nextEnv: 1 });
+    if (fn.maxEnvironments !== undefined && !(Number.isInteger(fn.maxEnvironments) && fn.maxEnvironments >= 1)) {
+      throw new EnsembleError(`function '${fn.name}': maxEnvironments ${fn.maxEnvironments} is not a whole number of at least 1`);
+    }
+    this.functions.set(fn.name, { fn, envs: [], retired: [], busy: 0, waiting: [], nextEnv: 1 });
   }
 
   has(name: string): boolean { return this.functions.has(name); }
@@ -172,13 +179,15 @@ export class LambdaHost {
     }
 
     state.busy++;
-    let env: ExecutionEnvironment;
+    let env: ExecutionEnvironment | undefined;
     let outcome;
     try {
-      env = this.environmentFor(state);
+      env = await this.environmentFor(state);
+      this.handed.delete(env);
       outcome = await env.invoke(payload, requestId);
     } finally {
       state.busy--;
+      if (env) this.handOn(state, env);
     }
     const { result, coldStart, initMs } = outcome;
     let errorDoc: FunctionErrorDoc | undefined;
@@ -212,20 +221,46 @@ export class LambdaHost {
     send(res, 200, headers, responseText);
   }
 
-  /** A warm environment if one is idle (most recently used first), else a new one (cold start). */
-  private environmentFor(state: FunctionState): ExecutionEnvironment {
+  /**
+   * A warm environment if one is idle (most recently used first), else a new
+   * one (cold start), else, at the function's cap, the next one to come free.
+   */
+  private environmentFor(state: FunctionState): ExecutionEnvironment | Promise<ExecutionEnvironment> {
+    const idle = this.idleOrNew(state);
+    if (idle) return idle;
+    return new Promise((resolve) => state.waiting.push(resolve));
+  }
+
+  /** An invocation ended on `env`: the oldest waiting one gets it, or a fresh one when it died. */
+  private handOn(state: FunctionState, env: ExecutionEnvironment): void {
+    if (state.waiting.length === 0 || this.closing) return;
+    const next = env.alive && env.state === 'idle' ? env : this.idleOrNew(state);
+    if (!next) return;
+    // Promised, not yet running: no other invocation may take it in between.
+    this.handed.add(next);
+    state.waiting.shift()!(next);
+  }
+
+  private cap(state: FunctionState): number {
+    return state.fn.maxEnvironments ?? this.opts.maxEnvironments ?? Infinity;
+  }
+
+  private idleOrNew(state: FunctionState): ExecutionEnvironment | undefined {
     for (const e of state.envs.filter((x) => !x.alive)) state.retired.push(e);
     state.envs = state.envs.filter((e) => e.alive);
     state.retired.splice(0, Math.max(0, state.retired.length - 50));
     for (let i = state.envs.length - 1; i >= 0; i--) {
       const e = state.envs[i];
-      if (e.state === 'idle') {
+      if (e.state === 'idle' && !this.handed.has(e)) {
         // Most recently used last: the next call takes the warmest one.
         state.envs.splice(i, 1);
         state.envs.push(e);
+        // Taken from here on, though the invocation starts on it a microtask later.
+        this.handed.add(e);
         return e;
       }
     }
+    if (state.envs.length >= this.cap(state)) return undefined;
     const env = new ExecutionEnvironment({
       fn: state.fn, id: state.nextEnv++, region: this.region, arn: this.arn(state.fn.name),
       environment: this.environment, tmpRoot: this.tmpRoot, log: this.log,

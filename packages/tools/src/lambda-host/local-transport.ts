@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
 import type { Item } from '@ensemble/core/tensor/types.js';
@@ -20,7 +21,7 @@ import type { LambdaHostOptions } from './types.js';
 export interface LocalLambdaOptions {
   settings: AwsSettings;
   s3: S3Client;
-  /** Host options (port, tmpDir, log, accountConcurrency); its functions come from each pipeline's plan. */
+  /** Host options (port, tmpDir, log, accountConcurrency, maxEnvironments: default the cores); its functions come from each pipeline's plan. */
   host?: Omit<LambdaHostOptions, 'functions' | 'environment'>;
   log?: (line: string) => void;
 }
@@ -47,6 +48,8 @@ export class LocalLambdaTransport implements StageTransport {
 
   static async start(opts: LocalLambdaOptions): Promise<LocalLambdaTransport> {
     const host = await LambdaHost.start({
+      // As many environments per function as the machine has cores: more would only share them, and pay a cold start each.
+      maxEnvironments: availableParallelism(),
       ...opts.host,
       environment: storageEnvironment(opts.settings),
       log: opts.host?.log ?? opts.log,
@@ -73,6 +76,8 @@ export class LocalLambdaTransport implements StageTransport {
   }
 
   concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
+
+  view(manifest: Manifest): Manifest { return this.inner.view(manifest); }
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
     return this.inner.invoke(pipeline, stage, items, signal);

@@ -11,6 +11,13 @@ export interface HostedFunction {
   environment: Record<string, string>;
   /** Reserved concurrency: more simultaneous invocations are refused with 429. */
   reservedConcurrency?: number;
+  /**
+   * Environments this host runs at once for the function, at most (default
+   * the host's `maxEnvironments`). Past it an invocation waits for one to
+   * come free instead of starting another process; reserved concurrency
+   * still counts the waiting ones, so throttling is as on Lambda.
+   */
+  maxEnvironments?: number;
   /** Published versions a Qualifier may name besides $LATEST (they all run the same code here). */
   versions?: string[];
 }
@@ -20,6 +27,13 @@ export interface LambdaHostOptions {
   host?: string;
   port?: number;
   functions?: HostedFunction[];
+  /**
+   * Environments per function, at most, unless the function says otherwise
+   * (default: no cap, as on Lambda, which starts one per concurrent
+   * invocation). A machine with fewer cores than invocations in flight runs
+   * them faster on a few warm environments than on many cold ones.
+   */
+  maxEnvironments?: number;
   /** Concurrent executions across all functions (Lambda's default account quota is 1000). */
   accountConcurrency?: number;
   /** Environment variables every function gets (credentials, endpoints), under its own. */

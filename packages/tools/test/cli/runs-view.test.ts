@@ -45,4 +45,12 @@ describe('ensemble runs views', () => {
     expect(first.split('\t')[5]).toBe('0.200');
     expect(first.split('\t')[6]).toBe('0.00000100');
   });
+  it('shows each Lambda stage\'s Invokes: bytes each way, S3 spills, round trip against the handler', () => {
+    const r = run(5, 10, 10);
+    r.stages[0].hops = { invokes: 1, requestBytes: 120_000, responseBytes: 4_500_000, spillUpBytes: 0, spillDownBytes: 0, spillUpMs: 0, spillDownMs: 0, roundTripMs: 80, functionMs: 60 };
+    r.stages[1].hops = { invokes: 2, requestBytes: 400, responseBytes: 900, spillUpBytes: 11_000_000, spillDownBytes: 0, spillUpMs: 40, spillDownMs: 0, roundTripMs: 30, functionMs: 20 };
+    const [, line] = runLines([r]);
+    expect(line).toContain('invoke x1 req 120.0KB resp 4.5MB no S3 round trip 80.0 handler 60.0');
+    expect(line).toContain('invoke x2 req 0.4KB resp 0.9KB S3 up 11.0MB down 0.0KB 40.0ms round trip 30.0 handler 20.0');
+  });
 });

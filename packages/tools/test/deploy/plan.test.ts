@@ -91,6 +91,7 @@ describe('planDeployment on models/demo', () => {
       timeoutSeconds: 30,
       concurrency: {},
       versioning: false,
+      colocated: [], stageModules: [], receives: ['x'], returns: [],
       environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml' },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
       permissions: [
@@ -289,8 +290,9 @@ describe('planDeployment on models/ocr', () => {
     const weightsKey = (stage: string) => ({
       detect: 'ocr/ch_PP-OCRv4_det_infer.onnx', classify: 'ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx', recognize: 'ocr/ch_PP-OCRv4_rec_greedy.onnx',
     })[stage];
-    const expected = (name: string, stage: string) => ({
+    const expected = (name: string, stage: string, own: Record<string, unknown> = {}) => ({
       role: 'stage', name, pipeline: 'ocr', stage,
+      colocated: [], stageModules: [], receives: [`${stage === 'classify' ? 'cls' : 'rec'}_input`], returns: [],
       manifest: 'models/ocr/pipeline.yaml',
       handler: 'functions/stage.handler', runtime: 'nodejs22.x', architecture: 'x86_64',
       memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
@@ -303,8 +305,16 @@ describe('planDeployment on models/ocr', () => {
       copyFiles: [{ from: 'models/ocr/pipeline.yaml' }, ...OCR_MODULES.map((from) => ({ from }))],
       install: ['onnxruntime-node'],
       bundle: `dist/lambda/${name}`,
+      ...own,
     });
-    expect(plan.stages).toEqual([expected('OcrDetect', 'detect'), expected('OcrClassify', 'classify'), expected('OcrRecognize', 'recognize')]);
+    // The detector's pre-processing runs in its function: the encoded image crosses, not 11 MB of floats;
+    // decode also runs in the gateway, where crop needs the pixels. Its function has their time and sharp.
+    const detect = expected('OcrDetect', 'detect', {
+      colocated: [{ stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }],
+      stageModules: ['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts'],
+      receives: ['image'], returns: ['det_scale'], timeoutSeconds: 90, install: ['onnxruntime-node', 'sharp'],
+    });
+    expect(plan.stages).toEqual([detect, expected('OcrClassify', 'classify'), expected('OcrRecognize', 'recognize')]);
     expect(plan.warnings).toEqual([]);
   });
 

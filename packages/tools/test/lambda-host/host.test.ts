@@ -203,6 +203,45 @@ describe("Lambda's limits", () => {
   });
 });
 
+describe('environments', () => {
+  it('serves sequential invokes from one warm environment', async () => {
+    host.register(fn('Warm', 'handlers.echo'));
+    const pids = new Set<number>();
+    for (let i = 0; i < 5; i++) pids.add(payload(await invoke('Warm', { i })).pid);
+    expect(pids.size).toBe(1);
+    expect(host.environments('Warm')).toMatchObject([{ id: 1, state: 'idle', invocations: 5 }]);
+    expect(host.reports('Warm').map((r) => r.coldStart)).toEqual([true, false, false, false, false]);
+  });
+
+  it('past its cap of environments queues invocations on the warm ones instead of starting more', async () => {
+    host.register(fn('Capped', 'handlers.sleepy', { maxEnvironments: 2 }));
+    const outs = await Promise.all(Array.from({ length: 6 }, (_, i) => invoke('Capped', { ms: 20 + i })));
+    expect(outs.map((o) => o.FunctionError)).toEqual(Array(6).fill(undefined));
+    expect(outs.map((o) => payload(o).slept)).toEqual([20, 21, 22, 23, 24, 25]);
+    // Six at once, two environments, no throttles: four calls waited for a warm one.
+    expect(host.environments('Capped').map((e) => e.id)).toEqual([1, 2]);
+    const reports = host.reports('Capped');
+    expect(reports.map((r) => r.outcome)).toEqual(Array(6).fill('ok'));
+    expect(reports.filter((r) => r.coldStart)).toHaveLength(2);
+    expect(new Set(outs.map((o) => payload(o).pid)).size).toBe(2);
+  });
+
+  it('gives a waiting invocation a fresh environment when the one it waited for timed out', async () => {
+    host.register(fn('CappedSlow', 'handlers.sleepy', { maxEnvironments: 1, timeoutSeconds: 1 }));
+    const running = invoke('CappedSlow', { ms: 60_000 });
+    // The second call is sent once the first holds the one environment, so it has to wait.
+    while (host.environments('CappedSlow')[0]?.state !== 'busy') await new Promise((r) => setTimeout(r, 10));
+    const [stuck, next] = await Promise.all([running, invoke('CappedSlow', { ms: 1 })]);
+    expect(stuck.FunctionError).toBe('Unhandled');
+    expect(payload(next).slept).toBe(1);
+    expect(host.environments('CappedSlow').map((e) => [e.id, e.state])).toEqual([[1, 'dead'], [2, 'idle']]);
+  });
+
+  it('refuses a cap below one', () => {
+    expect(() => host.register(fn('NoRoom', 'handlers.echo', { maxEnvironments: 0 }))).toThrow(/maxEnvironments 0/);
+  });
+});
+
 describe('closing', () => {
   it('ends every environment and removes its /tmp', async () => {
     const h = await LambdaHost.start({ functions: [fn('Echo', 'handlers.echo')], log: () => undefined });

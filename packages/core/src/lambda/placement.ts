@@ -1,0 +1,240 @@
+import type { FunctionStage, Manifest, OnnxStage, StageSpec } from '../manifest/types.js';
+import { bytesPerElement } from '../tensor/datatypes.js';
+import { stageLineage } from '../executor/plan.js';
+
+/**
+ * Where each stage of a pipeline runs on Lambda. Every ONNX stage is its own
+ * function; a function stage runs in the gateway, unless it is co-located
+ * with the ONNX stage it feeds because that shrinks what crosses the function
+ * boundary (a pre-processing stage that turns an encoded image into an
+ * 11 MB float tensor belongs next to the model that reads the tensor).
+ *
+ * `moved`: the stage runs only in the stage function; those of its outputs
+ * a gateway stage (or the response) reads come back with the ONNX stage's.
+ * `both`: the stage runs in the stage function for the group's sake and in
+ * the gateway for its other readers (decoding an image is cheaper twice
+ * than its pixels are to send).
+ */
+export type PlacementMode = 'moved' | 'both';
+
+export interface ColocatedStage {
+  stage: string;
+  mode: PlacementMode;
+}
+
+/** One ONNX stage's function and the function stages that run in it, before session.run, in run order. */
+export interface StageGroup {
+  onnx: string;
+  /** Function stages run in the stage function, producers before consumers. */
+  colocated: ColocatedStage[];
+  /** Tensors the gateway sends the function (by pipeline name): what the group reads and does not produce. */
+  inputs: string[];
+  /** Tensors of moved stages the function sends back besides the ONNX stage's outputs (a gateway stage or the response reads them). */
+  returns: string[];
+}
+
+export interface Placement {
+  /** One per ONNX stage, in manifest order. */
+  groups: StageGroup[];
+}
+
+/**
+ * Bytes of one item of a tensor as a polynomial in the size of its free
+ * dimensions: coefficient per degree (degree = free dims past the item dim,
+ * plus one for the unknown length of a BYTES element). Undefined: the
+ * tensor's type is not declared (an ONNX stage's output).
+ */
+type Size = Map<number, number>;
+
+/**
+ * The rule, for each ONNX stage O in turn: start with O alone; what crosses
+ * its boundary is O's inputs (O's outputs cross in any case and are left
+ * out). Then, while some function stage F produces a tensor the group reads,
+ * try F in the group, moved or in both places, and keep the choice that
+ * crosses least, if it crosses less than without F. A move is preferred to
+ * running in both places unless the latter's leading term is smaller (no
+ * work done twice to save a few bytes). Sizes come from the declared dtypes and shapes: a free
+ * dimension is an unknown D, so [-1,-1,3] UINT8 is 3·D² bytes and
+ * [3,48,-1] FP32 576·D; polynomials compare by their highest power of D, then
+ * its coefficient, then the next power.
+ *
+ * F qualifies when it is not a fan-out, has no `when` condition, runs at O's
+ * lineage, has no per-request inputs or non-zero batch axes, belongs to no
+ * other group, and none of its outputs feeds another ONNX stage; every
+ * tensor it would make cross must have a declared type. Function stages are
+ * taken to be pure (the same item in gives the same item out), which running
+ * one in both places relies on.
+ */
+export function placeStages(m: Manifest): Placement {
+  const byName = new Map(m.stages.map((s) => [s.name, s]));
+  const producer = new Map<string, StageSpec>();
+  for (const s of m.stages) for (const t of Object.values(s.outputs)) producer.set(t, s);
+  const readers = new Map<string, StageSpec[]>();
+  for (const s of m.stages) {
+    for (const t of stageReads(s)) (readers.get(t) ?? readers.set(t, []).get(t)!).push(s);
+  }
+  const pipelineOutputs = new Set(m.outputs.map((o) => o.derived?.of ?? o.name));
+  const claimed = new Set<string>();
+  const order = new Map(m.order.map((n, i) => [n, i]));
+
+  const groups: StageGroup[] = [];
+  for (const o of m.stages) {
+    if (o.kind !== 'onnx') continue;
+    const lineage = stageLineage(m, o).join('/');
+    let members: ColocatedStage[] = [];
+    let current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
+    for (;;) {
+      let best: { members: ColocatedStage[]; size: Size } | undefined;
+      const inside = new Set([o.name, ...members.map((c) => c.stage)]);
+      const candidates = new Set<FunctionStage>();
+      for (const t of current?.inputs ?? []) {
+        const p = producer.get(t);
+        if (p && p.kind === 'function' && !inside.has(p.name) && !claimed.has(p.name)) candidates.add(p);
+      }
+      for (const f of candidates) {
+        if (!eligible(m, f, lineage, readers)) continue;
+        const option = (mode: PlacementMode) => {
+          const next = [...members, { stage: f.name, mode }];
+          const c = crossing(m, o, next, byName, producer, readers, pipelineOutputs);
+          return c && { members: next, size: c.size };
+        };
+        const moved = option('moved');
+        const both = option('both');
+        // Running in both places must beat a move in the leading term, not only below it: no work done twice for a few bytes.
+        const pick = moved && (!both || compare(leading(moved.size), leading(both.size)) <= 0) ? moved : both;
+        if (pick && (!best || compare(pick.size, best.size) < 0)) best = pick;
+      }
+      if (!best || !current || compare(best.size, current.size) >= 0) break;
+      members = best.members;
+      current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
+    }
+    for (const c of members) claimed.add(c.stage);
+    members.sort((a, b) => order.get(a.stage)! - order.get(b.stage)!);
+    const c = current ?? { inputs: Object.values(o.inputs), returns: [] };
+    groups.push({ onnx: o.name, colocated: members, inputs: c.inputs, returns: c.returns });
+  }
+  return { groups };
+}
+
+/** The group of an ONNX stage, or undefined for a stage that is not an ONNX stage of this placement. */
+export function groupOf(p: Placement, stage: string): StageGroup | undefined {
+  return p.groups.find((g) => g.onnx === stage);
+}
+
+/**
+ * The manifest as the gateway's executor walks it on Lambda: moved function
+ * stages left out, and each ONNX stage with co-located stages reading the
+ * group's inputs and writing, besides its own outputs, the tensors the group
+ * returns (both by their pipeline names). Its timeout covers the whole group.
+ * Unchanged (the same object) when nothing is co-located.
+ */
+export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifest {
+  const grouped = p.groups.filter((g) => g.colocated.length > 0);
+  if (grouped.length === 0) return m;
+  const moved = new Set(grouped.flatMap((g) => g.colocated.filter((c) => c.mode === 'moved').map((c) => c.stage)));
+  const byName = new Map(m.stages.map((s) => [s.name, s]));
+  const stages: StageSpec[] = [];
+  for (const s of m.stages) {
+    if (moved.has(s.name)) continue;
+    const g = grouped.find((x) => x.onnx === s.name);
+    if (!g || s.kind !== 'onnx') { stages.push(s); continue; }
+    const timeoutMs = s.timeoutMs + g.colocated.reduce((n, c) => n + byName.get(c.stage)!.timeoutMs, 0);
+    stages.push({
+      ...s,
+      inputs: Object.fromEntries(g.inputs.map((t) => [t, t])),
+      outputs: { ...s.outputs, ...Object.fromEntries(g.returns.map((t) => [t, t])) },
+      timeoutMs,
+    } satisfies OnnxStage);
+  }
+  return { ...m, stages, order: m.order.filter((n) => !moved.has(n)) };
+}
+
+/** One line per stage function listing what runs in it, for `ensemble plan` and the docs. */
+export function describePlacement(p: Placement): string[] {
+  return p.groups.map((g) => {
+    const runs = [...g.colocated.map((c) => (c.mode === 'both' ? `${c.stage} (also in the gateway)` : c.stage)), g.onnx];
+    const back = g.returns.length ? `; returns ${g.returns.join(', ')} besides its outputs` : '';
+    return `${g.onnx}: ${runs.join(' -> ')}; receives ${g.inputs.join(', ')}${back}`;
+  });
+}
+
+function stageReads(s: StageSpec): string[] {
+  return [...Object.values(s.inputs), ...(s.when ? [s.when.tensor, ...Object.values(s.when.otherwise)] : [])];
+}
+
+function eligible(m: Manifest, f: FunctionStage, lineage: string, readers: Map<string, StageSpec[]>): boolean {
+  if (f.fanout || f.when || f.perRequest?.length || f.inputAxes || f.outputAxes) return false;
+  if (stageLineage(m, f).join('/') !== lineage) return false;
+  for (const t of Object.values(f.outputs)) {
+    if ((readers.get(t) ?? []).filter((r) => r.kind === 'onnx').length > 1) return false;
+  }
+  return true;
+}
+
+/**
+ * What crosses the boundary of O's function with `members` in it: the
+ * tensors the group reads and does not make, and those its moved stages make
+ * for a reader outside (a gateway stage, a stage run in both places, the
+ * response). Undefined when one of them has no declared type.
+ */
+function crossing(
+  m: Manifest, o: OnnxStage, members: ColocatedStage[], byName: Map<string, StageSpec>,
+  producer: Map<string, StageSpec>, readers: Map<string, StageSpec[]>, pipelineOutputs: Set<string>,
+): { inputs: string[]; returns: string[]; size: Size } | undefined {
+  const group = [o, ...members.map((c) => byName.get(c.stage)!)];
+  const inGroup = new Set(group.map((s) => s.name));
+  const runsOnlyThere = new Set([o.name, ...members.filter((c) => c.mode === 'moved').map((c) => c.stage)]);
+  const inputs: string[] = [];
+  for (const s of group) {
+    for (const t of Object.values(s.inputs)) {
+      const p = producer.get(t);
+      if ((!p || !inGroup.has(p.name)) && !inputs.includes(t)) inputs.push(t);
+    }
+  }
+  const returns: string[] = [];
+  for (const c of members) {
+    if (c.mode !== 'moved') continue;
+    for (const t of Object.values(byName.get(c.stage)!.outputs)) {
+      const outside = (readers.get(t) ?? []).some((r) => !runsOnlyThere.has(r.name)) || pipelineOutputs.has(t);
+      if (outside && !returns.includes(t)) returns.push(t);
+    }
+  }
+  const size: Size = new Map();
+  for (const t of [...inputs, ...returns]) {
+    const s = tensorSize(m, t);
+    if (!s) return undefined;
+    for (const [d, c] of s) size.set(d, (size.get(d) ?? 0) + c);
+  }
+  return { inputs, returns, size };
+}
+
+function tensorSize(m: Manifest, tensor: string): Size | undefined {
+  const spec = m.tensors[tensor];
+  if (!spec) return undefined;
+  const axis = spec.batchAxis ?? 0;
+  let degree = 0;
+  let coefficient = bytesPerElement(spec.datatype) ?? 1;
+  if (spec.datatype === 'BYTES') degree++;
+  spec.shape.forEach((d, i) => {
+    if (i === axis && !spec.perRequest) return;
+    if (d < 0) degree++;
+    else coefficient *= d;
+  });
+  return new Map([[degree, coefficient]]);
+}
+
+/** Sign of a - b for large D: the highest power first, then the next. */
+function compare(a: Size, b: Size): number {
+  const degrees = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => y - x);
+  for (const d of degrees) {
+    const x = a.get(d) ?? 0;
+    const y = b.get(d) ?? 0;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function leading(a: Size): Size {
+  const top = Math.max(...a.keys());
+  return new Map([[top, a.get(top)!]]);
+}

@@ -1,0 +1,123 @@
+/**
+ * Where planDeployment puts function stages on Lambda (core lambda/placement.ts):
+ * next to the ONNX stage they feed when that shrinks what crosses the
+ * function boundary, judged from the declared dtypes and shapes.
+ */
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadManifest } from '../../../core/src/manifest/load.js';
+import { gatewayView, placeStages } from '../../../core/src/lambda/placement.js';
+import { planDeployment } from '../../src/deploy/plan.js';
+import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
+
+const REPO = path.resolve(import.meta.dirname, '../../../..');
+
+afterAll(removePipelines);
+
+const W = (c: string) => `{ key: p/${c}.onnx, sha256: ${c.repeat(64)} }`;
+
+/** pre widens UINT8 pixels to FP32 for model; post reads the model's output; norm shrinks to a fixed size. */
+const PIPE = `
+name: place
+inputs: [{ name: pixels, datatype: UINT8, shape: [-1, -1, -1, 3] }]
+outputs: [{ name: out, datatype: FP32, shape: [-1, 4] }, { name: side, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - name: pre
+    kind: function
+    module: stages/f.ts
+    inputs: [pixels]
+    outputs:
+      - { name: tensor, datatype: FP32, shape: [-1, 3, -1, -1] }
+      - { name: side, datatype: FP32, shape: [-1, 2] }
+  - name: model
+    kind: onnx
+    weights: ${W('a')}
+    inputs: { x: tensor }
+    outputs: { y: raw }
+  - name: small
+    kind: function
+    module: stages/f.ts
+    inputs: [pixels]
+    outputs: [{ name: fixed, datatype: FP32, shape: [-1, 3, 8, 8] }]
+  - name: model2
+    kind: onnx
+    weights: ${W('b')}
+    inputs: { x: fixed }
+    outputs: { y: raw2 }
+  - name: post
+    kind: function
+    module: stages/f.ts
+    inputs: [raw, raw2, side]
+    outputs: [{ name: out, datatype: FP32, shape: [-1, 4] }]
+`;
+
+async function load(yaml: string) {
+  const { file } = await writePipeline(yaml, { 'stages/f.ts': STAGE_MODULE });
+  return loadManifest(file);
+}
+
+describe('placement', () => {
+  it('moves a stage whose output outgrows its input into the function it feeds, returning what the gateway still reads', async () => {
+    const m = await load(PIPE);
+    const p = placeStages(m);
+    expect(p.groups).toEqual([
+      // 3·D² bytes of pixels cross instead of 12·D² of floats; side (8 bytes) comes back for post.
+      { onnx: 'model', colocated: [{ stage: 'pre', mode: 'moved' }], inputs: ['pixels'], returns: ['side'] },
+      // 3·8·8 FP32 is a fixed 768 bytes, less than D² pixels: small stays in the gateway.
+      { onnx: 'model2', colocated: [], inputs: ['fixed'], returns: [] },
+    ]);
+    const view = gatewayView(m, p);
+    expect(view.stages.map((s) => s.name)).toEqual(['model', 'small', 'model2', 'post']);
+    const model = view.stages.find((s) => s.name === 'model')!;
+    expect(model.inputs).toEqual({ pixels: 'pixels' });
+    expect(model.outputs).toEqual({ y: 'raw', side: 'side' });
+    expect(view.order).not.toContain('pre');
+  });
+
+  it('runs a stage in both places when its output is also read in the gateway and is the larger side', async () => {
+    // decode: encoded BYTES (D) to pixels (3·D²), which crop in the gateway needs too.
+    const m = await load(`
+name: both
+inputs: [{ name: image, datatype: BYTES, shape: [-1] }]
+outputs: [{ name: lines, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: decode, kind: function, module: stages/f.ts, inputs: [image], outputs: [{ name: rgb, datatype: UINT8, shape: [-1, -1, -1, 3] }] }
+  - { name: pre, kind: function, module: stages/f.ts, inputs: [rgb], outputs: [{ name: t, datatype: FP32, shape: [-1, 3, -1, -1] }] }
+  - { name: det, kind: onnx, weights: ${W('c')}, inputs: { x: t }, outputs: { y: prob } }
+  - { name: crop, kind: function, module: stages/f.ts, inputs: [rgb, prob], outputs: [{ name: lines, datatype: FP32, shape: [-1, 2] }] }
+`);
+    expect(placeStages(m).groups).toEqual([
+      { onnx: 'det', colocated: [{ stage: 'decode', mode: 'both' }, { stage: 'pre', mode: 'moved' }], inputs: ['image'], returns: [] },
+    ]);
+    // decode stays in the gateway's DAG (crop reads rgb); pre leaves it.
+    expect(gatewayView(m).stages.map((s) => s.name)).toEqual(['decode', 'det', 'crop']);
+  });
+
+  it('leaves a stage in the gateway when it feeds two ONNX stages, fans out, or makes an untyped tensor cross', async () => {
+    const m = await load(`
+name: stay
+inputs: [{ name: img, datatype: UINT8, shape: [-1, -1, 3] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: shared, kind: function, module: stages/f.ts, inputs: [img], outputs: [{ name: t, datatype: FP32, shape: [-1, 3, -1, -1] }] }
+  - { name: a, kind: onnx, weights: ${W('d')}, inputs: { x: t }, outputs: { y: ya } }
+  - { name: b, kind: onnx, weights: ${W('e')}, inputs: { x: t }, outputs: { y: yb } }
+  - { name: widen, kind: function, module: stages/f.ts, inputs: [ya], outputs: [{ name: w, datatype: FP32, shape: [-1, -1, -1, -1] }] }
+  - { name: c, kind: onnx, weights: ${W('f')}, inputs: { x: w, z: yb }, outputs: { y: y } }
+`);
+    expect(placeStages(m).groups.map((g) => g.colocated)).toEqual([[], [], []]);
+    expect(gatewayView(m)).toBe(m);
+  });
+
+  it('keeps detect-pre (and decode) with detect for OCR, and lists them in the plan with their module and sharp', async () => {
+    const m = await loadManifest(path.join(REPO, 'models/ocr/pipeline.yaml'));
+    const plan = planDeployment([m], { root: REPO });
+    const detect = plan.stages.find((s) => s.stage === 'detect')!;
+    expect(detect.colocated).toEqual([{ stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }]);
+    expect(detect.receives).toEqual(['image']);
+    expect(detect.stageModules).toEqual(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts']);
+    expect(detect.install).toContain('sharp');
+    // The line stages' crops are H×W pixels against 48-high tensors: they stay in the gateway.
+    for (const s of plan.stages.filter((x) => x.stage !== 'detect')) expect(s.colocated, s.stage).toEqual([]);
+  });
+});
