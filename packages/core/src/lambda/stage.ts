@@ -4,7 +4,6 @@ import type { OnnxStage } from '../manifest/types.js';
 import type { BatchResult, ColdStartSplit, StageRuntime } from '../runtime/types.js';
 import { markUsage, usageSince } from '../runtime/process-usage.js';
 import { lambdaFunctionOf } from '../observability/assumptions.js';
-import { loadManifest } from '../manifest/load.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { S3WeightStore } from '../storage/s3-weights.js';
 import { makeS3Client, settingsFromEnv, type Env } from '../storage/config.js';
@@ -14,6 +13,7 @@ import {
   type SpillRef, type StageRequest, type StageResponsePayload,
 } from './payload.js';
 import { PayloadSpill } from './spill.js';
+import { readStages } from './stage-file.js';
 import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
@@ -134,9 +134,10 @@ async function load(env: Env): Promise<Loaded> {
   const pipeline = required(env, ENV.pipeline);
   const stageName = required(env, ENV.stage);
   const root = env.LAMBDA_TASK_ROOT ?? process.cwd();
-  const manifest = await loadManifest(path.resolve(root, required(env, ENV.manifest)));
-  if (manifest.name !== pipeline) {
-    throw new EnsembleError(`${ENV.manifest} holds pipeline '${manifest.name}', but ${ENV.pipeline} is '${pipeline}'`);
+  // The packaged function reads its stage from the stages file written beside the manifest, when it matches the manifest.
+  const manifest = await readStages(path.resolve(root, required(env, ENV.manifest)));
+  if (manifest.pipeline !== pipeline) {
+    throw new EnsembleError(`${ENV.manifest} holds pipeline '${manifest.pipeline}', but ${ENV.pipeline} is '${pipeline}'`);
   }
   const stage = manifest.stages.find((s) => s.name === stageName);
   if (!stage) throw new EnsembleError(`pipeline '${pipeline}' has no stage '${stageName}'`);

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
-import { copyFile, link, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Metafile } from 'esbuild';
 import type { DeploymentPlan, FunctionPlan } from '../deploy/types.js';
 import { pruneOnnxRuntime } from '../deploy/prune.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { loadManifest } from '@ensemble/core/manifest/load.js';
+import { stagesFile, stagesFilePath } from '@ensemble/core/lambda/stage-file.js';
 import { copyPackages } from './node-modules.js';
 import { LAMBDA_UNZIPPED_LIMIT_BYTES, bundleSettings } from './settings.js';
 import { gatewayEntrySource, stageModulesPlugin, stageModulesSource } from './stage-modules.js';
@@ -61,6 +63,9 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
       await copyTree(from, to, false);
     }
 
+    const stagePlan = plan.stages.find((st) => st === fn);
+    if (stagePlan) await writeStagesFile(root, dir, stagePlan.manifest);
+
     const platform: TargetPlatform = { os: 'linux', architecture: fn.architecture };
     const installKey = JSON.stringify([fn.install, platform]);
     const installed = installs.get(installKey);
@@ -81,6 +86,20 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
     out.push({ name: fn.name, dir, handlerFile, bytes, files, sources: built.sources });
   }
   return out;
+}
+
+/**
+ * The stage function's stages file beside its bundled manifest, made from
+ * that copy: its init then reads JSON rather than parsing and checking YAML.
+ */
+async function writeStagesFile(root: string, dir: string, manifest: string): Promise<void> {
+  const bundled = path.resolve(dir, manifest);
+  if (!existsSync(bundled)) throw new EnsembleError(`the stage function's manifest ${manifest} is not among its copyFiles`);
+  const text = await readFile(bundled, 'utf8');
+  // Loaded from the project, where the paths it checks resolve; the text is the same as the bundled copy's.
+  const source = path.resolve(root, manifest);
+  if ((await readFile(source, 'utf8')) !== text) throw new EnsembleError(`${manifest} changed while packaging; package again`);
+  await writeFile(stagesFilePath(bundled), JSON.stringify(stagesFile(await loadManifest(source), text)));
 }
 
 /** `functions/stage.handler` -> the source `functions/stage.ts` and the bundle's `functions/stage.mjs`. */
