@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { loadManifest } from '../manifest/load.js';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 
 /**
@@ -59,6 +58,8 @@ export async function readStages(manifestFile: string): Promise<{ pipeline: stri
       }
     } catch { /* not JSON: read the manifest */ }
   }
+  // Loaded only here: a packaged function whose stages file matches never evaluates the YAML parser and the schema.
+  const { loadManifest } = await import('../manifest/load.js');
   const m = await loadManifest(manifestFile);
   return { pipeline: m.name, stages: m.stages, from: 'manifest' };
 }

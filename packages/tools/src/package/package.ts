@@ -32,7 +32,7 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
   if (unknown.length) throw new EnsembleError(`no function ${unknown.join(', ')} in the plan (it has ${all.map((f) => f.name).join(', ')})`);
   const selected = opts.only?.length ? all.filter((f) => opts.only!.includes(f.name)) : all;
 
-  const builds = new Map<string, { file: string; sources: string[] }>();
+  const builds = new Map<string, { dir: string; files: string[]; sources: string[] }>();
   const installs = new Map<string, string>();
   const out: PackagedFunction[] = [];
   for (const fn of selected) {
@@ -48,10 +48,14 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
     const buildKey = JSON.stringify([fn.handler, fn.runtime, fn.install, modules]);
     let built = builds.get(buildKey);
     if (built) {
-      await mkdir(path.dirname(target), { recursive: true });
-      await copyFile(built.file, target);
+      // The handler and the chunks it loads, at the same paths.
+      for (const f of built.files) {
+        await mkdir(path.dirname(path.join(dir, f)), { recursive: true });
+        await copyFile(path.join(built.dir, f), path.join(dir, f));
+      }
     } else {
-      built = { file: target, sources: await bundleHandler(fn, root, source, target, modules) };
+      const b = await bundleHandler(fn, root, source, target, modules);
+      built = { dir, files: b.files.map((f) => path.relative(dir, f)), sources: b.sources };
       builds.set(buildKey, built);
     }
 
@@ -110,8 +114,15 @@ function handlerPaths(root: string, fn: FunctionPlan): { source: string; handler
   return { source, handlerFile: `${base}.mjs` };
 }
 
-/** Bundles the handler; returns the source files inside the bundle, relative to `root`. */
-async function bundleHandler(fn: FunctionPlan, root: string, source: string, outfile: string, stageModules: string[]): Promise<string[]> {
+/**
+ * Bundles the handler; returns the files written (absolute) and the source
+ * files inside the bundle, relative to `root`. A handler without stage
+ * modules is split: what it imports dynamically (the OpenTelemetry SDK, the
+ * manifest's YAML parser, credential providers other than the environment's)
+ * goes to chunks beside it that are read only if used, so a cold start does
+ * not compile them.
+ */
+async function bundleHandler(fn: FunctionPlan, root: string, source: string, outfile: string, stageModules: string[]): Promise<{ files: string[]; sources: string[] }> {
   const settings = bundleSettings(fn.runtime, fn.install);
   const result = stageModules.length
     ? await build({
@@ -120,13 +131,23 @@ async function bundleHandler(fn: FunctionPlan, root: string, source: string, out
       plugins: [stageModulesPlugin(root, stageModulesSource(root, stageModules))],
       outfile,
     })
-    : await build({ ...settings, entryPoints: [source], outfile });
+    : await build({
+      ...settings,
+      entryPoints: [{ in: source, out: path.basename(outfile, '.mjs') }],
+      outdir: path.dirname(outfile),
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+    });
   const leaked = nativeInputs(result.metafile!).filter((p) => !fn.install.includes(p));
   if (leaked.length) {
     throw new EnsembleError(`function '${fn.name}': its bundle pulls in ${leaked.join(', ')}, which only the ${leaked.includes('sharp') ? 'gateway' : 'stage functions'} may load; check what imports it`);
   }
   const cwd = process.cwd();
-  return Object.keys(result.metafile!.inputs).map((p) => path.relative(root, path.resolve(cwd, p))).sort();
+  return {
+    files: Object.keys(result.metafile!.outputs).map((p) => path.resolve(cwd, p)),
+    sources: Object.keys(result.metafile!.inputs).map((p) => path.relative(root, path.resolve(cwd, p))).sort(),
+  };
 }
 
 function nativeInputs(meta: Metafile): string[] {
