@@ -18,7 +18,7 @@ export type ItemOutcome =
  * older builds leave them out.
  */
 export interface ColdStartSplit {
-  /** Process start to the stage's init beginning: the runtime, the bundle and onnxruntime-node loaded. */
+  /** Process start to the stage's init beginning: the runtime and the entry's modules loaded. */
   startMs?: number;
   fetchMs: number;
   hashMs: number;

@@ -52,7 +52,7 @@ function median(xs: number[]): number {
   return percentile([...xs].sort((a, b) => a - b), 50);
 }
 
-/** The time left over once the named parts are taken out: manifest, S3 client, IPC, (de)serialising the first batch. */
+/** The time left over once the named parts are taken out: IPC, decoding and encoding the first batch, the stage's bookkeeping. */
 function otherMs(s: ColdStartSample): number {
   const named = (s.split.startMs ?? 0) + s.split.fetchMs + s.split.hashMs + s.split.sessionMs + (s.split.firstRunMs ?? 0);
   return Math.max(0, s.totalMs - named);
@@ -198,9 +198,9 @@ export async function runColdStartScenario(s: BenchSettings): Promise<ScenarioRe
           `Each of the ${samples} samples per stage is a new local Lambda host with one function, packaged as \`npm run package\` makes it (${bundleKb.toLocaleString('en-US')} KB unzipped), `
           + 'whose first Invoke starts a fresh execution environment: its own process and /tmp, so the weight cache is empty and the weights come from s3rver (in the benchmark\'s process). '
           + 'Cold start is the host\'s Init Duration (process start to the handler ready) plus the first Duration (the handler\'s run of the first batch), as Lambda\'s REPORT line gives them. '
-          + 'Parts are medians over the samples, from the first answer\'s `coldStartSplit`: start = process start to the handler\'s init beginning (Node, the bundle and onnxruntime-node loaded); '
-          + 'fetch and hash = the weights streamed from S3 through sha256 to the file; session = InferenceSession.create; first run = the first batch\'s session.run; '
-          + 'rest = the remainder (manifest, S3 client, IPC, decoding and encoding the first batch). CPU ms = the environment\'s process (user + system, /proc) up to its first answer. '
+          + 'Parts are medians over the samples, from the first answer\'s `coldStartSplit`: start = process start to the stage\'s init beginning (Node and the entry\'s modules); '
+          + 'fetch and hash = the weights streamed from S3 through sha256 to the file, while the handler\'s chunk and onnxruntime-node load; session = InferenceSession.create; first run = the first batch\'s session.run; '
+          + 'rest = the remainder (IPC, decoding and encoding the first batch). CPU ms = the environment\'s process (user + system, /proc) up to its first answer. '
           + 'First batches: one rendered page for detect, two 192 px lines for classify, one 320 px line for recognize. Samples go round-robin over the stages.',
         ],
       };
