@@ -171,6 +171,17 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
       const s = rec.stages.find((x) => x.stage === stage)!;
       expect(s.coldStart).toBe(true);
       expect(s.initMs).toBeGreaterThan(0);
+      // The cold start's parts: the environment's start before init, the weights (an empty /tmp: fetched), the session, the first run.
+      const split = s.coldStartSplit!;
+      expect(split.startMs).toBeGreaterThan(0);
+      expect(split.fetchMs).toBeGreaterThan(0);
+      expect(split.sessionMs).toBeGreaterThan(0);
+      expect(split.firstRunMs).toBeGreaterThanOrEqual(0);
+      expect(split.fetchMs + split.hashMs + split.sessionMs).toBeLessThanOrEqual(s.initMs! + 0.05);
+      expect(split.firstRunMs!).toBeLessThanOrEqual(s.computeMs + 0.05);
+      // Lambda's Init Duration covers the start and the init.
+      const report = host.reports(stage === 'branch_a' ? 'DemoBranchA' : 'DemoBranchB')[0];
+      expect(split.startMs! + s.initMs!).toBeLessThanOrEqual(report.initMs! + 1);
     }
     const again = await record((await infer(lambda, 'demo', tensor(README_X, 4))).runId);
     expect(again.stages.find((x) => x.stage === 'branch_a')).toMatchObject({ coldStart: false });

@@ -32,6 +32,7 @@ import {
   componentNames, gatewayStageEnvironment, hostedStageFunctions, storageEnvironment,
 } from '../packages/tools/src/lambda-host/from-plan.js';
 import { decodeStageResponse, encodeStageRequest } from '../packages/core/src/lambda/payload.js';
+import { readStages } from '../packages/core/src/lambda/stage-file.js';
 import type { Item } from '../packages/core/src/tensor/types.js';
 import { urlEvent } from '../packages/tools/test/lambda-host/events.js';
 import { DEMO_IN, DEMO_OUT, DEMO_WEIGHTS } from '../models/demo/build.js';
@@ -179,6 +180,22 @@ describe('the stage function package', () => {
     expectClose(y, branchA(README_X));
     const [report] = host.reports('DemoBranchA');
     expect(report).toMatchObject({ outcome: 'ok', coldStart: true, memoryMb: 512 });
+    // Its cold start, split: the environment's start, then init (weights fetched into an empty /tmp, session), then the first run.
+    const split = result.coldStartSplit!;
+    expect(split.startMs).toBeGreaterThan(0);
+    expect(split.fetchMs).toBeGreaterThan(0);
+    expect(split.firstRunMs).toBe(result.computeMs);
+    expect(split.fetchMs + split.hashMs + split.sessionMs).toBeLessThanOrEqual(result.initMs!);
+    expect(split.startMs! + result.initMs!).toBeLessThanOrEqual(report.initMs!);
+    expect(split.firstRunMs!).toBeLessThanOrEqual(report.durationMs);
+  });
+
+  it('carries its stages beside the manifest, made from that very manifest, so init reads no YAML', async () => {
+    const manifest = join(copies.get('DemoBranchA')!, 'models/demo/pipeline.yaml');
+    const got = await readStages(manifest);
+    expect(got.from).toBe('stages-file');
+    const demo = await loadManifest(join(REPO, 'models/demo/pipeline.yaml'));
+    expect(got.manifest.stages.find((s) => s.name === 'branch_a')).toEqual(JSON.parse(JSON.stringify(demo.stages.find((s) => s.name === 'branch_a'))));
   });
 });
 

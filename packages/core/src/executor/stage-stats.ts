@@ -111,7 +111,13 @@ export class StageStats {
     if (this.submittedItems > 0) { r.bytesIn = this.bytesIn; r.bytesOut = this.bytesOut; }
     if (this.peakRss !== undefined) r.peakRssBytes = this.peakRss;
     if (this.cpuMs !== undefined) r.cpuMs = round(this.cpuMs);
-    if (this.split) r.coldStartSplit = { fetchMs: round(this.split.fetchMs), hashMs: round(this.split.hashMs), sessionMs: round(this.split.sessionMs) };
+    if (this.split) {
+      const split: NonNullable<StageRunRecord['coldStartSplit']> = { fetchMs: round(this.split.fetchMs), hashMs: round(this.split.hashMs), sessionMs: round(this.split.sessionMs) };
+      // A stage function's own parts, when its build sends them.
+      if (this.split.startMs !== undefined) split.startMs = round(this.split.startMs);
+      if (this.split.firstRunMs !== undefined) split.firstRunMs = round(this.split.firstRunMs);
+      r.coldStartSplit = split;
+    }
     if (this.lambda) r.lambda = { ...this.lambda, gbSeconds: Math.round(this.lambda.gbSeconds * 1e6) / 1e6, invocations: Math.round(this.lambda.invocations * 1e4) / 1e4 };
     return r;
   }

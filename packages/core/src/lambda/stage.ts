@@ -1,20 +1,17 @@
-import path from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { OnnxStage } from '../manifest/types.js';
 import type { BatchResult, ColdStartSplit, StageRuntime } from '../runtime/types.js';
 import { markUsage, usageSince } from '../runtime/process-usage.js';
 import { lambdaFunctionOf } from '../observability/assumptions.js';
-import { loadManifest } from '../manifest/load.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
-import { S3WeightStore } from '../storage/s3-weights.js';
-import { makeS3Client, settingsFromEnv, type Env } from '../storage/config.js';
+import type { Env } from '../storage/config.js';
 import { BadRequestError, EnsembleError } from '../errors.js';
 import {
   SPILL_ABOVE_BYTES, decodeStageRequest, encodeStageFailure, encodeStageResult, isSpillRef,
   type SpillRef, type StageRequest, type StageResponsePayload,
 } from './payload.js';
 import { PayloadSpill } from './spill.js';
-import { DEFAULT_CACHE_DIR, ENV } from './environment.js';
+import { startStageWeights, type StageWeights } from './stage-weights.js';
+import { ENV } from './environment.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 import { StageEmf } from '../observability/emf.js';
@@ -22,6 +19,12 @@ import { emfOptions } from './emf-options.js';
 import { withColocatedStages } from './colocated.js';
 import type { Manifest } from '../manifest/types.js';
 
+
+export interface StageHandlerOptions {
+  metricsLog?: (line: string) => void;
+  /** The weights already on their way (startStageWeights, from the entry); default: started here. */
+  weights?: Promise<StageWeights>;
+}
 
 /** A batch result, a handled failure (bad payload, failed init), or a reference to an answer parked in the bucket. */
 export type StageHandler = (event: unknown) => Promise<StageResponsePayload | SpillRef>;
@@ -51,8 +54,7 @@ interface Loaded {
  * running throws, so Lambda reports it as a function error (`Unhandled`)
  * and the gateway answers 502 naming the stage.
  */
-export async function createStageHandler(env: Env = process.env, opts: { metricsLog?: (line: string) => void } = {}): Promise<StageHandler> {
-  const t0 = performance.now();
+export async function createStageHandler(env: Env = process.env, opts: StageHandlerOptions = {}): Promise<StageHandler> {
   // One Embedded Metric Format line per batch, in the function's log: no call on the request path.
   const metrics = new StageEmf(emfOptions(env, opts.metricsLog));
   let loaded: Loaded | undefined;
@@ -60,10 +62,14 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
   // During init, alongside the weights: the SDK is loaded only when an OTLP endpoint is set.
   const tracing = startTracing(env[ENV.stage] ? `ensemble-${env[ENV.stage]}` : 'ensemble', env);
   try {
-    loaded = await load(env);
+    const weights = await (opts.weights ?? startStageWeights(env));
+    loaded = await load(weights);
     // The function stages the deployment plan placed with this one (pre-processing) run here, before session.run.
     loaded.runtime = await withColocatedStages(loaded.manifest, loaded.stage, loaded.runtime);
-    loaded.initMs = performance.now() - t0;
+    // Init runs from the weights' start: the entry may have begun it before loading this module.
+    loaded.initMs = performance.now() - weights.startedAt;
+    // performance.now() counts from process start: begun at module scope, as the entry does, this is the runtime and bundle load.
+    if (loaded.split) loaded.split.startMs = weights.startedAt;
   } catch (e) {
     initError = e;
     console.error(`[ensemble] stage init failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -109,7 +115,7 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
     const usage = usageSince(mark);
     const initMs = firstCall ? loaded.initMs : undefined;
     const profiled: BatchResult = { ...result, coldStart: cold, initMs, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes };
-    if (firstCall && loaded.split) profiled.coldStartSplit = loaded.split;
+    if (firstCall && loaded.split) profiled.coldStartSplit = { ...loaded.split, firstRunMs: result.computeMs };
     else delete profiled.coldStartSplit;
     const e0 = performance.now();
     const answer = encodeStageResult(profiled);
@@ -133,40 +139,19 @@ export async function createStageHandler(env: Env = process.env, opts: { metrics
   };
 }
 
-async function load(env: Env): Promise<Loaded> {
-  const pipeline = required(env, ENV.pipeline);
-  const stageName = required(env, ENV.stage);
-  const root = env.LAMBDA_TASK_ROOT ?? process.cwd();
-  const manifest = await loadManifest(path.resolve(root, required(env, ENV.manifest)));
-  if (manifest.name !== pipeline) {
-    throw new EnsembleError(`${ENV.manifest} holds pipeline '${manifest.name}', but ${ENV.pipeline} is '${pipeline}'`);
-  }
-  const stage = manifest.stages.find((s) => s.name === stageName);
-  if (!stage) throw new EnsembleError(`pipeline '${pipeline}' has no stage '${stageName}'`);
-  if (stage.kind !== 'onnx') throw new EnsembleError(`stage '${stageName}' of '${pipeline}' is a ${stage.kind} stage; only ONNX stages get their own function`);
-
-  const settings = settingsFromEnv(env);
-  const s3: S3Client = makeS3Client(settings);
+async function load(w: StageWeights): Promise<Loaded> {
   try {
-    // /tmp keyed by sha256: a warm instance (or one sharing /tmp with an earlier one) skips the download.
-    const weights = new S3WeightStore({ s3, bucket: settings.bucket, cacheDir: env[ENV.cacheDir] || DEFAULT_CACHE_DIR });
-    const modelPath = await weights.resolve(stage.weights.key, stage.weights.sha256);
-    const w = weights.timing(stage.weights.sha256);
+    const modelPath = await w.modelPath;
+    const timing = w.store.timing(w.stage.weights.sha256);
     const s0 = performance.now();
-    const runtime = await createOnnxRuntime({ stage, modelPath });
-    const split: ColdStartSplit = { fetchMs: w?.fetchMs ?? 0, hashMs: w?.hashMs ?? 0, sessionMs: performance.now() - s0 };
+    const runtime = await createOnnxRuntime({ stage: w.stage, modelPath });
+    const split: ColdStartSplit = { fetchMs: timing?.fetchMs ?? 0, hashMs: timing?.hashMs ?? 0, sessionMs: performance.now() - s0 };
     // The client stays for the instance's life: big payloads come and go through the bucket.
-    return { pipeline, manifest, stage, runtime, spill: new PayloadSpill(s3, settings.bucket), initMs: 0, split };
+    return { pipeline: w.pipeline, manifest: w.manifest, stage: w.stage, runtime, spill: new PayloadSpill(w.s3, w.settings.bucket), initMs: 0, split };
   } catch (e) {
-    s3.destroy();
+    w.s3.destroy();
     throw e;
   }
-}
-
-function required(env: Env, name: string): string {
-  const v = env[name]?.trim();
-  if (!v) throw new EnsembleError(`${name} is not set; the deployment plan sets it on every stage function`);
-  return v;
 }
 
 function errorText(e: unknown): string {

@@ -38,7 +38,7 @@ export interface BatchEvent {
   /** CPU time of the process that ran the batch, over the batch (ms). */
   cpuMs?: number;
   peakRssBytes?: number;
-  coldStartSplit?: { fetchMs: number; hashMs: number; sessionMs: number };
+  coldStartSplit?: { startMs?: number; fetchMs: number; hashMs: number; sessionMs: number; firstRunMs?: number };
   /** What Lambda bills for the batch's invocation. */
   lambda?: { billedMs: number; memoryMb: number; arch: 'x86_64' | 'arm64' };
 }

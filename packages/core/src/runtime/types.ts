@@ -11,11 +11,20 @@ export type ItemOutcome =
   | { ok: true; items: Item[] }
   | { ok: false; error: string; code?: string };
 
-/** Where a stage's cold start went: weights from S3, their sha256 check, the ONNX session (ms). */
+/**
+ * Where a stage's cold start went (ms): weights from S3, their sha256 check,
+ * the ONNX session; on a stage function also the environment's start before
+ * its init and the first batch's run. The last two are optional: workers and
+ * older builds leave them out.
+ */
 export interface ColdStartSplit {
+  /** Process start to the stage's init beginning: the runtime and the entry's modules loaded. */
+  startMs?: number;
   fetchMs: number;
   hashMs: number;
   sessionMs: number;
+  /** The first batch's session.run: ONNX Runtime's first run allocates and picks kernels. */
+  firstRunMs?: number;
 }
 
 /**

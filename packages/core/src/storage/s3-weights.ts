@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { EnsembleError } from '../errors.js';
@@ -16,6 +16,9 @@ export interface S3WeightStoreOptions {
   /** Files land in `<cacheDir>/sha256/<hash>`; the cache is keyed by content, not by S3 key. */
   cacheDir: string;
 }
+
+/** The file stream's buffer: the body's chunks (tens of KB) reach the disk in writes of up to this. */
+const WRITE_CHUNK_BYTES = 1 << 20;
 
 /** Metadata key holding an object's sha256 (`x-amz-meta-sha256` on the wire). */
 export const SHA256_METADATA = 'sha256';
@@ -113,18 +116,18 @@ export class S3WeightStore implements WeightStore {
     // Same folder as the target so the rename is atomic; random so concurrent processes never share it.
     const tmp = join(this.dir, `.${expected}.${process.pid}.${randomBytes(6).toString('hex')}.part`);
     const hash = createHash('sha256');
-    // Hashing runs inside the download stream: its share is the time spent in update(), the rest is fetching.
+    // One pass: every chunk is hashed as it goes by on its way to the file (a second 'data' listener beside the pipe's,
+    // no Transform hop), so the object is neither held in memory nor read back to check it. Hashing's share is the
+    // time in update(); the rest is fetching and writing.
     let hashMs = 0;
-    const hashing = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        const h0 = performance.now();
-        hash.update(chunk);
-        hashMs += performance.now() - h0;
-        done(null, chunk);
-      },
+    body.on('data', (chunk: Buffer) => {
+      const h0 = performance.now();
+      hash.update(chunk);
+      hashMs += performance.now() - h0;
     });
     try {
-      await pipeline(body, hashing, createWriteStream(tmp));
+      // Large writes: fewer write calls for weights of tens of MB.
+      await pipeline(body, createWriteStream(tmp, { highWaterMark: WRITE_CHUNK_BYTES }));
       const actual = hash.digest('hex');
       if (actual !== expected) {
         throw new EnsembleError(`weights object ${url} has sha256 ${actual}, expected ${expected}`);

@@ -45,8 +45,12 @@ export interface StageRunRecord {
   peakRssBytes?: number;
   /** CPU time of those batches, a shared batch apportioned by this request's share of its items (ms). */
   cpuMs?: number;
-  /** With coldStart: where initMs went. The three sum to at most initMs. */
-  coldStartSplit?: { fetchMs: number; hashMs: number; sessionMs: number };
+  /**
+   * With coldStart: where initMs went (fetch, hash and session sum to at most
+   * initMs); from a stage function also the environment's start before its
+   * init (startMs) and the first batch's run (firstRunMs, part of computeMs).
+   */
+  coldStartSplit?: { startMs?: number; fetchMs: number; hashMs: number; sessionMs: number; firstRunMs?: number };
   /** On Lambda: this request's share of the stage function's billed GB-seconds and of its invocations. */
   lambda?: { gbSeconds: number; invocations: number; arch: 'x86_64' | 'arm64'; memoryMb: number };
 }

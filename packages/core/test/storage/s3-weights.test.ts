@@ -142,6 +142,28 @@ describe('S3WeightStore', () => {
     expect(await readFile(await store.resolve('bad.onnx', actual))).toEqual(bytes);
   });
 
+  it('streams an object of many chunks through the hash to the file: intact it lands whole, one corrupted byte near its end is refused', async () => {
+    // Several MB: many body chunks and several 1 MB file writes, so a chunk missed by the hash or the file would show.
+    const bytes = Buffer.alloc(6 * 1024 * 1024 + 12_345);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+    const hash = await pushBytes('big.onnx', bytes);
+    const cacheDir = join(work, 'cache');
+    const store = new S3WeightStore({ s3: local!.s3, bucket: 'weights', cacheDir });
+    const path = await store.resolve('big.onnx', hash);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+    expect(store.timing(hash)!.fetchMs).toBeGreaterThan(0);
+
+    const corrupted = Buffer.from(bytes);
+    corrupted[corrupted.length - 100] ^= 0x01;
+    await local!.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: 'corrupted.onnx', Body: corrupted }));
+    const fresh = new S3WeightStore({ s3: local!.s3, bucket: 'weights', cacheDir: join(work, 'cache2') });
+    const err = await fresh.resolve('corrupted.onnx', hash).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EnsembleError);
+    expect((err as Error).message).toBe(`weights object s3://weights/corrupted.onnx has sha256 ${sha(corrupted)}, expected ${hash}`);
+    // Neither the file nor its partial download is left behind.
+    expect(await readdir(join(work, 'cache2', 'sha256'))).toEqual([]);
+  });
+
   it('detects an object overwritten with other content after its hash was recorded', async () => {
     const hash = await pushBytes('swapped.onnx', Buffer.from('version one'));
     await local!.s3.send(new PutObjectCommand({ Bucket: 'weights', Key: 'swapped.onnx', Body: 'version two' }));

@@ -84,7 +84,7 @@ export function renderMarkdown(r: Report): string {
     '```',
     'npm run bench                          # every scenario, a few minutes on 2 cores',
     'npm run bench -- --quick               # fewer requests per level, about a minute',
-    'npm run bench -- --scenario ocr        # one scenario (tiny, ocr, ocr-lambda, pipelined, job, memory); repeatable',
+    'npm run bench -- --scenario ocr        # one scenario (tiny, ocr, ocr-lambda, pipelined, job, memory, coldstart); repeatable',
     'npx ensemble bench --out /tmp/b.md     # write the report (and b.svg) elsewhere',
     'npx ensemble bench --profile t.cpuprofile  # the tiny pipeline at c=64 under the CPU profiler: self time by part and function',
     'npx ensemble bench --summarize t.cpuprofile  # the same tables for any .cpuprofile (node --cpu-prof)',

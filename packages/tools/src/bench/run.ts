@@ -9,6 +9,7 @@ import { runOcrLambdaScenario } from './scenarios/ocr-lambda.js';
 import { runPipelinedScenario } from './scenarios/pipelined.js';
 import { runTinyScenario } from './scenarios/tiny.js';
 import { runJobScenario } from './scenarios/job.js';
+import { runColdStartScenario } from './scenarios/coldstart.js';
 import type { BenchRow, BenchSettings, ScenarioResult } from './types.js';
 
 export const SCENARIOS = {
@@ -18,6 +19,7 @@ export const SCENARIOS = {
   pipelined: runPipelinedScenario,
   job: runJobScenario,
   memory: runMemoryScenario,
+  coldstart: runColdStartScenario,
 } as const;
 export type ScenarioName = keyof typeof SCENARIOS;
 

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
-import { copyFile, link, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Metafile } from 'esbuild';
 import type { DeploymentPlan, FunctionPlan } from '../deploy/types.js';
 import { pruneOnnxRuntime } from '../deploy/prune.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
+import { loadManifest } from '@ensemble/core/manifest/load.js';
+import { stagesFile, stagesFilePath } from '@ensemble/core/lambda/stage-file.js';
 import { copyPackages } from './node-modules.js';
 import { LAMBDA_UNZIPPED_LIMIT_BYTES, bundleSettings } from './settings.js';
 import { gatewayEntrySource, stageModulesPlugin, stageModulesSource } from './stage-modules.js';
@@ -30,7 +32,7 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
   if (unknown.length) throw new EnsembleError(`no function ${unknown.join(', ')} in the plan (it has ${all.map((f) => f.name).join(', ')})`);
   const selected = opts.only?.length ? all.filter((f) => opts.only!.includes(f.name)) : all;
 
-  const builds = new Map<string, { file: string; sources: string[] }>();
+  const builds = new Map<string, { dir: string; files: string[]; sources: string[] }>();
   const installs = new Map<string, string>();
   const out: PackagedFunction[] = [];
   for (const fn of selected) {
@@ -46,10 +48,14 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
     const buildKey = JSON.stringify([fn.handler, fn.runtime, fn.install, modules]);
     let built = builds.get(buildKey);
     if (built) {
-      await mkdir(path.dirname(target), { recursive: true });
-      await copyFile(built.file, target);
+      // The handler and the chunks it loads, at the same paths.
+      for (const f of built.files) {
+        await mkdir(path.dirname(path.join(dir, f)), { recursive: true });
+        await copyFile(path.join(built.dir, f), path.join(dir, f));
+      }
     } else {
-      built = { file: target, sources: await bundleHandler(fn, root, source, target, modules) };
+      const b = await bundleHandler(fn, root, source, target, modules);
+      built = { dir, files: b.files.map((f) => path.relative(dir, f)), sources: b.sources };
       builds.set(buildKey, built);
     }
 
@@ -60,6 +66,9 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
       await mkdir(path.dirname(to), { recursive: true });
       await copyTree(from, to, false);
     }
+
+    const stagePlan = plan.stages.find((st) => st === fn);
+    if (stagePlan) await writeStagesFile(root, dir, stagePlan.manifest);
 
     const platform: TargetPlatform = { os: 'linux', architecture: fn.architecture };
     const installKey = JSON.stringify([fn.install, platform]);
@@ -83,6 +92,20 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
   return out;
 }
 
+/**
+ * The stage function's stages file beside its bundled manifest, made from
+ * that copy: its init then reads JSON rather than parsing and checking YAML.
+ */
+async function writeStagesFile(root: string, dir: string, manifest: string): Promise<void> {
+  const bundled = path.resolve(dir, manifest);
+  if (!existsSync(bundled)) throw new EnsembleError(`the stage function's manifest ${manifest} is not among its copyFiles`);
+  const text = await readFile(bundled, 'utf8');
+  // Loaded from the project, where the paths it checks resolve; the text is the same as the bundled copy's.
+  const source = path.resolve(root, manifest);
+  if ((await readFile(source, 'utf8')) !== text) throw new EnsembleError(`${manifest} changed while packaging; package again`);
+  await writeFile(stagesFilePath(bundled), JSON.stringify(stagesFile(await loadManifest(source), text)));
+}
+
 /** `functions/stage.handler` -> the source `functions/stage.ts` and the bundle's `functions/stage.mjs`. */
 function handlerPaths(root: string, fn: FunctionPlan): { source: string; handlerFile: string } {
   const base = fn.handler.slice(0, fn.handler.lastIndexOf('.'));
@@ -91,8 +114,15 @@ function handlerPaths(root: string, fn: FunctionPlan): { source: string; handler
   return { source, handlerFile: `${base}.mjs` };
 }
 
-/** Bundles the handler; returns the source files inside the bundle, relative to `root`. */
-async function bundleHandler(fn: FunctionPlan, root: string, source: string, outfile: string, stageModules: string[]): Promise<string[]> {
+/**
+ * Bundles the handler; returns the files written (absolute) and the source
+ * files inside the bundle, relative to `root`. A handler without stage
+ * modules is split: what it imports dynamically (the OpenTelemetry SDK, the
+ * manifest's YAML parser, credential providers other than the environment's)
+ * goes to chunks beside it that are read only if used, so a cold start does
+ * not compile them.
+ */
+async function bundleHandler(fn: FunctionPlan, root: string, source: string, outfile: string, stageModules: string[]): Promise<{ files: string[]; sources: string[] }> {
   const settings = bundleSettings(fn.runtime, fn.install);
   const result = stageModules.length
     ? await build({
@@ -101,13 +131,23 @@ async function bundleHandler(fn: FunctionPlan, root: string, source: string, out
       plugins: [stageModulesPlugin(root, stageModulesSource(root, stageModules))],
       outfile,
     })
-    : await build({ ...settings, entryPoints: [source], outfile });
+    : await build({
+      ...settings,
+      entryPoints: [{ in: source, out: path.basename(outfile, '.mjs') }],
+      outdir: path.dirname(outfile),
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+    });
   const leaked = nativeInputs(result.metafile!).filter((p) => !fn.install.includes(p));
   if (leaked.length) {
     throw new EnsembleError(`function '${fn.name}': its bundle pulls in ${leaked.join(', ')}, which only the ${leaked.includes('sharp') ? 'gateway' : 'stage functions'} may load; check what imports it`);
   }
   const cwd = process.cwd();
-  return Object.keys(result.metafile!.inputs).map((p) => path.relative(root, path.resolve(cwd, p))).sort();
+  return {
+    files: Object.keys(result.metafile!.outputs).map((p) => path.resolve(cwd, p)),
+    sources: Object.keys(result.metafile!.inputs).map((p) => path.relative(root, path.resolve(cwd, p))).sort(),
+  };
 }
 
 function nativeInputs(meta: Metafile): string[] {

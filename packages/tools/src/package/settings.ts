@@ -17,11 +17,17 @@ export function esbuildTarget(runtime: LambdaRuntime): string {
  * ESM like the sources; `require` defined for the CommonJS packages bundled
  * into ESM output (the AWS SDK's dependencies); names kept, because errors are
  * told apart by class name (`StageError`) across the Invoke boundary.
+ *
+ * A package's ES module build before its CommonJS `main`: the AWS SDK's
+ * CommonJS builds are one file per client that esbuild cannot tree-shake, so
+ * every S3 command and its schema was in every function, and compiling and
+ * running that is most of a stage function's start.
  */
 export function bundleSettings(runtime: LambdaRuntime, external: string[]): BuildOptions {
   return {
     bundle: true,
     platform: 'node',
+    mainFields: ['module', 'main'],
     format: 'esm',
     target: esbuildTarget(runtime),
     minify: true,

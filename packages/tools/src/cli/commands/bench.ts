@@ -6,9 +6,9 @@ import { profileTiny, summarizeProfileFile } from '../../bench/profile.js';
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'Benchmark on this machine against baselines in the same run; print a table, write docs/benchmarks.md and a chart.',
-  usage: 'bench [--scenario tiny|ocr|ocr-lambda|pipelined|job|memory|all ...] [--quick] [--job-images N] [--out docs/benchmarks.md] | bench --profile FILE.cpuprofile [--concurrency N] | bench --summarize FILE.cpuprofile',
+  usage: 'bench [--scenario tiny|ocr|ocr-lambda|pipelined|job|memory|coldstart|all ...] [--quick] [--job-images N] [--out docs/benchmarks.md] | bench --profile FILE.cpuprofile [--concurrency N] | bench --summarize FILE.cpuprofile',
   help: [
-    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), ocr-lambda (OCR through the Lambda transport and the local Lambda host vs the worker pool), pipelined (64 items through a cut model), job (an OCR batch job vs the synchronous endpoint), memory (RSS of npm start at rest and under OCR load); repeatable; default all'],
+    ['--scenario S', 'tiny (demo vs a hand-written server), ocr (vs @gutenye/ocr-node and a plain loop), ocr-lambda (OCR through the Lambda transport and the local Lambda host vs the worker pool), pipelined (64 items through a cut model), job (an OCR batch job vs the synchronous endpoint), memory (RSS of npm start at rest and under OCR load), coldstart (OCR stage functions from a fresh sandbox with an empty /tmp); repeatable; default all'],
     ['--job-images N', 'images in the job scenario\'s job (default 1000, 100 with --quick)'],
     ['--quick', 'fewer requests per level (about a minute in all instead of several)'],
     ['--out FILE', 'where the markdown report goes (default docs/benchmarks.md); the chart is written next to it as .svg'],
