@@ -106,7 +106,8 @@ async function recognizerChain(file: string, modelsDir: string, log: (s: string)
     'name: ocr-split-rec',
     `description: The recogniser stages of ${file}, alone.`,
     'inputs:', `  - { name: ${inTensor}, datatype: FP32, shape: [-1, 3, 48, -1] }`,
-    'outputs:', `  - { name: ${outTensor}, datatype: FP32, shape: [-1, -1, -1] }`,
+    // Items of one request are the same width here, but the manifest cannot know: their outputs are joined as ragged.
+    'outputs:', `  - { name: ${outTensor}, datatype: FP32, shape: [-1, -1, -1], ragged: { pad_value: 0 } }`,
     'stages:', ...onnx.map(stage), '',
   ].join('\n');
   await writeFile(join(dir, 'pipeline.yaml'), yaml);
