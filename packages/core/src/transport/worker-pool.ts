@@ -101,8 +101,8 @@ export interface StageUsage {
   computeMs: number;
   /**
    * CPU time of session.run: the worker process's (every thread) while it
-   * ran. For an inline stage its wall time, which is its CPU time on the
-   * gateway's main thread with one intra-op thread.
+   * ran. For an inline stage the lesser of its wall time and the gateway's
+   * CPU over the call, each of which is at least what it used.
    */
   computeCpuMs: number;
   /** The transfer split's parts (TransferSplit). */
@@ -301,7 +301,9 @@ export class WorkerPoolTransport implements StageTransport {
     u.batches++;
     u.items += n;
     u.computeMs += r.computeMs;
-    u.computeCpuMs += r.computeMs;
+    // Both bound its own CPU from above: the wall time counts waits for the event loop and the cores,
+    // the process's CPU counts whatever else the gateway did meanwhile.
+    u.computeCpuMs += Math.min(r.computeMs, r.cpuMs ?? r.computeMs);
   }
 
   /**
@@ -573,6 +575,8 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
+    // Whatever it still had on the pipe, either way, answers nothing now.
+    slot.data.destroy();
     if (!slot.started) pool.failedStarts++;
     if (!ending) this.reportRestart(pool, err);
     if (ending || pool.failedStarts >= MAX_FAILED_STARTS) {
