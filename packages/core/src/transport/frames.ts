@@ -87,6 +87,12 @@ export interface FrameReaderOptions<H> {
   onFrame: (frame: Frame<H>) => void;
   /** A stream that is not frames (a bad magic, an impossible length): the reader stops. */
   onError: (e: Error) => void;
+  /**
+   * Where a payload of `bytes` goes (default: a new buffer of its own). It
+   * must start at a multiple of 8 and be `bytes` long; a reader that knows
+   * when a payload is done with can hand the same memory out again.
+   */
+  payloadBuffer?: (bytes: number) => Uint8Array;
 }
 
 /**
@@ -185,7 +191,7 @@ export class FrameReader<H = unknown> {
     let payload: Uint8Array;
     try {
       // Not zero-filled: every byte is written by the reads before anyone sees it.
-      payload = payloadLength === 0 ? new Uint8Array(0) : Buffer.allocUnsafeSlow(payloadLength);
+      payload = payloadLength === 0 ? new Uint8Array(0) : this.opts.payloadBuffer?.(payloadLength) ?? Buffer.allocUnsafeSlow(payloadLength);
     } catch (e) {
       this.fail(`a frame's payload of ${payloadLength} bytes cannot be allocated (${e instanceof Error ? e.message : String(e)})`);
       return;

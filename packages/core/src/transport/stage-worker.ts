@@ -37,8 +37,26 @@ let runtime: OnnxRuntime | undefined;
 let batching: StageBatching | undefined;
 let stageName = '';
 
+/**
+ * Run frames of 1 MB and more land in one buffer kept from batch to batch: a
+ * fresh one would cost a page fault for every 4 KB of it on each batch (the
+ * pool's glibc settings map and unmap large blocks each time). A batch at a
+ * time comes, and nothing of its inputs outlives its answer: the next frame
+ * is written only once the pool has read that answer whole.
+ */
+const REUSE_FROM = 1 << 20;
+let spare: Uint8Array | undefined;
+let spareTaken = false;
+function payloadBuffer(bytes: number): Uint8Array {
+  if (bytes < REUSE_FROM || spareTaken) return Buffer.allocUnsafeSlow(bytes);
+  if (!spare || spare.byteLength < bytes) spare = Buffer.allocUnsafeSlow(bytes);
+  spareTaken = true;
+  return spare.subarray(0, bytes);
+}
+
 const reader = new FrameReader<RunHeader>({
-  onFrame: (f) => { void run(f); },
+  payloadBuffer,
+  onFrame: (f) => { void run(f).finally(() => { if (spare && f.payload.buffer === spare.buffer) spareTaken = false; }); },
   // The pool writes nothing but frames: a stream that is not one cannot be answered, and the pool replaces a worker that exits.
   onError: (e) => { console.error(`[ensemble] stage worker: ${e.message}`); process.exit(70); },
 });
