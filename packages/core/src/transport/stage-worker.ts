@@ -1,6 +1,11 @@
-import type { StageRuntime } from '../runtime/types.js';
-import type { FromWorker, ToWorker } from './worker-protocol.js';
-import { createOnnxRuntime } from '../runtime/onnx.js';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import type { OnnxRuntime } from '../runtime/onnx.js';
+import type { BatchInput, StageBatching } from '../runtime/onnx.js';
+import type { Tensor } from '../tensor/types.js';
+import { DATA_FD, type FromWorker, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
+import { FrameReader, PayloadWriter, writeFrame, type Frame } from './frames.js';
+import { addTensor, readGroup, type TensorMeta } from './tensor-frames.js';
+import { createOnnxRuntime, stageBatching } from '../runtime/onnx.js';
 import { EnsembleError } from '../errors.js';
 import { markUsage, usageSince } from '../runtime/process-usage.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
@@ -11,12 +16,15 @@ import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
  * `instances` sessions of a stage really run at once and a crash or hang takes
  * down one batch, not the gateway. (Not a worker thread: terminating a thread
  * inside a native session.run aborts the whole process.)
+ *
+ * Batches come on the data pipe as frames. Each read lands where its bytes
+ * belong (the socket's `onread` buffer is the frame under way), so a batch's
+ * tensors are read from the kernel straight into one buffer, in which items
+ * of one shape already are the batch tensor session.run takes as is; the
+ * outputs go back whole, written from ONNX Runtime's arrays.
  */
 if (!process.send) throw new Error('stage-worker must be started with an IPC channel (child_process.fork)');
-const port = {
-  postMessage: (m: FromWorker) => process.send!(m),
-  on: (event: 'message', fn: (m: ToWorker) => void) => process.on(event, fn),
-};
+const send = (m: FromWorker) => process.send!(m);
 // The parent going away (even by SIGKILL) closes the channel: don't linger as an orphan, but send the spans
 // this worker still holds first (bounded: a collector that does not answer must not keep it alive).
 const exitAfterFlush = () => {
@@ -25,50 +33,89 @@ const exitAfterFlush = () => {
   void flushTracing().finally(() => process.exit(0));
 };
 process.on('disconnect', exitAfterFlush);
-let runtime: StageRuntime | undefined;
+let runtime: OnnxRuntime | undefined;
+let batching: StageBatching | undefined;
 let stageName = '';
 
-function send(msg: FromWorker): void {
-  port.postMessage(msg);
+/**
+ * Run frames of 1 MB and more land in one buffer kept from batch to batch: a
+ * fresh one would cost a page fault for every 4 KB of it on each batch (the
+ * pool's glibc settings map and unmap large blocks each time). A batch at a
+ * time comes, and nothing of its inputs outlives its answer: the next frame
+ * is written only once the pool has read that answer whole.
+ */
+const REUSE_FROM = 1 << 20;
+let spare: Uint8Array | undefined;
+let spareTaken = false;
+function payloadBuffer(bytes: number): Uint8Array {
+  if (bytes < REUSE_FROM || spareTaken) return Buffer.allocUnsafeSlow(bytes);
+  if (!spare || spare.byteLength < bytes) spare = Buffer.allocUnsafeSlow(bytes);
+  spareTaken = true;
+  return spare.subarray(0, bytes);
 }
 
-port.on('message', (msg: ToWorker) => {
-  if (msg.type === 'init') {
-    const t0 = performance.now();
-    let sessionMs = 0;
-    const session = createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then((rt) => { sessionMs = performance.now() - t0; return rt; });
-    // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
-    Promise.all([session, startTracing('ensemble')]).then(
-      ([rt, traced]) => {
-        runtime = rt;
-        stageName = msg.stage.name;
-        // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
-        if (traced) process.once('SIGTERM', exitAfterFlush);
-        send({ type: 'ready', initMs: performance.now() - t0, sessionMs });
-      },
-      (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
-    );
-    return;
-  }
-  if (!runtime) { send({ type: 'error', id: msg.id, message: 'worker not initialised' }); return; }
-  const span = startStageRunSpan(stageName, msg.trace);
+const reader = new FrameReader<RunHeader>({
+  payloadBuffer,
+  onFrame: (f) => { void run(f).finally(() => { if (spare && f.payload.buffer === spare.buffer) spareTaken = false; }); },
+  // The pool writes nothing but frames: a stream that is not one cannot be answered, and the pool replaces a worker that exits.
+  onError: (e) => { console.error(`[ensemble] stage worker: ${e.message}`); process.exit(70); },
+});
+// `onread` (Node's own option, documented with socket.connect and honoured by the constructor since Node 12;
+// @types/node lists it for connect only): after each read Node asks `buffer` where the next one goes.
+const onread: OnReadOpts = { buffer: () => reader.readTarget(), callback: (n: number) => { reader.commit(n); return true; } };
+const data = new Socket({ fd: DATA_FD, readable: true, writable: true, onread } as SocketConstructorOpts);
+// A pool that went away mid-write: the IPC channel's disconnect ends this process.
+data.on('error', () => undefined);
+
+function answer(header: ResultHeader, payload?: PayloadWriter): void {
+  writeFrame(data, header, payload);
+}
+
+async function run(frame: Frame<RunHeader>): Promise<void> {
+  const h = frame.header;
+  if (!runtime || !batching) { answer({ type: 'error', id: h.id, message: 'worker not initialised' }); return; }
+  const span = startStageRunSpan(stageName, h.trace);
   const t0 = performance.now();
   const mark = markUsage();
-  runtime.run(msg.items).then(
-    (result) => {
-      const usage = usageSince(mark);
-      endStageRunSpan(span, result);
-      result.cpuMs = usage.cpuMs;
-      result.peakRssBytes = usage.peakRssBytes;
-      const servedMs = performance.now() - t0;
-      result.servedMs = servedMs;
-      // Stacking the items into a batch and splitting the outputs back: the session's own time is computeMs.
-      result.transfer = { serializeMs: Math.max(0, servedMs - result.computeMs) };
-      send({ type: 'result', id: msg.id, result });
+  try {
+    const inputs: Record<string, BatchInput> = {};
+    for (const [name, meta] of Object.entries(h.inputs)) inputs[name] = readGroup(frame.payload, meta, `input '${name}'`);
+    const feeds = batching.stack(inputs);
+    const before = markUsage();
+    const out = await runtime.runBatch(feeds, h.n);
+    const computeCpuMs = usageSince(before).cpuMs;
+    const payload = new PayloadWriter();
+    const outputs: Record<string, TensorMeta> = {};
+    for (const [name, t] of Object.entries(out.outputs)) outputs[name] = addTensor(payload, t as Tensor);
+    const usage = usageSince(mark);
+    const servedMs = performance.now() - t0;
+    endStageRunSpan(span, { outcomes: new Array<undefined>(h.n), computeMs: out.computeMs });
+    answer({
+      type: 'result', id: h.id, outputs,
+      computeMs: out.computeMs, computeCpuMs, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes,
+      servedMs, serializeMs: Math.max(0, servedMs - out.computeMs), readMs: frame.readMs,
+    }, payload);
+  } catch (e) {
+    endStageRunSpan(span, undefined, e);
+    answer({ type: 'error', id: h.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' });
+  }
+}
+
+process.on('message', (msg: ToWorker) => {
+  if (msg.type !== 'init') return;
+  const t0 = performance.now();
+  let sessionMs = 0;
+  const session = createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then((rt) => { sessionMs = performance.now() - t0; return rt; });
+  // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
+  Promise.all([session, startTracing('ensemble')]).then(
+    ([rt, traced]) => {
+      runtime = rt;
+      batching = stageBatching(msg.stage);
+      stageName = msg.stage.name;
+      // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
+      if (traced) process.once('SIGTERM', exitAfterFlush);
+      send({ type: 'ready', initMs: performance.now() - t0, sessionMs });
     },
-    (e: unknown) => {
-      endStageRunSpan(span, undefined, e);
-      send({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' });
-    },
+    (e: unknown) => send({ type: 'init-error', message: e instanceof Error ? e.message : String(e) }),
   );
 });

@@ -1,12 +1,16 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
-import type { Item } from '../tensor/types.js';
+import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ColdStartSplit } from '../runtime/types.js';
 import type { WeightStore, WeightTiming } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
-import type { FromWorker, ToWorker } from './worker-protocol.js';
+import { DATA_FD, type FromWorker, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
+import { FrameReader, PayloadWriter, writeFrame, type Frame } from './frames.js';
+import { addGroup, readTensor, type GroupMeta } from './tensor-frames.js';
+import { stageBatching, type StageBatching } from '../runtime/onnx.js';
 import type { TraceCarrier } from '../observability/trace-context.js';
 import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } from '../errors.js';
 import { InProcessTransport } from './in-process.js';
@@ -27,11 +31,27 @@ function workerEnv(): NodeJS.ProcessEnv {
   return { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), ...process.env };
 }
 
+/** A batch written to a worker, waiting for its answer. */
+interface InFlight {
+  id: number;
+  /** Items in the batch: the rows the outputs are split into. */
+  n: number;
+  /** performance.now() before its frame was written. */
+  sentAt: number;
+  /** This process's time laying the tensors out (before a worker was taken) and writing the frame (ms). */
+  prepMs: number;
+  writeMs: number;
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
 interface Slot {
   worker: ChildProcess;
+  /** The worker's data pipe (its fd DATA_FD): batches out, answers in, as frames. */
+  data: Socket;
   ready: Promise<number>;
   /** The batch it is running, if any. */
-  current?: { id: number; sentAt: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void };
+  current?: InFlight;
   /** The first result after a (re)start is a cold start: from the worker's start to its session being ready. */
   initMs?: number;
   /** Where that start went: the weights (resolved here) and the session (made in the worker). */
@@ -64,6 +84,34 @@ interface StagePool {
   closed?: boolean;
   /** Its batches in flight, for an unload to wait for. */
   active: Set<Promise<unknown>>;
+  /** How its batches are stacked and split: the gateway splits a worker's whole outputs per item. */
+  batching: StageBatching;
+  usage: StageUsage;
+}
+
+/**
+ * What a stage's batches have cost so far through this transport, summed
+ * (ms): for the benchmark and diagnostics. A pool shared by several
+ * pipelines' stages counts all their batches.
+ */
+export interface StageUsage {
+  batches: number;
+  items: number;
+  /** Wall time of session.run. */
+  computeMs: number;
+  /**
+   * CPU time of session.run: the worker process's (every thread) while it
+   * ran. For an inline stage the lesser of its wall time and the gateway's
+   * CPU over the call, each of which is at least what it used.
+   */
+  computeCpuMs: number;
+  /** The transfer split's parts (TransferSplit). */
+  serializeMs: number;
+  ipcMs: number;
+}
+
+function noUsage(): StageUsage {
+  return { batches: 0, items: 0, computeMs: 0, computeCpuMs: 0, serializeMs: 0, ipcMs: 0 };
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
@@ -113,6 +161,8 @@ export class WorkerPoolTransport implements StageTransport {
   private readonly routes = new Map<string, StagePool>();
   private readonly inline: InProcessTransport;
   private readonly inlineStages = new Set<string>();
+  /** Inline stages' usage, by stageKey. */
+  private readonly inlineUsage = new Map<string, StageUsage>();
   private nextId = 1;
   /** No new batches, no respawning: close() was called. */
   private closing = false;
@@ -149,14 +199,17 @@ export class WorkerPoolTransport implements StageTransport {
         const modelPath = await this.weights.resolve(stage.weights.key, stage.weights.sha256);
         // The first workers' cold start began with this resolve: it may have downloaded the weights.
         const loading = { at, weights: this.weights.timing?.(stage.weights.sha256) };
-        const created: StagePool = { key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set() };
+        const created: StagePool = {
+          key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set(),
+          batching: stageBatching(stage), usage: noUsage(),
+        };
         for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created, loading));
         created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
         this.pools.set(key, created);
         pool = created;
       }
       // A pipeline loaded again: respawns follow its new manifest (its weights key may have moved).
-      if (pool.stage === pool.users.get(user)) pool.stage = stage;
+      if (pool.stage === pool.users.get(user)) { pool.stage = stage; pool.batching = stageBatching(stage); }
       pool.users.set(user, stage);
       this.routes.set(user, pool);
       await pool.loaded;
@@ -174,7 +227,7 @@ export class WorkerPoolTransport implements StageTransport {
       if (isStageOf(user, pipeline) && pool.users.has(user)) await this.detach(pool, user);
     }
     await this.inline.unload(pipeline);
-    for (const k of [...this.inlineStages]) if (isStageOf(k, pipeline)) this.inlineStages.delete(k);
+    for (const k of [...this.inlineStages]) if (isStageOf(k, pipeline)) { this.inlineStages.delete(k); this.inlineUsage.delete(k); }
   }
 
   private async detach(pool: StagePool, user: string): Promise<void> {
@@ -183,7 +236,7 @@ export class WorkerPoolTransport implements StageTransport {
     const next = pool.users.values().next();
     if (!next.done) {
       // Respawns start from a stage still served: the one that left may be gone from the bucket.
-      if (![...pool.users.values()].includes(pool.stage)) pool.stage = next.value;
+      if (![...pool.users.values()].includes(pool.stage)) { pool.stage = next.value; pool.batching = stageBatching(next.value); }
       return;
     }
     pool.closed = true;
@@ -208,6 +261,13 @@ export class WorkerPoolTransport implements StageTransport {
 
   concurrency(stage: OnnxStage): number { return stage.scale.instances; }
 
+  /** What the stage's batches have cost so far (a copy), or undefined for a stage not loaded here. */
+  usage(pipeline: string, stage: string): StageUsage | undefined {
+    const key = stageKey(pipeline, stage);
+    const u = this.inlineUsage.get(key) ?? this.routes.get(key)?.usage;
+    return u && { ...u };
+  }
+
   health(pipeline: string): StageHealth[] {
     const out: StageHealth[] = [];
     for (const [user, pool] of this.routes) {
@@ -225,13 +285,25 @@ export class WorkerPoolTransport implements StageTransport {
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     if (this.closing) return Promise.reject(new NotReadyError(`stage '${stage}' is shutting down`));
-    const running = this.inlineStages.has(stageKey(pipeline, stage))
-      ? this.inline.invoke(pipeline, stage, items)
+    const key = stageKey(pipeline, stage);
+    const running = this.inlineStages.has(key)
+      ? this.inline.invoke(pipeline, stage, items).then((r) => { this.countInline(key, items.length, r); return r; })
       : this.run(pipeline, stage, items, signal, trace);
     this.active.add(running);
     const done = () => { this.active.delete(running); };
     running.then(done, done);
     return running;
+  }
+
+  private countInline(key: string, n: number, r: BatchResult): void {
+    let u = this.inlineUsage.get(key);
+    if (!u) { u = noUsage(); this.inlineUsage.set(key, u); }
+    u.batches++;
+    u.items += n;
+    u.computeMs += r.computeMs;
+    // Both bound its own CPU from above: the wall time counts waits for the event loop and the cores,
+    // the process's CPU counts whatever else the gateway did meanwhile.
+    u.computeCpuMs += Math.min(r.computeMs, r.cpuMs ?? r.computeMs);
   }
 
   /**
@@ -253,6 +325,7 @@ export class WorkerPoolTransport implements StageTransport {
     this.routes.clear();
     await this.inline.close();
     this.inlineStages.clear();
+    this.inlineUsage.clear();
   }
 
   private async run(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
@@ -277,6 +350,10 @@ export class WorkerPoolTransport implements StageTransport {
       return new NotReadyError(`stage '${stage}' is shutting down`);
     };
     if (bound.aborted) throw stopped();
+    // The tensors are laid out (as views, no copy) before a worker is taken: a batch that cannot be sent fails without one.
+    const prepStart = performance.now();
+    const { inputs, payload } = layoutInputs(pool.stage, items);
+    const prepMs = performance.now() - prepStart;
     const slot = await this.acquire(pool, bound, stopped);
     try {
       await untilAborted(slot.ready, bound);
@@ -302,8 +379,13 @@ export class WorkerPoolTransport implements StageTransport {
       };
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
-      slot.current = { id, sentAt: performance.now(), resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
-      slot.worker.send((trace ? { type: 'run', id, items, trace } : { type: 'run', id, items }) satisfies ToWorker);
+      const sentAt = performance.now();
+      const cur: InFlight = { id, n: items.length, sentAt, prepMs, writeMs: 0, resolve: (r) => { settle(); resolve(r); }, reject: (e) => { settle(); reject(e); } };
+      slot.current = cur;
+      const header: RunHeader = trace ? { type: 'run', id, n: items.length, inputs, trace } : { type: 'run', id, n: items.length, inputs };
+      // A worker that died meanwhile makes this write fail quietly: its exit fails the batch.
+      writeFrame(slot.data, header, payload);
+      cur.writeMs = performance.now() - sentAt;
     });
   }
 
@@ -333,10 +415,20 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   private spawn(pool: StagePool, loading?: { at: number; weights?: WeightTiming }): Slot {
-    // 'advanced' serialization carries typed arrays across the channel as such.
-    const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: workerEnv() });
+    // Tensors go over the data pipe, as frames; the IPC channel only starts the worker.
+    const stdio: ('ignore' | 'inherit' | 'ipc' | 'pipe')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
+    stdio[DATA_FD] = 'pipe';
+    const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { stdio, execArgv: [], env: workerEnv() });
     const startedAt = loading?.at ?? performance.now();
-    const slot: Slot = { worker, ready: Promise.resolve(0) };
+    const data = worker.stdio[DATA_FD] as Socket;
+    const slot: Slot = { worker, data, ready: Promise.resolve(0) };
+    const reader = new FrameReader<ResultHeader>({
+      onFrame: (f) => this.onFrame(pool, slot, f),
+      onError: (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)),
+    });
+    data.on('data', (chunk: Buffer) => reader.push(chunk));
+    // A worker that dies mid-write breaks the pipe: its exit (or the error below) is what fails its batch.
+    data.on('error', () => undefined);
     let failStart: (e: Error) => void = () => undefined;
     slot.ready = new Promise<number>((resolve, reject) => {
       failStart = reject;
@@ -361,7 +453,6 @@ export class WorkerPoolTransport implements StageTransport {
       worker.on('message', onInit);
     });
     slot.ready.catch(() => undefined);
-    worker.on('message', (m: FromWorker) => this.onMessage(pool, slot, m));
     worker.on('error', (e) => this.replace(pool, slot, new StageError(pool.stage.name, `worker crashed: ${e.message}`)));
     worker.on('exit', (code, signal) => {
       // While draining, a worker that dies must still fail its batch, or close() would wait for it forever.
@@ -388,27 +479,51 @@ export class WorkerPoolTransport implements StageTransport {
     return slot;
   }
 
-  private onMessage(pool: StagePool, slot: Slot, m: FromWorker): void {
-    if (m.type !== 'result' && m.type !== 'error') return;
+  private onFrame(pool: StagePool, slot: Slot, f: Frame<ResultHeader>): void {
+    const receivedAt = performance.now();
+    const m = f.header;
     const cur = slot.current;
     if (!cur || cur.id !== m.id) return;
     slot.current = undefined;
-    if (m.type === 'result') {
-      const r = m.result;
-      // The session was made when the worker started; the first batch reports that as its cold start.
-      if (slot.initMs !== undefined) {
-        r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined;
-        if (slot.split) r.coldStartSplit = slot.split;
-      } else {
-        r.coldStart = false;
-        delete r.coldStartSplit;
-      }
-      // The round trip less the worker's own handling: the copy over the channel both ways.
-      if (r.servedMs !== undefined) r.transfer = { ...r.transfer, ipcMs: Math.max(0, performance.now() - cur.sentAt - r.servedMs) };
-      cur.resolve(r);
-    } else {
+    if (m.type === 'error') {
       cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
+      this.release(pool, slot);
+      return;
     }
+    let rows: Item[];
+    try {
+      const outputs: Record<string, Tensor> = {};
+      for (const [name, meta] of Object.entries(m.outputs)) outputs[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
+      pool.batching.check(outputs, cur.n);
+      rows = pool.batching.split(outputs, cur.n);
+    } catch (e) {
+      cur.reject(e instanceof StageError ? e : new StageError(pool.stage.name, e instanceof Error ? e.message : String(e)));
+      this.release(pool, slot);
+      return;
+    }
+    const decodeMs = performance.now() - receivedAt;
+    const r: BatchResult = {
+      outcomes: rows.map((row) => ({ ok: true as const, items: [row] })),
+      computeMs: m.computeMs, coldStart: false, cpuMs: m.cpuMs, peakRssBytes: m.peakRssBytes, servedMs: m.servedMs,
+    };
+    // The session was made when the worker started; the first batch reports that as its cold start.
+    if (slot.initMs !== undefined) {
+      r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined;
+      if (slot.split) r.coldStartSplit = slot.split;
+    }
+    // Both processes' own work on the tensors (laying out, reading frames, stacking, splitting), and the rest
+    // of the round trip: the pipe itself, and each side waiting for the other to get to the bytes.
+    const serializeMs = cur.prepMs + cur.writeMs + m.readMs + m.serializeMs + f.readMs + decodeMs;
+    const ipcMs = Math.max(0, receivedAt - cur.sentAt - cur.writeMs - m.readMs - m.servedMs - f.readMs);
+    r.transfer = { serializeMs, ipcMs };
+    const u = pool.usage;
+    u.batches++;
+    u.items += cur.n;
+    u.computeMs += m.computeMs;
+    u.computeCpuMs += m.computeCpuMs;
+    u.serializeMs += serializeMs;
+    u.ipcMs += ipcMs;
+    cur.resolve(r);
     this.release(pool, slot);
   }
 
@@ -460,6 +575,8 @@ export class WorkerPoolTransport implements StageTransport {
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => undefined);
     slot.worker.kill('SIGKILL');
+    // Whatever it still had on the pipe, either way, answers nothing now.
+    slot.data.destroy();
     if (!slot.started) pool.failedStarts++;
     if (!ending) this.reportRestart(pool, err);
     if (ending || pool.failedStarts >= MAX_FAILED_STARTS) {
@@ -527,4 +644,25 @@ function poolKey(address: string, stage: OnnxStage): string {
 
 function sortedEntries(axes: Record<string, number> | undefined): [string, number][] {
   return Object.entries(axes ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * A batch's inputs as frame groups: every model input's tensors of all the
+ * items back to back (views of their storage, written as they are), a
+ * per-request input once.
+ */
+function layoutInputs(stage: OnnxStage, items: Item[]): { inputs: Record<string, GroupMeta>; payload: PayloadWriter } {
+  const payload = new PayloadWriter();
+  const inputs: Record<string, GroupMeta> = {};
+  const perRequest = stage.perRequest ?? [];
+  for (const name of Object.keys(stage.inputs)) {
+    const parts = items.map((it) => it[name]);
+    if (parts.length === 0 || parts.some((p) => p === undefined)) throw new StageError(stage.name, `input '${name}' missing from an item`);
+    try {
+      inputs[name] = addGroup(payload, perRequest.includes(name) ? parts.slice(0, 1) : parts, `input '${name}'`);
+    } catch (e) {
+      throw new StageError(stage.name, e instanceof Error ? e.message : String(e));
+    }
+  }
+  return { inputs, payload };
 }

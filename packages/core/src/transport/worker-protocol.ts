@@ -1,17 +1,55 @@
 import type { OnnxStage } from '../manifest/types.js';
-import type { Item } from '../tensor/types.js';
-import type { BatchResult } from '../runtime/types.js';
 import type { TraceCarrier } from '../observability/trace-context.js';
+import type { GroupMeta, TensorMeta } from './tensor-frames.js';
 
-/** Messages between the pool and a stage worker process. */
-export type ToWorker =
-  | { type: 'init'; stage: OnnxStage; modelPath: string }
-  /** `trace`: the batch span's context, which the worker's own span continues. */
-  | { type: 'run'; id: number; items: Item[]; trace?: TraceCarrier };
+/**
+ * A stage worker has two channels to the pool: the IPC channel (fd 3) for
+ * starting it, and a data pipe (DATA_FD) for its batches, as frames
+ * (frames.ts) whose payload holds the tensors' raw bytes (tensor-frames.ts).
+ * Tensors never cross the IPC channel, whose v8 serializer copies them
+ * several times on each side.
+ */
+export const DATA_FD = 4;
+
+/** Messages on the IPC channel. */
+export type ToWorker = { type: 'init'; stage: OnnxStage; modelPath: string };
 
 export type FromWorker =
   /** `sessionMs`: creating the session (a worker of an older build leaves it out). */
   | { type: 'ready'; initMs: number; sessionMs?: number }
-  | { type: 'init-error'; message: string }
-  | { type: 'result'; id: number; result: BatchResult }
+  | { type: 'init-error'; message: string };
+
+/**
+ * A batch to run: every model input's tensors of the `n` items back to back
+ * (a per-request input once: the batcher only batches items that agree on it).
+ * `trace`: the batch span's context, which the worker's own span continues.
+ */
+export interface RunHeader {
+  type: 'run';
+  id: number;
+  n: number;
+  inputs: Record<string, GroupMeta>;
+  trace?: TraceCarrier;
+}
+
+/** What the worker measured of a batch (ms), beside the outputs. */
+export interface WorkerTimes {
+  /** Wall time of session.run. */
+  computeMs: number;
+  /** CPU time of the worker process (every thread) while session.run ran: the model's own CPU. */
+  computeCpuMs: number;
+  /** CPU time of the worker process over the batch, from the frame read to the answer written. */
+  cpuMs: number;
+  peakRssBytes: number;
+  /** From the run frame read to the answer written. */
+  servedMs: number;
+  /** Of servedMs, what was not session.run: reading the tensors out of the frame, stacking, writing the answer. */
+  serializeMs: number;
+  /** The worker's reader on the run frame (header parsing; the payload was read in place). */
+  readMs: number;
+}
+
+/** The answer to a run: the outputs whole (the pool splits them per item), or why the batch failed. */
+export type ResultHeader =
+  | ({ type: 'result'; id: number; outputs: Record<string, TensorMeta> } & WorkerTimes)
   | { type: 'error'; id: number; message: string; code?: string };

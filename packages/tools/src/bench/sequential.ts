@@ -12,6 +12,12 @@ import { EnsembleError, errorCode } from '@ensemble/core/errors.js';
 
 export interface SequentialRunner {
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /**
+   * CPU time (ms, user + system of this process, every thread) each stage has
+   * taken so far: with nothing else running, one stage at a time, that is the
+   * stage's own work.
+   */
+  stageCpuMs(): Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -24,6 +30,7 @@ export interface SequentialRunner {
 export async function createSequentialRunner(m: Manifest, opts: { threads?: number } = {}): Promise<SequentialRunner> {
   const threads = opts.threads ?? availableParallelism();
   const runtimes = new Map<string, StageRuntime>();
+  const cpu: Record<string, number> = Object.fromEntries(m.stages.map((s) => [s.name, 0]));
   for (const s of m.stages) {
     if (s.kind === 'onnx') {
       if (!s.weights.source) throw new EnsembleError(`${m.file}: stage '${s.name}': no weights.source to run from`);
@@ -50,7 +57,10 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
             if (!v) throw new EnsembleError(`stage '${name}': tensor '${t}' missing for item ${node.key}`);
             item[local] = v;
           }
+          const c0 = process.cpuUsage();
           const { outcomes } = await runtimes.get(name)!.run([item]);
+          const c = process.cpuUsage(c0);
+          cpu[name] += (c.user + c.system) / 1000;
           const o = outcomes[0];
           if (!o.ok) throw new EnsembleError(`stage '${name}': ${o.error}`, errorCode(o.code ?? 'stage_failed'));
           const put = (out: Item, target: LineageNode) => {
@@ -65,6 +75,7 @@ export async function createSequentialRunner(m: Manifest, opts: { threads?: numb
       }
       return joinOutputs(m, roots, m.outputs.map((o) => o.name));
     },
+    stageCpuMs: () => ({ ...cpu }),
     async close() {
       for (const r of runtimes.values()) await r.close();
     },
