@@ -177,7 +177,10 @@ describe.skipIf(noBrowser)(`the console in Chromium (${CHROMIUM})`, () => {
     // Clicking a stage shows its settings.
     await page.click('svg.dag g.stage[data-stage="recognize"]');
     await page.waitForSelector('[data-stage-panel="recognize"]');
-    expect(await page.textContent('[data-stage-panel="recognize"]')).toContain('2 instances × 1 thread');
+    // The stage's scale as this machine loaded it (`threads: auto` is its core count).
+    const rec = m.stages.find((st) => st.name === 'recognize')!;
+    const threads = `${rec.scale.threads} thread${rec.scale.threads === 1 ? '' : 's'}`;
+    expect(await page.textContent('[data-stage-panel="recognize"]')).toContain(`${rec.scale.instances} instances × ${threads}`);
     await page.close();
   });
 
