@@ -13,17 +13,27 @@ import { groupOf, placeStages } from './placement.js';
  * carries the session's outputs plus the tensors the group returns. An item
  * a co-located stage fails on fails alone, naming that stage. Without
  * co-located stages, `runtime` itself.
+ *
+ * In two steps: the co-located stages' modules load now (a stage function
+ * starts this beside its weights' download and session, since a
+ * pre-processing module may load a native library such as sharp), and the
+ * returned function wraps the session's runtime once it exists.
  */
-export async function withColocatedStages(m: Manifest, onnx: OnnxStage, runtime: StageRuntime): Promise<StageRuntime> {
+export async function loadColocatedStages(m: Manifest, onnx: OnnxStage): Promise<(runtime: StageRuntime) => StageRuntime> {
   const group = groupOf(placeStages(m), onnx.name);
-  if (!group || group.colocated.length === 0) return runtime;
-  const stages: { spec: FunctionStage; rt: StageRuntime }[] = [];
-  for (const c of group.colocated) {
+  if (!group || group.colocated.length === 0) return (runtime) => runtime;
+  const specs = group.colocated.map((c) => {
     const spec = m.stages.find((s) => s.name === c.stage);
     if (!spec || spec.kind !== 'function') throw new EnsembleError(`co-located stage '${c.stage}' of '${m.name}' is not a function stage`);
-    stages.push({ spec, rt: await createFunctionRuntime(spec, m.name, m.dir) });
-  }
-  const { returns } = group;
+    return spec;
+  });
+  const stages: { spec: FunctionStage; rt: StageRuntime }[] = await Promise.all(
+    specs.map(async (spec) => ({ spec, rt: await createFunctionRuntime(spec, m.name, m.dir) })),
+  );
+  return (runtime) => colocatedRuntime(group.returns, onnx, stages, runtime);
+}
+
+function colocatedRuntime(returns: string[], onnx: OnnxStage, stages: { spec: FunctionStage; rt: StageRuntime }[], runtime: StageRuntime): StageRuntime {
   const padAxis = onnx.batch.padAxis;
 
   return {

@@ -16,7 +16,7 @@ import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 import { StageEmf } from '../observability/emf.js';
 import { emfOptions } from './emf-options.js';
-import { withColocatedStages } from './colocated.js';
+import { loadColocatedStages } from './colocated.js';
 import type { Manifest } from '../manifest/types.js';
 
 
@@ -63,9 +63,12 @@ export async function createStageHandler(env: Env = process.env, opts: StageHand
   const tracing = startTracing(env[ENV.stage] ? `ensemble-${env[ENV.stage]}` : 'ensemble', env);
   try {
     const weights = await (opts.weights ?? startStageWeights(env));
+    // The function stages the deployment plan placed with this one (pre-processing) run here, before session.run;
+    // their modules load while the weights download and the session opens.
+    const colocated = loadColocatedStages(weights.manifest, weights.stage);
+    colocated.catch(() => undefined);
     loaded = await load(weights);
-    // The function stages the deployment plan placed with this one (pre-processing) run here, before session.run.
-    loaded.runtime = await withColocatedStages(loaded.manifest, loaded.stage, loaded.runtime);
+    loaded.runtime = (await colocated)(loaded.runtime);
     // Init runs from the weights' start: the entry may have begun it before loading this module.
     loaded.initMs = performance.now() - weights.startedAt;
     // performance.now() counts from process start: begun at module scope, as the entry does, this is the runtime and bundle load.

@@ -116,28 +116,35 @@ function handlerPaths(root: string, fn: FunctionPlan): { source: string; handler
 
 /**
  * Bundles the handler; returns the files written (absolute) and the source
- * files inside the bundle, relative to `root`. A handler without stage
- * modules is split: what it imports dynamically (the OpenTelemetry SDK, the
- * manifest's YAML parser, credential providers other than the environment's)
+ * files inside the bundle, relative to `root`. Every handler is split:
+ * what it imports dynamically (function stage modules, the OpenTelemetry
+ * SDK, the manifest's YAML parser, credential providers other than the
+ * environment's)
  * goes to chunks beside it that are read only if used, so a cold start does
  * not compile them.
  */
 async function bundleHandler(fn: FunctionPlan, root: string, source: string, outfile: string, stageModules: string[]): Promise<{ files: string[]; sources: string[] }> {
   const settings = bundleSettings(fn.runtime, fn.install);
+  const split = {
+    outdir: path.dirname(outfile),
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
+  } as const;
+  // With function stages in the bundle each stage module is a chunk too, imported when its runtime is made:
+  // a stage function that co-locates pre-processing loads sharp during init, beside the weights' download.
   const result = stageModules.length
     ? await build({
       ...settings,
+      ...split,
       stdin: { contents: gatewayEntrySource(source), resolveDir: root, sourcefile: `${path.basename(source)} (with stage modules)`, loader: 'ts' },
+      entryNames: path.basename(outfile, '.mjs'),
       plugins: [stageModulesPlugin(root, stageModulesSource(root, stageModules))],
-      outfile,
     })
     : await build({
       ...settings,
+      ...split,
       entryPoints: [{ in: source, out: path.basename(outfile, '.mjs') }],
-      outdir: path.dirname(outfile),
-      splitting: true,
-      chunkNames: 'chunks/[name]-[hash]',
-      outExtension: { '.js': '.mjs' },
     });
   const leaked = nativeInputs(result.metafile!).filter((p) => !fn.install.includes(p));
   if (leaked.length) {
