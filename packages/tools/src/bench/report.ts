@@ -53,7 +53,7 @@ export function renderMarkdown(r: Report): string {
   const out: string[] = [
     '# Benchmarks',
     '',
-    `Written by \`${r.command}\` on ${r.startedAt} (${Math.round(r.durationS)} s). Run it again to refresh this page; nothing here is edited by hand.`,
+    `Written by \`${r.command}\` on ${r.startedAt} (${Math.round(r.durationS)} s). Run it again to refresh this page; nothing above its hand-written part (the sections after "Running it") is edited by hand.`,
     '',
     '## Machine',
     '',
