@@ -157,8 +157,9 @@ describe('the stage function package', () => {
     expect(detect.sources).not.toContain('models/ocr/stages/crop.ts');
     expect(existsSync(join(detect.dir, 'node_modules/@img/sharp-linux-x64'))).toBe(true);
     expect(detect.bytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
+    expect(packaged.get('OcrRecognize')!.sources).toContain('models/ocr/stages/rec-pre.ts');
     // A stage function with nothing placed beside its model has no image library.
-    expect(existsSync(join(packaged.get('OcrRecognize')!.dir, 'node_modules/sharp'))).toBe(false);
+    expect(existsSync(join(packaged.get('DemoBranchA')!.dir, 'node_modules/sharp'))).toBe(false);
   });
 
   it('copied into an empty folder, loads and runs its model through its handler', async () => {

@@ -58,6 +58,11 @@ type Size = Map<number, number>;
  * [3,48,-1] FP32 576·D; polynomials compare by their highest power of D, then
  * its coefficient, then the next power.
  *
+ * A stage's `placement` overrides the sizes: `with_model` joins O's group
+ * when it qualifies (its author knows that a "free" line height is about 40
+ * pixels, which the rule cannot), `gateway` never joins. `unplaced` lists the
+ * `with_model` stages that did not qualify, for the plan to refuse.
+ *
  * F qualifies when it is not a fan-out, has no `when` condition, runs at O's
  * lineage, has no per-request inputs or non-zero batch axes, belongs to no
  * other group, and none of its outputs feeds another ONNX stage; every
@@ -91,8 +96,9 @@ export function placeStages(m: Manifest): Placement {
         const p = producer.get(t);
         if (p && p.kind === 'function' && !inside.has(p.name) && !claimed.has(p.name)) candidates.add(p);
       }
+      let forced: { members: ColocatedStage[]; size: Size } | undefined;
       for (const f of candidates) {
-        if (!eligible(m, f, lineage, readers)) continue;
+        if (f.placement === 'gateway' || !eligible(m, f, lineage, readers)) continue;
         const option = (mode: PlacementMode) => {
           const next = [...members, { stage: f.name, mode }];
           const c = crossing(m, o, next, byName, producer, readers, pipelineOutputs);
@@ -102,10 +108,13 @@ export function placeStages(m: Manifest): Placement {
         const both = option('both');
         // Running in both places must beat a move in the leading term, not only below it: no work done twice for a few bytes.
         const pick = moved && (!both || compare(leading(moved.size), leading(both.size)) <= 0) ? moved : both;
+        if (pick && f.placement === 'with_model') forced ??= pick;
         if (pick && (!best || compare(pick.size, best.size) < 0)) best = pick;
       }
-      if (!best || !current || compare(best.size, current.size) >= 0) break;
-      members = best.members;
+      // The author's `placement: with_model` joins whatever the sizes say; otherwise only a smaller crossing does.
+      if (forced) best = forced;
+      else if (!best || !current || compare(best.size, current.size) >= 0) break;
+      members = best!.members;
       current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
     }
     for (const c of members) claimed.add(c.stage);
@@ -114,6 +123,12 @@ export function placeStages(m: Manifest): Placement {
     groups.push({ onnx: o.name, colocated: members, inputs: c.inputs, returns: c.returns });
   }
   return { groups };
+}
+
+/** Function stages marked `placement: with_model` that no ONNX stage's function took. */
+export function unplaced(m: Manifest, p: Placement): FunctionStage[] {
+  const placed = new Set(p.groups.flatMap((g) => g.colocated.map((c) => c.stage)));
+  return m.stages.filter((s): s is FunctionStage => s.kind === 'function' && s.placement === 'with_model' && !placed.has(s.name));
 }
 
 /** The group of an ONNX stage, or undefined for a stage that is not an ONNX stage of this placement. */

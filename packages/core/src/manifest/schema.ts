@@ -17,6 +17,7 @@ import type {
   JobsSpec,
   BatchSpec, FunctionStage, Manifest, OnnxStage, ScaleSpec, StageSpec, TensorSpec,
 } from './types.js';
+import { FUNCTION_PLACEMENTS } from './types.js';
 
 /** The manifest as the YAML states it: defaults filled, paths absolute, no DAG yet. */
 export type StaticManifest = Omit<Manifest, 'order' | 'levels' | 'lineage' | 'tensors'>;
@@ -50,7 +51,7 @@ const SCALE_KEYS = ['instances', 'threads', 'memory_mb', 'reserved_concurrency',
 const ISOLATIONS = ['process', 'inline'] as const;
 const COMMON_STAGE_KEYS = ['name', 'kind', 'inputs', 'outputs', 'batch', 'scale', 'timeout_ms', 'options', 'when', 'otherwise'] as const;
 const ONNX_KEYS = [...COMMON_STAGE_KEYS, 'weights', 'session'] as const;
-const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout'] as const;
+const FUNCTION_KEYS = [...COMMON_STAGE_KEYS, 'module', 'fanout', 'placement'] as const;
 
 export interface ManifestReadOptions {
   /** False: drift reference files are not read (`ensemble monitor reference` is about to write them). */
@@ -298,7 +299,7 @@ function readStage(
   if (!kindNode) readMap(s, node, '', [...new Set<string>([...ONNX_KEYS, ...FUNCTION_KEYS])]);
   const kind = readEnum(s, need(s, kindNode, 'kind', 'required: onnx or function'), 'kind', ['onnx', 'function'] as const);
   const hints: Record<string, string> = kind === 'onnx'
-    ? { module: 'only function stages take a module (this stage is kind: onnx)', fanout: 'only function stages can fan out (this stage is kind: onnx)' }
+    ? { module: 'only function stages take a module (this stage is kind: onnx)', fanout: 'only function stages can fan out (this stage is kind: onnx)', placement: 'only function stages take a placement (an onnx stage is always its own function on Lambda)' }
     : { weights: 'only onnx stages take weights (this stage is kind: function)', session: 'only onnx stages take session options (this stage is kind: function)' };
   const m = readMap(s, node, '', kind === 'onnx' ? ONNX_KEYS : FUNCTION_KEYS, hints);
 
@@ -364,6 +365,7 @@ function readStage(
     module,
     fanout: m.fanout ? readBool(s, m.fanout, 'fanout') : false,
   };
+  if (m.placement) stage.placement = readEnum(s, m.placement, 'placement', FUNCTION_PLACEMENTS);
   return { stage, typed };
 }
 

@@ -270,7 +270,16 @@ export interface FunctionStage extends StageBase {
   module: string;
   /** One input item may produce many output items (one image -> many lines). */
   fanout: boolean;
+  /**
+   * Where it runs on Lambda (lambda/placement.ts): `auto` (default) by the
+   * size rule; `with_model` in the function of the ONNX stage it feeds (the
+   * author knows the real sizes the rule can only guess); `gateway` never moved.
+   */
+  placement?: FunctionPlacement;
 }
+
+export const FUNCTION_PLACEMENTS = ['auto', 'with_model', 'gateway'] as const;
+export type FunctionPlacement = (typeof FUNCTION_PLACEMENTS)[number];
 
 export type StageSpec = OnnxStage | FunctionStage;
 

@@ -10,7 +10,7 @@ import {
 import { JOBS_TABLE_KEYS } from '@ensemble/core/jobs/store.js';
 import { DEFAULT_QUEUE_POLICY, deadLetterQueueName, queueName } from '@ensemble/core/jobs/queue.js';
 import { firstStage } from '@ensemble/core/jobs/sizing.js';
-import { groupOf, placeStages } from '@ensemble/core/lambda/placement.js';
+import { groupOf, placeStages, unplaced } from '@ensemble/core/lambda/placement.js';
 import type {
   CopyFile, DeploymentPlan, EventSourcePlan, GatewayFunctionPlan, JobsFunctionPlan, JobsPlan, QueuePlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
   StageFunctionPlan, StageRoute, TablePlan,
@@ -74,6 +74,10 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
     const manifest = relative(root, m.file, m);
     const moduleFiles = functionModules(root, m);
     const placement = placeStages(m);
+    for (const f of unplaced(m, placement)) {
+      throw new ManifestError(manifest, `pipeline '${m.name}', stage '${f.name}'`, 'placement: with_model, but no ONNX stage\'s function can run it: '
+        + 'it must feed exactly one ONNX stage at its lineage and be no fan-out, no `when` stage, with no per-request inputs or batch axes, and every tensor that would cross must be typed');
+    }
     for (const s of m.stages) {
       if (s.kind !== 'onnx') continue;
       const group = groupOf(placement, s.name)!;

@@ -109,6 +109,33 @@ stages:
     expect(gatewayView(m)).toBe(m);
   });
 
+  it('follows a stage\'s placement over the sizes: with_model joins its model, gateway stays, and a with_model that cannot move is a plan error', async () => {
+    // small's fixed 768 bytes beat D² pixels, so by the sizes it stays; with_model moves it. pre would move; gateway keeps it.
+    const m = await load(PIPE
+      .replace('  - name: small\n    kind: function\n', '  - name: small\n    kind: function\n    placement: with_model\n')
+      .replace('  - name: pre\n    kind: function\n', '  - name: pre\n    kind: function\n    placement: gateway\n'));
+    expect(placeStages(m).groups).toEqual([
+      { onnx: 'model', colocated: [], inputs: ['tensor'], returns: [] },
+      { onnx: 'model2', colocated: [{ stage: 'small', mode: 'moved' }], inputs: ['pixels'], returns: [] },
+    ]);
+    expect(planDeployment([m], { root: path.dirname(m.file) }).stages.find((s) => s.stage === 'model2')!.receives).toEqual(['pixels']);
+    // A fan-out cannot run inside a stage function: asked to, the plan says so and names the stage.
+    const fan = await load(`
+name: fanplace
+inputs: [{ name: img, datatype: UINT8, shape: [-1, -1, 3] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: split, kind: function, fanout: true, placement: with_model, module: stages/f.ts, inputs: [img], outputs: [{ name: t, datatype: FP32, shape: [-1, 3, 8, 8] }] }
+  - { name: a, kind: onnx, weights: ${W('d')}, inputs: { x: t }, outputs: { y: y } }
+`);
+    expect(() => planDeployment([fan], { root: path.dirname(fan.file) })).toThrow(/stage 'split'.*placement: with_model, but no ONNX stage's function can run it/);
+  });
+
+  it('refuses a placement that is not one of auto, with_model, gateway, and on an onnx stage', async () => {
+    await expect(load(PIPE.replace('  - name: pre\n    kind: function\n', '  - name: pre\n    kind: function\n    placement: lambda\n'))).rejects.toThrow(/placement: expected one of auto, with_model, gateway, got lambda/);
+    await expect(load(PIPE.replace('  - name: model\n    kind: onnx\n', '  - name: model\n    kind: onnx\n    placement: with_model\n'))).rejects.toThrow(/only function stages take a placement/);
+  });
+
   it('keeps detect-pre (and decode) with detect for OCR, and lists them in the plan with their module and sharp', async () => {
     const m = await loadManifest(path.join(REPO, 'models/ocr/pipeline.yaml'));
     const plan = planDeployment([m], { root: REPO });
@@ -117,7 +144,11 @@ stages:
     expect(detect.receives).toEqual(['image']);
     expect(detect.stageModules).toEqual(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts']);
     expect(detect.install).toContain('sharp');
-    // The line stages' crops are H×W pixels against 48-high tensors: they stay in the gateway.
-    for (const s of plan.stages.filter((x) => x.stage !== 'detect')) expect(s.colocated, s.stage).toEqual([]);
+    // The line stages' pre-processing is placed by the manifest (placement: with_model): the crops cross, not the floats.
+    const byStage = (name: string) => plan.stages.find((x) => x.stage === name)!;
+    expect(byStage('classify').colocated).toEqual([{ stage: 'cls-pre', mode: 'moved' }]);
+    expect(byStage('classify').receives).toEqual(['line']);
+    expect(byStage('recognize').colocated).toEqual([{ stage: 'rec-pre', mode: 'moved' }]);
+    expect(byStage('recognize').receives).toEqual(['line_upright']);
   });
 });

@@ -314,7 +314,16 @@ describe('planDeployment on models/ocr', () => {
       stageModules: ['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts'],
       receives: ['image'], returns: ['det_scale'], timeoutSeconds: 90, install: ['onnxruntime-node', 'sharp'],
     });
-    expect(plan.stages).toEqual([detect, expected('OcrClassify', 'classify'), expected('OcrRecognize', 'recognize')]);
+    // The line models' pre-processing is placed with them by the manifest (placement: with_model): the crops cross.
+    const classify = expected('OcrClassify', 'classify', {
+      colocated: [{ stage: 'cls-pre', mode: 'moved' }], stageModules: ['models/ocr/stages/cls-pre.ts'],
+      receives: ['line'], timeoutSeconds: 60, install: ['onnxruntime-node', 'sharp'],
+    });
+    const recognize = expected('OcrRecognize', 'recognize', {
+      colocated: [{ stage: 'rec-pre', mode: 'moved' }], stageModules: ['models/ocr/stages/rec-pre.ts'],
+      receives: ['line_upright'], timeoutSeconds: 60, install: ['onnxruntime-node', 'sharp'],
+    });
+    expect(plan.stages).toEqual([detect, classify, recognize]);
     expect(plan.warnings).toEqual([]);
   });
 

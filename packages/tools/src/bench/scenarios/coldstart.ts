@@ -18,7 +18,7 @@ import { LambdaHost } from '../../lambda-host/host.js';
 import { componentNames, hostedStageFunctions, storageEnvironment } from '../../lambda-host/from-plan.js';
 import type { HostedFunction } from '../../lambda-host/types.js';
 import { ocrSamples } from '../ocr-images.js';
-import { lineCropTensors } from './line-crops.js';
+import { lineCropPixels, lineCropTensors } from './line-crops.js';
 import { markdownTable } from '../report.js';
 import { percentile } from '../stats.js';
 import type { BenchRow, BenchSettings, ScenarioResult } from '../types.js';
@@ -29,11 +29,11 @@ const SCENARIO = 'coldstart';
 export const COLD_START_TARGET_MS = 500;
 const OCR_STAGES = ['detect', 'classify', 'recognize'] as const;
 
-/** What the detect function runs besides its session, as the plan places it. */
+/** What each stage function runs besides its session, as the plan places it. */
 function colocatedNote(m: Manifest): string {
-  const g = groupOf(placeStages(m), 'detect');
-  if (!g?.colocated.length) return 'the detector\'s input tensor';
-  return `its encoded bytes: the plan runs ${g.colocated.map((c) => c.stage).join(' and ')} in the detect function, so its first run includes them and its bundle carries sharp`;
+  const p = placeStages(m);
+  const placed = OCR_STAGES.map((st) => groupOf(p, st)).filter((g) => g?.colocated.length).map((g) => `${g!.colocated.map((c) => c.stage).join(' and ')} in ${g!.onnx}`);
+  return placed.length ? `the plan runs ${placed.join(', ')}, so those first runs include them, and those functions read what the pre-processing reads` : 'no pre-processing is placed in the stage functions';
 }
 
 /** One cold start: a fresh environment (own /tmp, empty weight cache) through its first answer. */
@@ -95,23 +95,27 @@ function rowsOf(name: string, t: Tensor): Item[] {
 }
 
 /**
- * A first batch like the OCR pipeline's gateway sends each stage function: a page to detect (its encoded bytes when
- * the plan places decode and detect-pre in the detect function, else the detector's input), two lines to classify,
- * one to recognise.
+ * A first batch like the OCR pipeline's gateway sends each stage function: a page to detect, two lines to classify,
+ * one to recognise. Where the plan places pre-processing in a stage's function, that function reads what the
+ * pre-processing reads (the encoded page, the line crops' pixels), and that is what it gets; else the model's input.
  */
 async function firstBatches(m: Manifest): Promise<Record<(typeof OCR_STAGES)[number], Item[]>> {
   const [page] = await ocrSamples(1);
-  const detectGroup = groupOf(placeStages(m), 'detect');
-  const detect: Item = detectGroup?.colocated.length
-    ? { [detectGroup.inputs[0]]: { datatype: 'BYTES', shape: [], data: [new Uint8Array(page.png)] } }
-    : { x: await detectInput(page.png) };
-  if (detectGroup?.colocated.length && detectGroup.inputs.length !== 1) {
-    throw new EnsembleError(`the detect function reads ${detectGroup.inputs.join(', ')}; this scenario sends it one encoded page`);
-  }
+  const placement = placeStages(m);
+  const reads = (stage: string): string | undefined => {
+    const g = groupOf(placement, stage);
+    if (!g?.colocated.length) return undefined;
+    if (g.inputs.length !== 1) throw new EnsembleError(`the ${stage} function reads ${g.inputs.join(', ')}; this scenario sends it one tensor`);
+    return g.inputs[0];
+  };
+  const lines = (n: number, width: number, as: string | undefined) => (as
+    ? lineCropPixels(n).then((ts) => ts.map((t) => ({ [as]: t })))
+    : lineCropTensors(n, width).then((t) => rowsOf('x', t)));
+  const detectAs = reads('detect');
   return {
-    detect: [detect],
-    classify: rowsOf('x', await lineCropTensors(2, 192)),
-    recognize: rowsOf('x', await lineCropTensors(1, 320)),
+    detect: [detectAs ? { [detectAs]: { datatype: 'BYTES', shape: [], data: [new Uint8Array(page.png)] } } : { x: await detectInput(page.png) }],
+    classify: await lines(2, 192, reads('classify')),
+    recognize: await lines(1, 320, reads('recognize')),
   };
 }
 
@@ -221,7 +225,7 @@ export async function runColdStartScenario(s: BenchSettings): Promise<ScenarioRe
           + 'Parts are medians over the samples, from the first answer\'s `coldStartSplit`: start = process start to the stage\'s init beginning (Node and the entry\'s modules); '
           + 'fetch and hash = the weights streamed from S3 through sha256 to the file, while the handler\'s chunk and onnxruntime-node load; session = InferenceSession.create; first run = the first batch\'s session.run; '
           + 'rest = the remainder (IPC, decoding and encoding the first batch). CPU ms = the environment\'s process (user + system, /proc) up to its first answer. '
-          + `First batches, as the gateway sends them: one rendered page for detect (${colocatedNote(manifest)}), two 192 px lines for classify, one 320 px line for recognize. Samples go round-robin over the stages.`,
+          + `First batches, as the gateway sends them: one rendered page for detect, two lines for classify, one for recognize (${colocatedNote(manifest)}). Samples go round-robin over the stages.`,
         ],
       };
     } finally {

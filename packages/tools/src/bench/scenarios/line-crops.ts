@@ -31,3 +31,14 @@ export async function lineCropTensors(count: number, width: number): Promise<Ten
   }
   return { datatype: 'FP32', shape: [count, 3, H, width], data };
 }
+
+/** `count` rendered text lines as the crop stage cuts them: RGB pixels, [height, width, 3] UINT8, as rendered. */
+export async function lineCropPixels(count: number): Promise<Tensor[]> {
+  const out: Tensor[] = [];
+  for (let i = 0; i < count; i++) {
+    const png = await renderTextImage({ lines: [lineText(i)], size: 28, padding: 6, lineHeight: 1.3 });
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    out.push({ datatype: 'UINT8', shape: [info.height, info.width, 3], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  }
+  return out;
+}
