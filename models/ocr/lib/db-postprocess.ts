@@ -68,16 +68,33 @@ export function meanInside(prob: ProbMap, quad: Quad): number {
   return n === 0 ? 0 : sum / n;
 }
 
-/** cv2.dilate with a 2x2 kernel (anchor at its centre): a pixel is set if it or its left, upper or upper-left neighbour is. */
-function dilate2x2(mask: Uint8Array, width: number, height: number): void {
-  // Bottom-right to top-left, so every read sees the undilated value.
-  for (let y = height - 1; y >= 0; y--) {
-    for (let x = width - 1; x >= 0; x--) {
-      const i = y * width + x;
-      if (mask[i]) continue;
-      if ((x > 0 && mask[i - 1]) || (y > 0 && mask[i - width]) || (x > 0 && y > 0 && mask[i - width - 1])) mask[i] = 1;
-    }
+/**
+ * The binary map (probability > thresh), dilated when asked like cv2.dilate
+ * with a 2x2 kernel (anchor at its centre): a pixel is set if it or its left,
+ * upper or upper-left neighbour is over the threshold. One pass over the map,
+ * keeping the previous row's thresholded values.
+ */
+export function binaryMap(data: Float32Array, width: number, height: number, thresh: number, dilate: boolean): Uint8Array {
+  const mask = new Uint8Array(width * height);
+  if (!dilate) {
+    for (let i = 0; i < mask.length; i++) mask[i] = data[i] > thresh ? 1 : 0;
+    return mask;
   }
+  let above = new Uint8Array(width), row = new Uint8Array(width);
+  for (let y = 0; y < height; y++) {
+    const base = y * width;
+    let left = 0, upLeft = 0;
+    for (let x = 0; x < width; x++) {
+      const on = data[base + x] > thresh ? 1 : 0;
+      const up = above[x];
+      row[x] = on;
+      mask[base + x] = on | left | up | upLeft;
+      left = on;
+      upLeft = up;
+    }
+    const t = above; above = row; row = t;
+  }
+  return mask;
 }
 
 /**
@@ -88,9 +105,7 @@ function dilate2x2(mask: Uint8Array, width: number, height: number): void {
  */
 export function dbBoxes(prob: ProbMap, srcWidth: number, srcHeight: number, opts: DbOptions = DB_DEFAULTS): DetectedBox[] {
   const { width, height, data } = prob;
-  const mask = new Uint8Array(width * height);
-  for (let i = 0; i < mask.length; i++) mask[i] = data[i] > opts.thresh ? 1 : 0;
-  if (opts.useDilation) dilate2x2(mask, width, height);
+  const mask = binaryMap(data, width, height, opts.thresh, opts.useDilation);
   const found: DetectedBox[] = [];
   for (const region of findRegions(mask, width, height, opts.maxCandidates)) {
     const rect = minAreaRect(convexHull(region.extremes));

@@ -43,7 +43,9 @@ function linearTaps(srcLen: number, dstLen: number): { i0: Int32Array; i1: Int32
 
 /**
  * Bilinear resize like cv2.resize(..., INTER_LINEAR). Returns float HWC
- * pixels (0..255, not rounded): the callers normalise them straight away.
+ * pixels (0..255, not rounded). The stages use resizeToChw, which gives these
+ * values normalised in one pass; this and toChw are its readable definition
+ * (test/ocr-kernels.test.ts holds the two to the same bits).
  */
 export function resizeBilinear(src: RgbImage, width: number, height: number): Float32Array {
   const out = new Float32Array(width * height * 3);
@@ -96,6 +98,67 @@ export function toChw(pixels: Float32Array | Uint8Array, width: number, height: 
       let i = y * width * 3 + srcC;
       let o = base + y * outWidth;
       for (let x = 0; x < width; x++, i += 3) out[o++] = pixels[i] * k + b;
+    }
+  }
+  return out;
+}
+
+/**
+ * resizeBilinear then toChw, to the same float32 values, in one pass without
+ * the intermediate HWC float image. Separable: each source row a pair of
+ * output rows reads is interpolated horizontally once (in doubles, the same
+ * values resizeBilinear computes for it) and kept while the next output row
+ * still reads it; each output value is then one vertical step and the
+ * normalisation. Columns past `width` are left at 0.
+ */
+export function resizeToChw(src: RgbImage, width: number, height: number, norm: Normalisation, outWidth = width): Float32Array {
+  const out = new Float32Array(3 * height * outWidth);
+  const plane = height * outWidth;
+  const xs = linearTaps(src.width, width);
+  const ys = linearTaps(src.height, height);
+  const s = src.data;
+  const rowStride = src.width * 3;
+  const cx0 = new Int32Array(width), cx1 = new Int32Array(width);
+  for (let x = 0; x < width; x++) { cx0[x] = xs.i0[x] * 3; cx1[x] = xs.i1[x] * 3; }
+  const wxs = xs.w1;
+  // Two horizontally interpolated source rows (HWC doubles), swapped as the output rows move down.
+  let rowA = new Float64Array(width * 3), rowB = new Float64Array(width * 3);
+  let haveA = -1, haveB = -1;
+  const horizontal = (r: number, into: Float64Array): void => {
+    const base = r * rowStride;
+    for (let x = 0, o = 0; x < width; x++, o += 3) {
+      const a = base + cx0[x], b = base + cx1[x];
+      const wx = wxs[x];
+      into[o] = s[a] + (s[b] - s[a]) * wx;
+      into[o + 1] = s[a + 1] + (s[b + 1] - s[a + 1]) * wx;
+      into[o + 2] = s[a + 2] + (s[b + 2] - s[a + 2]) * wx;
+    }
+  };
+  // Output plane p reads source channel ch[p] and is scaled and offset as output channel p.
+  const ch0 = norm.bgr ? 2 : 0, ch2 = norm.bgr ? 0 : 2;
+  const k0 = norm.scale / norm.std[0], b0 = -norm.mean[0] / norm.std[0];
+  const k1 = norm.scale / norm.std[1], b1 = -norm.mean[1] / norm.std[1];
+  const k2 = norm.scale / norm.std[2], b2 = -norm.mean[2] / norm.std[2];
+  const fround = Math.fround;
+  for (let y = 0; y < height; y++) {
+    const r0 = ys.i0[y], r1 = ys.i1[y];
+    if (haveA !== r0) {
+      if (haveB === r0) { const t = rowA; rowA = rowB; rowB = t; haveA = r0; haveB = -1; }
+      else { horizontal(r0, rowA); haveA = r0; }
+    }
+    if (haveB !== r1) {
+      if (r1 === r0) { rowB.set(rowA); } else { horizontal(r1, rowB); }
+      haveB = r1;
+    }
+    const wy = ys.w1[y];
+    const o0 = y * outWidth, o1 = plane + o0, o2 = 2 * plane + o0;
+    for (let x = 0, i = 0; x < width; x++, i += 3) {
+      let top = rowA[i + ch0], bottom = rowB[i + ch0];
+      out[o0 + x] = fround(top + (bottom - top) * wy) * k0 + b0;
+      top = rowA[i + 1]; bottom = rowB[i + 1];
+      out[o1 + x] = fround(top + (bottom - top) * wy) * k1 + b1;
+      top = rowA[i + ch2]; bottom = rowB[i + ch2];
+      out[o2 + x] = fround(top + (bottom - top) * wy) * k2 + b2;
     }
   }
   return out;

@@ -136,36 +136,60 @@ function warpAxisAligned(src: RgbImage, sx: number, tx: number, sy: number, ty: 
   return { width, height, data: out };
 }
 
-/** Any quadrilateral: each output pixel's source point through the full homography. */
+/**
+ * Any quadrilateral: each output pixel's source point through the full
+ * homography, then OpenCV's 4x4 bicubic taps with replicated borders. The
+ * weights and taps are kept in locals and the channels unrolled; the sums are
+ * the same as a loop over rows of horizontal taps, in the same order.
+ */
 export function warpPerspective(src: RgbImage, h: number[], width: number, height: number): RgbImage {
   const out = new Uint8Array(width * height * 3);
   const s = src.data;
   const sw = src.width, sh = src.height;
-  const wx = new Float64Array(4), wy = new Float64Array(4);
-  const cols = new Int32Array(4), rows = new Int32Array(4);
+  const rowStride = sw * 3;
+  const maxCol = sw - 1, maxRow = sh - 1;
+  const [h0, h1, h2, h3, h4, h5, h6, h7, h8] = h;
+  const A = -0.75;
   let o = 0;
   for (let y = 0; y < height; y++) {
+    const h1y = h1 * y, h4y = h4 * y, h7y = h7 * y;
     for (let x = 0; x < width; x++) {
-      const z = h[6] * x + h[7] * y + h[8];
-      const fx = (h[0] * x + h[1] * y + h[2]) / z;
-      const fy = (h[3] * x + h[4] * y + h[5]) / z;
+      const z = h6 * x + h7y + h8;
+      const fx = (h0 * x + h1y + h2) / z;
+      const fy = (h3 * x + h4y + h5) / z;
       const ix = Math.floor(fx), iy = Math.floor(fy);
-      cubicWeights(fx - ix, wx);
-      cubicWeights(fy - iy, wy);
-      for (let k = 0; k < 4; k++) {
-        // BORDER_REPLICATE
-        cols[k] = Math.min(Math.max(ix - 1 + k, 0), sw - 1) * 3;
-        rows[k] = Math.min(Math.max(iy - 1 + k, 0), sh - 1) * sw * 3;
-      }
+      // cubicWeights(fx - ix) and cubicWeights(fy - iy), inlined.
+      const tx = fx - ix, ty = fy - iy;
+      const ax0 = tx + 1, ax2 = 1 - tx;
+      const wx0 = ((A * ax0 - 5 * A) * ax0 + 8 * A) * ax0 - 4 * A;
+      const wx1 = ((A + 2) * tx - (A + 3)) * tx * tx + 1;
+      const wx2 = ((A + 2) * ax2 - (A + 3)) * ax2 * ax2 + 1;
+      const wx3 = 1 - wx0 - wx1 - wx2;
+      const ay0 = ty + 1, ay2 = 1 - ty;
+      const wy0 = ((A * ay0 - 5 * A) * ay0 + 8 * A) * ay0 - 4 * A;
+      const wy1 = ((A + 2) * ty - (A + 3)) * ty * ty + 1;
+      const wy2 = ((A + 2) * ay2 - (A + 3)) * ay2 * ay2 + 1;
+      const wy3 = 1 - wy0 - wy1 - wy2;
+      // BORDER_REPLICATE
+      const c0 = clamp(ix - 1, maxCol) * 3, c1 = clamp(ix, maxCol) * 3, c2 = clamp(ix + 1, maxCol) * 3, c3 = clamp(ix + 2, maxCol) * 3;
+      const r0 = clamp(iy - 1, maxRow) * rowStride, r1 = clamp(iy, maxRow) * rowStride;
+      const r2 = clamp(iy + 1, maxRow) * rowStride, r3 = clamp(iy + 2, maxRow) * rowStride;
       for (let c = 0; c < 3; c++) {
-        let acc = 0;
-        for (let r = 0; r < 4; r++) {
-          const base = rows[r] + c;
-          acc += wy[r] * (wx[0] * s[base + cols[0]] + wx[1] * s[base + cols[1]] + wx[2] * s[base + cols[2]] + wx[3] * s[base + cols[3]]);
-        }
+        let b = r0 + c;
+        let acc = wy0 * (wx0 * s[b + c0] + wx1 * s[b + c1] + wx2 * s[b + c2] + wx3 * s[b + c3]);
+        b = r1 + c;
+        acc += wy1 * (wx0 * s[b + c0] + wx1 * s[b + c1] + wx2 * s[b + c2] + wx3 * s[b + c3]);
+        b = r2 + c;
+        acc += wy2 * (wx0 * s[b + c0] + wx1 * s[b + c1] + wx2 * s[b + c2] + wx3 * s[b + c3]);
+        b = r3 + c;
+        acc += wy3 * (wx0 * s[b + c0] + wx1 * s[b + c1] + wx2 * s[b + c2] + wx3 * s[b + c3]);
         out[o++] = acc <= 0 ? 0 : acc >= 255 ? 255 : Math.round(acc);
       }
     }
   }
   return { width, height, data: out };
+}
+
+function clamp(i: number, max: number): number {
+  return i < 0 ? 0 : i > max ? max : i;
 }

@@ -5,7 +5,7 @@
  * lines squeezed), BGR, (x / 255 - 0.5) / 0.5, zero-padded on the right.
  */
 import type { FunctionStageModule } from '@ensemble/core';
-import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
+import { imageFromTensor, resizeToChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { float32, takeUint8 } from '../lib/tensors.js';
 
@@ -17,8 +17,7 @@ const stage: FunctionStageModule = {
   process(item) {
     const img = imageFromTensor(takeUint8(item, 'line', 3), 'line');
     const width = Math.min(WIDTH, Math.ceil((HEIGHT * img.width) / img.height));
-    const pixels = resizeBilinear(img, width, HEIGHT);
-    return { cls_input: float32([3, HEIGHT, WIDTH], toChw(pixels, width, HEIGHT, HALF, WIDTH)) };
+    return { cls_input: float32([3, HEIGHT, WIDTH], resizeToChw(img, width, HEIGHT, HALF, WIDTH)) };
   },
 };
 

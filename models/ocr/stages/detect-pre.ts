@@ -13,7 +13,7 @@
  *   max_side_limit: default 4000; a hard cap on the long side after the above.
  */
 import type { FunctionStageModule } from '@ensemble/core';
-import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
+import { imageFromTensor, resizeToChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { numberOption, stringOption } from '../lib/options.js';
 import { float32, takeUint8 } from '../lib/tensors.js';
@@ -60,9 +60,8 @@ const stage: FunctionStageModule = {
     }
     const img = imageFromTensor(takeUint8(item, 'rgb', 3), 'rgb');
     const size = detectionSize(img.width, img.height, limitSideLen, limitType as LimitType, maxSideLimit);
-    const pixels = resizeBilinear(img, size.width, size.height);
     return {
-      det_input: float32([3, size.height, size.width], toChw(pixels, size.width, size.height, IMAGENET)),
+      det_input: float32([3, size.height, size.width], resizeToChw(img, size.width, size.height, IMAGENET)),
       det_scale: float32([2], new Float32Array([size.height / img.height, size.width / img.width])),
     };
   },

@@ -14,7 +14,7 @@
  * cost of one pathological box).
  */
 import type { FunctionStageModule } from '@ensemble/core';
-import { imageFromTensor, resizeBilinear, toChw } from '../lib/image.js';
+import { imageFromTensor, resizeToChw } from '../lib/image.js';
 import type { Normalisation } from '../lib/image.js';
 import { numberOption } from '../lib/options.js';
 import { float32, takeUint8 } from '../lib/tensors.js';
@@ -36,8 +36,7 @@ const stage: FunctionStageModule = {
     const maxWidth = numberOption(ctx, 'max_width', 2560, { min: STRIDE, integer: true });
     const img = imageFromTensor(takeUint8(item, 'line_upright', 3), 'line_upright');
     const { resized, padded } = recognitionWidths(img.width, img.height, minWidth, maxWidth);
-    const pixels = resizeBilinear(img, resized, HEIGHT);
-    return { rec_input: float32([3, HEIGHT, padded], toChw(pixels, resized, HEIGHT, HALF, padded)) };
+    return { rec_input: float32([3, HEIGHT, padded], resizeToChw(img, resized, HEIGHT, HALF, padded)) };
   },
 };
 
