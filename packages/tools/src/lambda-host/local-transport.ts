@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Manifest, OnnxStage } from '@ensemble/core/manifest/types.js';
 import type { Item } from '@ensemble/core/tensor/types.js';
 import type { BatchResult } from '@ensemble/core/runtime/types.js';
+import type { TraceCarrier } from '@ensemble/core/observability/trace-context.js';
 import type { StageTransport } from '@ensemble/core/transport/types.js';
 import type { AwsSettings } from '@ensemble/core/storage/config.js';
 import { planDeployment } from '../deploy/plan.js';
@@ -79,8 +80,8 @@ export class LocalLambdaTransport implements StageTransport {
 
   view(manifest: Manifest): Manifest { return this.inner.view(manifest); }
 
-  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal): Promise<BatchResult> {
-    return this.inner.invoke(pipeline, stage, items, signal);
+  invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
+    return this.inner.invoke(pipeline, stage, items, signal, trace);
   }
 
   /**
