@@ -10,6 +10,7 @@ import { scanPipelines } from '@ensemble/core/pipelines/load-all.js';
 import { pipelineRepository } from './repository.js';
 import { watchPipelines } from './watch.js';
 import { reservePort } from './port.js';
+import { tuneHeapGrowth } from './heap-growth.js';
 import { buildIfNeeded } from '../pipelines/build.js';
 import { pushPipeline } from '../pipelines/push.js';
 import { WorkerPoolTransport } from '@ensemble/core/transport/worker-pool.js';
@@ -93,6 +94,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   const vars = opts.env ?? process.env;
   // Before anything starts: a malformed key list is refused, not half-applied.
   const keys = parseApiKeys(opts.apiKey ?? vars.ENSEMBLE_API_KEY, vars.ENSEMBLE_API_KEYS);
+  // A process setting, for the gateway this process becomes (serve/heap-growth.ts).
+  tuneHeapGrowth(vars);
   const host = opts.host ?? '127.0.0.1';
   const warning = openBindingWarning(host, keys.length);
   if (warning) log(warning);
