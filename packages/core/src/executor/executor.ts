@@ -10,7 +10,7 @@ import { splitAlong, splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
 import { tooManyItems } from '../tensor/codec.js';
-import { MAX_TIMER_MS } from '../deadline.js';
+import { MAX_TIMER_MS, RunCancel } from '../deadline.js';
 import { LineageNode } from './lineage.js';
 import { Lane } from './lane.js';
 import { CHUNK_ITEMS, nextTurn } from './chunks.js';
@@ -183,7 +183,8 @@ class RequestRun {
   private readonly started = new Map<string, Set<LineageNode>>();
   private readonly stats = new Map<string, StageStats>();
   private readonly lanes = new Map<string, Lane>();
-  private readonly abort = new AbortController();
+  /** Drops this request's items still queued in stage batchers when it fails. */
+  private readonly abort = new RunCancel();
   /** Stages this request needs (undefined: all). */
   private readonly needed: Set<string> | undefined;
   private readonly outputs: readonly string[];
@@ -368,7 +369,7 @@ class RequestRun {
       this.maybeFinish();
     };
     // One reaction per item and stage, not a then/catch/finally chain of three promises.
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext()).then(
+    batcher.submit(item, this.abort, this.opts.priority ?? 0, span?.spanContext()).then(
       (run) => {
         try {
           if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
