@@ -103,6 +103,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
   // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
+  // What the access line says about a request; with no access log, nothing to keep.
+  const note: typeof noteRequest = log ? noteRequest : () => undefined;
   app.use('*', compression());
   if (metrics) app.use('*', countResponses(metrics));
   for (const m of mounts) if (m.public) app.route('/', m.app);
@@ -228,7 +230,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
   function notServed(c: Context, err: unknown, outcome: InferOutcome): Response {
     // Not a run of anything served: a record per invented name would let any caller fill the runs table.
-    noteRequest(c, { note: 'not served, no run record' });
+    note(c, { note: 'not served, no run record' });
     const h = httpError(err);
     outcome.failure = { message: h.error.message, code: h.error.code };
     return errorResponse(c, h);
@@ -243,12 +245,12 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const refused = runs.admit?.();
     if (refused) {
       // Refused before it ran, so that the records of the requests that did run can catch up: no record (the access log has it).
-      noteRequest(c, { note: 'refused, run records backlogged' });
+      note(c, { note: 'refused, run records backlogged' });
       const h = httpError(refused);
       outcome.failure = { message: h.error.message, code: h.error.code };
       return errorResponse(c, h);
     }
-    noteRequest(c, { runId, pipeline: name });
+    note(c, { runId, pipeline: name });
     outcome.runId = runId;
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
