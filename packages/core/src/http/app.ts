@@ -392,7 +392,8 @@ function headerReader(c: Context): (name: string) => string | undefined {
   const h = incoming?.headers;
   if (!h || typeof h !== 'object') return (name) => c.req.header(name);
   return (name) => {
-    const v = h[name];
+    // Node's names are lower case; Headers' lookup ignores case.
+    const v = h[name.toLowerCase()];
     return Array.isArray(v) ? v.join(', ') : v;
   };
 }
