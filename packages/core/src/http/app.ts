@@ -31,6 +31,7 @@ import { countResponses, metricsHandler } from './metrics-route.js';
 import type { MetricsEndpoint } from '../observability/endpoint.js';
 import { compression, encodedResponse } from './compression.js';
 import { RouteTable } from './route-table.js';
+import { InferRouter } from './infer-router.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
 import { registerJobRoutes } from './jobs-routes.js';
@@ -99,7 +100,8 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   const assumptions = processAssumptions();
   const gatewayFunction = lambdaFunctionOf();
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
-  const app = new Hono({ strict: false });
+  // InferRouter: Hono's router, with infer requests answered without a search (see there).
+  const app = new Hono({ strict: false, router: new InferRouter() });
 
   // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
