@@ -33,6 +33,44 @@ export function deadlineOf(signal: AbortSignal | undefined): number | undefined 
   return signal ? deadlines.get(signal) : undefined;
 }
 
+/**
+ * What an item waiting in a batcher is dropped by: an AbortSignal, or a
+ * RunCancel (the same three members, without an EventTarget behind them).
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+}
+
+/**
+ * One run's cancel, for the items it queues in batchers: an AbortController
+ * made for every request (and its signal, and an EventTarget's listener
+ * bookkeeping) cost each request something in the gateway's profile, for the
+ * rare one that fails or whose client leaves. Listeners are told once, in
+ * the order added.
+ */
+export class RunCancel implements CancelSignal {
+  private why: Error | undefined;
+  private listeners: (() => void)[] | undefined;
+
+  get aborted(): boolean { return this.why !== undefined; }
+  get reason(): Error | undefined { return this.why; }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.why !== undefined) return;
+    (this.listeners ??= []).push(listener);
+  }
+
+  abort(reason: Error): void {
+    if (this.why !== undefined) return;
+    this.why = reason;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const l of listeners) l();
+  }
+}
+
 /** `work`, or the signal's reason as soon as it aborts (the work itself is left to end on its own). */
 export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
@@ -45,7 +83,7 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefine
 }
 
 /** The error an aborted signal carries; anything else counts as the client going away. */
-export function abortReason(signal: AbortSignal): Error {
+export function abortReason(signal: { readonly reason: unknown }): Error {
   const r: unknown = signal.reason;
   return r instanceof Error ? r : new EnsembleError('request aborted', 'cancelled');
 }

@@ -4,7 +4,7 @@ import type { BatchResult, ItemOutcome } from '../runtime/types.js';
 import { ServiceRate } from './service-rate.js';
 import { EnsembleError, OverloadedError, StageError, TimeoutError } from '../errors.js';
 import type { BatchEvent } from '../observability/events.js';
-import { abortReason, startDeadline, untilAborted } from '../deadline.js';
+import { abortReason, startDeadline, untilAborted, type CancelSignal } from '../deadline.js';
 
 /** What one item learns about the batch it rode in. */
 export interface ItemRun {
@@ -63,7 +63,7 @@ interface Pending {
   enqueuedAt: number;
   resolve: (r: ItemRun) => void;
   reject: (e: Error) => void;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   /** Triton's schedule policy: lower leaves first; 0 is the default (synchronous requests). */
   priority: number;
   /** The item's span in this stage, for the batch's span to link to. */
@@ -75,17 +75,17 @@ interface Pending {
 let nextBatchId = 1;
 
 /** Per signal, the batchers holding items of it (their abort handlers). */
-const holders = new WeakMap<AbortSignal, Set<(signal: AbortSignal) => void>>();
+const holders = new WeakMap<CancelSignal, Set<(signal: CancelSignal) => void>>();
 
 /**
  * The batchers to tell when `signal` aborts, listened for once per signal and
  * never unlistened: the listener goes with the signal (a request's), and a
  * batcher that no longer holds items of it has left the set.
  */
-function holdersOf(signal: AbortSignal): Set<(signal: AbortSignal) => void> {
+function holdersOf(signal: CancelSignal): Set<(signal: CancelSignal) => void> {
   let set = holders.get(signal);
   if (!set) {
-    const created = new Set<(signal: AbortSignal) => void>();
+    const created = new Set<(signal: CancelSignal) => void>();
     signal.addEventListener('abort', () => { for (const onAbort of [...created]) onAbort(signal); }, { once: true });
     holders.set(signal, created);
     set = created;
@@ -118,8 +118,8 @@ export class Batcher {
    * EventTarget's add and remove are linear in its listeners, and a 1,000-item
    * request made them quadratic), nor an add and a remove per stage and request.
    */
-  private readonly watched = new Map<AbortSignal, Set<Pending>>();
-  private readonly onAbort = (signal: AbortSignal) => this.aborted(signal);
+  private readonly watched = new Map<CancelSignal, Set<Pending>>();
+  private readonly onAbort = (signal: CancelSignal) => this.aborted(signal);
 
   private readonly rate = new ServiceRate();
   /** Queued items whose priority is not the default: while none are, the queue is served in arrival order as it stands. */
@@ -148,7 +148,7 @@ export class Batcher {
    * lower priority only fill the room left in their batch. `trace`: the
    * item's span in this stage, for the batch's span to link to.
    */
-  submit(item: Item, signal?: AbortSignal, priority = 0, trace?: SpanContext): Promise<ItemRun> {
+  submit(item: Item, signal?: CancelSignal, priority = 0, trace?: SpanContext): Promise<ItemRun> {
     const { stage, maxQueue } = this.opts;
     if (this.closed) return Promise.reject(new EnsembleError(`stage '${stage}' is shutting down`, 'not_ready'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -185,7 +185,7 @@ export class Batcher {
     });
   }
 
-  private watch(signal: AbortSignal, p: Pending): void {
+  private watch(signal: CancelSignal, p: Pending): void {
     let queued = this.watched.get(signal);
     if (!queued) {
       queued = new Set<Pending>();
@@ -196,7 +196,7 @@ export class Batcher {
   }
 
   /** Drop every queued item of an aborted signal. */
-  private aborted(signal: AbortSignal): void {
+  private aborted(signal: CancelSignal): void {
     const queued = this.watched.get(signal);
     if (!queued) return;
     this.watched.delete(signal);

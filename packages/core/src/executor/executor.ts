@@ -1,4 +1,4 @@
-import type { SpanContext } from '@opentelemetry/api';
+import type { Span, SpanContext } from '@opentelemetry/api';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { StageRuntime } from '../runtime/types.js';
@@ -10,7 +10,7 @@ import { splitAlong, splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
 import { tooManyItems } from '../tensor/codec.js';
-import { MAX_TIMER_MS } from '../deadline.js';
+import { MAX_TIMER_MS, RunCancel } from '../deadline.js';
 import { LineageNode } from './lineage.js';
 import { Lane } from './lane.js';
 import { CHUNK_ITEMS, nextTurn } from './chunks.js';
@@ -181,9 +181,11 @@ class RequestRun {
   private readonly roots: LineageNode[] = [];
   /** Per stage, the nodes it has started (or skipped) on: identity sets, no key strings per item. */
   private readonly started = new Map<string, Set<LineageNode>>();
+  /** Per stage this request reached (made on first use: a request need not reach every stage). */
   private readonly stats = new Map<string, StageStats>();
   private readonly lanes = new Map<string, Lane>();
-  private readonly abort = new AbortController();
+  /** Drops this request's items still queued in stage batchers when it fails. */
+  private readonly abort = new RunCancel();
   /** Stages this request needs (undefined: all). */
   private readonly needed: Set<string> | undefined;
   private readonly outputs: readonly string[];
@@ -198,15 +200,31 @@ class RequestRun {
   private reject!: (e: RunFailure) => void;
   private timer: NodeJS.Timeout | undefined;
 
+  /** performance.now() at the request's start: stage times are offsets from it. */
+  private readonly origin: number;
+
   constructor(private readonly ex: Executor, private readonly inputs: Record<string, Tensor>, private readonly opts: RunOptions) {
-    const origin = opts.startedAt ?? performance.now();
-    for (const s of ex.manifest.stages) {
-      this.stats.set(s.name, new StageStats(s.name, origin));
-      this.started.set(s.name, new Set());
-      this.lanes.set(s.name, new Lane());
-    }
+    this.origin = opts.startedAt ?? performance.now();
     this.outputs = opts.outputs ?? ex.manifest.outputs.map((o) => o.name);
     this.needed = ex.plan(opts.outputs);
+  }
+
+  private statsOf(stage: string): StageStats {
+    let s = this.stats.get(stage);
+    if (!s) { s = new StageStats(stage, this.origin); this.stats.set(stage, s); }
+    return s;
+  }
+
+  private laneOf(stage: string): Lane {
+    let l = this.lanes.get(stage);
+    if (!l) { l = new Lane(); this.lanes.set(stage, l); }
+    return l;
+  }
+
+  private startedOn(stage: string): Set<LineageNode> {
+    let set = this.started.get(stage);
+    if (!set) { set = new Set(); this.started.set(stage, set); }
+    return set;
   }
 
   start(): Promise<RunResult> {
@@ -220,7 +238,7 @@ class RequestRun {
     cancelWith?.(gone);
     if (timeoutMs !== undefined && !this.settled) {
       this.timer = setTimeout(() => {
-        const waiting = [...this.stats.values()].filter((s) => s.unfinished > 0).map((s) => `'${s.stage}'`);
+        const waiting = this.ex.manifest.stages.filter((s) => (this.stats.get(s.name)?.unfinished ?? 0) > 0).map((s) => `'${s.name}'`);
         this.fail(new TimeoutError(`request timed out after ${timeoutMs} ms${waiting.length ? ` waiting on stage ${waiting.join(', ')}` : ''}`));
       }, Math.min(timeoutMs, MAX_TIMER_MS));
     }
@@ -300,7 +318,7 @@ class RequestRun {
 
   private tryStart(stage: StageSpec, node: LineageNode): void {
     if (this.settled) return;
-    const startedOn = this.started.get(stage.name)!;
+    const startedOn = this.startedOn(stage.name);
     if (startedOn.has(node)) return;
     const item: Item = {};
     for (const [local, tensor] of Object.entries(stage.inputs)) {
@@ -317,7 +335,7 @@ class RequestRun {
       }
     }
     startedOn.add(node);
-    const lane = this.lanes.get(stage.name)!;
+    const lane = this.laneOf(stage.name);
     if (lane.active >= this.ex.laneLimit(stage.name)) lane.push({ node, item });
     else this.submit(stage, node, item);
   }
@@ -332,13 +350,13 @@ class RequestRun {
     }
     startedOn.add(node);
     for (const [name, t] of outs) node.tensors.set(name, t);
-    this.stats.get(stage.name)!.skipped();
+    this.statsOf(stage.name).skipped();
     this.produced(node, outs.map(([name]) => name));
   }
 
   private submit(stage: StageSpec, node: LineageNode, item: Item): void {
-    const lane = this.lanes.get(stage.name)!;
-    const stats = this.stats.get(stage.name)!;
+    const lane = this.laneOf(stage.name);
+    const stats = this.statsOf(stage.name);
     const batcher = this.ex.batcher(stage.name);
     // The stage's queue is full while this request still has items there: this request's own work
     // holds it, so the item waits for one of them to finish (Triton's ensemble scheduler blocks a step
@@ -352,42 +370,47 @@ class RequestRun {
     this.inFlight++;
     stats.submitted(itemBytes(item));
     const span = startItemSpan(this.opts.trace, stage.name);
-    const failed = (e: unknown) => {
-      const err = toEnsembleError(e);
-      if (span?.isRecording()) failSpan(span, err);
-      stats.failed(err.message);
-      // Name the stage once: transports' errors often do already.
-      const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
-      this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
-        ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
-    };
-    const done = () => {
-      lane.active--;
-      this.inFlight--;
-      this.feed(stage);
-      this.maybeFinish();
-    };
-    // One reaction per item and stage, not a then/catch/finally chain of three promises.
-    batcher.submit(item, this.abort.signal, this.opts.priority ?? 0, span?.spanContext()).then(
-      (run) => {
-        try {
-          if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
-          this.completed(stage, node, run);
-        } catch (e) {
-          failed(e);
-        }
-        done();
-      },
+    // One reaction per item and stage, not a then/catch/finally chain of three promises; the rest
+    // is methods, not closures made per item.
+    batcher.submit(item, this.abort, this.opts.priority ?? 0, span?.spanContext()).then(
+      (run) => this.answered(stage, node, span, run),
       (e: unknown) => {
-        failed(e);
-        done();
+        this.itemFailed(stage, span, e);
+        this.itemDone(stage);
       },
     );
   }
 
+  private answered(stage: StageSpec, node: LineageNode, span: Span | undefined, run: ItemRun): void {
+    try {
+      if (span) endItemSpan(span, run, run.outcome.ok ? undefined : { message: run.outcome.error, code: run.outcome.code });
+      this.completed(stage, node, run);
+    } catch (e) {
+      this.itemFailed(stage, span, e);
+    }
+    this.itemDone(stage);
+  }
+
+  private itemFailed(stage: StageSpec, span: Span | undefined, e: unknown): void {
+    const err = toEnsembleError(e);
+    if (span?.isRecording()) failSpan(span, err);
+    this.statsOf(stage.name).failed(err.message);
+    // Name the stage once: transports' errors often do already.
+    const named = err instanceof StageError || err.message.includes(`stage '${stage.name}'`);
+    this.fail(named || err.code === 'overloaded' || err.code === 'timeout' || err.code === 'cancelled'
+      ? err : new StageError(stage.name, err.message, err.code, { cause: err }));
+  }
+
+  private itemDone(stage: StageSpec): void {
+    this.laneOf(stage.name).active--;
+    this.inFlight--;
+    this.feed(stage);
+    this.maybeFinish();
+  }
+
   /** Hand the stage this request's waiting items, as far as its lane has room. */
   private feed(stage: StageSpec): void {
-    const lane = this.lanes.get(stage.name)!;
+    const lane = this.laneOf(stage.name);
     const limit = this.ex.laneLimit(stage.name);
     while (!this.settled && lane.waiting > 0 && lane.active < limit) {
       const { node, item } = lane.take()!;
@@ -396,25 +419,20 @@ class RequestRun {
   }
 
   private completed(stage: StageSpec, node: LineageNode, run: ItemRun): void {
-    this.stats.get(stage.name)!.record(run);
+    const stats = this.statsOf(stage.name);
+    stats.record(run);
     if (this.settled) return;
     const { outcome } = run;
-    if (outcome.ok) this.stats.get(stage.name)!.answered(outcome.items.reduce((n, it) => n + itemBytes(it), 0));
+    if (outcome.ok) {
+      let bytes = 0;
+      for (const it of outcome.items) bytes += itemBytes(it);
+      stats.answered(bytes);
+    }
     if (!outcome.ok) {
-      this.stats.get(stage.name)!.failed(outcome.error);
+      stats.failed(outcome.error);
       this.fail(new StageError(stage.name, outcome.error, errorCode(outcome.code ?? 'stage_failed')));
       return;
     }
-    const rename = (out: Item, target: LineageNode) => {
-      const names: string[] = [];
-      for (const [local, tensor] of Object.entries(stage.outputs)) {
-        const t = out[local];
-        if (!t) throw new StageError(stage.name, `did not produce output '${local}'`);
-        target.tensors.set(tensor, t);
-        names.push(tensor);
-      }
-      return names;
-    };
     try {
       if (stage.kind === 'function' && stage.fanout) {
         const fanned = (this.fannedOut.get(stage.name) ?? 0) + outcome.items.length;
@@ -425,10 +443,10 @@ class RequestRun {
           return;
         }
         const children = node.addChildren(stage.name, outcome.items.length);
-        children.forEach((child, j) => rename(outcome.items[j], child));
+        children.forEach((child, j) => renameOutputs(stage, outcome.items[j], child));
         for (const child of children) this.produced(child, Object.values(stage.outputs));
       } else {
-        this.produced(node, rename(outcome.items[0], node));
+        this.produced(node, renameOutputs(stage, outcome.items[0], node));
       }
     } catch (e) {
       this.fail(toEnsembleError(e));
@@ -453,8 +471,13 @@ class RequestRun {
   }
 
   private records(): StageRunRecord[] {
-    // Stages the request never reached (a failure upstream) would only be noise in the record.
-    return [...this.stats.values()].map((s) => s.toRecord()).filter((r) => r.items > 0 || r.skipped !== undefined || r.error !== undefined);
+    // Stages the request never reached (a failure upstream) would only be noise in the record; in the manifest's order.
+    const out: StageRunRecord[] = [];
+    for (const stage of this.ex.manifest.stages) {
+      const r = this.stats.get(stage.name)?.toRecord();
+      if (r && (r.items > 0 || r.skipped !== undefined || r.error !== undefined)) out.push(r);
+    }
+    return out;
   }
 
   private finish(outputs: Record<string, Tensor>): void {
@@ -474,6 +497,19 @@ class RequestRun {
     for (const s of this.stats.values()) if (s.unfinished > 0) s.failed(`unfinished: ${err.message}`);
     this.reject(new RunFailure(err, this.records()));
   }
+}
+
+/** A stage's outputs of one item put on `target` under their pipeline names; the names. */
+function renameOutputs(stage: StageSpec, out: Item, target: LineageNode): string[] {
+  const names: string[] = [];
+  for (const local in stage.outputs) {
+    const tensor = stage.outputs[local];
+    const t = out[local];
+    if (!t) throw new StageError(stage.name, `did not produce output '${local}'`);
+    target.tensors.set(tensor, t);
+    names.push(tensor);
+  }
+  return names;
 }
 
 /** A stage's condition for one item: one value, non-zero (or true) runs the stage. */

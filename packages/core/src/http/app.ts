@@ -29,13 +29,14 @@ import type { ModelStatistics } from '../observability/statistics.js';
 import { errorResponse, httpError } from './errors.js';
 import { countResponses, metricsHandler } from './metrics-route.js';
 import type { MetricsEndpoint } from '../observability/endpoint.js';
-import { compression } from './compression.js';
+import { compression, encodedResponse } from './compression.js';
 import { RouteTable } from './route-table.js';
+import { InferRouter } from './infer-router.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import type { Jobs } from '../jobs/service.js';
-import { finishInferTrace, startInferTrace, type InferOutcome } from './request-trace.js';
+import { finishInferTrace, startInferTrace, traceHeaders, type InferOutcome } from './request-trace.js';
 import type { RequestTrace } from '../observability/spans.js';
 
 export interface AppOptions {
@@ -99,10 +100,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   const assumptions = processAssumptions();
   const gatewayFunction = lambdaFunctionOf();
   // strict: false, so `/v2/` and `/v2/models/demo/` are the routes without the slash.
-  const app = new Hono({ strict: false });
+  // InferRouter: Hono's router, with infer requests answered without a search (see there).
+  const app = new Hono({ strict: false, router: new InferRouter() });
 
   // First, so requests the guard refuses are logged and counted too.
   if (log) app.use('*', accessLog(log));
+  // What the access line says about a request; with no access log, nothing to keep.
+  const note: typeof noteRequest = log ? noteRequest : () => undefined;
   app.use('*', compression());
   if (metrics) app.use('*', countResponses(metrics));
   for (const m of mounts) if (m.public) app.route('/', m.app);
@@ -212,11 +216,12 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     } catch (err) {
       known = err;
     }
-    const trace = startInferTrace(c, name, known === undefined, hostTraceHeader);
+    const header = headerReader(c);
+    const trace = startInferTrace(c, name, known === undefined, hostTraceHeader, header);
     const outcome: InferOutcome = {};
     let res: Response;
     try {
-      res = known === undefined ? await infer(c, trace, outcome) : notServed(c, known, outcome);
+      res = known === undefined ? await infer(c, trace, outcome, header) : notServed(c, known, outcome);
     } catch (err) {
       // Answered here as the app's error handler would, so the span ends with the error and the response names the trace.
       const h = httpError(err);
@@ -227,13 +232,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
 
   function notServed(c: Context, err: unknown, outcome: InferOutcome): Response {
     // Not a run of anything served: a record per invented name would let any caller fill the runs table.
-    noteRequest(c, { note: 'not served, no run record' });
+    note(c, { note: 'not served, no run record' });
     const h = httpError(err);
     outcome.failure = { message: h.error.message, code: h.error.code };
     return errorResponse(c, h);
   }
 
-  async function infer(c: Context, trace: RequestTrace, outcome: InferOutcome): Promise<Response> {
+  async function infer(c: Context, trace: RequestTrace, outcome: InferOutcome, header: (name: string) => string | undefined): Promise<Response> {
     const startedAt = new Date();
     const t0 = performance.now();
     const runId = randomUUID();
@@ -242,12 +247,13 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     const refused = runs.admit?.();
     if (refused) {
       // Refused before it ran, so that the records of the requests that did run can catch up: no record (the access log has it).
-      noteRequest(c, { note: 'refused, run records backlogged' });
+      note(c, { note: 'refused, run records backlogged' });
       const h = httpError(refused);
       outcome.failure = { message: h.error.message, code: h.error.code };
       return errorResponse(c, h);
     }
-    noteRequest(c, { runId, pipeline: name });
+    note(c, { runId, pipeline: name });
+    outcome.runId = runId;
     const observer = registry.observer;
     observer?.requestStarted?.({ pipeline: name, version });
     let stages: StageRunRecord[] = [];
@@ -294,7 +300,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       outcome.version = version;
       own = p.observer;
       own?.requestStarted?.({ pipeline: name, version });
-      const { request, tensors } = await decodeBody(c, p.manifest);
+      const { request, tensors } = await decodeBody(c, p.manifest, header);
       if (request.id !== undefined) outcome.requestId = String(request.id);
       validateInputs(p.manifest, tensors);
       items = requestItems(p.manifest, tensors);
@@ -335,7 +341,10 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       } else {
         headers['content-type'] = 'application/json';
       }
-      return new Response(encoded.body, { status: 200, headers });
+      traceHeaders(trace, headers);
+      const res = await encodedResponse(encoded.body as Uint8Array<ArrayBuffer>, 200, headers, header('accept-encoding'));
+      outcome.named = true;
+      return res;
     }
   }
 
@@ -373,12 +382,32 @@ function clientGone(c: Context): ((cancel: () => void) => void) | undefined {
   };
 }
 
+/**
+ * The request's headers by (lower-case) name. Served by @hono/node-server,
+ * from Node's own parsed headers: `c.req.header()` makes node-server build a
+ * web Headers object from them for every request, which showed in the
+ * gateway's profile. Repeated headers are joined with ", " as Headers joins
+ * them (Node keeps only the first of those that may appear once).
+ */
+function headerReader(c: Context): (name: string) => string | undefined {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const h = incoming?.headers;
+  if (!h || typeof h !== 'object') return (name) => c.req.header(name);
+  return (name) => {
+    // Node's names are lower case; Headers' lookup ignores case.
+    const v = h[name.toLowerCase()];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+}
+
 /** OIP JSON, JSON + binary blobs, or (for a pipeline with one BYTES input) the raw bytes of that input. */
-async function decodeBody(c: Context, m: Manifest): Promise<{ request: InferRequestJson; tensors: Record<string, Tensor> }> {
+async function decodeBody(
+  c: Context, m: Manifest, header: (name: string) => string | undefined,
+): Promise<{ request: InferRequestJson; tensors: Record<string, Tensor> }> {
   // c.env.incoming: served by @hono/node-server (not Lambda, not app.request() in tests).
-  const body = await readBody(c.req.raw, m.maxRequestBytes, { fromNodeServer: (c.env as { incoming?: unknown } | undefined)?.incoming !== undefined });
-  const headerLength = parseHeaderLength(c.req.header(INFERENCE_HEADER_CONTENT_LENGTH));
-  const type = (c.req.header('content-type') ?? '').toLowerCase();
+  const body = await readBody(c.req.raw, m.maxRequestBytes, { fromNodeServer: (c.env as { incoming?: unknown } | undefined)?.incoming !== undefined, header });
+  const headerLength = parseHeaderLength(header(INFERENCE_HEADER_CONTENT_LENGTH));
+  const type = (header('content-type') ?? '').toLowerCase();
   // Only an image or an octet stream without the binary-data header may be a raw body; anything else
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');

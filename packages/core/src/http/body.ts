@@ -7,23 +7,30 @@ import { decodeBody, requestEncodings } from './content-encoding.js';
  * and undo its Content-Encoding (gzip, deflate), the decoded body held to
  * `limit` bytes as well; another encoding is a 415.
  * `fromNodeServer`: `req` is @hono/node-server's request over Node's HTTP parser.
+ * `header`: the request's headers, read some cheaper way than `req.headers`.
  */
-export async function readBody(req: Request, limit: number, opts: { fromNodeServer?: boolean } = {}): Promise<Uint8Array> {
+export async function readBody(req: Request, limit: number, opts: BodyOptions = {}): Promise<Uint8Array> {
+  const header = opts.header ?? ((name: string) => req.headers.get(name) ?? undefined);
   // Before reading: a body we could not decode is not worth receiving.
-  const encodings = requestEncodings(req.headers.get('content-encoding'));
-  const raw = await readRaw(req, limit, opts);
+  const encodings = requestEncodings(header('content-encoding'));
+  const raw = await readRaw(req, limit, opts.fromNodeServer === true, header('content-length'));
   return encodings.length ? decodeBody(raw, encodings, limit) : raw;
 }
 
-async function readRaw(req: Request, limit: number, opts: { fromNodeServer?: boolean }): Promise<Uint8Array> {
-  const declared = Number(req.headers.get('content-length') ?? NaN);
+export interface BodyOptions {
+  fromNodeServer?: boolean;
+  header?: (name: string) => string | undefined;
+}
+
+async function readRaw(req: Request, limit: number, fromNodeServer: boolean, contentLength: string | undefined): Promise<Uint8Array> {
+  const declared = Number(contentLength ?? NaN);
   if (Number.isFinite(declared) && declared > limit) {
     throw new PayloadTooLargeError(`request body of ${declared} bytes is over the ${limit} byte limit`);
   }
   // @hono/node-server reads a body straight off the socket (no web stream, no undici Request) when
   // asked for all of it. Node's HTTP parser stops a body at its declared content-length, so with
   // one declared (and checked above) the read is bounded; without one, stream with the running limit.
-  if (opts.fromNodeServer && Number.isFinite(declared)) {
+  if (fromNodeServer && Number.isFinite(declared)) {
     let buf: ArrayBuffer;
     try {
       buf = await req.arrayBuffer();

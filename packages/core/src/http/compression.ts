@@ -19,8 +19,9 @@ const COMPRESSIBLE = /^application\/(json|octet-stream)\b/i;
 export function compression(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    const enc = responseEncoding(c.req.header('accept-encoding'));
     const res = c.res;
+    if (settled.has(res)) return;
+    const enc = responseEncoding(c.req.header('accept-encoding'));
     const type = res.headers.get('content-type') ?? '';
     if (res.headers.has('content-encoding') || c.req.method === 'HEAD' || !COMPRESSIBLE.test(type) || !hasBody(res)) return;
     // Whether or not this one is compressed, the answer depends on the header: caches must know.
@@ -37,6 +38,33 @@ export function compression(): MiddlewareHandler {
     headers.set('content-length', String(out.byteLength));
     c.res = new Response(out, { status: res.status, statusText: res.statusText, headers });
   };
+}
+
+/** Answers made by encodedResponse: the rule above is applied already. */
+const settled = new WeakSet<Response>();
+
+/**
+ * An answer whose bytes are whole in memory, with the rule of compression()
+ * applied as it is made (`Vary`, and the body encoded when asked for and
+ * large enough), its headers a plain object: reading a response's headers
+ * back (as the middleware must) makes @hono/node-server build a Headers
+ * object per request, and then turn it back into Node's headers to send.
+ * `acceptEncoding` is the request's Accept-Encoding header.
+ */
+export async function encodedResponse(
+  body: Uint8Array<ArrayBuffer>, status: number, headers: Record<string, string>, acceptEncoding: string | undefined,
+): Promise<Response> {
+  headers.vary = 'Accept-Encoding';
+  const enc = body.byteLength >= COMPRESS_MIN_BYTES ? responseEncoding(acceptEncoding) : undefined;
+  let out = body;
+  if (enc) {
+    out = new Uint8Array(await encodeBody(body, enc));
+    headers['content-encoding'] = enc;
+  }
+  headers['content-length'] = String(out.byteLength);
+  const res = new Response(out, { status, headers });
+  settled.add(res);
+  return res;
 }
 
 /**

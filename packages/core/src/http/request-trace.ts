@@ -12,6 +12,10 @@ export interface InferOutcome {
   /** The OIP request's own `id`, when it set one. */
   requestId?: string;
   failure?: { message: string; code?: string };
+  /** The run's id, when the request ran (its response names it in x-ensemble-run-id). */
+  runId?: string;
+  /** The response was made with the trace's headers already (traceHeaders). */
+  named?: boolean;
 }
 
 /**
@@ -20,11 +24,14 @@ export interface InferOutcome {
  * span is named for the route and the model when the model is served (a
  * name nobody serves stays out of span names, as it stays out of run records).
  */
-export function startInferTrace(c: Context, model: string, served: boolean, hostTraceHeader?: (c: Context) => string | undefined): RequestTrace {
+export function startInferTrace(
+  c: Context, model: string, served: boolean, hostTraceHeader?: (c: Context) => string | undefined,
+  header: (name: string) => string | undefined = (name) => c.req.header(name),
+): RequestTrace {
   const inbound = inboundTrace({
-    traceparent: c.req.header('traceparent'),
-    tracestate: c.req.header('tracestate'),
-    xray: [c.req.header('x-amzn-trace-id'), hostTraceHeader?.(c)],
+    traceparent: header('traceparent'),
+    tracestate: header('tracestate'),
+    xray: [header('x-amzn-trace-id'), hostTraceHeader?.(c)],
   });
   const route = c.req.param('version') === undefined ? '/v2/models/{name}/infer' : '/v2/models/{name}/versions/{version}/infer';
   const name = served ? `POST /v2/models/${model}/infer` : `POST ${route}`;
@@ -32,10 +39,18 @@ export function startInferTrace(c: Context, model: string, served: boolean, host
   return startRequestSpan(inbound, name, {});
 }
 
-/** Name the trace on the response and close the request span. */
+/** The headers naming the trace, into the plain header record a response is about to be made with. */
+export function traceHeaders(t: RequestTrace, headers: Record<string, string>): void {
+  headers[TRACE_RESPONSE_HEADER] = traceResponse(t);
+  headers[TRACE_ID_HEADER] = t.traceId;
+}
+
+/** Name the trace on the response (unless it was made naming it) and close the request span. */
 export function finishInferTrace(c: Context, t: RequestTrace, res: Response, model: string, outcome: InferOutcome): Response {
-  res.headers.set(TRACE_RESPONSE_HEADER, traceResponse(t));
-  res.headers.set(TRACE_ID_HEADER, t.traceId);
+  if (!outcome.named) {
+    res.headers.set(TRACE_RESPONSE_HEADER, traceResponse(t));
+    res.headers.set(TRACE_ID_HEADER, t.traceId);
+  }
   if (t.span) {
     const attrs: Record<string, string | number> = {
       [ATTR.httpMethod]: 'POST',
@@ -45,7 +60,7 @@ export function finishInferTrace(c: Context, t: RequestTrace, res: Response, mod
     };
     if (outcome.version) attrs[ATTR.modelVersion] = outcome.version;
     if (outcome.requestId) attrs[ATTR.requestId] = outcome.requestId;
-    const runId = res.headers.get('x-ensemble-run-id');
+    const runId = outcome.runId ?? res.headers.get('x-ensemble-run-id');
     if (runId) attrs[ATTR.runId] = runId;
     endRequestSpan(t, res.status, attrs, outcome.failure);
   }

@@ -9,7 +9,7 @@ import {
 import { EnsembleError } from '../errors.js';
 import { fromItem, itemJson } from './attribute-values.js';
 import { RUNS_TABLE_KEYS } from './runs-table.js';
-import { fitRecord } from './record-limits.js';
+import { fitRecord, isFitted } from './record-limits.js';
 import type { RunRecord, RunStore } from './types.js';
 
 export { RUNS_TABLE_KEYS, ensureRunsTable, runsTableDefinition } from './runs-table.js';
@@ -193,14 +193,13 @@ export class DynamoRunStore implements RunStore {
         throw new EnsembleError(`run record needs a non-empty string '${key}', got ${JSON.stringify(v)}`);
       }
     }
-    const fitted = fitRecord(record) as unknown as Record<string, unknown>;
-    if (this.ttlDays > 0) {
-      const started = Date.parse(record.startedAt);
-      const base = Number.isFinite(started) ? started : Date.now();
-      // The writer's attribute: it takes the place of any record field of that name, as it always did.
-      fitted[ttl] = Math.floor(base / 1000) + Math.round(this.ttlDays * DAY_SECONDS);
-    }
-    return Buffer.from(itemJson(fitted));
+    // The journal hands over the record it fitted to write its line: no second copy.
+    const fitted = (isFitted(record) ? record : fitRecord(record)) as unknown as Record<string, unknown>;
+    if (this.ttlDays <= 0) return Buffer.from(itemJson(fitted));
+    const started = Date.parse(record.startedAt);
+    const base = Number.isFinite(started) ? started : Date.now();
+    // The writer's attribute: it takes the place of any record field of that name, as it always did.
+    return Buffer.from(itemJson(fitted, { key: ttl, value: Math.floor(base / 1000) + Math.round(this.ttlDays * DAY_SECONDS) }));
   }
 
   private batchBody(batch: Pending[]): Buffer {

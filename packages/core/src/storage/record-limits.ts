@@ -20,8 +20,22 @@ export const STAGE_MAX_BATCH_SIZES = 100;
 export const RECORD_MAX_FINDINGS = 50;
 export const FINDING_MESSAGE_CHARS = 300;
 
+/** Records fitRecord made: fitting one again would only copy it. */
+const fitted = new WeakSet<RunRecord>();
+
+/** Whether `record` came from fitRecord (and so is as it can be stored). */
+export function isFitted(record: RunRecord): boolean {
+  return fitted.has(record);
+}
+
 /** The record as it can be stored: long texts and lists cut, and `truncated: true` when anything was. */
 export function fitRecord(record: RunRecord): RunRecord {
+  const out = fit(record);
+  fitted.add(out);
+  return out;
+}
+
+function fit(record: RunRecord): RunRecord {
   let cut = false;
   const short = (text: string, max: number) => {
     if (text.length <= max) return text;

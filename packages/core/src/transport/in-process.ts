@@ -5,7 +5,7 @@ import type { WeightStore } from '../storage/types.js';
 import { isStageOf, stageKey, type StageTransport } from './types.js';
 import { createOnnxRuntime } from '../runtime/onnx.js';
 import { NotReadyError } from '../errors.js';
-import { markUsage, usageSince } from '../runtime/process-usage.js';
+import { markUsage, threadCpuMicros, usageSince } from '../runtime/process-usage.js';
 
 /**
  * ONNX stages run on sessions inside this process: `instances` sessions per
@@ -14,7 +14,7 @@ import { markUsage, usageSince } from '../runtime/process-usage.js';
  */
 export class InProcessTransport implements StageTransport {
   readonly kind = 'in-process';
-  private readonly pools = new Map<string, { free: StageRuntime[]; all: StageRuntime[] }>();
+  private readonly pools = new Map<string, { free: StageRuntime[]; all: StageRuntime[]; oneThread: boolean }>();
 
   constructor(private readonly weights: WeightStore) {}
 
@@ -29,7 +29,7 @@ export class InProcessTransport implements StageTransport {
         // Only the first session paid for the weights; the others made a session each.
         all.push(await createOnnxRuntime(i === 0 ? { stage, modelPath, weights, loadStartedAt } : { stage, modelPath }));
       }
-      this.pools.set(stageKey(address, stage.name), { free: [...all], all });
+      this.pools.set(stageKey(address, stage.name), { free: [...all], all, oneThread: stage.scale.threads <= 1 });
     }
   }
 
@@ -46,13 +46,17 @@ export class InProcessTransport implements StageTransport {
     if (!pool) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     const rt = pool.free.pop();
     if (!rt) throw new NotReadyError(`stage '${stage}' has no free session`);
-    const mark = markUsage();
+    // One intra-op thread: the session runs on this thread, whose own CPU count is the batch's (and
+    // whatever else the gateway's event loop did meanwhile). More: the pool's threads count too.
+    const threadMark = pool.oneThread ? threadCpuMicros() : undefined;
+    const mark = threadMark === undefined ? markUsage() : undefined;
     try {
       const result = await rt.run(items);
       // This process is the gateway: its CPU time over the batch includes whatever else it did meanwhile.
       // Its peak RSS is the gateway's too, read at most once a second: batches here are many and small.
       const usage = usageSince(mark, { peakRssWithinMs: 1_000 });
-      result.cpuMs = usage.cpuMs;
+      const threadNow = threadMark === undefined ? undefined : threadCpuMicros();
+      result.cpuMs = threadNow === undefined ? usage.cpuMs : (threadNow - threadMark!) / 1000;
       result.peakRssBytes = usage.peakRssBytes;
       return result;
     } finally {

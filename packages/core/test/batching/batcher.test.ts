@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batcher, type BatcherOptions, type ItemRun, type StageBatch } from '../../src/batching/batcher.js';
 import { OverloadedError, TimeoutError, type EnsembleError } from '../../src/errors.js';
+import { RunCancel } from '../../src/deadline.js';
 import type { BatchResult } from '../../src/runtime/types.js';
 import type { Item, Tensor } from '../../src/tensor/types.js';
 
@@ -235,6 +236,27 @@ describe('Batcher', () => {
     held.open();
     await inFlight;
     expect(batches).toEqual([[1]]);
+  });
+
+  it("drops a run's queued items when its RunCancel aborts, in every batcher holding some, and leaves others' items", async () => {
+    const held = gate();
+    const first = doubling({ maxSize: 1, concurrency: 1 }, held.promise);
+    const second = doubling({ maxSize: 1, concurrency: 1 }, held.promise);
+    const inFlight = [first.batcher.submit(item(1)), second.batcher.submit(item(1))];
+    const run = new RunCancel();
+    const other = new RunCancel();
+    const mine = [first.batcher.submit(item(2), run), second.batcher.submit(item(3), run)];
+    const theirs = first.batcher.submit(item(4), other);
+    expect(first.batcher.queued).toBe(2);
+    run.abort(new TimeoutError('run failed'));
+    for (const p of mine) await expect(p).rejects.toThrow('run failed');
+    expect(first.batcher.queued).toBe(1);
+    expect(second.batcher.queued).toBe(0);
+    await expect(first.batcher.submit(item(5), run)).rejects.toThrow('run failed');
+    held.open();
+    await Promise.all(inFlight);
+    expect(resultOf(await theirs)).toBe(8);
+    expect(first.batches).toEqual([[1], [4]]);
   });
 
   it('close() lets queued and in-flight items finish, then refuses new ones with 503', async () => {

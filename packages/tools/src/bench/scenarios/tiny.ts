@@ -97,7 +97,7 @@ export async function runTinyScenario(s: BenchSettings): Promise<ScenarioResult>
         `Run records written during the scenario: ${records} (requests sent including warm-up: ${sentTotal}). The ensemble throughput in the target counts the time to drain the record queue after each level.`,
         `Why the gap: a Node server is one event loop, so its requests/s is bounded by 1000 / (CPU ms per request) on that loop. At concurrency ${top.c} the baseline's process spends ${fmt(top.baseCpu, 3)} ms per request `
         + `(at most ${fmt(1000 / top.baseCpu)} req/s), the gateway ${fmt(top.ensCpu, 3)} ms (at most ${fmt(1000 / top.ensCpu)} req/s, ${fmt(top.baseCpu / top.ensCpu)}x): `
-        + `besides the same HTTP parsing it reads the body as a stream with a size limit, validates it, makes the run's AbortController and a lineage record, `
+        + `besides the same HTTP parsing it reads the body with a size limit, validates it, makes the run's lineage record, `
         + `queues each item in three batchers, runs each batch on its stage's session, encodes the response, counts the request for /metrics and the statistics, appends the run record to the journal `
         + `(answered after its group's fsync), and sends it to DynamoDB with the AWS SDK (marshalled once by hand; BatchWriteItem, 25 records a call, the SDK signing and sending each). `
         + `The ONNX work itself is negligible here: the models are a few multiply-adds, so this scenario measures per-request overhead only.`,
