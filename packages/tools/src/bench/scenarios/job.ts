@@ -12,7 +12,8 @@ import { ocrSampleSpecs, scoreLines } from '../ocr-specs.js';
 import { renderTextImage, type RenderOptions } from '../render.js';
 import { summarize } from '../stats.js';
 import type { BenchRow, BenchSettings, LoadRequest, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
-import { failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { failureNote, fmt, loadRow, processCpuMs, ratio, withTempDir } from '../util.js';
+import { childPids, childRole } from '../process-memory.js';
 
 const SCENARIO = 'job';
 /** Images in the job unless `--job-images` says otherwise. */
@@ -46,6 +47,16 @@ async function ocrManifest(root: string): Promise<Manifest> {
     if (m.name === 'ocr') return m;
   }
   throw new Error('no models/ocr pipeline: the job scenario needs it');
+}
+
+/**
+ * CPU (user + system, ms) of the server so far: this process (the gateway, its function stages and the
+ * emulators) and its stage workers; not the load generator's child.
+ */
+function serverCpuMs(): number {
+  const u = process.cpuUsage();
+  const workers = childPids(process.pid).filter((p) => childRole(p).startsWith('worker '));
+  return (u.user + u.system) / 1000 + workers.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
 }
 
 function imageKey(i: number, spec: RenderOptions): string {
@@ -93,11 +104,15 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const requests: LoadRequest[] = specs.slice(0, 48).map((spec, i) => ({
         path: '/v2/models/ocr/infer', headers: { 'content-type': spec.format === 'jpeg' ? 'image/jpeg' : 'image/png' }, body: new Uint8Array(images[i]),
       }));
+      // CPU per image of each level: the server's processes over the level, divided by the images it answered.
+      const cpuPerImage = new Map<LoadResult, number>();
       const level = async (c: number, count = perLevel[c]): Promise<LoadResult> => {
         const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
         await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
+        const cpu0 = serverCpuMs();
         const r = await runLoadInChild({ ...base, maxRequests: count, maxDurationMs: capMs });
-        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms`);
+        cpuPerImage.set(r, (serverCpuMs() - cpu0) / Math.max(1, r.ok));
+        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, CPU ${fmt(cpuPerImage.get(r)!)} ms/image`);
         return r;
       };
       const sync4 = await level(4);
@@ -120,10 +135,13 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const during = await level(1);
       st = await getJson<JobStatus>(statusUrl);
       const overlapped = !ended(st);
+      // The job's CPU per image once it runs alone: from the end of the c=1 level to its last outcome.
+      const cpuFrom = { cpu: serverCpuMs(), done: st.counts.succeeded + st.counts.failed };
       while (!ended(st)) {
         await new Promise((r) => setTimeout(r, 500));
         st = await getJson<JobStatus>(statusUrl);
       }
+      const jobCpu = (serverCpuMs() - cpuFrom.cpu) / Math.max(1, st.counts.succeeded + st.counts.failed - cpuFrom.done);
       const wallS = (performance.now() - t0) / 1000;
       if (st.state !== 'succeeded') throw new Error(`job ended ${st.state}: ${st.error ?? JSON.stringify(st.counts)}`);
       const jobRate = st.throughputPerSecond ?? 0;
@@ -150,15 +168,16 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const shares = stageShares(records);
       const itemLatency = summarize(records.map((r) => r.durationMs));
 
+      const cpuNote = (r: LoadResult, ...more: (string | undefined)[]) => [`CPU ${fmt(cpuPerImage.get(r) ?? NaN)} ms/image`, ...more].filter(Boolean).join('; ');
       const rows: BenchRow[] = [
-        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, failureNote(sync4)),
-        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, failureNote(sync16)),
-        loadRow(SCENARIO, 'synchronous /infer, alone', 'images/s', alone, failureNote(alone)),
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, cpuNote(sync4, failureNote(sync4))),
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, cpuNote(sync16, failureNote(sync16))),
+        loadRow(SCENARIO, 'synchronous /infer, alone', 'images/s', alone, cpuNote(alone, failureNote(alone))),
         loadRow(SCENARIO, 'synchronous /infer, job running', 'images/s', during, [failureNote(during), overlapped ? '' : 'the job ended before this level did'].filter(Boolean).join('; ') || undefined),
         {
           scenario: SCENARIO, system: `job of ${n} images (SQS-fed consumer)`, concurrency: inFlightFor(manifest), throughput: jobRate, unit: 'images/s',
           p50Ms: itemLatency.p50, p99Ms: itemLatency.p99, samples: lines.length, failed, cer,
-          note: `${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+          note: `CPU ${fmt(jobCpu)} ms/image (the job alone, after the c=1 level); ${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
         },
       ];
       const best = Math.max(sync4.throughput, sync16.throughput);
@@ -175,7 +194,9 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
           `${n} pages rendered as the OCR tests render them (ocrSampleSpecs: 1 to 4 lines, three DejaVu faces, PNG and JPEG), uploaded under ${INPUT_PREFIX} and submitted as one job (inputs.prefix). `
           + `The synchronous levels cycle the first ${requests.length} of the same images; requests per level c=4: ${perLevel[4]}, c=16: ${perLevel[16]}, c=1: ${perLevel[1]}. `
           + 'S3, DynamoDB and SQS emulators run in the gateway\'s process (as `npm start` runs them), so their work counts against both. '
-          + 'The job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome.',
+          + 'The job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome. '
+          + 'CPU per image: user + system of this process (gateway, function stages, emulators) and the stage workers (/proc) over a level, over the images it answered; not the load generator\'s. '
+          + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4) ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16) ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16) ?? NaN))}x c=16's).`,
           `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
           `Character error rate of the job's results against the rendered text: ${fmt(cer * 100)}%.`,
           `Per image, from the job's ${records.length} run records (each stage's compute, a shared batch split over its items): `
