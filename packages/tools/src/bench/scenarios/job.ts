@@ -112,7 +112,7 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         const cpu0 = serverCpuMs();
         const r = await runLoadInChild({ ...base, maxRequests: count, maxDurationMs: capMs });
         cpuPerImage.set(r, (serverCpuMs() - cpu0) / Math.max(1, r.ok));
-        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, CPU ${fmt(cpuPerImage.get(r)!)} ms/image`);
+        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, server CPU ${fmt(cpuPerImage.get(r)!)} ms/image answered`);
         return r;
       };
       const sync4 = await level(4);
@@ -135,17 +135,23 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const during = await level(1);
       st = await getJson<JobStatus>(statusUrl);
       const overlapped = !ended(st);
-      // The job's CPU per image once it runs alone: from the end of the c=1 level to its last outcome.
-      const cpuFrom = { cpu: serverCpuMs(), done: st.counts.succeeded + st.counts.failed };
+      // The job alone, as the synchronous levels ran: its rate and CPU per image from the end of the c=1
+      // level (whose requests went first in every stage) to its last outcome.
+      const cpuFrom = { cpu: serverCpuMs(), done: st.counts.succeeded + st.counts.failed, at: Date.now() };
       while (!ended(st)) {
         await new Promise((r) => setTimeout(r, 500));
         st = await getJson<JobStatus>(statusUrl);
       }
-      const jobCpu = (serverCpuMs() - cpuFrom.cpu) / Math.max(1, st.counts.succeeded + st.counts.failed - cpuFrom.done);
+      const aloneItems = st.counts.succeeded + st.counts.failed - cpuFrom.done;
+      const jobCpu = (serverCpuMs() - cpuFrom.cpu) / Math.max(1, aloneItems);
+      // finishedAt is this process's clock too (the server runs here).
+      const aloneS = ((st.finishedAt ? Date.parse(st.finishedAt) : Date.now()) - cpuFrom.at) / 1000;
+      const aloneRate = overlapped && aloneItems >= Math.min(50, n / 4) ? aloneItems / aloneS : NaN;
       const wallS = (performance.now() - t0) / 1000;
       if (st.state !== 'succeeded') throw new Error(`job ended ${st.state}: ${st.error ?? JSON.stringify(st.counts)}`);
       const jobRate = st.throughputPerSecond ?? 0;
-      s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome`);
+      s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome, `
+        + `${fmt(aloneRate)} images/s alone (${aloneItems} images after the c=1 level), CPU ${fmt(jobCpu)} ms/image`);
 
       // Results against the rendered text.
       const text = await (await fetch(`${statusUrl}/results`)).text();
@@ -177,12 +183,23 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         {
           scenario: SCENARIO, system: `job of ${n} images (SQS-fed consumer)`, concurrency: inFlightFor(manifest), throughput: jobRate, unit: 'images/s',
           p50Ms: itemLatency.p50, p99Ms: itemLatency.p99, samples: lines.length, failed, cer,
-          note: `CPU ${fmt(jobCpu)} ms/image (the job alone, after the c=1 level); ${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+          note: `first take-up to last outcome, the c=1 level included; ${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+        },
+        {
+          scenario: SCENARIO, system: `job of ${n} images, alone`, concurrency: inFlightFor(manifest), throughput: aloneRate, unit: 'images/s',
+          p50Ms: NaN, p99Ms: NaN, samples: aloneItems, failed: 0,
+          note: `CPU ${fmt(jobCpu)} ms/image; the ${aloneItems} images after the c=1 level ended, to the last outcome`,
         },
       ];
       const best = Math.max(sync4.throughput, sync16.throughput);
+      // The job alone against the endpoint alone; without an alone part (a job too short), the whole job's rate.
+      const jobBest = Number.isFinite(aloneRate) ? aloneRate : jobRate;
       const targets: TargetCheck[] = [
-        { target: 'OCR job images/s >= the synchronous endpoint\'s best of c=4 and c=16', measured: `${fmt(jobRate)} vs ${fmt(best)} images/s = ${fmt(ratio(jobRate, best))}x`, met: jobRate >= best },
+        {
+          target: 'OCR job images/s >= the synchronous endpoint\'s best of c=4 and c=16',
+          measured: `${fmt(jobBest)} vs ${fmt(best)} images/s = ${fmt(ratio(jobBest, best))}x (job alone; the whole job, the c=1 level in it: ${fmt(jobRate)} = ${fmt(ratio(jobRate, best))}x)`,
+          met: jobBest >= best,
+        },
         { target: 'every image has its one result line', measured: `${lines.length} lines for ${n} images, ${failed} failed`, met: lines.length === n && failed === 0 },
       ];
       return {
@@ -194,7 +211,8 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
           `${n} pages rendered as the OCR tests render them (ocrSampleSpecs: 1 to 4 lines, three DejaVu faces, PNG and JPEG), uploaded under ${INPUT_PREFIX} and submitted as one job (inputs.prefix). `
           + `The synchronous levels cycle the first ${requests.length} of the same images; requests per level c=4: ${perLevel[4]}, c=16: ${perLevel[16]}, c=1: ${perLevel[1]}. `
           + 'S3, DynamoDB and SQS emulators run in the gateway\'s process (as `npm start` runs them), so their work counts against both. '
-          + 'The job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome. '
+          + 'The whole job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome, '
+          + 'which includes the c=1 level run while the job ran (its requests go first in every stage). The job alone is the part after that level, as the synchronous levels ran alone; the target compares it. '
           + 'CPU per image: user + system of this process (gateway, function stages, emulators) and the stage workers (/proc) over a level, over the images it answered; not the load generator\'s. '
           + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4) ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16) ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16) ?? NaN))}x c=16's).`,
           `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
