@@ -42,11 +42,11 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set(['invalid_input', 'too_large']
 
 /**
  * How long a counter move waits for others to share its write: the job's
- * counters (and its end) lag its item rows by at most this, and a job whose
- * items end a few per second moves its counters a few times a second, not
- * once per item.
+ * counters lag its item rows by at most this (its end does not: the moves
+ * that may complete it go out at once), and a job whose items end a few per
+ * second moves its counters once in this, not once per item.
  */
-export const COUNTER_DELAY_MS = 500;
+export const COUNTER_DELAY_MS = 2_000;
 
 /** How long a consumer trusts what it read of a job (a cancel takes effect within this). */
 const JOB_CACHE_MS = 1_000;
@@ -58,6 +58,8 @@ const JOB_CACHE_MS = 1_000;
  */
 export class JobConsumer {
   private readonly jobs = new Map<string, { job: JobRecord | undefined; at: number }>();
+  /** Per active job: its total, the outcomes counted as of the last counter write read back, and those waiting to be. */
+  private readonly progress = new Map<string, { total: number; done: number; waiting: number }>();
   private readonly counters = new GroupCommit<{ jobId: string; delta: CounterDelta }>((group) => this.moveGroup(group), { maxDelayMs: COUNTER_DELAY_MS });
 
   constructor(readonly deps: ConsumerDeps) {}
@@ -144,6 +146,10 @@ export class JobConsumer {
     }
     // Finished or failed: queued items of such a job are dropped.
     if (job.state !== 'active') { all('done'); return; }
+    if (!this.progress.has(job.id)) {
+      this.progress.set(job.id, { total: job.total, done: job.succeeded + job.failed, waiting: 0 });
+      if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value!);
+    }
     // Only a message received before can find its item with an outcome (a redelivery): its row is read, one
     // BatchGetItem for the batch's. A first receive is taken up without a read; should it be a duplicate of an
     // item that has its outcome (SQS delivers at least once), the conditional outcome write refuses the second.
@@ -181,6 +187,11 @@ export class JobConsumer {
    */
   private move(jobId: string, delta: CounterDelta): void {
     this.counters.add({ jobId, delta }).catch((e: unknown) => this.deps.log?.(`job ${jobId}: counters not moved (they are recounted from the item rows later): ${(e as Error).message}`));
+    const p = this.progress.get(jobId);
+    if (!p) return;
+    p.waiting += delta.succeeded + delta.failed;
+    // The moves that may complete the job go out at once: its end (and its results) need not wait out the delay.
+    if (p.done + p.waiting >= p.total) void this.counters.flush().catch(() => undefined);
   }
 
   /** One group of counter moves: one write per job, and the write that completes a job finishes it. */
@@ -188,7 +199,11 @@ export class JobConsumer {
     const byJob = new Map<string, CounterDelta>();
     for (const g of group) byJob.set(g.jobId, addDelta(byJob.get(g.jobId) ?? NO_DELTA, g.delta));
     await Promise.all([...byJob].map(async ([jobId, delta]) => {
+      const p = this.progress.get(jobId);
+      if (p) p.waiting -= delta.succeeded + delta.failed;
       const job = await this.deps.store.count(jobId, delta);
+      if (p && job) p.done = job.succeeded + job.failed;
+      if (!job || job.state !== 'active' || job.succeeded + job.failed >= job.total) this.progress.delete(jobId);
       if (job && (delta.succeeded || delta.failed)) await finalizeIfDone(this.deps, job);
     }));
   }
