@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { findManifests, loadManifest } from '@ensemble/core/manifest/load.js';
@@ -50,13 +51,17 @@ async function ocrManifest(root: string): Promise<Manifest> {
 }
 
 /**
- * CPU (user + system, ms) of the server so far: this process (the gateway, its function stages and the
- * emulators) and its stage workers; not the load generator's child.
+ * CPU (user + system, ms) of the server so far: this process (the gateway and its function stages), its
+ * stage workers and the emulators' child; not the load generator's child.
  */
 function serverCpuMs(): number {
   const u = process.cpuUsage();
-  const workers = childPids(process.pid).filter((p) => childRole(p).startsWith('worker '));
-  return (u.user + u.system) / 1000 + workers.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
+  const server = childPids(process.pid).filter((p) => childRole(p).startsWith('worker ') || isServicesChild(p));
+  return (u.user + u.system) / 1000 + server.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
+}
+
+function isServicesChild(pid: number): boolean {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('services-child'); } catch { return false; }
 }
 
 function imageKey(i: number, spec: RenderOptions): string {
@@ -92,9 +97,11 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
   const capMs = s.quick ? 30_000 : 90_000;
 
   return withTempDir('ensemble-bench-job-', async (dataDir) => {
-    // The emulators (SQS included) in the gateway's process, as `npm start` runs them: the server makes the
-    // queues and consumes them only in local mode. The synchronous levels run against the same server.
-    const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], servicesInChild: false, log: () => undefined });
+    // The emulators (SQS included) in a process of their own, as the ocr and tiny scenarios run them: on AWS,
+    // S3, SQS and DynamoDB are not in the gateway's process, and a job item's reads and writes there are
+    // what the job adds to an inference. The gateway polls the queue as `ensemble serve` does. The
+    // synchronous levels run against the same server.
+    const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], consumeJobs: true, log: () => undefined });
     try {
       const { s3, settings } = server.env;
       s.log(`job: uploading ${n} images under ${INPUT_PREFIX}`);
@@ -210,10 +217,10 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         notes: [
           `${n} pages rendered as the OCR tests render them (ocrSampleSpecs: 1 to 4 lines, three DejaVu faces, PNG and JPEG), uploaded under ${INPUT_PREFIX} and submitted as one job (inputs.prefix). `
           + `The synchronous levels cycle the first ${requests.length} of the same images; requests per level c=4: ${perLevel[4]}, c=16: ${perLevel[16]}, c=1: ${perLevel[1]}. `
-          + 'S3, DynamoDB and SQS emulators run in the gateway\'s process (as `npm start` runs them), so their work counts against both. '
+          + 'S3, DynamoDB and SQS emulators run in a process of their own (on AWS they are not in the gateway\'s process; `npm start` runs them in it), the same for both; their CPU is in the CPU per image. '
           + 'The whole job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome, '
           + 'which includes the c=1 level run while the job ran (its requests go first in every stage). The job alone is the part after that level, as the synchronous levels ran alone; the target compares it. '
-          + 'CPU per image: user + system of this process (gateway, function stages, emulators) and the stage workers (/proc) over a level, over the images it answered; not the load generator\'s. '
+          + 'CPU per image: user + system of this process (gateway, function stages), the stage workers and the emulators\' process (/proc) over a level, over the images it answered; not the load generator\'s. '
           + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4) ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16) ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16) ?? NaN))}x c=16's).`,
           `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
           `Character error rate of the job's results against the rendered text: ${fmt(cer * 100)}%.`,
