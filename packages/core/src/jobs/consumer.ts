@@ -12,8 +12,9 @@ import { dataToJson } from '../tensor/json-data.js';
 import { rawInputTensors } from '../manifest/raw-input.js';
 import { validateInputs } from '../manifest/validate-inputs.js';
 import type { JobQueues, QueueMessage } from './queue.js';
-import { NO_DELTA, addDelta, outcomeDelta, type JobStore } from './store.js';
+import { NO_DELTA, addDelta, outcomeDelta, type CounterDelta, type ItemRow, type JobStore } from './store.js';
 import { writeResults } from './results.js';
+import { GroupCommit } from './group-commit.js';
 import { JOB_PRIORITY, type ItemMessage, type JobRecord, type ResultLine } from './types.js';
 
 export interface ConsumerDeps {
@@ -39,6 +40,14 @@ export type MessageVerdict = 'done' | 'retry';
  */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set(['invalid_input', 'too_large']);
 
+/**
+ * How long a counter move waits for others to share its write: the job's
+ * counters lag its item rows by at most this (its end does not: the moves
+ * that may complete it go out at once), and a job whose items end a few per
+ * second moves its counters once in this, not once per item.
+ */
+export const COUNTER_DELAY_MS = 2_000;
+
 /** How long a consumer trusts what it read of a job (a cancel takes effect within this). */
 const JOB_CACHE_MS = 1_000;
 
@@ -49,6 +58,9 @@ const JOB_CACHE_MS = 1_000;
  */
 export class JobConsumer {
   private readonly jobs = new Map<string, { job: JobRecord | undefined; at: number }>();
+  /** Per active job: its total, the outcomes counted as of the last counter write read back, and those waiting to be. */
+  private readonly progress = new Map<string, { total: number; done: number; waiting: number }>();
+  private readonly counters = new GroupCommit<{ jobId: string; delta: CounterDelta }>((group) => this.moveGroup(group), { maxDelayMs: COUNTER_DELAY_MS });
 
   constructor(readonly deps: ConsumerDeps) {}
 
@@ -63,33 +75,64 @@ export class JobConsumer {
   }
 
   /**
-   * A batch of messages as one receive (or one Lambda event) gives them: the
-   * items run side by side, each outcome is its own conditional write, and
-   * the job's counters move once per batch (one write for the items taken up,
-   * one for the outcomes that won), not once per item. Verdicts in message order.
+   * A batch of messages as one receive (or one Lambda event) gives them,
+   * answered once every message has its verdict and the job's counters have
+   * moved for them (a Lambda handler returns then). Verdicts in message order.
    */
   async handleBatch(messages: QueueMessage[], opts: { dead?: boolean } = {}): Promise<MessageVerdict[]> {
     const verdicts: MessageVerdict[] = messages.map(() => 'done');
-    const byJob = new Map<string, { index: number; msg: ItemMessage }[]>();
-    messages.forEach((m, index) => {
-      const msg = parseMessage(m.body);
-      if (!msg) { this.deps.log?.(`job queue: dropped a message that is not a job item: ${clip(m.body, 100)}`); return; }
-      const group = byJob.get(msg.jobId) ?? [];
-      group.push({ index, msg });
-      byJob.set(msg.jobId, group);
-    });
-    await Promise.all([...byJob].map(async ([jobId, group]) => {
-      const results = opts.dead ? await this.deadLetters(jobId, group.map((g) => g.msg)) : await this.items(jobId, group.map((g) => g.msg));
-      group.forEach((g, i) => { verdicts[g.index] = results[i]; });
-    }));
+    try {
+      await this.handleEach(messages, opts, (i, v) => { verdicts[i] = v; });
+    } finally {
+      await this.flush();
+    }
     return verdicts;
   }
 
-  /** One job's items of a batch. */
-  private async items(jobId: string, msgs: ItemMessage[]): Promise<MessageVerdict[]> {
+  /**
+   * A batch of messages as one receive gives them, each message's verdict
+   * told as soon as its own item has its outcome (or is to be retried), not
+   * once the whole batch has: the slowest item does not hold back the others,
+   * so a poller refills the pipeline as items end. The items run side by
+   * side; each outcome is its one conditional write; the job's counters move
+   * through a group commit, one write for what ended within COUNTER_DELAY_MS
+   * (take-ups included), not one per item or per batch. Resolves once every
+   * message has had its verdict; rejects (after the others' verdicts) when an
+   * item's outcome could not be written: such a message has none, and comes
+   * back after its visibility timeout.
+   */
+  async handleEach(messages: QueueMessage[], opts: { dead?: boolean }, onVerdict: (index: number, verdict: MessageVerdict) => void): Promise<void> {
+    const byJob = new Map<string, { index: number; msg: ItemMessage; receives: number }[]>();
+    messages.forEach((m, index) => {
+      const msg = parseMessage(m.body);
+      if (!msg) { this.deps.log?.(`job queue: dropped a message that is not a job item: ${clip(m.body, 100)}`); onVerdict(index, 'done'); return; }
+      const group = byJob.get(msg.jobId) ?? [];
+      group.push({ index, msg, receives: m.receiveCount });
+      byJob.set(msg.jobId, group);
+    });
+    const ends = await Promise.allSettled([...byJob].map(async ([jobId, group]) => {
+      const tell = (i: number, v: MessageVerdict) => onVerdict(group[i].index, v);
+      if (opts.dead) {
+        const verdicts = await this.deadLetters(jobId, group.map((g) => g.msg));
+        verdicts.forEach((v, i) => tell(i, v));
+      } else {
+        await this.items(jobId, group, tell);
+      }
+    }));
+    const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Write the counter moves waiting in the group commit now. */
+  flush(): Promise<void> { return this.counters.flush(); }
+
+  /** One job's items of a batch, each verdict told as its item ends. */
+  private async items(jobId: string, group: { msg: ItemMessage; receives: number }[], tell: (i: number, v: MessageVerdict) => void): Promise<void> {
     const receivedAt = new Date().toISOString();
+    const msgs = group.map((g) => g.msg);
+    const all = (v: MessageVerdict) => msgs.forEach((_, i) => tell(i, v));
     const job = await this.job(jobId);
-    if (!job) return msgs.map(() => 'done');
+    if (!job) { all('done'); return; }
     const { store } = this.deps;
     if (job.state === 'cancelled') {
       // An item that was tried and is waiting for its retry has started: it ends now, as failed,
@@ -98,35 +141,71 @@ export class JobConsumer {
       const lines: ResultLine[] = [...rows.values()].filter((r) => r.state === 'running')
         .map((r) => ({ key: r.key, error: `job cancelled before this item's retry${r.lastError ? ` (last error: ${r.lastError})` : ''}`, code: 'cancelled' }));
       await this.settle(job.id, lines);
-      return msgs.map(() => 'done');
+      all('done');
+      return;
     }
     // Finished or failed: queued items of such a job are dropped.
-    if (job.state !== 'active') return msgs.map(() => 'done');
-    const rows = await store.rows(job.id, msgs.map((m) => m.key));
-    // A redelivered message whose item has its outcome is deleted; one whose item has no row is taken up for the first time.
-    const todo = msgs.map((m, i) => ({ m, i })).filter(({ m }) => { const r = rows.get(m.key); return !r || r.state === 'running'; });
-    const verdicts: MessageVerdict[] = msgs.map(() => 'done');
-    if (!todo.length) return verdicts;
-    if (this.deps.runs.admit?.()) { for (const t of todo) verdicts[t.i] = 'retry'; return verdicts; }
-    const fresh = new Set(todo.filter(({ m }) => !rows.has(m.key)).map(({ m }) => m.key)).size;
-    // The take-up count is not awaited: it runs beside the items, and the outcome count below waits for it.
-    const takenUp = fresh ? store.count(job.id, { ...NO_DELTA, started: fresh, startedAt: receivedAt }) : Promise.resolve(undefined);
-    try {
-      const outcomes = await Promise.all(todo.map(({ m }) => this.run(m)));
-      const final: ResultLine[] = [];
-      await Promise.all(outcomes.map(async (o, k) => {
-        if ('error' in o.line && !o.permanent) {
-          verdicts[todo[k].i] = 'retry';
-          await store.noteError(job.id, o.line.key, o.line.error);
-        } else {
-          final.push(o.line);
-        }
-      }));
-      await this.settle(job.id, final);
-    } finally {
-      await takenUp;
+    if (job.state !== 'active') { all('done'); return; }
+    if (!this.progress.has(job.id)) {
+      this.progress.set(job.id, { total: job.total, done: job.succeeded + job.failed, waiting: 0 });
+      if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value!);
     }
-    return verdicts;
+    // Only a message received before can find its item with an outcome (a redelivery): its row is read, one
+    // BatchGetItem for the batch's. A first receive is taken up without a read; should it be a duplicate of an
+    // item that has its outcome (SQS delivers at least once), the conditional outcome write refuses the second.
+    const again = msgs.filter((_, i) => group[i].receives > 1).map((m) => m.key);
+    const rows = again.length ? await store.rows(job.id, again) : new Map<string, ItemRow>();
+    // A redelivered message whose item has its outcome is deleted; one whose item has no row is taken up for the first time.
+    const todo: number[] = [];
+    msgs.forEach((m, i) => {
+      const r = rows.get(m.key);
+      if (!r || r.state === 'running') todo.push(i); else tell(i, 'done');
+    });
+    if (!todo.length) return;
+    if (this.deps.runs.admit?.()) { for (const i of todo) tell(i, 'retry'); return; }
+    const fresh = new Set(todo.filter((i) => !rows.has(msgs[i].key)).map((i) => msgs[i].key)).size;
+    if (fresh) this.move(job.id, { ...NO_DELTA, started: fresh, startedAt: receivedAt });
+    const ends = await Promise.allSettled(todo.map(async (i) => {
+      const o = await this.run(msgs[i]);
+      if ('error' in o.line && !o.permanent) {
+        await store.noteError(job.id, o.line.key, o.line.error);
+        tell(i, 'retry');
+        return;
+      }
+      // False: the item had its outcome already (a redelivery overlapping this try); nothing to count.
+      if (await store.writeOutcome(job.id, o.line)) this.move(job.id, outcomeDelta(o.line));
+      tell(i, 'done');
+    }));
+    const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /**
+   * Move a job's counters, not waited for: through the group commit. A move
+   * that fails leaves the counters short, as a process killed before it would;
+   * recount() repairs them.
+   */
+  private move(jobId: string, delta: CounterDelta): void {
+    this.counters.add({ jobId, delta }).catch((e: unknown) => this.deps.log?.(`job ${jobId}: counters not moved (they are recounted from the item rows later): ${(e as Error).message}`));
+    const p = this.progress.get(jobId);
+    if (!p) return;
+    p.waiting += delta.succeeded + delta.failed;
+    // The moves that may complete the job go out at once: its end (and its results) need not wait out the delay.
+    if (p.done + p.waiting >= p.total) void this.counters.flush().catch(() => undefined);
+  }
+
+  /** One group of counter moves: one write per job, and the write that completes a job finishes it. */
+  private async moveGroup(group: { jobId: string; delta: CounterDelta }[]): Promise<void> {
+    const byJob = new Map<string, CounterDelta>();
+    for (const g of group) byJob.set(g.jobId, addDelta(byJob.get(g.jobId) ?? NO_DELTA, g.delta));
+    await Promise.all([...byJob].map(async ([jobId, delta]) => {
+      const p = this.progress.get(jobId);
+      if (p) p.waiting -= delta.succeeded + delta.failed;
+      const job = await this.deps.store.count(jobId, delta);
+      if (p && job) p.done = job.succeeded + job.failed;
+      if (!job || job.state !== 'active' || job.succeeded + job.failed >= job.total) this.progress.delete(jobId);
+      if (job && (delta.succeeded || delta.failed)) await finalizeIfDone(this.deps, job);
+    }));
   }
 
   /** One job's dead letters of a batch: each item failed on every receive, and that is its outcome. */
@@ -145,7 +224,7 @@ export class JobConsumer {
   /**
    * Write outcomes (each conditional, side by side), then move the counters
    * once by the writes that won; the write that completes the job also
-   * finishes it.
+   * finishes it (the dead-letter and cancel paths).
    */
   async settle(jobId: string, lines: ResultLine[]): Promise<void> {
     if (!lines.length) return;

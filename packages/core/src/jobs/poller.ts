@@ -1,8 +1,12 @@
 import type { JobConsumer } from './consumer.js';
 import type { QueueMessage } from './queue.js';
+import { GroupCommit } from './group-commit.js';
+
+/** How long a done message waits for others to share its DeleteMessageBatch. */
+export const DELETE_DELAY_MS = 1_000;
 
 export interface PollerOptions {
-  /** Items of this pipeline in flight at once: enough to fill its first stage's batches on every instance. */
+  /** Items of this pipeline in flight at once (inFlightFor: enough to keep every stage's instances busy). */
   maxInFlight: number;
   /** Long-poll wait per receive; short enough that close() is quick. */
   waitSeconds?: number;
@@ -12,9 +16,12 @@ export interface PollerOptions {
 /**
  * Feeds one pipeline's job queue (and its dead-letter queue) to a consumer,
  * as Lambda's event source mapping does on AWS: each receive is a batch
- * handed to the consumer whole, up to `maxInFlight` items at once; a batch's
- * messages are deleted together once they have their outcome, and the failed
- * ones are hidden for their backoff.
+ * handed to the consumer, up to `maxInFlight` items at once. Unlike an
+ * event source mapping, a message is done as soon as its own item is: its
+ * place goes to the next message at once, so a batch's slowest item does not
+ * leave the pipeline under-fed while it finishes; it is then deleted with
+ * the others that end within DELETE_DELAY_MS (ten to a DeleteMessageBatch),
+ * or hidden for its backoff.
  */
 export class QueuePoller {
   private inFlight = 0;
@@ -22,8 +29,23 @@ export class QueuePoller {
   private readonly abort = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private wake: (() => void) | undefined;
+  private readonly deletes: GroupCommit<{ receipt: string; dead: boolean }>;
+  /** Receive once this many places are free (a quarter of maxInFlight, at most a receive's 10): fewer, fuller receives. */
+  private readonly minReceive: number;
 
-  constructor(private readonly consumer: JobConsumer, private readonly pipeline: string, private readonly opts: PollerOptions) {}
+  constructor(private readonly consumer: JobConsumer, private readonly pipeline: string, private readonly opts: PollerOptions) {
+    this.minReceive = Math.max(1, Math.min(10, Math.floor(opts.maxInFlight / 4)));
+    this.deletes = new GroupCommit(async (group) => {
+      const { queues } = this.consumer.deps;
+      await Promise.all([false, true].map((dead) => {
+        const receipts = group.filter((g) => g.dead === dead).map((g) => g.receipt);
+        return receipts.length ? queues.delete(this.pipeline, receipts, dead) : undefined;
+      }));
+    }, { maxDelayMs: DELETE_DELAY_MS, maxSize: 10 });
+  }
+
+  /** Messages received whose items have no verdict yet (running, or waiting for their outcome write). */
+  get active(): number { return this.inFlight; }
 
   start(): this {
     this.loops.push(this.loop(false), this.loop(true));
@@ -35,13 +57,14 @@ export class QueuePoller {
     this.abort.abort();
     this.wake?.();
     await Promise.all(this.loops);
+    await Promise.all([this.deletes.flush(), this.consumer.flush()]);
   }
 
   private async loop(dead: boolean): Promise<void> {
     const { queues } = this.consumer.deps;
     while (!this.stopped) {
       const room = dead ? 10 : this.opts.maxInFlight - this.inFlight;
-      if (room <= 0) { await new Promise<void>((r) => { this.wake = r; }); continue; }
+      if (room < (dead ? 1 : Math.min(this.minReceive, this.opts.maxInFlight))) { await new Promise<void>((r) => { this.wake = r; }); continue; }
       let messages: QueueMessage[];
       try {
         messages = await queues.receive(this.pipeline, room, { dead, waitSeconds: dead ? 5 : this.opts.waitSeconds ?? 1, signal: this.abort.signal });
@@ -53,30 +76,43 @@ export class QueuePoller {
       }
       if (!messages.length) continue;
       if (dead) { await this.batch(messages, true); continue; }
-      // Not awaited: receive again while this batch runs, until maxInFlight items are in flight.
+      // Not awaited: receive again while this batch runs, as its items end, until maxInFlight items are in flight.
       void this.batch(messages, false);
     }
   }
 
-  /** One receive's messages as one batch: deleted together once they have their outcome, the failed ones hidden for their backoff. */
+  /**
+   * One receive's messages: each one's place is freed as soon as it has its
+   * verdict (its outcome is written, or it is to be retried); then it is
+   * deleted or hidden for its backoff. Until then it is still on the queue,
+   * hidden for the visibility timeout, far longer than DELETE_DELAY_MS.
+   */
   private async batch(messages: QueueMessage[], dead: boolean): Promise<void> {
     const { queues } = this.consumer.deps;
     this.inFlight += messages.length;
+    const open = new Set(messages.map((_, i) => i));
+    const release = (i: number) => {
+      if (!open.delete(i)) return;
+      this.inFlight--;
+      const w = this.wake;
+      this.wake = undefined;
+      w?.();
+    };
+    const ends: Promise<void>[] = [];
     try {
-      const verdicts = await this.consumer.handleBatch(messages, { dead });
-      const done = messages.filter((_, i) => verdicts[i] === 'done');
-      await Promise.all([
-        queues.delete(this.pipeline, done.map((m) => m.receiptHandle), dead),
-        ...messages.filter((_, i) => verdicts[i] === 'retry').map((m) => queues.retryLater(this.pipeline, m)),
-      ]);
+      await this.consumer.handleEach(messages, { dead }, (i, verdict) => {
+        const m = messages[i];
+        const end = verdict === 'done' ? this.deletes.add({ receipt: m.receiptHandle, dead }) : queues.retryLater(this.pipeline, m);
+        // A message not deleted comes back after its visibility timeout and finds its outcome: it is deleted then.
+        ends.push(end.catch((e: unknown) => this.opts.log?.(`job queue ${this.pipeline}: ${verdict === 'done' ? 'delete' : 'backoff'} failed: ${(e as Error).message}`)));
+        release(i);
+      });
     } catch (e) {
       // The messages come back after their visibility timeout; an outcome is written at most once whatever happens.
       this.opts.log?.(`job items failed to process (they will be retried): ${(e as Error).message}`);
     } finally {
-      this.inFlight -= messages.length;
-      const w = this.wake;
-      this.wake = undefined;
-      w?.();
+      await Promise.all(ends);
+      for (const i of [...open]) release(i);
     }
   }
 }

@@ -111,13 +111,16 @@ export class JobQueues {
     return (out.Messages ?? []).map(fromSqs);
   }
 
+  /** Delete messages, ten to a DeleteMessageBatch, the calls side by side. */
   async delete(pipeline: string, receipts: string[], dead = false): Promise<void> {
     const url = await this.url(pipeline, dead);
+    const calls: Promise<unknown>[] = [];
     for (let i = 0; i < receipts.length; i += 10) {
-      await this.sqs.send(new DeleteMessageBatchCommand({
+      calls.push(this.sqs.send(new DeleteMessageBatchCommand({
         QueueUrl: url, Entries: receipts.slice(i, i + 10).map((r, j) => ({ Id: String(j), ReceiptHandle: r })),
-      }));
+      })));
     }
+    await Promise.all(calls);
   }
 
   /** Hide a failed message for its backoff, so its next try comes later (and, after maxReceives, the dead-letter queue). */

@@ -1,9 +1,23 @@
 import type { Manifest } from '../manifest/types.js';
 
-/** Items a poller keeps in flight for a pipeline: two full batches of its first stage per instance. */
+/**
+ * Items a poller keeps in flight for a pipeline: enough for every stage to
+ * have a full batch running on each instance and the next one waiting, with
+ * the items spread over the whole pipeline, not only its first stage (a page
+ * in recognition leaves detection free for the next). Each model stage
+ * counts its instances' batches; the function stages count as one, as they
+ * share the gateway's event loop. A fan-out stage's items are parts of an
+ * input (an image's lines), so this errs on the side of more inputs in
+ * flight, which costs memory but not refusals: job items run at a lower
+ * priority and leave every stage queue after synchronous ones. Never less
+ * than two batches of the first stage per instance, nor than 4.
+ */
 export function inFlightFor(m: Manifest): number {
   const first = firstStage(m);
-  return Math.max(4, first.batch.maxSize * Math.max(1, first.scale.instances) * 2);
+  const firstBatches = first.batch.maxSize * Math.max(1, first.scale.instances) * 2;
+  const models = m.stages.filter((s) => s.kind !== 'function');
+  const slots = models.reduce((n, s) => n + s.batch.maxSize * Math.max(1, s.scale.instances), 0) + (models.length < m.stages.length ? 1 : 0);
+  return Math.max(4, firstBatches, slots * 2);
 }
 
 /** The stage that reads a pipeline input first (the one whose batch size a queue's batches are sized for). */

@@ -15,15 +15,21 @@ export interface BenchServerOptions {
   modelsDir: string;
   pipelines: string[];
   dataDir: string;
-  /** s3rver + dynalite in a child process (default) or in the gateway's process (as `ensemble serve` runs them). */
+  /** s3rver, dynalite and fauxqs in a child process (default) or in the gateway's process (as `ensemble serve` runs them). */
   servicesInChild?: boolean;
+  /**
+   * With the services in a child: make each pipeline's job queues there and
+   * poll them in the gateway, as `ensemble serve` does in local mode (a
+   * server given endpoints treats them as remote and leaves queues alone).
+   */
+  consumeJobs?: boolean;
   transport?: ServerOptions['transport'];
   log?: (s: string) => void;
 }
 
 /**
- * The real server (startServer) for a benchmark. By default the S3 and
- * DynamoDB emulators run in a process of their own and the gateway reaches
+ * The real server (startServer) for a benchmark. By default the S3,
+ * DynamoDB and SQS emulators run in a process of their own and the gateway reaches
  * them over HTTP with the real SDK, as it reaches AWS: the SDK's work (and
  * the records it writes) stays in the gateway, the emulators' does not.
  */
@@ -40,8 +46,8 @@ export async function startBenchServer(o: BenchServerOptions): Promise<RunningSe
     if (child.connected) child.send({ type: 'close' }); else child.kill('SIGTERM');
   });
   try {
-    const ready = await new Promise<{ s3Endpoint: string; dynamoEndpoint: string }>((resolve, reject) => {
-      child.once('message', (m: { type: string; s3Endpoint: string; dynamoEndpoint: string }) => resolve(m));
+    const ready = await new Promise<{ s3Endpoint: string; dynamoEndpoint: string; sqsEndpoint: string }>((resolve, reject) => {
+      child.once('message', (m: { type: string; s3Endpoint: string; dynamoEndpoint: string; sqsEndpoint: string }) => resolve(m));
       child.once('error', reject);
       child.once('exit', (code) => reject(new EnsembleError(`local services child exited (code ${code}) before it was ready`)));
     });
@@ -49,6 +55,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<RunningSe
       ...process.env,
       ENSEMBLE_S3_ENDPOINT: ready.s3Endpoint,
       ENSEMBLE_DYNAMODB_ENDPOINT: ready.dynamoEndpoint,
+      ENSEMBLE_SQS_ENDPOINT: ready.sqsEndpoint,
       ENSEMBLE_CREATE_RESOURCES: '1',
       ENSEMBLE_USE_AWS: undefined,
       AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined,
@@ -68,6 +75,18 @@ export async function startBenchServer(o: BenchServerOptions): Promise<RunningSe
       s3.destroy();
     }
     const server = await startServer({ port: 0, dataDir: o.dataDir, modelsDir: o.modelsDir, pipelines: o.pipelines, log, env, transport: o.transport });
+    if (o.consumeJobs) {
+      try {
+        for (const m of server.manifests) {
+          server.jobs.queues.setMaxReceives(m.name, m.jobs?.maxReceives);
+          await server.jobs.queues.ensure(m.name);
+        }
+        server.jobs.consume(server.manifests);
+      } catch (e) {
+        await server.close();
+        throw e;
+      }
+    }
     return {
       ...server,
       async close() {

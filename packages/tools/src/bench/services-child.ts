@@ -1,8 +1,8 @@
 import { startLocalServices } from '../local/local-services.js';
 
 /**
- * s3rver + dynalite in their own process for the benchmark (see
- * startBenchServer): on AWS, S3 and DynamoDB are not in the gateway's process
+ * s3rver, dynalite and fauxqs in their own process for the benchmark (see
+ * startBenchServer): on AWS, S3, DynamoDB and SQS are not in the gateway's process
  * either, so their CPU should not be billed to its event loop.
  */
 if (!process.send) throw new Error('services-child must be started with an IPC channel (child_process.fork)');
@@ -17,4 +17,4 @@ const stop = () => {
 };
 process.on('disconnect', stop);
 process.on('message', (m: { type: 'close' }) => { if (m.type === 'close') stop(); });
-process.send({ type: 'ready', s3Endpoint: services.s3Endpoint, dynamoEndpoint: services.dynamoEndpoint });
+process.send({ type: 'ready', s3Endpoint: services.s3Endpoint, dynamoEndpoint: services.dynamoEndpoint, sqsEndpoint: services.sqsEndpoint });

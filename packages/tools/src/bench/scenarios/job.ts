@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { findManifests, loadManifest } from '@ensemble/core/manifest/load.js';
@@ -12,7 +13,8 @@ import { ocrSampleSpecs, scoreLines } from '../ocr-specs.js';
 import { renderTextImage, type RenderOptions } from '../render.js';
 import { summarize } from '../stats.js';
 import type { BenchRow, BenchSettings, LoadRequest, LoadResult, ScenarioResult, TargetCheck } from '../types.js';
-import { failureNote, fmt, loadRow, ratio, withTempDir } from '../util.js';
+import { failureNote, fmt, loadRow, processCpuMs, ratio, withTempDir } from '../util.js';
+import { childPids, childRole } from '../process-memory.js';
 
 const SCENARIO = 'job';
 /** Images in the job unless `--job-images` says otherwise. */
@@ -48,6 +50,20 @@ async function ocrManifest(root: string): Promise<Manifest> {
   throw new Error('no models/ocr pipeline: the job scenario needs it');
 }
 
+/**
+ * CPU (user + system, ms) of the server so far: this process (the gateway and its function stages), its
+ * stage workers and the emulators' child; not the load generator's child.
+ */
+function serverCpuMs(): number {
+  const u = process.cpuUsage();
+  const server = childPids(process.pid).filter((p) => childRole(p).startsWith('worker ') || isServicesChild(p));
+  return (u.user + u.system) / 1000 + server.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
+}
+
+function isServicesChild(pid: number): boolean {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('services-child'); } catch { return false; }
+}
+
 function imageKey(i: number, spec: RenderOptions): string {
   return `${INPUT_PREFIX}${String(i).padStart(6, '0')}.${spec.format === 'jpeg' ? 'jpg' : 'png'}`;
 }
@@ -81,9 +97,11 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
   const capMs = s.quick ? 30_000 : 90_000;
 
   return withTempDir('ensemble-bench-job-', async (dataDir) => {
-    // The emulators (SQS included) in the gateway's process, as `npm start` runs them: the server makes the
-    // queues and consumes them only in local mode. The synchronous levels run against the same server.
-    const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], servicesInChild: false, log: () => undefined });
+    // The emulators (SQS included) in a process of their own, as the ocr and tiny scenarios run them: on AWS,
+    // S3, SQS and DynamoDB are not in the gateway's process, and a job item's reads and writes there are
+    // what the job adds to an inference. The gateway polls the queue as `ensemble serve` does. The
+    // synchronous levels run against the same server.
+    const server = await startBenchServer({ dataDir, modelsDir: join(s.root, 'models'), pipelines: ['ocr'], consumeJobs: true, log: () => undefined });
     try {
       const { s3, settings } = server.env;
       s.log(`job: uploading ${n} images under ${INPUT_PREFIX}`);
@@ -93,11 +111,15 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const requests: LoadRequest[] = specs.slice(0, 48).map((spec, i) => ({
         path: '/v2/models/ocr/infer', headers: { 'content-type': spec.format === 'jpeg' ? 'image/jpeg' : 'image/png' }, body: new Uint8Array(images[i]),
       }));
+      // CPU per image of each level: the server's processes over the level, divided by the images it answered.
+      const cpuPerImage = new Map<LoadResult, number>();
       const level = async (c: number, count = perLevel[c]): Promise<LoadResult> => {
         const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
         await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
+        const cpu0 = serverCpuMs();
         const r = await runLoadInChild({ ...base, maxRequests: count, maxDurationMs: capMs });
-        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms`);
+        cpuPerImage.set(r, (serverCpuMs() - cpu0) / Math.max(1, r.ok));
+        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, server CPU ${fmt(cpuPerImage.get(r)!)} ms/image answered`);
         return r;
       };
       const sync4 = await level(4);
@@ -120,14 +142,23 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const during = await level(1);
       st = await getJson<JobStatus>(statusUrl);
       const overlapped = !ended(st);
+      // The job alone, as the synchronous levels ran: its rate and CPU per image from the end of the c=1
+      // level (whose requests went first in every stage) to its last outcome.
+      const cpuFrom = { cpu: serverCpuMs(), done: st.counts.succeeded + st.counts.failed, at: Date.now() };
       while (!ended(st)) {
         await new Promise((r) => setTimeout(r, 500));
         st = await getJson<JobStatus>(statusUrl);
       }
+      const aloneItems = st.counts.succeeded + st.counts.failed - cpuFrom.done;
+      const jobCpu = (serverCpuMs() - cpuFrom.cpu) / Math.max(1, aloneItems);
+      // finishedAt is this process's clock too (the server runs here).
+      const aloneS = ((st.finishedAt ? Date.parse(st.finishedAt) : Date.now()) - cpuFrom.at) / 1000;
+      const aloneRate = overlapped && aloneItems >= Math.min(50, n / 4) ? aloneItems / aloneS : NaN;
       const wallS = (performance.now() - t0) / 1000;
       if (st.state !== 'succeeded') throw new Error(`job ended ${st.state}: ${st.error ?? JSON.stringify(st.counts)}`);
       const jobRate = st.throughputPerSecond ?? 0;
-      s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome`);
+      s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome, `
+        + `${fmt(aloneRate)} images/s alone (${aloneItems} images after the c=1 level), CPU ${fmt(jobCpu)} ms/image`);
 
       // Results against the rendered text.
       const text = await (await fetch(`${statusUrl}/results`)).text();
@@ -150,20 +181,32 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const shares = stageShares(records);
       const itemLatency = summarize(records.map((r) => r.durationMs));
 
+      const cpuNote = (r: LoadResult, ...more: (string | undefined)[]) => [`CPU ${fmt(cpuPerImage.get(r) ?? NaN)} ms/image`, ...more].filter(Boolean).join('; ');
       const rows: BenchRow[] = [
-        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, failureNote(sync4)),
-        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, failureNote(sync16)),
-        loadRow(SCENARIO, 'synchronous /infer, alone', 'images/s', alone, failureNote(alone)),
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, cpuNote(sync4, failureNote(sync4))),
+        loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, cpuNote(sync16, failureNote(sync16))),
+        loadRow(SCENARIO, 'synchronous /infer, alone', 'images/s', alone, cpuNote(alone, failureNote(alone))),
         loadRow(SCENARIO, 'synchronous /infer, job running', 'images/s', during, [failureNote(during), overlapped ? '' : 'the job ended before this level did'].filter(Boolean).join('; ') || undefined),
         {
           scenario: SCENARIO, system: `job of ${n} images (SQS-fed consumer)`, concurrency: inFlightFor(manifest), throughput: jobRate, unit: 'images/s',
           p50Ms: itemLatency.p50, p99Ms: itemLatency.p99, samples: lines.length, failed, cer,
-          note: `${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+          note: `first take-up to last outcome, the c=1 level included; ${fmt(wallS)} s from submit to the last outcome; concurrency = items in flight; latency = each item's run`,
+        },
+        {
+          scenario: SCENARIO, system: `job of ${n} images, alone`, concurrency: inFlightFor(manifest), throughput: aloneRate, unit: 'images/s',
+          p50Ms: NaN, p99Ms: NaN, samples: aloneItems, failed: 0,
+          note: `CPU ${fmt(jobCpu)} ms/image; the ${aloneItems} images after the c=1 level ended, to the last outcome`,
         },
       ];
       const best = Math.max(sync4.throughput, sync16.throughput);
+      // The job alone against the endpoint alone; without an alone part (a job too short), the whole job's rate.
+      const jobBest = Number.isFinite(aloneRate) ? aloneRate : jobRate;
       const targets: TargetCheck[] = [
-        { target: 'OCR job images/s >= the synchronous endpoint\'s best of c=4 and c=16', measured: `${fmt(jobRate)} vs ${fmt(best)} images/s = ${fmt(ratio(jobRate, best))}x`, met: jobRate >= best },
+        {
+          target: 'OCR job images/s >= the synchronous endpoint\'s best of c=4 and c=16',
+          measured: `${fmt(jobBest)} vs ${fmt(best)} images/s = ${fmt(ratio(jobBest, best))}x (job alone; the whole job, the c=1 level in it: ${fmt(jobRate)} = ${fmt(ratio(jobRate, best))}x)`,
+          met: jobBest >= best,
+        },
         { target: 'every image has its one result line', measured: `${lines.length} lines for ${n} images, ${failed} failed`, met: lines.length === n && failed === 0 },
       ];
       return {
@@ -174,8 +217,11 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         notes: [
           `${n} pages rendered as the OCR tests render them (ocrSampleSpecs: 1 to 4 lines, three DejaVu faces, PNG and JPEG), uploaded under ${INPUT_PREFIX} and submitted as one job (inputs.prefix). `
           + `The synchronous levels cycle the first ${requests.length} of the same images; requests per level c=4: ${perLevel[4]}, c=16: ${perLevel[16]}, c=1: ${perLevel[1]}. `
-          + 'S3, DynamoDB and SQS emulators run in the gateway\'s process (as `npm start` runs them), so their work counts against both. '
-          + 'The job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome.',
+          + 'S3, DynamoDB and SQS emulators run in a process of their own (on AWS they are not in the gateway\'s process; `npm start` runs them in it), the same for both; their CPU is in the CPU per image. '
+          + 'The whole job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome, '
+          + 'which includes the c=1 level run while the job ran (its requests go first in every stage). The job alone is the part after that level, as the synchronous levels ran alone; the target compares it. '
+          + 'CPU per image: user + system of this process (gateway, function stages), the stage workers and the emulators\' process (/proc) over a level, over the images it answered; not the load generator\'s. '
+          + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4) ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16) ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16) ?? NaN))}x c=16's).`,
           `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
           `Character error rate of the job's results against the rendered text: ${fmt(cer * 100)}%.`,
           `Per image, from the job's ${records.length} run records (each stage's compute, a shared batch split over its items): `
