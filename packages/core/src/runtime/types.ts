@@ -90,6 +90,8 @@ export interface BatchResult {
   peakRssBytes?: number;
   /** Wall time of the call inside the process that ran it (worker, stage function), receiving to answering. */
   servedMs?: number;
+  /** Intra-op threads of the session that ran the batch, where the transport chose them by load (the worker pool). */
+  threads?: number;
   transfer?: TransferSplit;
   /** Set by the Lambda transport: the Invoke's bytes and times. */
   hops?: HopSplit;

@@ -36,6 +36,9 @@ process.on('disconnect', exitAfterFlush);
 let runtime: OnnxRuntime | undefined;
 let batching: StageBatching | undefined;
 let stageName = '';
+let threads = 1;
+/** The stage's session with one intra-op thread, for batches the pool marks narrow; made on the first one. */
+let narrowSession: (() => Promise<OnnxRuntime>) | undefined;
 
 /**
  * Run frames of 1 MB and more land in one buffer kept from batch to batch: a
@@ -81,8 +84,9 @@ async function run(frame: Frame<RunHeader>): Promise<void> {
     const inputs: Record<string, BatchInput> = {};
     for (const [name, meta] of Object.entries(h.inputs)) inputs[name] = readGroup(frame.payload, meta, `input '${name}'`);
     const feeds = batching.stack(inputs);
+    const session = h.narrow === true && narrowSession ? await narrowSession() : runtime;
     const before = markUsage();
-    const out = await runtime.runBatch(feeds, h.n);
+    const out = await session.runBatch(feeds, h.n);
     const computeCpuMs = usageSince(before).cpuMs;
     const payload = new PayloadWriter();
     const outputs: Record<string, TensorMeta> = {};
@@ -93,7 +97,7 @@ async function run(frame: Frame<RunHeader>): Promise<void> {
     answer({
       type: 'result', id: h.id, outputs,
       computeMs: out.computeMs, computeCpuMs, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes,
-      servedMs, serializeMs: Math.max(0, servedMs - out.computeMs), readMs: frame.readMs,
+      servedMs, serializeMs: Math.max(0, servedMs - out.computeMs), readMs: frame.readMs, threads: session === runtime ? threads : 1,
     }, payload);
   } catch (e) {
     endStageRunSpan(span, undefined, e);
@@ -112,6 +116,13 @@ process.on('message', (msg: ToWorker) => {
       runtime = rt;
       batching = stageBatching(msg.stage);
       stageName = msg.stage.name;
+      threads = msg.stage.scale.threads;
+      if (threads > 1) {
+        let made: Promise<OnnxRuntime> | undefined;
+        const one = { ...msg.stage, scale: { ...msg.stage.scale, threads: 1 } };
+        // A session that cannot be made (memory) leaves the batch to the stage's own.
+        narrowSession = () => (made ??= createOnnxRuntime({ stage: one, modelPath: msg.modelPath }).catch(() => rt));
+      }
       // The pool stops a worker with SIGTERM: a tracing worker sends its spans first (a hung one gets SIGKILL).
       if (traced) process.once('SIGTERM', exitAfterFlush);
       send({ type: 'ready', initMs: performance.now() - t0, sessionMs });

@@ -30,6 +30,12 @@ export interface RunHeader {
   n: number;
   inputs: Record<string, GroupMeta>;
   trace?: TraceCarrier;
+  /**
+   * Run on a session with one intra-op thread (made on the first such batch)
+   * instead of the stage's `threads`: the pool found the machine's cores
+   * taken by other batches. Only for stages with more than one thread.
+   */
+  narrow?: boolean;
 }
 
 /** What the worker measured of a batch (ms), beside the outputs. */
@@ -47,6 +53,8 @@ export interface WorkerTimes {
   serializeMs: number;
   /** The worker's reader on the run frame (header parsing; the payload was read in place). */
   readMs: number;
+  /** Intra-op threads of the session that ran the batch (a worker of an older build leaves it out). */
+  threads?: number;
 }
 
 /** The answer to a run: the outputs whole (the pool splits them per item), or why the batch failed. */
