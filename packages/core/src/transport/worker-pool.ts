@@ -387,7 +387,7 @@ export class WorkerPoolTransport implements StageTransport {
       const settle = () => bound.removeEventListener('abort', onAbort);
       const sentAt = performance.now();
       const threads = this.threadsFor(pool.stage);
-      const done = () => { settle(); this.busyThreads -= threads.used; };
+      const done = () => { settle(); this.running--; };
       const cur: InFlight = { id, n: items.length, sentAt, prepMs, writeMs: 0, resolve: (r) => { done(); resolve(r); }, reject: (e) => { done(); reject(e); } };
       slot.current = cur;
       const header: RunHeader = trace ? { type: 'run', id, n: items.length, inputs, trace } : { type: 'run', id, n: items.length, inputs };
@@ -400,22 +400,23 @@ export class WorkerPoolTransport implements StageTransport {
 
   /**
    * Intra-op threads for a batch about to be sent, chosen by load: a stage's
-   * `threads` when they fit in the cores the batches already running in this
-   * pool's workers leave, else one (the worker's narrow session). A lone
-   * request's batch spreads over idle cores; under load no session splits its
-   * operators over cores that other batches are using, which cost OCR's
-   * detector about 15% more CPU per image at concurrency 16.
+   * `threads` while some core has no batch of this pool's workers on it
+   * (fewer batches running than cores), else one (the worker's narrow
+   * session). A lone request's batches spread over idle cores (a page's two
+   * text lines both do, and the longer one keeps both cores once the shorter
+   * is done); under load no session splits its operators over cores that
+   * other batches are using, which cost OCR about 15% more CPU per image at
+   * concurrency 16.
    */
   private threadsFor(stage: OnnxStage): { used: number; narrow: boolean } {
     const wide = stage.scale.threads;
-    const narrow = wide > 1 && this.busyThreads + wide > this.cores;
-    const used = narrow ? 1 : wide;
-    this.busyThreads += used;
-    return { used, narrow };
+    const narrow = wide > 1 && this.running >= this.cores;
+    this.running++;
+    return { used: narrow ? 1 : wide, narrow };
   }
 
-  /** Intra-op threads of the batches in the workers now. */
-  private busyThreads = 0;
+  /** Batches in the workers now. */
+  private running = 0;
 
   private acquire(pool: StagePool, signal: AbortSignal, stopped: () => Error): Promise<Slot> {
     const free = pool.slots.find((s) => !s.current && !this.reserved.has(s));

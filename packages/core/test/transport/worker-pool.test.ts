@@ -109,14 +109,14 @@ describe('WorkerPoolTransport', () => {
   });
 
   it("chooses a batch's intra-op threads by load: the stage's threads on idle cores, one where other batches hold them", async () => {
-    // Two cores; two instances of a two-thread stage.
-    const pool = new WorkerPoolTransport(weights, { cores: 2 });
+    // One core; two instances of a two-thread stage.
+    const pool = new WorkerPoolTransport(weights, { cores: 1 });
     const wide: Manifest = { ...manifest, stages: manifest.stages.map((s) => (s.name === 'triple' ? { ...s, scale: { ...s.scale, threads: 2 } } : s)) };
     try {
       await pool.load(wide);
       const alone = await pool.invoke('pool', 'triple', [row([1, 2, 3, 4])]);
       expect(alone.threads).toBe(2);
-      // Sent together: the first takes both cores, so the second runs on its worker's one-thread session.
+      // Sent together: the first takes the core, so the second runs on its worker's one-thread session.
       const both = await Promise.all([pool.invoke('pool', 'triple', [row([1, 1, 1, 1])]), pool.invoke('pool', 'triple', [row([2, 2, 2, 2])])]);
       expect(both.map((r) => r.threads).sort()).toEqual([1, 2]);
       expect(both.map((r) => (r.outcomes[0].ok ? Array.from(r.outcomes[0].items[0].y.data as Float32Array) : r.outcomes[0].error))).toEqual([[3, 3, 3, 3], [6, 6, 6, 6]]);
