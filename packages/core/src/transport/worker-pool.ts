@@ -386,12 +386,13 @@ export class WorkerPoolTransport implements StageTransport {
       bound.addEventListener('abort', onAbort, { once: true });
       const settle = () => bound.removeEventListener('abort', onAbort);
       const sentAt = performance.now();
-      const threads = this.threadsFor(pool.stage);
+      const narrow = this.narrowed(pool.stage);
+      this.running++;
       const done = () => { settle(); this.running--; };
       const cur: InFlight = { id, n: items.length, sentAt, prepMs, writeMs: 0, resolve: (r) => { done(); resolve(r); }, reject: (e) => { done(); reject(e); } };
       slot.current = cur;
       const header: RunHeader = trace ? { type: 'run', id, n: items.length, inputs, trace } : { type: 'run', id, n: items.length, inputs };
-      if (threads.narrow) header.narrow = true;
+      if (narrow) header.narrow = true;
       // A worker that died meanwhile makes this write fail quietly: its exit fails the batch.
       writeFrame(slot.data, header, payload);
       cur.writeMs = performance.now() - sentAt;
@@ -399,7 +400,7 @@ export class WorkerPoolTransport implements StageTransport {
   }
 
   /**
-   * Intra-op threads for a batch about to be sent, chosen by load: a stage's
+   * Whether a batch about to be sent runs on one intra-op thread, chosen by load: a stage's
    * `threads` while some core has no batch of this pool's workers on it
    * (fewer batches running than cores), else one (the worker's narrow
    * session). A lone request's batches spread over idle cores (a page's two
@@ -408,11 +409,8 @@ export class WorkerPoolTransport implements StageTransport {
    * other batches are using, which cost OCR about 15% more CPU per image at
    * concurrency 16.
    */
-  private threadsFor(stage: OnnxStage): { used: number; narrow: boolean } {
-    const wide = stage.scale.threads;
-    const narrow = wide > 1 && this.running >= this.cores;
-    this.running++;
-    return { used: narrow ? 1 : wide, narrow };
+  private narrowed(stage: OnnxStage): boolean {
+    return stage.scale.threads > 1 && this.running >= this.cores;
   }
 
   /** Batches in the workers now. */
