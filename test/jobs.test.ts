@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../packages/tools/src/serve/server.js';
 import type { ResultsManifest } from '../packages/core/src/jobs/types.js';
 import type { RunRecord } from '../packages/core/src/storage/types.js';
-import { addDemo } from './helpers/pipelines.js';
+import { inFlightFor, quietInFlightFor } from '../packages/core/src/jobs/sizing.js';
+import { addDemo, writeOverlapPipeline } from './helpers/pipelines.js';
 import { jobResults, jobStatus, submitJob, waitForJob } from './helpers/jobs.js';
 
 let dir: string;
@@ -21,6 +22,7 @@ let server: RunningServer;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ensemble-jobs-'));
   await addDemo(join(dir, 'models'));
+  await writeOverlapPipeline(join(dir, 'models'));
   server = await startServer({
     port: 0, dataDir: join(dir, 'data'), modelsDir: join(dir, 'models'), env: {}, log: () => undefined,
     // Retries a second apart and the dead-letter queue after two receives, so a failing item ends quickly.
@@ -117,6 +119,31 @@ describe('batch jobs', () => {
     const again = await fetch(`${server.url}/v2/jobs/${sub.json.id}`, { method: 'DELETE' });
     expect(again.status).toBe(409);
   }, 40_000);
+
+  it('keeps fewer items in flight while synchronous requests are being answered, and all of them again after', async () => {
+    const m = server.manifests.find((x) => x.name === 'overlap')!;
+    const [full, quiet] = [inFlightFor(m), quietInFlightFor(m)];
+    expect(quiet).toBeLessThan(full);
+    const n = 24;
+    await put('in/overlap.jsonl', Array.from({ length: n }, (_, i) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [i] }] })).join('\n'));
+    // Each result row says how many of the job's items were in the stage when it began.
+    const peak = async (prefix: string) => {
+      const sub = await submitJob(server.url, 'overlap', { inputs: { jsonl: 'in/overlap.jsonl' }, output: { prefix } });
+      expect(sub.status, JSON.stringify(sub.json)).toBe(202);
+      expect((await waitForJob(server.url, sub.json.id)).counts.succeeded).toBe(n);
+      const lines = await jobResults(server.url, sub.json.id);
+      return Math.max(...lines.map((l) => ('outputs' in l ? (l.outputs[0] as { data: number[] }).data[0] : 0)));
+    };
+    // A synchronous run in flight for the whole job (as a long request would be).
+    server.registry.activity.begin();
+    try {
+      expect(await peak('out/overlap-busy/')).toBeLessThanOrEqual(quiet);
+    } finally {
+      server.registry.activity.end();
+    }
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await peak('out/overlap-idle/')).toBeGreaterThan(quiet);
+  }, 60_000);
 
   it('refuses bad job requests with 400 and unknown models and jobs with 404', async () => {
     expect((await submitJob(server.url, 'demo', { inputs: {}, output: { prefix: 'o/' } })).status).toBe(400);

@@ -154,3 +154,34 @@ stages:
 export async function writeBusyPipeline(modelsDir: string): Promise<void> {
   await writePassPipeline(modelsDir, 'busy', '{ max_size: 8, max_delay_ms: 200, max_queue: 2 }');
 }
+
+/**
+ * `overlap`: one INT32 function stage that takes 20 ms per item and answers,
+ * for each row, how many items were in the stage when its own began: what a
+ * job's items tell of how many of them ran side by side.
+ */
+export async function writeOverlapPipeline(modelsDir: string): Promise<void> {
+  const dir = join(modelsDir, 'overlap');
+  await write(join(dir, 'stages', 'overlap.ts'), `let running = 0;
+export default {
+  async process(item: any) {
+    const seen = ++running;
+    await new Promise((r) => setTimeout(r, 20));
+    running--;
+    return { y: { ...item.x, data: Int32Array.from(item.x.data, () => seen) } };
+  },
+};
+`);
+  await write(join(dir, 'pipeline.yaml'), `
+name: overlap
+inputs: [{ name: x, datatype: INT32, shape: [-1] }]
+outputs: [{ name: y, datatype: INT32, shape: [-1] }]
+stages:
+  - name: overlap
+    kind: function
+    module: stages/overlap.ts
+    inputs: [x]
+    outputs: [y]
+    batch: { max_size: 1, max_delay_ms: 0 }
+`);
+}

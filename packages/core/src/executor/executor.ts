@@ -6,6 +6,7 @@ import type { StageTransport } from '../transport/types.js';
 import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
+import type { SyncActivity } from './activity.js';
 import { splitAlong, splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
 import { BadRequestError, EnsembleError, PayloadTooLargeError, StageError, TimeoutError, errorCode, toEnsembleError } from '../errors.js';
@@ -80,6 +81,8 @@ export class Executor {
   /** How many of one request's items a stage holds at once (queued or running); the rest wait in the request. */
   private readonly laneLimits = new Map<string, number>();
   private readonly plans = new Map<string, Set<string>>();
+  /** Counts this executor's synchronous runs (priority 0), for work that yields to them. */
+  private activity: SyncActivity | undefined;
 
   private constructor(readonly manifest: Manifest, private readonly transport: StageTransport) {
     for (const s of manifest.stages) {
@@ -96,12 +99,16 @@ export class Executor {
    * Load the stages (sessions through the transport, function modules here)
    * and build the batchers. `address` is what the transport knows this
    * loaded pipeline by (its name unless given; see StageTransport.load);
-   * `observer` is told of every answered batch.
+   * `observer` is told of every answered batch; `activity` counts the
+   * synchronous runs (shared by a server's pipelines).
    */
-  static async create(manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer } = {}): Promise<Executor> {
+  static async create(
+    manifest: Manifest, transport: StageTransport, opts: { address?: string; observer?: Observer; activity?: SyncActivity } = {},
+  ): Promise<Executor> {
     const { address = manifest.name, observer } = opts;
     const view = transport.view?.(manifest) ?? manifest;
     const ex = new Executor(view, transport);
+    ex.activity = opts.activity;
     await transport.load(manifest, address);
     for (const s of view.stages) {
       let run: (items: Item[], signal: AbortSignal, traces: readonly (SpanContext | undefined)[]) => ReturnType<StageRuntime['run']>;
@@ -151,7 +158,11 @@ export class Executor {
   }
 
   run(inputs: Record<string, Tensor>, opts: RunOptions = {}): Promise<RunResult> {
-    return new RequestRun(this, inputs, opts).start();
+    const run = new RequestRun(this, inputs, opts).start();
+    const activity = this.activity;
+    if (!activity || (opts.priority ?? 0) !== 0) return run;
+    activity.begin();
+    return run.finally(() => activity.end());
   }
 
   /** @internal used by RequestRun */

@@ -1,6 +1,7 @@
 import type { JobConsumer } from './consumer.js';
 import type { QueueMessage } from './queue.js';
 import { GroupCommit } from './group-commit.js';
+import type { SyncActivity } from '../executor/activity.js';
 
 /** How long a done message waits for others to share its DeleteMessageBatch. */
 export const DELETE_DELAY_MS = 1_000;
@@ -8,6 +9,13 @@ export const DELETE_DELAY_MS = 1_000;
 export interface PollerOptions {
   /** Items of this pipeline in flight at once (inFlightFor: enough to keep every stage's instances busy). */
   maxInFlight: number;
+  /**
+   * While `activity` says synchronous requests are being answered, take new
+   * items only below this many in flight (quietInFlightFor). Items already
+   * running finish; none is stopped.
+   */
+  quietInFlight?: number;
+  activity?: SyncActivity;
   /** Long-poll wait per receive; short enough that close() is quick. */
   waitSeconds?: number;
   log?: (s: string) => void;
@@ -21,10 +29,15 @@ export interface PollerOptions {
  * place goes to the next message at once, so a batch's slowest item does not
  * leave the pipeline under-fed while it finishes; it is then deleted with
  * the others that end within DELETE_DELAY_MS (ten to a DeleteMessageBatch),
- * or hidden for its backoff.
+ * or hidden for its backoff. While the server answers synchronous requests
+ * it keeps fewer items in flight (quietInFlight), so a job running beside
+ * interactive traffic holds fewer places in the stages' queues and less of
+ * the CPU; it takes up its full count again once they stop.
  */
 export class QueuePoller {
   private inFlight = 0;
+  /** Received while the limit was lower than when the receive began: they start as places free. */
+  private readonly held: QueueMessage[] = [];
   private stopped = false;
   private readonly abort = new AbortController();
   private readonly loops: Promise<void>[] = [];
@@ -63,8 +76,13 @@ export class QueuePoller {
   private async loop(dead: boolean): Promise<void> {
     const { queues } = this.consumer.deps;
     while (!this.stopped) {
-      const room = dead ? 10 : this.opts.maxInFlight - this.inFlight;
-      if (room < (dead ? 1 : Math.min(this.minReceive, this.opts.maxInFlight))) { await new Promise<void>((r) => { this.wake = r; }); continue; }
+      const limit = this.limit();
+      if (!dead && this.held.length > 0 && this.inFlight < limit) {
+        void this.batch(this.held.splice(0, limit - this.inFlight), false);
+        continue;
+      }
+      const room = dead ? 10 : limit - this.inFlight - this.held.length;
+      if (room < (dead ? 1 : Math.min(this.minReceive, limit))) { await new Promise<void>((r) => { this.wake = r; }); continue; }
       let messages: QueueMessage[];
       try {
         messages = await queues.receive(this.pipeline, room, { dead, waitSeconds: dead ? 5 : this.opts.waitSeconds ?? 1, signal: this.abort.signal });
@@ -76,9 +94,18 @@ export class QueuePoller {
       }
       if (!messages.length) continue;
       if (dead) { await this.batch(messages, true); continue; }
+      // The limit may have dropped during the long poll: what is over it waits here (still hidden on the queue).
+      const now = Math.max(0, this.limit() - this.inFlight);
+      if (messages.length > now) this.held.push(...messages.splice(now));
       // Not awaited: receive again while this batch runs, as its items end, until maxInFlight items are in flight.
-      void this.batch(messages, false);
+      if (messages.length) void this.batch(messages, false);
     }
+  }
+
+  /** Items in flight allowed now: fewer while synchronous requests are answered. An item ending checks again. */
+  private limit(): number {
+    const { maxInFlight, quietInFlight, activity } = this.opts;
+    return quietInFlight !== undefined && activity?.busy() ? Math.min(maxInFlight, Math.max(1, quietInFlight)) : maxInFlight;
   }
 
   /**

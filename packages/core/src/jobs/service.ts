@@ -14,7 +14,7 @@ import { submitJob, type SubmitDeps } from './submit.js';
 import { resultLines } from './results.js';
 import { resumeJobs } from './resume.js';
 import { jobStatus } from './status.js';
-import { inFlightFor } from './sizing.js';
+import { inFlightFor, quietInFlightFor } from './sizing.js';
 
 export { firstStage, inFlightFor } from './sizing.js';
 import type { JobStatus, ResultLine, SubmitJobRequest } from './types.js';
@@ -96,7 +96,9 @@ export class Jobs {
    */
   consume(manifests: Manifest[]): void {
     for (const m of manifests) {
-      this.pollers.push(new QueuePoller(this.consumer, m.name, { maxInFlight: inFlightFor(m), log: this.opts.log }).start());
+      this.pollers.push(new QueuePoller(this.consumer, m.name, {
+        maxInFlight: inFlightFor(m), quietInFlight: quietInFlightFor(m), activity: this.consumer.deps.registry.activity, log: this.opts.log,
+      }).start());
     }
   }
 

@@ -20,6 +20,16 @@ export function inFlightFor(m: Manifest): number {
   return Math.max(4, firstBatches, slots * 2);
 }
 
+/**
+ * Items a poller keeps in flight while the server answers synchronous
+ * requests: a quarter of inFlightFor, at least one. Enough that the job
+ * still moves, few enough that a request does not queue behind a stage
+ * full of job items, or share the CPU with all of them.
+ */
+export function quietInFlightFor(m: Manifest): number {
+  return Math.max(1, Math.ceil(inFlightFor(m) / 4));
+}
+
 /** The stage that reads a pipeline input first (the one whose batch size a queue's batches are sized for). */
 export function firstStage(m: Manifest): Manifest['stages'][number] {
   const inputs = new Set(m.inputs.map((i) => i.name));

@@ -1,6 +1,7 @@
 import type { Manifest } from '../manifest/types.js';
 import type { StageHealth, StageTransport } from '../transport/types.js';
 import { Executor } from '../executor/executor.js';
+import { SyncActivity } from '../executor/activity.js';
 import { observers, type LoadedObserver, type Observer } from '../observability/events.js';
 import { createMonitors, type PipelineMonitors } from '../monitors/pipeline-monitors.js';
 import { closeObservers, loadObservers } from './observers.js';
@@ -67,6 +68,8 @@ export class PipelineRegistry {
 
   /** Told of every request's and batch's events (statistics, metrics); set before pipelines are added. */
   observer?: Observer;
+  /** Synchronous runs in flight in every pipeline here: batch jobs take fewer items while there are any. */
+  readonly activity = new SyncActivity();
 
   /** `transport` is the registry's: close() closes it. */
   constructor(readonly transport: StageTransport, opts: { observer?: Observer } = {}) {
@@ -234,7 +237,9 @@ export class PipelineRegistry {
     let modules: LoadedObserver[] = [];
     try {
       modules = await loadObservers(manifest.observers ?? [], { pipeline: manifest.name, version: manifest.version, dir: manifest.dir });
-      executor = await Executor.create(manifest, this.transport, { address, observer: modules.length ? observers([this.observer, ...modules]) : this.observer });
+      executor = await Executor.create(manifest, this.transport, {
+        address, observer: modules.length ? observers([this.observer, ...modules]) : this.observer, activity: this.activity,
+      });
     } catch (err) {
       await closeObservers(modules);
       // What this version had started (a pool for a changed stage) goes; pools the serving version uses stay.

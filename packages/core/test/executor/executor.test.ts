@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Executor, RunFailure, type RunResult } from '../../src/executor/executor.js';
 import { FUNCTION_STAGE_CONCURRENCY } from '../../src/runtime/function.js';
+import { SyncActivity } from '../../src/executor/activity.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import { pushPipeline } from '@ensemble/tools/pipelines/push.js';
@@ -91,6 +92,27 @@ stages:
     const join = result.stages.find((s) => s.stage === 'join')!;
     expect(join.items).toBe(2);
     expect(join.error).toBeUndefined();
+  });
+
+  it('counts its synchronous runs (priority 0) in the activity it is given, and not lower-priority ones', async () => {
+    const activity = new SyncActivity();
+    const transport = new InProcessTransport(h.weights);
+    const ex = await Executor.create(p.manifest, transport, { activity });
+    try {
+      // busy(Infinity): only a run in flight counts, not one that ended a moment ago.
+      const job = ex.run({ x: f32([[1, 2]]) }, { priority: 1 });
+      expect(activity.busy(Infinity)).toBe(false);
+      await job;
+      const sync = ex.run({ x: f32([[1, 2]]) });
+      expect(activity.busy(Infinity)).toBe(true);
+      await sync;
+      expect(activity.busy(Infinity)).toBe(false);
+      // Ended just now: still busy within the hold.
+      expect(activity.busy()).toBe(true);
+    } finally {
+      await ex.close();
+      await transport.close();
+    }
   });
 
   it('places every stage on the run\'s time axis: start and end offsets from the request\'s start, producers before consumers', async () => {

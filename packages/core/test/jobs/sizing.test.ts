@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadManifest } from '../../src/manifest/load.js';
-import { firstStage, inFlightFor } from '../../src/jobs/sizing.js';
+import { firstStage, inFlightFor, quietInFlightFor } from '../../src/jobs/sizing.js';
 
 const model = (name: string) => fileURLToPath(new URL(`../../../../models/${name}/pipeline.yaml`, import.meta.url));
 
@@ -20,5 +20,16 @@ describe('inFlightFor', () => {
     const ocr = await loadManifest(model('ocr'));
     const wide = { ...ocr, stages: ocr.stages.map((s) => (s.name === 'decode' ? { ...s, batch: { ...s.batch, maxSize: 16 } } : s)) };
     expect(inFlightFor(wide)).toBe(16 * 2);
+  });
+});
+
+describe('quietInFlightFor', () => {
+  it('is a quarter of the full count, at least one', async () => {
+    const ocr = await loadManifest(model('ocr'));
+    expect(quietInFlightFor(ocr)).toBe(3);
+    const demo = await loadManifest(model('demo'));
+    expect(quietInFlightFor(demo)).toBe(Math.ceil(inFlightFor(demo) / 4));
+    const one = { ...ocr, stages: ocr.stages.map((s) => ({ ...s, batch: { ...s.batch, maxSize: 1 }, scale: { ...s.scale, instances: 1 } })) };
+    expect(quietInFlightFor(one)).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,0 +1,25 @@
+/**
+ * Synchronous runs in flight across a server's pipelines, for work that
+ * should yield to them: a batch job's poller takes fewer items while a
+ * request is being answered, or was within `holdMs` (a client sending one
+ * request after another leaves gaps of a millisecond between them, and the
+ * job should not refill in each).
+ */
+export class SyncActivity {
+  private active = 0;
+  private lastEnd = -Infinity;
+
+  constructor(private readonly holdMs = 500) {}
+
+  begin(): void { this.active++; }
+
+  end(): void {
+    this.active--;
+    this.lastEnd = performance.now();
+  }
+
+  /** A synchronous run is in flight, or one ended less than holdMs ago. */
+  busy(now = performance.now()): boolean {
+    return this.active > 0 || now - this.lastEnd < this.holdMs;
+  }
+}
