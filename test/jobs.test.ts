@@ -13,6 +13,7 @@ import { startServer, type RunningServer } from '../packages/tools/src/serve/ser
 import type { ResultsManifest } from '../packages/core/src/jobs/types.js';
 import type { RunRecord } from '../packages/core/src/storage/types.js';
 import { inFlightFor, quietInFlightFor } from '../packages/core/src/jobs/sizing.js';
+import { SYNC_HOLD_MS } from '../packages/core/src/executor/activity.js';
 import { addDemo, writeOverlapPipeline } from './helpers/pipelines.js';
 import { jobResults, jobStatus, submitJob, waitForJob } from './helpers/jobs.js';
 
@@ -141,7 +142,8 @@ describe('batch jobs', () => {
     } finally {
       server.registry.activity.end();
     }
-    await new Promise((r) => setTimeout(r, 600));
+    // Past the hold after the last synchronous run, so the second job gets every place.
+    await new Promise((r) => setTimeout(r, SYNC_HOLD_MS + 100));
     expect(await peak('out/overlap-idle/')).toBeGreaterThan(quiet);
   }, 60_000);
 

@@ -156,7 +156,7 @@ export async function writeBusyPipeline(modelsDir: string): Promise<void> {
 }
 
 /**
- * `overlap`: one INT32 function stage that takes 20 ms per item and answers,
+ * `overlap`: one INT32 function stage that takes 50 ms per item and answers,
  * for each row, how many items were in the stage when its own began: what a
  * job's items tell of how many of them ran side by side.
  */
@@ -166,7 +166,7 @@ export async function writeOverlapPipeline(modelsDir: string): Promise<void> {
 export default {
   async process(item: any) {
     const seen = ++running;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
     running--;
     return { y: { ...item.x, data: Int32Array.from(item.x.data, () => seen) } };
   },

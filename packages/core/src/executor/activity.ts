@@ -5,11 +5,14 @@
  * request after another leaves gaps of a millisecond between them, and the
  * job should not refill in each).
  */
+/** How long after a synchronous run ends the server still counts as answering requests. */
+export const SYNC_HOLD_MS = 500;
+
 export class SyncActivity {
   private active = 0;
   private lastEnd = -Infinity;
 
-  constructor(private readonly holdMs = 500) {}
+  constructor(private readonly holdMs = SYNC_HOLD_MS) {}
 
   begin(): void { this.active++; }
 
@@ -18,8 +21,13 @@ export class SyncActivity {
     this.lastEnd = performance.now();
   }
 
+  /** When busy() turns false if nothing else starts: Infinity while a run is in flight. */
+  idleAt(): number {
+    return this.active > 0 ? Infinity : this.lastEnd + this.holdMs;
+  }
+
   /** A synchronous run is in flight, or one ended less than holdMs ago. */
   busy(now = performance.now()): boolean {
-    return this.active > 0 || now - this.lastEnd < this.holdMs;
+    return this.active > 0 || now < this.lastEnd + this.holdMs;
   }
 }

@@ -36,18 +36,22 @@ export interface PollerOptions {
  */
 export class QueuePoller {
   private inFlight = 0;
-  /** Received while the limit was lower than when the receive began: they start as places free. */
-  private readonly held: QueueMessage[] = [];
+  /**
+   * Received while the limit was lower than when the receive began: they
+   * start as places free, or regardless once they have waited half the
+   * visibility timeout (their item must end before the message shows again).
+   */
+  private readonly held: { message: QueueMessage; at: number }[] = [];
   private stopped = false;
   private readonly abort = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private wake: (() => void) | undefined;
   private readonly deletes: GroupCommit<{ receipt: string; dead: boolean }>;
-  /** Receive once this many places are free (a quarter of maxInFlight, at most a receive's 10): fewer, fuller receives. */
-  private readonly minReceive: number;
+  /** How long a held message may wait before it starts whatever the limit. */
+  private readonly holdLimitMs: number;
 
   constructor(private readonly consumer: JobConsumer, private readonly pipeline: string, private readonly opts: PollerOptions) {
-    this.minReceive = Math.max(1, Math.min(10, Math.floor(opts.maxInFlight / 4)));
+    this.holdLimitMs = consumer.deps.queues.policy.visibilitySeconds * 500;
     this.deletes = new GroupCommit(async (group) => {
       const { queues } = this.consumer.deps;
       await Promise.all([false, true].map((dead) => {
@@ -70,6 +74,9 @@ export class QueuePoller {
     this.abort.abort();
     this.wake?.();
     await Promise.all(this.loops);
+    // Held messages never started: shown again at once, for whoever polls next.
+    const held = this.held.splice(0).map((h) => h.message);
+    await this.consumer.deps.queues.release(this.pipeline, held).catch((e: unknown) => this.opts.log?.(`job queue ${this.pipeline}: releasing ${held.length} messages failed (they show again after their visibility timeout): ${(e as Error).message}`));
     await Promise.all([this.deletes.flush(), this.consumer.flush()]);
   }
 
@@ -77,12 +84,14 @@ export class QueuePoller {
     const { queues } = this.consumer.deps;
     while (!this.stopped) {
       const limit = this.limit();
-      if (!dead && this.held.length > 0 && this.inFlight < limit) {
-        void this.batch(this.held.splice(0, limit - this.inFlight), false);
-        continue;
+      if (!dead && this.held.length > 0) {
+        const now = performance.now();
+        const take = Math.max(limit - this.inFlight, this.held.filter((h) => now - h.at >= this.holdLimitMs).length);
+        if (take > 0) { void this.batch(this.held.splice(0, take).map((h) => h.message), false); continue; }
       }
       const room = dead ? 10 : limit - this.inFlight - this.held.length;
-      if (room < (dead ? 1 : Math.min(this.minReceive, limit))) { await new Promise<void>((r) => { this.wake = r; }); continue; }
+      // Receive once a quarter of the limit is free (at most a receive's 10): fewer, fuller receives.
+      if (room < (dead ? 1 : Math.max(1, Math.min(10, Math.floor(limit / 4))))) { await this.idle(); continue; }
       let messages: QueueMessage[];
       try {
         messages = await queues.receive(this.pipeline, room, { dead, waitSeconds: dead ? 5 : this.opts.waitSeconds ?? 1, signal: this.abort.signal });
@@ -96,10 +105,32 @@ export class QueuePoller {
       if (dead) { await this.batch(messages, true); continue; }
       // The limit may have dropped during the long poll: what is over it waits here (still hidden on the queue).
       const now = Math.max(0, this.limit() - this.inFlight);
-      if (messages.length > now) this.held.push(...messages.splice(now));
+      if (messages.length > now) {
+        const at = performance.now();
+        for (const message of messages.splice(now)) this.held.push({ message, at });
+      }
       // Not awaited: receive again while this batch runs, as its items end, until maxInFlight items are in flight.
       if (messages.length) void this.batch(messages, false);
     }
+  }
+
+  /**
+   * Until an item ends (its place frees), or the limit can rise (the
+   * synchronous requests stopped), or a held message has waited its most.
+   */
+  private idle(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => { clearTimeout(timer); if (this.wake === done) this.wake = undefined; resolve(); };
+      this.wake = done;
+      const now = performance.now();
+      const { activity } = this.opts;
+      const until = Math.min(
+        activity?.busy(now) ? activity.idleAt() : Infinity,
+        this.held.length ? this.held[0].at + this.holdLimitMs : Infinity,
+      );
+      if (until !== Infinity) timer = setTimeout(done, Math.max(1, until - now));
+    });
   }
 
   /** Items in flight allowed now: fewer while synchronous requests are answered. An item ending checks again. */

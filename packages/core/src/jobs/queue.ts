@@ -123,6 +123,13 @@ export class JobQueues {
     await Promise.all(calls);
   }
 
+  /** Show messages again at once (received, never started): the next receive may take them. */
+  async release(pipeline: string, messages: QueueMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const url = await this.url(pipeline);
+    await Promise.all(messages.map((m) => this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: m.receiptHandle, VisibilityTimeout: 0 }))));
+  }
+
   /** Hide a failed message for its backoff, so its next try comes later (and, after maxReceives, the dead-letter queue). */
   async retryLater(pipeline: string, m: QueueMessage): Promise<void> {
     const url = await this.url(pipeline);

@@ -105,8 +105,12 @@ stages:
       await job;
       const sync = ex.run({ x: f32([[1, 2]]) });
       expect(activity.busy(Infinity)).toBe(true);
+      expect(activity.idleAt()).toBe(Infinity);
       await sync;
       expect(activity.busy(Infinity)).toBe(false);
+      // Idle once the hold after this run's end is over.
+      expect(activity.busy(activity.idleAt())).toBe(false);
+      expect(activity.busy(activity.idleAt() - 1)).toBe(true);
       // Ended just now: still busy within the hold.
       expect(activity.busy()).toBe(true);
     } finally {
