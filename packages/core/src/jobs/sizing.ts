@@ -22,12 +22,12 @@ export function inFlightFor(m: Manifest): number {
 
 /**
  * Items a poller keeps in flight while the server answers synchronous
- * requests: a quarter of inFlightFor, at least one. Enough that the job
- * still moves, few enough that a request does not queue behind a stage
- * full of job items, or share the CPU with all of them.
+ * requests: a sixth of inFlightFor, at least one (OCR 2 of 12). Enough that
+ * the job still moves, few enough that a request does not queue behind a
+ * stage full of job items, or share the CPU with many of them.
  */
 export function quietInFlightFor(m: Manifest): number {
-  return Math.max(1, Math.ceil(inFlightFor(m) / 4));
+  return Math.max(1, Math.ceil(inFlightFor(m) / 6));
 }
 
 /** The stage that reads a pipeline input first (the one whose batch size a queue's batches are sized for). */

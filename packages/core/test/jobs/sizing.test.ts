@@ -24,11 +24,11 @@ describe('inFlightFor', () => {
 });
 
 describe('quietInFlightFor', () => {
-  it('is a quarter of the full count, at least one', async () => {
+  it('is a sixth of the full count, at least one', async () => {
     const ocr = await loadManifest(model('ocr'));
-    expect(quietInFlightFor(ocr)).toBe(3);
+    expect(quietInFlightFor(ocr)).toBe(2);
     const demo = await loadManifest(model('demo'));
-    expect(quietInFlightFor(demo)).toBe(Math.ceil(inFlightFor(demo) / 4));
+    expect(quietInFlightFor(demo)).toBe(Math.ceil(inFlightFor(demo) / 6));
     const one = { ...ocr, stages: ocr.stages.map((s) => ({ ...s, batch: { ...s.batch, maxSize: 1 }, scale: { ...s.scale, instances: 1 } })) };
     expect(quietInFlightFor(one)).toBeGreaterThanOrEqual(1);
   });
