@@ -23,33 +23,60 @@ export interface ProfileOptions {
  */
 export async function profileTiny(o: ProfileOptions): Promise<string> {
   const log = o.log ?? ((s: string) => console.error(s));
-  const concurrency = o.concurrency ?? 64;
-  const durationMs = o.durationMs ?? 8000;
   return withTempDir('ensemble-profile-tiny-', async (dataDir) => {
     const server = await startBenchServer({ dataDir, modelsDir: join(o.root, 'models'), pipelines: ['demo'], log });
-    const session = new Session();
     try {
-      const requests = demoRequests();
-      // Warm first, so the profile is of the steady state, not of the JIT and the first connections.
-      await runLoadInChild({ url: server.url, requests, concurrency, maxRequests: 3000, maxDurationMs: 3000 });
-      session.connect();
-      await session.post('Profiler.enable');
-      // 100 us: fine enough for functions of a few microseconds, coarse enough not to cost the server much.
-      await session.post('Profiler.setSamplingInterval', { interval: 100 });
-      await session.post('Profiler.start');
-      const u0 = process.cpuUsage();
-      const r = await runLoadInChild({ url: server.url, requests, concurrency, maxRequests: 1_000_000, maxDurationMs: durationMs });
-      await server.env.runs.flush();
-      const u = process.cpuUsage(u0);
-      const { profile } = await session.post('Profiler.stop') as { profile: CpuProfile };
-      await writeFile(o.out, JSON.stringify(profile));
-      log(`profiled c=${concurrency}: ${fmt(r.throughput)} req/s, ${r.ok} ok, ${fmt((u.user + u.system) / 1000 / Math.max(1, r.ok), 3)} ms CPU/req (profiler on); wrote ${o.out}`);
-      return renderProfileSummary(summarizeProfile(profile));
+      return await profileUnderLoad({ ...o, url: server.url, log, settle: () => server.env.runs.flush() });
     } finally {
-      session.disconnect();
       await server.close();
     }
   });
+}
+
+export interface LoadProfileOptions {
+  /** The server to load, in this process. */
+  url: string;
+  out: string;
+  concurrency?: number;
+  durationMs?: number;
+  /** Awaited after the load, before the CPU time is read (the gateway's run records reaching DynamoDB). */
+  settle?: () => Promise<unknown>;
+  log?: (s: string) => void;
+  /** Says which server the log line is about. */
+  label?: string;
+}
+
+/**
+ * The tiny scenario's requests against a server in this process (warmed
+ * first, so the profile is of the steady state, not of the JIT and the first
+ * connections), with the sampling profiler on: the .cpuprofile written to
+ * `out`, the summary returned. The gateway's profile (profileTiny) and the
+ * baseline's (scripts/profile-baseline.ts) are taken the same way.
+ */
+export async function profileUnderLoad(o: LoadProfileOptions): Promise<string> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const concurrency = o.concurrency ?? 64;
+  const durationMs = o.durationMs ?? 8000;
+  const requests = demoRequests();
+  await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: 3000, maxDurationMs: 3000 });
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    // 100 us: fine enough for functions of a few microseconds, coarse enough not to cost the server much.
+    await session.post('Profiler.setSamplingInterval', { interval: 100 });
+    await session.post('Profiler.start');
+    const u0 = process.cpuUsage();
+    const r = await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: 1_000_000, maxDurationMs: durationMs });
+    await o.settle?.();
+    const u = process.cpuUsage(u0);
+    const { profile } = await session.post('Profiler.stop') as { profile: CpuProfile };
+    await writeFile(o.out, JSON.stringify(profile));
+    log(`profiled${o.label ? ` ${o.label}` : ''} c=${concurrency}: ${fmt(r.throughput)} req/s, ${r.ok} ok, ${fmt((u.user + u.system) / 1000 / Math.max(1, r.ok), 3)} ms CPU/req (profiler on); wrote ${o.out}`);
+    return renderProfileSummary(summarizeProfile(profile));
+  } finally {
+    session.disconnect();
+  }
 }
 
 /** The summary of a .cpuprofile written before (`node --cpu-prof`, or an earlier --profile). */
