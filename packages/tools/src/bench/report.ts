@@ -88,6 +88,8 @@ export function renderMarkdown(r: Report): string {
     'npx ensemble bench --out /tmp/b.md     # write the report (and b.svg) elsewhere',
     'npx ensemble bench --profile t.cpuprofile  # the tiny pipeline at c=64 under the CPU profiler: self time by part and function',
     'npx ensemble bench --summarize t.cpuprofile  # the same tables for any .cpuprofile (node --cpu-prof)',
+    'npx tsx scripts/profile-baseline.ts    # the hand-written baseline under the same load and profiler, to set beside it',
+    'npx tsx scripts/ocr-levels.ts          # OCR at levels in any order (LEVELS=4,16,4), gateway CPU and GCs per image',
     '```',
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
