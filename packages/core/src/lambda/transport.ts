@@ -161,12 +161,20 @@ export class LambdaTransport implements StageTransport {
   private async send(target: Target, stage: string, body: Buffer, { signal, at }: { signal: AbortSignal; at: number }): Promise<InvokeCommandOutput> {
     const fn = target.functionName;
     const budget = Math.max(0, Math.round(at - performance.now()));
-    // A 504 from the deadline says what the gateway was waiting for.
+    let throttles = 0;
+    let lastThrottled = false;
+    const overloaded = (after: number | undefined, inFlight = false) => new OverloadedError(
+      `stage '${stage}': Lambda ${fn} is at its concurrency limit (throttled ${throttles} times within the ${budget} ms the batch had`
+      + `${inFlight ? '; the next try was still running when that ran out' : ''})`,
+      Math.max(1, Math.ceil(after ?? 1)));
+    // A 504 from the deadline says what the gateway was waiting for. A deadline that ends the retries of a
+    // throttled call answers with the last failure seen, the throttle (429, retry later), whether it struck
+    // during the backoff or during the next Invoke.
     const stopped = (): Error => {
       const r = abortReason(signal);
+      if (r instanceof TimeoutError && lastThrottled) return overloaded(undefined, true);
       return r instanceof TimeoutError ? new TimeoutError(`${r.message} waiting for Lambda ${fn}`) : r;
     };
-    let throttles = 0;
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw stopped();
       try {
@@ -180,15 +188,12 @@ export class LambdaTransport implements StageTransport {
         const message = e instanceof Error ? e.message : String(e);
         if (kind === 'fatal') throw new StageError(stage, `invoking Lambda ${fn}: ${message}`, 'bad_gateway');
         if (kind === 'throttle') throttles++;
+        lastThrottled = kind === 'throttle';
         const after = retryAfterSeconds(e);
         const wait = backoffMs(attempt, this.retry, after);
         // No point sleeping past the deadline: say now why the call failed, not only that it ran out of time.
         if (performance.now() + wait >= at) {
-          if (kind === 'throttle') {
-            throw new OverloadedError(
-              `stage '${stage}': Lambda ${fn} is at its concurrency limit (throttled ${throttles} times within the ${budget} ms the batch had)`,
-              Math.max(1, Math.ceil(after ?? 1)));
-          }
+          if (kind === 'throttle') throw overloaded(after);
           throw new StageError(stage, `invoking Lambda ${fn}: ${message} (gave up after ${attempt + 1} attempts within the ${budget} ms the batch had)`, 'bad_gateway');
         }
         await sleep(wait, signal).catch(() => { throw stopped(); });
