@@ -168,7 +168,7 @@ export class JobConsumer {
     const ends = await Promise.allSettled(todo.map(async (i) => {
       const o = await this.run(msgs[i]);
       if ('error' in o.line && !o.permanent) {
-        await store.noteError(job.id, o.line.key, o.line.error);
+        await store.noteError(job.id, o.line.key, o.line.error, o.line.code);
         tell(i, 'retry');
         return;
       }
@@ -214,8 +214,12 @@ export class JobConsumer {
     if (!job) return msgs.map(() => 'done');
     const rows = await this.deps.store.rows(job.id, msgs.map((m) => m.key));
     const lines = msgs.filter((m) => { const r = rows.get(m.key); return !r || r.state === 'running'; }).map((m): ResultLine => {
-      const why = rows.get(m.key)?.lastError ?? 'no try of it finished (the consumer stopped while running it)';
-      return { key: m.key, error: `gave up after ${this.deps.queues.maxReceives(m.pipeline)} tries: ${why}` };
+      const row = rows.get(m.key);
+      const why = row?.lastError ?? 'no try of it finished (the consumer stopped while running it)';
+      const line: ResultLine = { key: m.key, error: `gave up after ${this.deps.queues.maxReceives(m.pipeline)} tries: ${why}` };
+      // The last try's code (not_found for a missing input, timeout, ...), as every other failed line has one.
+      if (row?.lastCode) line.code = row.lastCode;
+      return line;
     });
     await this.settle(job.id, lines);
     return msgs.map(() => 'done');

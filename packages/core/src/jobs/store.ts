@@ -45,6 +45,8 @@ export interface ItemRow {
   state: ItemState;
   line?: ResultLine;
   lastError?: string;
+  /** The last failed try's error code, beside its message. */
+  lastCode?: string;
 }
 
 /** How one consumed batch moves a job's counters. */
@@ -141,14 +143,16 @@ export class JobStore {
    * ends in the dead-letter queue; the row (state `running`) is made by the
    * first failed try.
    */
-  async noteError(jobId: string, key: string, error: string): Promise<void> {
+  async noteError(jobId: string, key: string, error: string, code?: string): Promise<void> {
     try {
       await this.dynamo.send(new UpdateItemCommand({
         TableName: this.table, Key: { pk: S(pk(jobId)), sk: S(itemSk(key)) },
-        UpdateExpression: 'SET lastError = :e, #st = if_not_exists(#st, :running), #k = :key',
+        UpdateExpression: `SET lastError = :e, ${code ? 'lastCode = :c, ' : ''}#st = if_not_exists(#st, :running), #k = :key`,
         ConditionExpression: 'attribute_not_exists(sk) OR #st = :running',
         ExpressionAttributeNames: { '#st': 'state', '#k': 'key' },
-        ExpressionAttributeValues: { ':e': S(error.slice(0, 4_000)), ':running': S('running'), ':key': S(key) },
+        ExpressionAttributeValues: {
+          ':e': S(error.slice(0, 4_000)), ':running': S('running'), ':key': S(key), ...(code ? { ':c': S(code.slice(0, 100)) } : {}),
+        },
       }));
     } catch (e) {
       if (!(e instanceof ConditionalCheckFailedException)) throw e;
@@ -299,5 +303,6 @@ function fromItemRow(it: Record<string, AttributeValue>): ItemRow {
   const row: ItemRow = { key: it.key?.S ?? '', state: it.state?.S as ItemState };
   if (it.line?.S) row.line = JSON.parse(it.line.S) as ResultLine;
   if (it.lastError?.S) row.lastError = it.lastError.S;
+  if (it.lastCode?.S) row.lastCode = it.lastCode.S;
   return row;
 }
