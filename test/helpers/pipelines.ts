@@ -128,11 +128,14 @@ stages:
 
 /**
  * `name`: one INT32 function stage that passes its rows through, with the
- * batch settings given (a YAML flow map), for tests of queues and admission.
+ * batch settings given (a YAML flow map), for tests of queues and admission;
+ * `module`, the stage's source, for one that does something else (x in, y out).
  */
-export async function writePassPipeline(modelsDir: string, name: string, batch: string): Promise<void> {
+export async function writePassPipeline(
+  modelsDir: string, name: string, batch: string, module = 'export default { process: (item: any) => ({ y: item.x }) };\n',
+): Promise<void> {
   const dir = join(modelsDir, name);
-  await write(join(dir, 'stages', 'pass.ts'), 'export default { process: (item: any) => ({ y: item.x }) };\n');
+  await write(join(dir, 'stages', 'pass.ts'), module);
   await write(join(dir, 'pipeline.yaml'), `
 name: ${name}
 inputs: [{ name: x, datatype: INT32, shape: [-1] }]
@@ -161,8 +164,7 @@ export async function writeBusyPipeline(modelsDir: string): Promise<void> {
  * job's items tell of how many of them ran side by side.
  */
 export async function writeOverlapPipeline(modelsDir: string): Promise<void> {
-  const dir = join(modelsDir, 'overlap');
-  await write(join(dir, 'stages', 'overlap.ts'), `let running = 0;
+  await writePassPipeline(modelsDir, 'overlap', '{ max_size: 1, max_delay_ms: 0 }', `let running = 0;
 export default {
   async process(item: any) {
     const seen = ++running;
@@ -171,17 +173,5 @@ export default {
     return { y: { ...item.x, data: Int32Array.from(item.x.data, () => seen) } };
   },
 };
-`);
-  await write(join(dir, 'pipeline.yaml'), `
-name: overlap
-inputs: [{ name: x, datatype: INT32, shape: [-1] }]
-outputs: [{ name: y, datatype: INT32, shape: [-1] }]
-stages:
-  - name: overlap
-    kind: function
-    module: stages/overlap.ts
-    inputs: [x]
-    outputs: [y]
-    batch: { max_size: 1, max_delay_ms: 0 }
 `);
 }

@@ -1,3 +1,6 @@
+/** How long after a synchronous run ends the server still counts as answering requests. */
+export const SYNC_HOLD_MS = 500;
+
 /**
  * Synchronous runs in flight across a server's pipelines, for work that
  * should yield to them: a batch job's poller takes fewer items while a
@@ -5,9 +8,6 @@
  * request after another leaves gaps of a millisecond between them, and the
  * job should not refill in each).
  */
-/** How long after a synchronous run ends the server still counts as answering requests. */
-export const SYNC_HOLD_MS = 500;
-
 export class SyncActivity {
   private active = 0;
   private lastEnd = -Infinity;

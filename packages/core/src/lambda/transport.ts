@@ -169,10 +169,10 @@ export class LambdaTransport implements StageTransport {
       Math.max(1, Math.ceil(after ?? 1)));
     // A 504 from the deadline says what the gateway was waiting for. A deadline that ends the retries of a
     // throttled call answers with the last failure seen, the throttle (429, retry later), whether it struck
-    // during the backoff or during the next Invoke.
-    const stopped = (): Error => {
+    // during the backoff or during the next Invoke (`inFlight`).
+    const stopped = (inFlight = false): Error => {
       const r = abortReason(signal);
-      if (r instanceof TimeoutError && lastThrottled) return overloaded(undefined, true);
+      if (r instanceof TimeoutError && lastThrottled) return overloaded(undefined, inFlight);
       return r instanceof TimeoutError ? new TimeoutError(`${r.message} waiting for Lambda ${fn}`) : r;
     };
     for (let attempt = 0; ; attempt++) {
@@ -183,7 +183,7 @@ export class LambdaTransport implements StageTransport {
           { abortSignal: signal },
         );
       } catch (e) {
-        if (signal.aborted) throw stopped();
+        if (signal.aborted) throw stopped(true);
         const kind = classifyInvokeError(e);
         const message = e instanceof Error ? e.message : String(e);
         if (kind === 'fatal') throw new StageError(stage, `invoking Lambda ${fn}: ${message}`, 'bad_gateway');
