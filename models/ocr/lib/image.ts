@@ -104,6 +104,21 @@ export function toChw(pixels: Float32Array | Uint8Array, width: number, height: 
 }
 
 /**
+ * One source row (HWC bytes from `base`) interpolated horizontally to `width` columns, into `into` (HWC doubles).
+ * A module-level function rather than a closure made per call: V8 inlines a call to one function, and a new closure
+ * each image sent the optimised caller back to the interpreter ("wrong call target") on the next image.
+ */
+function interpolateRow(s: Uint8Array, base: number, cx0: Int32Array, cx1: Int32Array, wxs: Float32Array, width: number, into: Float64Array): void {
+  for (let x = 0, o = 0; x < width; x++, o += 3) {
+    const a = base + cx0[x], b = base + cx1[x];
+    const wx = wxs[x];
+    into[o] = s[a] + (s[b] - s[a]) * wx;
+    into[o + 1] = s[a + 1] + (s[b + 1] - s[a + 1]) * wx;
+    into[o + 2] = s[a + 2] + (s[b + 2] - s[a + 2]) * wx;
+  }
+}
+
+/**
  * resizeBilinear then toChw, to the same float32 values, in one pass without
  * the intermediate HWC float image. Separable: each source row a pair of
  * output rows reads is interpolated horizontally once (in doubles, the same
@@ -124,16 +139,6 @@ export function resizeToChw(src: RgbImage, width: number, height: number, norm: 
   // Two horizontally interpolated source rows (HWC doubles), swapped as the output rows move down.
   let rowA = new Float64Array(width * 3), rowB = new Float64Array(width * 3);
   let haveA = -1, haveB = -1;
-  const horizontal = (r: number, into: Float64Array): void => {
-    const base = r * rowStride;
-    for (let x = 0, o = 0; x < width; x++, o += 3) {
-      const a = base + cx0[x], b = base + cx1[x];
-      const wx = wxs[x];
-      into[o] = s[a] + (s[b] - s[a]) * wx;
-      into[o + 1] = s[a + 1] + (s[b + 1] - s[a + 1]) * wx;
-      into[o + 2] = s[a + 2] + (s[b + 2] - s[a + 2]) * wx;
-    }
-  };
   // Output plane p reads source channel ch[p] and is scaled and offset as output channel p.
   const ch0 = norm.bgr ? 2 : 0, ch2 = norm.bgr ? 0 : 2;
   const k0 = norm.scale / norm.std[0], b0 = -norm.mean[0] / norm.std[0];
@@ -144,20 +149,20 @@ export function resizeToChw(src: RgbImage, width: number, height: number, norm: 
     const r0 = ys.i0[y], r1 = ys.i1[y];
     if (haveA !== r0) {
       if (haveB === r0) { const t = rowA; rowA = rowB; rowB = t; haveA = r0; haveB = -1; }
-      else { horizontal(r0, rowA); haveA = r0; }
+      else { interpolateRow(s, r0 * rowStride, cx0, cx1, wxs, width, rowA); haveA = r0; }
     }
-    if (haveB !== r1) {
-      if (r1 === r0) { rowB.set(rowA); } else { horizontal(r1, rowB); }
-      haveB = r1;
-    }
+    // A row that reads one source row twice (the clamped bottom edge) reads it from rowA. A copy here ran once per
+    // image, last, so V8's optimised code had no feedback for it and dropped back to the interpreter every time.
+    if (r1 !== r0 && haveB !== r1) { interpolateRow(s, r1 * rowStride, cx0, cx1, wxs, width, rowB); haveB = r1; }
+    const lower = r1 === r0 ? rowA : rowB;
     const wy = ys.w1[y];
     const o0 = y * outWidth, o1 = plane + o0, o2 = 2 * plane + o0;
     for (let x = 0, i = 0; x < width; x++, i += 3) {
-      let top = rowA[i + ch0], bottom = rowB[i + ch0];
+      let top = rowA[i + ch0], bottom = lower[i + ch0];
       out[o0 + x] = fround(top + (bottom - top) * wy) * k0 + b0;
-      top = rowA[i + 1]; bottom = rowB[i + 1];
+      top = rowA[i + 1]; bottom = lower[i + 1];
       out[o1 + x] = fround(top + (bottom - top) * wy) * k1 + b1;
-      top = rowA[i + ch2]; bottom = rowB[i + ch2];
+      top = rowA[i + ch2]; bottom = lower[i + ch2];
       out[o2 + x] = fround(top + (bottom - top) * wy) * k2 + b2;
     }
   }
