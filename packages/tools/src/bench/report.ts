@@ -90,6 +90,7 @@ export function renderMarkdown(r: Report): string {
     'npx ensemble bench --summarize t.cpuprofile  # the same tables for any .cpuprofile (node --cpu-prof)',
     'npx tsx scripts/profile-baseline.ts    # the hand-written baseline under the same load and profiler, to set beside it',
     'npx tsx scripts/ocr-levels.ts          # OCR at levels in any order (LEVELS=4,16,4), gateway CPU and GCs per image',
+    'node scripts/detect-pre-first-calls.mjs dist/lambda/OcrDetect 640 480  # a fresh process\'s first detect-pre calls (after npm run package)',
     '```',
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
