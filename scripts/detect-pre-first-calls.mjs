@@ -7,7 +7,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [dir, w = 640, h = 480, calls = 3] = process.argv.slice(2).map((a, i) => (i === 0 ? a : Number(a)));
+const [dir, ...sizes] = process.argv.slice(2);
+const [w = 640, h = 480, calls = 3] = sizes.map(Number);
 if (!dir) {
   console.error('usage: node scripts/detect-pre-first-calls.mjs <packaged function dir> [width] [height] [calls]');
   process.exit(2);
@@ -15,8 +16,7 @@ if (!dir) {
 const chunks = path.resolve(dir, 'functions/chunks');
 const file = readdirSync(chunks).find((f) => f.startsWith('detect-pre'));
 if (!file) throw new Error(`no detect-pre chunk in ${chunks}: package the OcrDetect function`);
-const mod = await import(pathToFileURL(path.join(chunks, file)).href);
-const stage = mod.default ?? Object.values(mod).find((v) => v && typeof v.process === 'function');
+const { default: stage } = await import(pathToFileURL(path.join(chunks, file)).href);
 const data = new Uint8Array(w * h * 3);
 for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 255;
 const ctx = { stage: 'detect-pre', options: { limit_type: 'max', limit_side_len: 960 } };
