@@ -7,7 +7,7 @@
  * pipelines (function stages and the OCR dictionary inside its bundle, sharp
  * for Linux beside it) by invoking the packaged stage functions.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
@@ -156,6 +156,8 @@ describe('the stage function package', () => {
     expect(detect.sources).toEqual(expect.arrayContaining(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts']));
     expect(detect.sources).not.toContain('models/ocr/stages/crop.ts');
     expect(existsSync(join(detect.dir, 'node_modules/@img/sharp-linux-x64'))).toBe(true);
+    // sharp's JavaScript and the packages it requires load as one file (package/prebundle.ts).
+    expect(JSON.parse(readFileSync(join(detect.dir, 'node_modules/sharp/package.json'), 'utf8')).exports['.'].import.default).toBe('./dist/index.bundle.mjs');
     expect(detect.bytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
     expect(packaged.get('OcrRecognize')!.sources).toContain('models/ocr/stages/rec-pre.ts');
     // A stage function with nothing placed beside its model has no image library.

@@ -8,7 +8,8 @@ import { EnsembleError } from '@ensemble/core/errors.js';
 import { loadManifest } from '@ensemble/core/manifest/load.js';
 import { stagesFile, stagesFilePath } from '@ensemble/core/lambda/stage-file.js';
 import { copyPackages } from './node-modules.js';
-import { LAMBDA_UNZIPPED_LIMIT_BYTES, bundleSettings } from './settings.js';
+import { prebundlePackage } from './prebundle.js';
+import { LAMBDA_UNZIPPED_LIMIT_BYTES, bundleSettings, esbuildTarget } from './settings.js';
 import { gatewayEntrySource, stageModulesPlugin, stageModulesSource } from './stage-modules.js';
 import type { PackageOptions, PackagedFunction, TargetPlatform } from './types.js';
 
@@ -77,6 +78,8 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
       await copyTree(path.join(installed, 'node_modules'), path.join(dir, 'node_modules'), true);
     } else if (fn.install.length) {
       await copyPackages(fn.install, root, dir, platform);
+      // Each installed package's JavaScript as one file: its dozens of modules cost a cold start per file.
+      for (const name of fn.install) await prebundlePackage(path.join(dir, 'node_modules'), name, esbuildTarget(fn.runtime));
       installs.set(installKey, dir);
     }
     // A check more than a prune: the copy above already left the other platforms out.

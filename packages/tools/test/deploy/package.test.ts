@@ -1,9 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyPackages, findPackage } from '../../src/package/node-modules.js';
+import { prebundlePackage } from '../../src/package/prebundle.js';
 import { bundleSettings, esbuildTarget } from '../../src/package/settings.js';
 import { gatewayEntrySource, stageModulesSource, STAGE_MODULES_ID } from '../../src/package/stage-modules.js';
 import { EnsembleError } from '../../../core/src/errors.js';
@@ -50,6 +52,43 @@ describe('copyPackages', () => {
     await expect(copyPackages(['no-such-package-here'], REPO, path.join(dir, 'none'), { os: 'linux', architecture: 'x86_64' }))
       .rejects.toThrow('no-such-package-here is not installed');
     expect(findPackage('no-such-package-here', REPO)).toBeUndefined();
+  });
+});
+
+describe('prebundlePackage', () => {
+  it('folds sharp\'s ES module entry and its pure JavaScript packages into one file that still loads libvips from its own package', async () => {
+    const out = path.join(dir, 'sharp-prebundled');
+    await copyPackages(['sharp'], REPO, out, { os: 'linux', architecture: 'x86_64' });
+    const modules = path.join(out, 'node_modules');
+    const done = await prebundlePackage(modules, 'sharp', 'node20');
+    expect(done?.entry).toBe('./dist/index.bundle.mjs');
+    expect(done!.files).toBeGreaterThan(50);
+    const pkg = JSON.parse(readFileSync(path.join(modules, 'sharp/package.json'), 'utf8'));
+    expect(pkg.exports['.'].import.default).toBe('./dist/index.bundle.mjs');
+    // CommonJS callers keep the entry they had.
+    expect(pkg.exports['.'].require.default).toBe('./dist/index.cjs');
+    // What was folded in is not needed beside it any more; the native build still is, and is found from sharp's folder.
+    await rm(path.join(modules, 'semver'), { recursive: true });
+    await rm(path.join(modules, 'detect-libc'), { recursive: true });
+    await writeFile(path.join(out, 'probe.mjs'), [
+      "import sharp from 'sharp';",
+      'const png = await sharp({ create: { width: 3, height: 2, channels: 3, background: { r: 200, g: 10, b: 30 } } }).png().toBuffer();',
+      'const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });',
+      'console.log(JSON.stringify({ width: info.width, height: info.height, first: [...data.subarray(0, 3)], vips: sharp.versions.vips }));',
+    ].join('\n'));
+    const probed = JSON.parse(execFileSync(process.execPath, ['probe.mjs'], { cwd: out, encoding: 'utf8' }));
+    expect(probed).toMatchObject({ width: 3, height: 2, first: [200, 10, 30] });
+    expect(probed.vips).toMatch(/^\d+\.\d+/);
+  });
+
+  it('leaves a CommonJS entry alone: a bundle would hide the named exports Node reads from its source', async () => {
+    const out = path.join(dir, 'ort-prebundled');
+    await copyPackages(['onnxruntime-node'], REPO, out, { os: 'linux', architecture: 'x86_64' });
+    const pkgFile = path.join(out, 'node_modules/onnxruntime-node/package.json');
+    const before = readFileSync(pkgFile, 'utf8');
+    expect(await prebundlePackage(path.join(out, 'node_modules'), 'onnxruntime-node', 'node20')).toBeUndefined();
+    expect(readFileSync(pkgFile, 'utf8')).toBe(before);
+    expect(readdirSync(path.join(out, 'node_modules/onnxruntime-node/dist')).filter((f) => f.includes('.bundle.'))).toEqual([]);
   });
 });
 
