@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBenchServer } from './bench-server.js';
 import { runLoadInChild } from './load.js';
+import type { LoadRequest } from './load.js';
 import { demoRequests } from './scenarios/tiny.js';
 import { summarizeProfile, renderProfileSummary, type CpuProfile } from './cpuprofile.js';
 import { fmt, withTempDir } from './util.js';
@@ -44,6 +45,11 @@ export interface LoadProfileOptions {
   log?: (s: string) => void;
   /** Says which server the log line is about. */
   label?: string;
+  /** What to send (default: the tiny scenario's); the warm-up first, at most `warmRequests` (3000) in `warmMs` (3 s); then at most `maxRequests` under the profiler. */
+  requests?: LoadRequest[];
+  warmRequests?: number;
+  warmMs?: number;
+  maxRequests?: number;
 }
 
 /**
@@ -57,8 +63,8 @@ export async function profileUnderLoad(o: LoadProfileOptions): Promise<string> {
   const log = o.log ?? ((s: string) => console.error(s));
   const concurrency = o.concurrency ?? 64;
   const durationMs = o.durationMs ?? 8000;
-  const requests = demoRequests();
-  await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: 3000, maxDurationMs: 3000 });
+  const requests = o.requests ?? demoRequests();
+  await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: o.warmRequests ?? 3000, maxDurationMs: o.warmMs ?? 3000 });
   const session = new Session();
   session.connect();
   try {
@@ -67,7 +73,7 @@ export async function profileUnderLoad(o: LoadProfileOptions): Promise<string> {
     await session.post('Profiler.setSamplingInterval', { interval: 100 });
     await session.post('Profiler.start');
     const u0 = process.cpuUsage();
-    const r = await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: 1_000_000, maxDurationMs: durationMs });
+    const r = await runLoadInChild({ url: o.url, requests, concurrency, maxRequests: o.maxRequests ?? 1_000_000, maxDurationMs: durationMs });
     await o.settle?.();
     const u = process.cpuUsage(u0);
     const { profile } = await session.post('Profiler.stop') as { profile: CpuProfile };
