@@ -50,14 +50,38 @@ async function ocrManifest(root: string): Promise<Manifest> {
   throw new Error('no models/ocr pipeline: the job scenario needs it');
 }
 
-/**
- * CPU (user + system, ms) of the server so far: this process (the gateway and its function stages), its
- * stage workers and the emulators' child; not the load generator's child.
- */
-function serverCpuMs(): number {
+/** CPU (user + system, ms) so far of the server's processes, by part. */
+interface ServerCpu {
+  /** This process: the gateway, its function stages and the job consumer. */
+  gateway: number;
+  workers: number;
+  /** The S3, DynamoDB and SQS emulators' child. */
+  emulators: number;
+}
+
+/** The server's CPU so far: this process, its stage workers and the emulators' child; not the load generator's child. */
+function serverCpu(): ServerCpu {
   const u = process.cpuUsage();
-  const server = childPids(process.pid).filter((p) => childRole(p).startsWith('worker ') || isServicesChild(p));
-  return (u.user + u.system) / 1000 + server.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
+  const children = childPids(process.pid);
+  const sum = (pids: number[]) => pids.reduce((a, p) => a + (processCpuMs(p) ?? 0), 0);
+  return {
+    gateway: (u.user + u.system) / 1000,
+    workers: sum(children.filter((p) => childRole(p).startsWith('worker '))),
+    emulators: sum(children.filter(isServicesChild)),
+  };
+}
+
+/** CPU per image over a span, by part, and in all. */
+function cpuPer(from: ServerCpu, to: ServerCpu, images: number): ServerCpu & { total: number } {
+  const n = Math.max(1, images);
+  const gateway = (to.gateway - from.gateway) / n;
+  const workers = (to.workers - from.workers) / n;
+  const emulators = (to.emulators - from.emulators) / n;
+  return { gateway, workers, emulators, total: gateway + workers + emulators };
+}
+
+function cpuText(c: ServerCpu & { total: number }): string {
+  return `CPU ${fmt(c.total)} ms/image (gateway ${fmt(c.gateway)}, workers ${fmt(c.workers)}, emulators ${fmt(c.emulators)})`;
 }
 
 function isServicesChild(pid: number): boolean {
@@ -112,14 +136,14 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         path: '/v2/models/ocr/infer', headers: { 'content-type': spec.format === 'jpeg' ? 'image/jpeg' : 'image/png' }, body: new Uint8Array(images[i]),
       }));
       // CPU per image of each level: the server's processes over the level, divided by the images it answered.
-      const cpuPerImage = new Map<LoadResult, number>();
+      const cpuPerImage = new Map<LoadResult, ServerCpu & { total: number }>();
       const level = async (c: number, count = perLevel[c]): Promise<LoadResult> => {
         const base = { url: server.url, requests, concurrency: c, requestTimeoutMs: 120_000 };
         await runLoadInChild({ ...base, maxRequests: c, maxDurationMs: capMs });
-        const cpu0 = serverCpuMs();
+        const cpu0 = serverCpu();
         const r = await runLoadInChild({ ...base, maxRequests: count, maxDurationMs: capMs });
-        cpuPerImage.set(r, (serverCpuMs() - cpu0) / Math.max(1, r.ok));
-        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, server CPU ${fmt(cpuPerImage.get(r)!)} ms/image answered`);
+        cpuPerImage.set(r, cpuPer(cpu0, serverCpu(), r.ok));
+        s.log(`job: synchronous c=${c}: ${fmt(r.throughput)} images/s p50 ${fmt(r.latency.p50)} ms, server ${cpuText(cpuPerImage.get(r)!)} answered`);
         return r;
       };
       const sync4 = await level(4);
@@ -144,13 +168,14 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const overlapped = !ended(st);
       // The job alone, as the synchronous levels ran: its rate and CPU per image from the end of the c=1
       // level (whose requests went first in every stage) to its last outcome.
-      const cpuFrom = { cpu: serverCpuMs(), done: st.counts.succeeded + st.counts.failed, at: Date.now() };
+      const cpuFrom = { cpu: serverCpu(), done: st.counts.succeeded + st.counts.failed, at: Date.now() };
       while (!ended(st)) {
         await new Promise((r) => setTimeout(r, 500));
         st = await getJson<JobStatus>(statusUrl);
       }
       const aloneItems = st.counts.succeeded + st.counts.failed - cpuFrom.done;
-      const jobCpu = (serverCpuMs() - cpuFrom.cpu) / Math.max(1, aloneItems);
+      const jobCpuParts = cpuPer(cpuFrom.cpu, serverCpu(), aloneItems);
+      const jobCpu = jobCpuParts.total;
       // finishedAt is this process's clock too (the server runs here).
       const aloneS = ((st.finishedAt ? Date.parse(st.finishedAt) : Date.now()) - cpuFrom.at) / 1000;
       const aloneRate = overlapped && aloneItems >= Math.min(50, n / 4) ? aloneItems / aloneS : NaN;
@@ -158,7 +183,7 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       if (st.state !== 'succeeded') throw new Error(`job ended ${st.state}: ${st.error ?? JSON.stringify(st.counts)}`);
       const jobRate = st.throughputPerSecond ?? 0;
       s.log(`job: ${n} images ${st.state} in ${fmt(wallS)} s from submit; ${fmt(jobRate)} images/s from first take-up to last outcome, `
-        + `${fmt(aloneRate)} images/s alone (${aloneItems} images after the c=1 level), CPU ${fmt(jobCpu)} ms/image`);
+        + `${fmt(aloneRate)} images/s alone (${aloneItems} images after the c=1 level), ${cpuText(jobCpuParts)}`);
 
       // Results against the rendered text.
       const text = await (await fetch(`${statusUrl}/results`)).text();
@@ -181,7 +206,7 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
       const shares = stageShares(records);
       const itemLatency = summarize(records.map((r) => r.durationMs));
 
-      const cpuNote = (r: LoadResult, ...more: (string | undefined)[]) => [`CPU ${fmt(cpuPerImage.get(r) ?? NaN)} ms/image`, ...more].filter(Boolean).join('; ');
+      const cpuNote = (r: LoadResult, ...more: (string | undefined)[]) => [cpuPerImage.has(r) ? cpuText(cpuPerImage.get(r)!) : undefined, ...more].filter(Boolean).join('; ');
       const rows: BenchRow[] = [
         loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync4, cpuNote(sync4, failureNote(sync4))),
         loadRow(SCENARIO, 'synchronous /infer', 'images/s', sync16, cpuNote(sync16, failureNote(sync16))),
@@ -195,7 +220,7 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
         {
           scenario: SCENARIO, system: `job of ${n} images, alone`, concurrency: inFlightFor(manifest), throughput: aloneRate, unit: 'images/s',
           p50Ms: NaN, p99Ms: NaN, samples: aloneItems, failed: 0,
-          note: `CPU ${fmt(jobCpu)} ms/image; the ${aloneItems} images after the c=1 level ended, to the last outcome`,
+          note: `${cpuText(jobCpuParts)}; the ${aloneItems} images after the c=1 level ended, to the last outcome`,
         },
       ];
       const best = Math.max(sync4.throughput, sync16.throughput);
@@ -221,7 +246,8 @@ export async function runJobScenario(s: BenchSettings): Promise<ScenarioResult> 
           + 'The whole job\'s rate is its own status\' throughputPerSecond: items with an outcome over the time from the first take-up to the last outcome, '
           + 'which includes the c=1 level run while the job ran (its requests go first in every stage). The job alone is the part after that level, as the synchronous levels ran alone; the target compares it. '
           + 'CPU per image: user + system of this process (gateway, function stages), the stage workers and the emulators\' process (/proc) over a level, over the images it answered; not the load generator\'s. '
-          + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4) ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16) ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16) ?? NaN))}x c=16's).`,
+          + `Job ${fmt(jobCpu)} ms vs synchronous c=4 ${fmt(cpuPerImage.get(sync4)?.total ?? NaN)}, c=16 ${fmt(cpuPerImage.get(sync16)?.total ?? NaN)} ms (${fmt(ratio(jobCpu, cpuPerImage.get(sync16)?.total ?? NaN))}x c=16's); `
+          + `of the difference from c=16, gateway ${fmt(jobCpuParts.gateway - (cpuPerImage.get(sync16)?.gateway ?? NaN))}, workers ${fmt(jobCpuParts.workers - (cpuPerImage.get(sync16)?.workers ?? NaN))}, emulators ${fmt(jobCpuParts.emulators - (cpuPerImage.get(sync16)?.emulators ?? NaN))} ms.`,
           `c=1 p50 alone ${fmt(alone.latency.p50)} ms, while the job ran ${fmt(during.latency.p50)} ms (${fmt(ratio(during.latency.p50, alone.latency.p50))}x).`,
           `Character error rate of the job's results against the rendered text: ${fmt(cer * 100)}%.`,
           `Per image, from the job's ${records.length} run records (each stage's compute, a shared batch split over its items): `
