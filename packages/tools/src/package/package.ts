@@ -78,7 +78,7 @@ export async function packageFunctions(plan: DeploymentPlan, opts: PackageOption
       await copyTree(path.join(installed, 'node_modules'), path.join(dir, 'node_modules'), true);
     } else if (fn.install.length) {
       await copyPackages(fn.install, root, dir, platform);
-      // Each installed package's JavaScript as one file: its dozens of modules cost a cold start per file.
+      // Each installed package's JavaScript as one file: a cold start resolves, reads and compiles every module it loads.
       for (const name of fn.install) await prebundlePackage(path.join(dir, 'node_modules'), name, esbuildTarget(fn.runtime));
       installs.set(installKey, dir);
     }

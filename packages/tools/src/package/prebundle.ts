@@ -29,7 +29,7 @@ interface PackageJson {
  * `exports` "." import condition, else `main`), when that entry is an ES
  * module, with the pure JavaScript packages it requires, into one file
  * beside it, and points the package's entry at it; returns undefined (and
- * changes nothing) for a CommonJS entry. Beside it, so the paths the
+ * changes nothing) for a CommonJS entry or none. Beside it, so the paths the
  * package resolves from its own location (its native build, its
  * package.json) stay the same. Native code stays out: `.node` files, and
  * any package in `nodeModules` that ships one or a shared library (sharp's
@@ -40,7 +40,10 @@ export async function prebundlePackage(nodeModules: string, name: string, target
   const dir = path.join(nodeModules, name);
   const pkgFile = path.join(dir, 'package.json');
   const pkg = JSON.parse(await readFile(pkgFile, 'utf8')) as PackageJson;
-  const { entry, set } = importEntry(pkg, name);
+  const found = importEntry(pkg);
+  // No entry for import (a package for require only) is left alone too.
+  if (!found) return undefined;
+  const { entry, set } = found;
   const from = path.join(dir, entry);
   if (!existsSync(from)) throw new EnsembleError(`${name}: its entry ${entry} is not in the package`);
   const ext = path.extname(entry);
@@ -68,8 +71,8 @@ export async function prebundlePackage(nodeModules: string, name: string, target
   return { name, entry: out, files: Object.keys(result.metafile.inputs).length };
 }
 
-/** Where `import name` lands, and how to point that field at another file. */
-function importEntry(pkg: PackageJson, name: string): { entry: string; set: (to: string) => void } {
+/** Where `import name` lands, and how to point that field at another file; undefined when exports has no import entry. */
+function importEntry(pkg: PackageJson): { entry: string; set: (to: string) => void } | undefined {
   if (pkg.exports === undefined) return { entry: pkg.main ?? 'index.js', set: (to) => { pkg.main = to; } };
   // `exports` is the entry itself, a map of subpaths, or the conditions of "."; under a condition, a path or conditions again.
   let holder = pkg as unknown as Record<string, unknown>;
@@ -84,8 +87,7 @@ function importEntry(pkg: PackageJson, name: string): { entry: string; set: (to:
     key = next;
   }
   const entry = holder[key];
-  if (typeof entry !== 'string') throw new EnsembleError(`${name}: no entry for import in its package.json exports`);
-  return { entry, set: (to) => { holder[key] = to; } };
+  return typeof entry === 'string' ? { entry, set: (to) => { holder[key] = to; } } : undefined;
 }
 
 /** Packages (scoped ones as @scope/name) that ship a native build: a `.node` file or a shared library. */

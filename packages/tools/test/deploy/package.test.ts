@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,16 @@ describe('prebundlePackage', () => {
     expect(await prebundlePackage(path.join(out, 'node_modules'), 'onnxruntime-node', 'node20')).toBeUndefined();
     expect(readFileSync(pkgFile, 'utf8')).toBe(before);
     expect(readdirSync(path.join(out, 'node_modules/onnxruntime-node/dist')).filter((f) => f.includes('.bundle.'))).toEqual([]);
+  });
+
+  it('leaves a package whose exports has no entry for import alone', async () => {
+    const modules = path.join(dir, 'require-only', 'node_modules');
+    await mkdir(path.join(modules, 'only-cjs'), { recursive: true });
+    const pkg = JSON.stringify({ name: 'only-cjs', exports: { '.': { require: './index.cjs' } } });
+    await writeFile(path.join(modules, 'only-cjs/package.json'), pkg);
+    await writeFile(path.join(modules, 'only-cjs/index.cjs'), 'module.exports = 1;\n');
+    expect(await prebundlePackage(modules, 'only-cjs', 'node20')).toBeUndefined();
+    expect(readFileSync(path.join(modules, 'only-cjs/package.json'), 'utf8')).toBe(pkg);
   });
 });
 
