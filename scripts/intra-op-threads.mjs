@@ -1,4 +1,4 @@
-// How much more intra-op threads buy one session.run on this machine: a model run on random input at
+// How much more intra-op threads buy one session.run on this machine: a model run on one fixed synthetic input at
 // 1..N threads (ONNX Runtime spinning on or off between parallel sections, as the stages set it off),
 // 5 runs to warm, then the median of 20 and the process's CPU per run.
 //
