@@ -3,15 +3,16 @@ import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome, StageRuntime } from '../runtime/types.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { EnsembleError } from '../errors.js';
-import { groupOf, placeStages } from './placement.js';
+import { groupOf, placeStages, type StageGroup } from './placement.js';
 
 /**
  * The ONNX stage's runtime with the function stages the placement puts in
- * its function (lambda/placement.ts) run before it: the gateway sends the
- * group's inputs (by pipeline tensor name), each co-located stage runs on
- * the batch in turn, the session runs on what they made, and the answer
- * carries the session's outputs plus the tensors the group returns. An item
- * a co-located stage fails on fails alone, naming that stage. Without
+ * its function (lambda/placement.ts): the gateway sends the group's inputs
+ * (by pipeline tensor name), each co-located stage before the model runs on
+ * the batch in turn, the session runs on what they made, the stages placed
+ * after it run on its outputs, and the answer carries the session's outputs
+ * (less those kept in the function) plus the tensors the group returns. An
+ * item a co-located stage fails on fails alone, naming that stage. Without
  * co-located stages, `runtime` itself.
  *
  * In two steps: the co-located stages' modules load now (a stage function
@@ -22,19 +23,21 @@ import { groupOf, placeStages } from './placement.js';
 export async function loadColocatedStages(m: Manifest, onnx: OnnxStage): Promise<(runtime: StageRuntime) => StageRuntime> {
   const group = groupOf(placeStages(m), onnx.name);
   if (!group || group.colocated.length === 0) return (runtime) => runtime;
-  const specs = group.colocated.map((c) => {
+  const loaded = await Promise.all(group.colocated.map(async (c) => {
     const spec = m.stages.find((s) => s.name === c.stage);
     if (!spec || spec.kind !== 'function') throw new EnsembleError(`co-located stage '${c.stage}' of '${m.name}' is not a function stage`);
-    return spec;
-  });
-  const stages: { spec: FunctionStage; rt: StageRuntime }[] = await Promise.all(
-    specs.map(async (spec) => ({ spec, rt: await createFunctionRuntime(spec, m.name, m.dir) })),
-  );
-  return (runtime) => colocatedRuntime(group.returns, onnx, stages, runtime);
+    return { spec, rt: await createFunctionRuntime(spec, m.name, m.dir), after: c.after === true };
+  }));
+  const before = loaded.filter((s) => !s.after);
+  const after = loaded.filter((s) => s.after);
+  return (runtime) => colocatedRuntime(group, onnx, before, after, runtime);
 }
 
-function colocatedRuntime(returns: string[], onnx: OnnxStage, stages: { spec: FunctionStage; rt: StageRuntime }[], runtime: StageRuntime): StageRuntime {
+type Colocated = { spec: FunctionStage; rt: StageRuntime };
+
+function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[], after: Colocated[], runtime: StageRuntime): StageRuntime {
   const padAxis = onnx.batch.padAxis;
+  const kept = new Set(group.kept);
 
   return {
     async run(items: Item[], signal?: AbortSignal): Promise<BatchResult> {
@@ -54,27 +57,30 @@ function colocatedRuntime(returns: string[], onnx: OnnxStage, stages: { spec: Fu
         }
         return item;
       };
-
-      for (const { spec, rt } of stages) {
-        const idx: number[] = [];
-        const batch: Item[] = [];
-        for (const i of alive()) {
-          const item = gather(i, spec.inputs, spec.name);
-          if (item) { idx.push(i); batch.push(item); }
-        }
-        if (batch.length === 0) break;
-        const r = await rt.run(batch, signal);
-        r.outcomes.forEach((o, j) => {
-          const i = idx[j];
-          if (!o.ok) { failed[i] = { ok: false, error: `stage '${spec.name}': ${o.error}`, code: o.code }; return; }
-          for (const [local, tensor] of Object.entries(spec.outputs)) {
-            const t = o.items[0]?.[local];
-            if (!t) { failed[i] = { ok: false, error: `stage '${spec.name}' did not produce output '${local}'`, code: 'stage_failed' }; return; }
-            tensors[i].set(tensor, t);
+      /** Each stage on the batch's live items in turn; what it makes joins the items' tensors, by pipeline name. */
+      const runStages = async (list: Colocated[]) => {
+        for (const { spec, rt } of list) {
+          const idx: number[] = [];
+          const batch: Item[] = [];
+          for (const i of alive()) {
+            const item = gather(i, spec.inputs, spec.name);
+            if (item) { idx.push(i); batch.push(item); }
           }
-        });
-      }
+          if (batch.length === 0) break;
+          const r = await rt.run(batch, signal);
+          r.outcomes.forEach((o, j) => {
+            const i = idx[j];
+            if (!o.ok) { failed[i] = { ok: false, error: `stage '${spec.name}': ${o.error}`, code: o.code }; return; }
+            for (const [local, tensor] of Object.entries(spec.outputs)) {
+              const t = o.items[0]?.[local];
+              if (!t) { failed[i] = { ok: false, error: `stage '${spec.name}' did not produce output '${local}'`, code: 'stage_failed' }; return; }
+              tensors[i].set(tensor, t);
+            }
+          });
+        }
+      };
 
+      await runStages(before);
       // Items of one call had the same inputs' shapes, not necessarily the same pre-processed ones: one session run per shape.
       const runs = new Map<string, { idx: number[]; batch: Item[] }>();
       for (const i of alive()) {
@@ -85,7 +91,7 @@ function colocatedRuntime(returns: string[], onnx: OnnxStage, stages: { spec: Fu
         r.idx.push(i);
         r.batch.push(item);
       }
-      const outcomes: ItemOutcome[] = items.map((_, i) => failed[i] ?? { ok: false, error: `stage '${onnx.name}' did not run`, code: 'stage_failed' });
+      const own: (Item | undefined)[] = items.map(() => undefined);
       let result: BatchResult | undefined;
       for (const { idx, batch } of runs.values()) {
         const r = await runtime.run(batch, signal);
@@ -93,17 +99,28 @@ function colocatedRuntime(returns: string[], onnx: OnnxStage, stages: { spec: Fu
         result ??= r;
         r.outcomes.forEach((o, j) => {
           const i = idx[j];
-          if (!o.ok) { outcomes[i] = o; return; }
-          const out: Item = { ...o.items[0] };
-          for (const t of returns) out[t] = tensors[i].get(t)!;
-          outcomes[i] = { ok: true, items: [out] };
+          if (!o.ok) { failed[i] = o; return; }
+          own[i] = o.items[0];
+          for (const [local, tensor] of Object.entries(onnx.outputs)) {
+            const t = o.items[0]?.[local];
+            if (t) tensors[i].set(tensor, t);
+          }
         });
       }
+      await runStages(after);
+      const outcomes = items.map((_, i): ItemOutcome => {
+        if (failed[i]) return failed[i]!;
+        if (!own[i]) return { ok: false, error: `stage '${onnx.name}' did not run`, code: 'stage_failed' };
+        const out: Item = {};
+        for (const [local, t] of Object.entries(own[i]!)) if (!kept.has(onnx.outputs[local])) out[local] = t;
+        for (const t of group.returns) out[t] = tensors[i].get(t)!;
+        return { ok: true, items: [out] };
+      });
       // The group's own compute: the co-located stages and the session, as one stage call.
       return { ...(result ?? { coldStart: false }), outcomes, computeMs: performance.now() - t0 };
     },
     async close() {
-      await Promise.all([runtime.close(), ...stages.map((s) => s.rt.close())]);
+      await Promise.all([runtime.close(), ...before.map((s) => s.rt.close()), ...after.map((s) => s.rt.close())]);
     },
   };
 }

@@ -7,7 +7,9 @@ import { stageLineage } from '../executor/plan.js';
  * function; a function stage runs in the gateway, unless it is co-located
  * with the ONNX stage it feeds because that shrinks what crosses the function
  * boundary (a pre-processing stage that turns an encoded image into an
- * 11 MB float tensor belongs next to the model that reads the tensor).
+ * 11 MB float tensor belongs next to the model that reads the tensor), or,
+ * where the manifest asks, with the ONNX stage whose outputs it reads (a
+ * post-processing stage that turns a probability map into a few boxes).
  *
  * `moved`: the stage runs only in the stage function; those of its outputs
  * a gateway stage (or the response) reads come back with the ONNX stage's.
@@ -20,17 +22,24 @@ export type PlacementMode = 'moved' | 'both';
 export interface ColocatedStage {
   stage: string;
   mode: PlacementMode;
+  /** Runs after session.run, on the ONNX stage's outputs (always `moved`); absent for the stages that run before it. */
+  after?: true;
 }
 
-/** One ONNX stage's function and the function stages that run in it, before session.run, in run order. */
+/** One ONNX stage's function and the function stages that run in it, in run order. */
 export interface StageGroup {
   onnx: string;
-  /** Function stages run in the stage function, producers before consumers. */
+  /** Function stages run in the stage function in this order: those before session.run, producers first, then those after it. */
   colocated: ColocatedStage[];
   /** Tensors the gateway sends the function (by pipeline name): what the group reads and does not produce. */
   inputs: string[];
   /** Tensors of moved stages the function sends back besides the ONNX stage's outputs (a gateway stage or the response reads them). */
   returns: string[];
+  /**
+   * The ONNX stage's outputs (pipeline names) that do not come back: only
+   * stages run after it in the function read them. Absent when all come back.
+   */
+  kept?: string[];
 }
 
 export interface Placement {
@@ -92,7 +101,8 @@ export function placeStages(m: Manifest): Placement {
       let best: { members: ColocatedStage[]; size: Size } | undefined;
       const inside = new Set([o.name, ...members.map((c) => c.stage)]);
       const candidates = new Set<FunctionStage>();
-      for (const t of current?.inputs ?? []) {
+      // An input of no declared size cannot be weighed: nothing joins by the sizes then.
+      for (const t of current.size ? current.inputs : []) {
         const p = producer.get(t);
         if (p && p.kind === 'function' && !inside.has(p.name) && !claimed.has(p.name)) candidates.add(p);
       }
@@ -102,7 +112,7 @@ export function placeStages(m: Manifest): Placement {
         const option = (mode: PlacementMode) => {
           const next = [...members, { stage: f.name, mode }];
           const c = crossing(m, o, next, byName, producer, readers, pipelineOutputs);
-          return c && { members: next, size: c.size };
+          return c.size && { members: next, size: c.size };
         };
         const moved = option('moved');
         const both = option('both');
@@ -113,14 +123,30 @@ export function placeStages(m: Manifest): Placement {
       }
       // The author's `placement: with_model` joins whatever the sizes say; otherwise only a smaller crossing does.
       if (forced) best = forced;
-      else if (!best || !current || compare(best.size, current.size) >= 0) break;
+      else if (!best || !current.size || compare(best.size, current.size) >= 0) break;
       members = best!.members;
       current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
     }
-    for (const c of members) claimed.add(c.stage);
     members.sort((a, b) => order.get(a.stage)! - order.get(b.stage)!);
-    const c = current ?? { inputs: Object.values(o.inputs), returns: [] };
-    groups.push({ onnx: o.name, colocated: members, inputs: c.inputs, returns: c.returns });
+    for (const c of members) claimed.add(c.stage);
+    for (;;) {
+      const inside = new Set([o.name, ...members.map((c) => c.stage)]);
+      const made = new Set([...inside].flatMap((n) => Object.values(byName.get(n)!.outputs)));
+      const received = new Set(current.inputs);
+      const next = m.order.map((n) => byName.get(n)!).find((f): f is FunctionStage => f.kind === 'function'
+        && f.placement === 'with_model' && !claimed.has(f.name)
+        && eligible(m, f, lineage, readers)
+        && Object.values(f.outputs).every((t) => !(readers.get(t) ?? []).some((r) => r.kind === 'onnx'))
+        && stageReads(f).some((t) => made.has(t))
+        && stageReads(f).every((t) => made.has(t) || received.has(t)));
+      if (!next) break;
+      members.push({ stage: next.name, mode: 'moved', after: true });
+      claimed.add(next.name);
+      current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
+    }
+    const group: StageGroup = { onnx: o.name, colocated: members, inputs: current.inputs, returns: current.returns };
+    if (current.kept?.length) group.kept = current.kept;
+    groups.push(group);
   }
   return { groups };
 }
@@ -139,8 +165,8 @@ export function groupOf(p: Placement, stage: string): StageGroup | undefined {
 /**
  * The manifest as the gateway's executor walks it on Lambda: moved function
  * stages left out, and each ONNX stage with co-located stages reading the
- * group's inputs and writing, besides its own outputs, the tensors the group
- * returns (both by their pipeline names). Its timeout covers the whole group.
+ * group's inputs and writing, besides those of its own outputs that come
+ * back, the tensors the group returns (both by their pipeline names). Its timeout covers the whole group.
  * Unchanged (the same object) when nothing is co-located.
  */
 export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifest {
@@ -154,10 +180,12 @@ export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifes
     const g = grouped.find((x) => x.onnx === s.name);
     if (!g || s.kind !== 'onnx') { stages.push(s); continue; }
     const timeoutMs = s.timeoutMs + g.colocated.reduce((n, c) => n + byName.get(c.stage)!.timeoutMs, 0);
+    const kept = new Set(g.kept);
+    const own = Object.entries(s.outputs).filter(([, t]) => !kept.has(t));
     stages.push({
       ...s,
       inputs: Object.fromEntries(g.inputs.map((t) => [t, t])),
-      outputs: { ...s.outputs, ...Object.fromEntries(g.returns.map((t) => [t, t])) },
+      outputs: { ...Object.fromEntries(own), ...Object.fromEntries(g.returns.map((t) => [t, t])) },
       timeoutMs,
     } satisfies OnnxStage);
   }
@@ -167,9 +195,11 @@ export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifes
 /** One line per stage function listing what runs in it, for `ensemble plan` and the docs. */
 export function describePlacement(p: Placement): string[] {
   return p.groups.map((g) => {
-    const runs = [...g.colocated.map((c) => (c.mode === 'both' ? `${c.stage} (also in the gateway)` : c.stage)), g.onnx];
+    const name = (c: ColocatedStage) => (c.mode === 'both' ? `${c.stage} (also in the gateway)` : c.stage);
+    const runs = [...g.colocated.filter((c) => !c.after).map(name), g.onnx, ...g.colocated.filter((c) => c.after).map(name)];
     const back = g.returns.length ? `; returns ${g.returns.join(', ')} besides its outputs` : '';
-    return `${g.onnx}: ${runs.join(' -> ')}; receives ${g.inputs.join(', ')}${back}`;
+    const kept = g.kept?.length ? `; keeps ${g.kept.join(', ')} (only the stages after ${g.onnx} read it)` : '';
+    return `${g.onnx}: ${runs.join(' -> ')}; receives ${g.inputs.join(', ')}${back}${kept}`;
   });
 }
 
@@ -190,12 +220,13 @@ function eligible(m: Manifest, f: FunctionStage, lineage: string, readers: Map<s
  * What crosses the boundary of O's function with `members` in it: the
  * tensors the group reads and does not make, and those its moved stages make
  * for a reader outside (a gateway stage, a stage run in both places, the
- * response). Undefined when one of them has no declared type.
+ * response), and the ONNX stage's outputs that stay in the function. No
+ * size when one of the crossing tensors has no declared type.
  */
 function crossing(
   m: Manifest, o: OnnxStage, members: ColocatedStage[], byName: Map<string, StageSpec>,
   producer: Map<string, StageSpec>, readers: Map<string, StageSpec[]>, pipelineOutputs: Set<string>,
-): { inputs: string[]; returns: string[]; size: Size } | undefined {
+): { inputs: string[]; returns: string[]; kept?: string[]; size?: Size } {
   const group = [o, ...members.map((c) => byName.get(c.stage)!)];
   const inGroup = new Set(group.map((s) => s.name));
   const runsOnlyThere = new Set([o.name, ...members.filter((c) => c.mode === 'moved').map((c) => c.stage)]);
@@ -214,13 +245,18 @@ function crossing(
       if (outside && !returns.includes(t)) returns.push(t);
     }
   }
+  // The ONNX stage's own outputs come back unless only stages run after it, in the function, read them.
+  const after = new Set(members.filter((c) => c.after).map((c) => c.stage));
+  const kept = after.size === 0 ? [] : Object.values(o.outputs).filter((t) => !pipelineOutputs.has(t)
+    && (readers.get(t) ?? []).some((r) => after.has(r.name))
+    && (readers.get(t) ?? []).every((r) => after.has(r.name)));
   const size: Size = new Map();
   for (const t of [...inputs, ...returns]) {
     const s = tensorSize(m, t);
-    if (!s) return undefined;
+    if (!s) return { inputs, returns, kept };
     for (const [d, c] of s) size.set(d, (size.get(d) ?? 0) + c);
   }
-  return { inputs, returns, size };
+  return { inputs, returns, kept, size };
 }
 
 function tensorSize(m: Manifest, tensor: string): Size | undefined {

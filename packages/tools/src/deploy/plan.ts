@@ -76,7 +76,8 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
     const placement = placeStages(m);
     for (const f of unplaced(m, placement)) {
       throw new ManifestError(manifest, `pipeline '${m.name}', stage '${f.name}'`, 'placement: with_model, but no ONNX stage\'s function can run it: '
-        + 'it must feed exactly one ONNX stage at its lineage and be no fan-out, no `when` stage, with no per-request inputs or batch axes, and every tensor that would cross must be typed');
+        + 'it must feed exactly one ONNX stage at its lineage, or read only what one ONNX stage\'s function has (its outputs, what runs before it there, what it receives) and feed no ONNX stage; '
+        + 'and be no fan-out, no `when` stage, with no per-request inputs or batch axes, and every tensor that would cross must be typed');
     }
     for (const s of m.stages) {
       if (s.kind !== 'onnx') continue;
@@ -120,10 +121,11 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         memoryMb,
         timeoutSeconds,
         concurrency,
-        colocated: group.colocated.map((c) => ({ stage: c.stage, mode: c.mode })),
+        colocated: group.colocated.map((c) => (c.after ? { stage: c.stage, mode: c.mode, after: true } : { stage: c.stage, mode: c.mode })),
         stageModules: [...new Set(colocated.map((c) => relative(root, (c as FunctionStage).module, m)))],
         receives: group.inputs,
         returns: group.returns,
+        kept: group.kept ?? [],
         versioning,
         environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest },
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },

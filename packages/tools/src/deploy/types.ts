@@ -89,16 +89,19 @@ export interface StageFunctionPlan extends FunctionPlan {
   manifest: string;
   concurrency: { reserved?: number; provisioned?: number };
   /**
-   * Function stages that run in this function before session.run, in run
-   * order (lambda/placement.ts decides): `moved` ones only here, `both` here
-   * and in the gateway. Empty: the function runs its model only.
+   * Function stages that run in this function, in run order
+   * (lambda/placement.ts decides): `moved` ones only here, `both` here and in
+   * the gateway; those marked `after` run on the model's outputs, the others
+   * before session.run. Empty: the function runs its model only.
    */
-  colocated: { stage: string; mode: 'moved' | 'both' }[];
+  colocated: { stage: string; mode: 'moved' | 'both'; after?: true }[];
   /** Modules of the co-located stages (relative to the root), bundled with the handler as the gateway's are. */
   stageModules: string[];
   /** What the gateway sends this function and what comes back besides the model's outputs (pipeline tensor names). */
   receives: string[];
   returns: string[];
+  /** The model's outputs that stay in the function (only stages run after it there read them). */
+  kept: string[];
   /**
    * Provisioned concurrency lives on a published version: SST must publish
    * one (`versioning: true`), and the gateway must invoke that version by

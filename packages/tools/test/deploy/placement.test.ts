@@ -131,18 +131,45 @@ stages:
     expect(() => planDeployment([fan], { root: path.dirname(fan.file) })).toThrow(/stage 'split'.*placement: with_model, but no ONNX stage's function can run it/);
   });
 
+  it('runs a with_model stage that reads the model\'s output after it, only when the function has all it reads and it feeds no model', async () => {
+    // post reads raw (model's) and side (pre's, in the group): with_model puts it after model, and raw stays there.
+    // (model2's output, which post no longer reads, becomes a pipeline output of its own.)
+    const postReads = (lines: string) => PIPE
+      .replace("{ name: side, datatype: FP32, shape: [-1, 2] }]\nstages:", "{ name: side, datatype: FP32, shape: [-1, 2] }, { name: raw2, datatype: FP32, shape: [-1, 2] }]\nstages:")
+      .replace('    inputs: [raw, raw2, side]\n', lines);
+    const after = await load(postReads('    placement: with_model\n    inputs: [raw, side]\n'));
+    expect(placeStages(after).groups[0]).toEqual({
+      onnx: 'model', colocated: [{ stage: 'pre', mode: 'moved' }, { stage: 'post', mode: 'moved', after: true }],
+      inputs: ['pixels'], returns: ['side', 'out'], kept: ['raw'],
+    });
+    expect(gatewayView(after).stages.find((s) => s.name === 'model')!.outputs).toEqual({ out: 'out', side: 'side' });
+    // Without with_model it stays in the gateway: the model's output has no declared size to weigh.
+    expect(placeStages(await load(postReads('    inputs: [raw, side]\n'))).groups[0].colocated)
+      .toEqual([{ stage: 'pre', mode: 'moved' }]);
+    // As the PIPE has it, post also reads model2's output, which model's function never has: the plan refuses it, naming it.
+    const apart = await load(PIPE.replace('    inputs: [raw, raw2, side]\n', '    placement: with_model\n    inputs: [raw, raw2, side]\n'));
+    expect(placeStages(apart).groups.flatMap((g) => g.colocated.map((c) => c.stage))).not.toContain('post');
+    expect(() => planDeployment([apart], { root: path.dirname(apart.file) })).toThrow(/stage 'post'.*placement: with_model, but no ONNX stage's function can run it/);
+  });
+
   it('refuses a placement that is not one of auto, with_model, gateway, and on an onnx stage', async () => {
     await expect(load(PIPE.replace('  - name: pre\n    kind: function\n', '  - name: pre\n    kind: function\n    placement: lambda\n'))).rejects.toThrow(/placement: expected one of auto, with_model, gateway, got lambda/);
     await expect(load(PIPE.replace('  - name: model\n    kind: onnx\n', '  - name: model\n    kind: onnx\n    placement: with_model\n'))).rejects.toThrow(/only function stages take a placement/);
   });
 
-  it('keeps detect-pre (and decode) with detect for OCR, and lists them in the plan with their module and sharp', async () => {
+  it('keeps detect-pre (and decode) before detect and detect-post after it for OCR, and lists them in the plan with their module and sharp', async () => {
     const m = await loadManifest(path.join(REPO, 'models/ocr/pipeline.yaml'));
     const plan = planDeployment([m], { root: REPO });
     const detect = plan.stages.find((s) => s.stage === 'detect')!;
-    expect(detect.colocated).toEqual([{ stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }]);
+    expect(detect.colocated).toEqual([
+      { stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }, { stage: 'detect-post', mode: 'moved', after: true },
+    ]);
     expect(detect.receives).toEqual(['image']);
-    expect(detect.stageModules).toEqual(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts']);
+    // The boxes come back; the probability map stays in the function, and det_scale, which only detect-post read, too.
+    expect(detect.returns).toEqual(['boxes']);
+    expect(detect.kept).toEqual(['det_prob']);
+    expect(gatewayView(m).order).toEqual(['decode', 'detect', 'crop', 'classify', 'cls-post', 'recognize', 'ctc-decode', 'filter-lines']);
+    expect(detect.stageModules).toEqual(['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts', 'models/ocr/stages/detect-post.ts']);
     expect(detect.install).toContain('sharp');
     // The line stages' pre-processing is placed by the manifest (placement: with_model): the crops cross, not the floats.
     const byStage = (name: string) => plan.stages.find((x) => x.stage === name)!;

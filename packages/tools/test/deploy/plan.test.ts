@@ -91,7 +91,7 @@ describe('planDeployment on models/demo', () => {
       timeoutSeconds: 30,
       concurrency: {},
       versioning: false,
-      colocated: [], stageModules: [], receives: ['x'], returns: [],
+      colocated: [], stageModules: [], receives: ['x'], returns: [], kept: [],
       environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml' },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
       permissions: [
@@ -292,7 +292,7 @@ describe('planDeployment on models/ocr', () => {
     })[stage];
     const expected = (name: string, stage: string, own: Record<string, unknown> = {}) => ({
       role: 'stage', name, pipeline: 'ocr', stage,
-      colocated: [], stageModules: [], receives: [`${stage === 'classify' ? 'cls' : 'rec'}_input`], returns: [],
+      colocated: [], stageModules: [], receives: [`${stage === 'classify' ? 'cls' : 'rec'}_input`], returns: [], kept: [],
       manifest: 'models/ocr/pipeline.yaml',
       handler: 'functions/stage.handler', runtime: 'nodejs22.x', architecture: 'x86_64',
       memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
@@ -308,11 +308,12 @@ describe('planDeployment on models/ocr', () => {
       ...own,
     });
     // The detector's pre-processing runs in its function: the encoded image crosses, not 11 MB of floats;
-    // decode also runs in the gateway, where crop needs the pixels. Its function has their time and sharp.
+    // decode also runs in the gateway, where crop needs the pixels. Its post-processing runs there after the model
+    // (placement: with_model): the boxes come back, the probability map stays. Its function has their time and sharp.
     const detect = expected('OcrDetect', 'detect', {
-      colocated: [{ stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }],
-      stageModules: ['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts'],
-      receives: ['image'], returns: ['det_scale'], timeoutSeconds: 90, install: ['onnxruntime-node', 'sharp'],
+      colocated: [{ stage: 'decode', mode: 'both' }, { stage: 'detect-pre', mode: 'moved' }, { stage: 'detect-post', mode: 'moved', after: true }],
+      stageModules: ['models/ocr/stages/decode.ts', 'models/ocr/stages/detect-pre.ts', 'models/ocr/stages/detect-post.ts'],
+      receives: ['image'], returns: ['boxes'], kept: ['det_prob'], timeoutSeconds: 120, install: ['onnxruntime-node', 'sharp'],
     });
     // The line models' pre-processing is placed with them by the manifest (placement: with_model): the crops cross.
     const classify = expected('OcrClassify', 'classify', {

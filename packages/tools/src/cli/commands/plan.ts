@@ -26,13 +26,14 @@ export const planCommand: Command = {
 
 /** One line per function: name, memory, timeout, and the stages it runs (co-located ones before the model). */
 export function placementLines(plan: DeploymentPlan): string[] {
-  const rows: string[][] = [['function', 'memory', 'timeout', 'runs', 'receives', 'returns besides the model\'s outputs']];
+  const rows: string[][] = [['function', 'memory', 'timeout', 'runs', 'receives', 'returns besides the model\'s outputs', 'keeps of them']];
   for (const s of plan.stages) {
-    const runs = [...s.colocated.map((c) => (c.mode === 'both' ? `${c.stage} (also in gateway)` : c.stage)), `${s.stage} (onnx)`].join(' -> ');
-    rows.push([s.name, `${s.memoryMb} MB`, `${s.timeoutSeconds} s`, `${s.pipeline}: ${runs}`, s.receives.join(', '), s.returns.join(', ') || '-']);
+    const name = (c: DeploymentPlan['stages'][number]['colocated'][number]) => (c.mode === 'both' ? `${c.stage} (also in gateway)` : c.stage);
+    const runs = [...s.colocated.filter((c) => !c.after).map(name), `${s.stage} (onnx)`, ...s.colocated.filter((c) => c.after).map(name)].join(' -> ');
+    rows.push([s.name, `${s.memoryMb} MB`, `${s.timeoutSeconds} s`, `${s.pipeline}: ${runs}`, s.receives.join(', '), s.returns.join(', ') || '-', s.kept.join(', ') || '-']);
   }
   const g = plan.gateway;
-  rows.push([g.name, `${g.memoryMb} MB`, `${g.timeoutSeconds} s`, 'the DAG and every function stage not moved above', '-', '-']);
+  rows.push([g.name, `${g.memoryMb} MB`, `${g.timeoutSeconds} s`, 'the DAG and every function stage not moved above', '-', '-', '-']);
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  '));
 }
