@@ -26,7 +26,7 @@ export const planCommand: Command = {
 
 /** One line per function: name, memory, timeout, and the stages it runs (co-located ones before the model). */
 export function placementLines(plan: DeploymentPlan): string[] {
-  const rows: string[][] = [['function', 'memory', 'timeout', 'runs', 'receives', 'returns besides the model\'s outputs', 'keeps of them']];
+  const rows: string[][] = [['function', 'memory', 'timeout', 'runs', 'receives', 'returns besides the model\'s outputs', 'model outputs it keeps']];
   for (const s of plan.stages) {
     const name = (c: DeploymentPlan['stages'][number]['colocated'][number]) => (c.mode === 'both' ? `${c.stage} (also in gateway)` : c.stage);
     const runs = [...s.colocated.filter((c) => !c.after).map(name), `${s.stage} (onnx)`, ...s.colocated.filter((c) => c.after).map(name)].join(' -> ');
