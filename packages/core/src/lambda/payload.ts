@@ -164,6 +164,31 @@ export function payloadBytes(payload: StageRequestPayload | StageResponsePayload
   return bytes;
 }
 
+/**
+ * The UTF-8 length of JSON.stringify(payload), without making that text: the
+ * tensors' base64 (the bulk of a payload, and never escaped in JSON) is
+ * counted, not copied; the rest, which is small, is stringified. A stage
+ * function checks its answer against Invoke's limit with it, and the runtime
+ * then stringifies the answer once, to send it.
+ */
+export function jsonByteLength(payload: StageRequestPayload | StageResponsePayload): number {
+  let base64 = 0;
+  const skeleton = JSON.stringify(payload, function (this: unknown, key: string, value: unknown) {
+    if (key === 'data' && typeof value === 'string' && isWireTensor(this)) {
+      base64 += value.length;
+      return '';
+    }
+    return value;
+  });
+  return Buffer.byteLength(skeleton, 'utf8') + base64;
+}
+
+/** A tensor as encodeItem writes it: its `data` is base64 by construction, so JSON needs no escapes in it. */
+function isWireTensor(v: unknown): boolean {
+  const w = v as Partial<WireTensor> | null;
+  return typeof w === 'object' && w !== null && typeof w.datatype === 'string' && Array.isArray(w.shape);
+}
+
 function wireError(o: { error: string; code?: string }): WireOutcome {
   return o.code === undefined ? { ok: false, error: o.error } : { ok: false, error: o.error, code: o.code };
 }

@@ -6,7 +6,7 @@ import { createOnnxRuntime } from '../runtime/onnx.js';
 import type { Env } from '../storage/config.js';
 import { BadRequestError, EnsembleError } from '../errors.js';
 import {
-  SPILL_ABOVE_BYTES, decodeStageRequest, encodeStageFailure, encodeStageResult, isSpillRef,
+  SPILL_ABOVE_BYTES, decodeStageRequest, encodeStageFailure, encodeStageResult, isSpillRef, jsonByteLength,
   type SpillRef, type StageRequest, type StageResponsePayload,
 } from './payload.js';
 import { PayloadSpill } from './spill.js';
@@ -136,9 +136,10 @@ export async function createStageHandler(env: Env = process.env, opts: StageHand
     });
     cold = false;
     firstCall = false;
-    // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead.
-    const json = Buffer.from(JSON.stringify(answer), 'utf8');
-    return json.byteLength > SPILL_ABOVE_BYTES ? spill.put(json) : answer;
+    // Past 6 MB Lambda would drop the answer for an opaque error: park it in the bucket instead. Its size is
+    // counted, not written out: the runtime writes the answer, once.
+    if (jsonByteLength(answer) <= SPILL_ABOVE_BYTES) return answer;
+    return spill.put(Buffer.from(JSON.stringify(answer), 'utf8'));
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   LAMBDA_PAYLOAD_LIMIT, decodeStageRequest, decodeStageResponse, encodeStageFailure, encodeStageRequest, encodeStageResult,
-  payloadBytes,
+  jsonByteLength, payloadBytes,
 } from '../../src/lambda/payload.js';
 import { BadRequestError, PayloadTooLargeError, StageError, TimeoutError } from '../../src/errors.js';
 import { DATATYPES, type Item, type Tensor } from '../../src/tensor/types.js';
@@ -113,5 +113,30 @@ describe('payload size', () => {
     // 5 MiB of bytes is ~6.7 MiB of base64.
     expect(() => payloadBytes(encodeStageRequest('p', 's', [{ x: big }]), "stage 's': a batch of 1 items")).toThrow(PayloadTooLargeError);
     expect(() => payloadBytes(encodeStageRequest('p', 's', [{ x: big }]), "stage 's': a batch of 1 items")).toThrow(/6\.7 MB, over Lambda's 6 MB/);
+  });
+});
+
+describe('jsonByteLength', () => {
+  it('is the UTF-8 length of the JSON text, for every datatype, escapes and non-ASCII text, a tensor named data', () => {
+    const result: BatchResult = {
+      outcomes: [
+        ...DATATYPES.map((dt) => ({ ok: true as const, items: [{ y: SAMPLES[dt] }, { data: SAMPLES[dt] }] })),
+        { ok: false, error: 'line "1"\n\tbad \u0001 — très mauvais 文字 🚫', code: 'invalid_input' },
+      ],
+      computeMs: 1.25, coldStart: false, initMs: 3,
+    };
+    const answer = encodeStageResult(result);
+    expect(jsonByteLength(answer)).toBe(Buffer.byteLength(JSON.stringify(answer), 'utf8'));
+    const request = encodeStageRequest('pipé', 'stâge', [{ x: SAMPLES.BYTES, data: SAMPLES.FP32 }], { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    expect(jsonByteLength(request)).toBe(Buffer.byteLength(JSON.stringify(request), 'utf8'));
+  });
+
+  it('is exact for answers of about 6 MB, the size the stage function decides to spill at', () => {
+    // Base64 of n bytes is 4·ceil(n/3) characters: n one byte at a time, with and without base64 padding.
+    for (const n of [4_667_000, 4_667_001, 4_667_002, 4_667_003]) {
+      const t: Tensor = { datatype: 'UINT8', shape: [n], data: new Uint8Array(n).fill(7) };
+      const answer = encodeStageResult({ outcomes: [{ ok: true, items: [{ y: t }] }], computeMs: 1, coldStart: false });
+      expect(jsonByteLength(answer)).toBe(Buffer.byteLength(JSON.stringify(answer), 'utf8'));
+    }
   });
 });
