@@ -120,7 +120,7 @@ describe('jsonByteLength', () => {
   it('is the UTF-8 length of the JSON text, for every datatype, escapes and non-ASCII text, a tensor named data', () => {
     const result: BatchResult = {
       outcomes: [
-        ...DATATYPES.map((dt) => ({ ok: true as const, items: [{ y: SAMPLES[dt] }, { data: SAMPLES[dt] }] })),
+        ...DATATYPES.map((dt) => ({ ok: true as const, items: [{ y: SAMPLES[dt] }, { data: SAMPLES[dt] }] as Item[] })),
         { ok: false, error: 'line "1"\n\tbad \u0001 — très mauvais 文字 🚫', code: 'invalid_input' },
       ],
       computeMs: 1.25, coldStart: false, initMs: 3,
