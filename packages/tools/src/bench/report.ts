@@ -92,6 +92,8 @@ export function renderMarkdown(r: Report): string {
     'npx tsx scripts/profile-ocr.ts         # the gateway under OCR load at c=16 (CONCURRENCY=N) with the profiler: its CPU per image by part',
     'npx tsx scripts/ocr-levels.ts          # OCR at levels in any order (LEVELS=4,16,4), gateway CPU and GCs per image',
     'node scripts/detect-pre-first-calls.mjs dist/lambda/OcrDetect 640 480  # a fresh process\'s first detect-pre calls (after npm run package)',
+    'node scripts/intra-op-threads.mjs <model.onnx> 1,3,160,640  # what a second intra-op thread buys one session.run',
+    'npx tsx scripts/answer-size.ts         # a stage function\'s check of its answer against Invoke\'s 6 MB: written out vs counted',
     '```',
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
