@@ -100,11 +100,12 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
         r.outcomes.forEach((o, j) => {
           const i = idx[j];
           if (!o.ok) { failed[i] = o; return; }
-          own[i] = o.items[0];
           for (const [local, tensor] of Object.entries(onnx.outputs)) {
             const t = o.items[0]?.[local];
-            if (t) tensors[i].set(tensor, t);
+            if (!t) { failed[i] = { ok: false, error: `stage '${onnx.name}' did not produce output '${local}'`, code: 'stage_failed' }; return; }
+            tensors[i].set(tensor, t);
           }
+          own[i] = o.items[0];
         });
       }
       await runStages(after);

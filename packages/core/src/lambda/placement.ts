@@ -78,6 +78,16 @@ type Size = Map<number, number>;
  * tensor it would make cross must have a declared type. Function stages are
  * taken to be pure (the same item in gives the same item out), which running
  * one in both places relies on.
+ *
+ * Then, after session.run: a function stage marked `with_model` that reads
+ * an output of O (or of a stage already placed after it) and nothing the
+ * group neither makes nor receives joins it, moved, when it qualifies as
+ * above and none of its outputs feeds an ONNX stage (such a stage belongs
+ * with the model it feeds). Not for an O with a `when`: the gateway would
+ * have to run those stages on the items it skips. An ONNX stage's outputs
+ * have no declared type, so the sizes cannot say whether the answer shrinks:
+ * this step is the author's call. O's outputs that only such stages read
+ * stay in the function (`kept`).
  */
 export function placeStages(m: Manifest): Placement {
   const byName = new Map(m.stages.map((s) => [s.name, s]));
@@ -129,15 +139,21 @@ export function placeStages(m: Manifest): Placement {
     }
     members.sort((a, b) => order.get(a.stage)! - order.get(b.stage)!);
     for (const c of members) claimed.add(c.stage);
+    // An ONNX stage a `when` may skip runs no stages after it: the gateway would have to run them on the skipped items.
     for (;;) {
+      if (o.when) break;
       const inside = new Set([o.name, ...members.map((c) => c.stage)]);
       const made = new Set([...inside].flatMap((n) => Object.values(byName.get(n)!.outputs)));
+      // What the model, or a stage already placed after it, makes: a stage reading one of these comes after the
+      // model in the DAG, so nothing it makes can be one of the group's inputs (no cycle through the gateway).
+      const downstream = new Set([o.name, ...members.filter((c) => c.after).map((c) => c.stage)]
+        .flatMap((n) => Object.values(byName.get(n)!.outputs)));
       const received = new Set(current.inputs);
       const next = m.order.map((n) => byName.get(n)!).find((f): f is FunctionStage => f.kind === 'function'
         && f.placement === 'with_model' && !claimed.has(f.name)
         && eligible(m, f, lineage, readers)
         && Object.values(f.outputs).every((t) => !(readers.get(t) ?? []).some((r) => r.kind === 'onnx'))
-        && stageReads(f).some((t) => made.has(t))
+        && stageReads(f).some((t) => downstream.has(t))
         && stageReads(f).every((t) => made.has(t) || received.has(t)));
       if (!next) break;
       members.push({ stage: next.name, mode: 'moved', after: true });

@@ -272,8 +272,9 @@ export interface FunctionStage extends StageBase {
   fanout: boolean;
   /**
    * Where it runs on Lambda (lambda/placement.ts): `auto` (default) by the
-   * size rule; `with_model` in the function of the ONNX stage it feeds (the
-   * author knows the real sizes the rule can only guess); `gateway` never moved.
+   * size rule; `with_model` in the function of the ONNX stage it feeds, or
+   * after the one whose outputs it reads (the author knows the real sizes the
+   * rule can only guess); `gateway` never moved.
    */
   placement?: FunctionPlacement;
 }

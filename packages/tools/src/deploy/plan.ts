@@ -76,8 +76,9 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
     const placement = placeStages(m);
     for (const f of unplaced(m, placement)) {
       throw new ManifestError(manifest, `pipeline '${m.name}', stage '${f.name}'`, 'placement: with_model, but no ONNX stage\'s function can run it: '
-        + 'it must feed exactly one ONNX stage at its lineage, or read only what one ONNX stage\'s function has (its outputs, what runs before it there, what it receives) and feed no ONNX stage; '
-        + 'and be no fan-out, no `when` stage, with no per-request inputs or batch axes, and every tensor that would cross must be typed');
+        + 'it must feed exactly one ONNX stage at its lineage (and every tensor that would cross must be typed), '
+        + 'or read an output of one ONNX stage that has no `when`, and otherwise only what that stage\'s function has (what the stages before the model there make, what it receives), and feed no ONNX stage; '
+        + 'and be no fan-out, no `when` stage, with no per-request inputs or batch axes');
     }
     for (const s of m.stages) {
       if (s.kind !== 'onnx') continue;

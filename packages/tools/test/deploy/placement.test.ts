@@ -152,6 +152,36 @@ stages:
     expect(() => planDeployment([apart], { root: path.dirname(apart.file) })).toThrow(/stage 'post'.*placement: with_model, but no ONNX stage's function can run it/);
   });
 
+  it('never puts after the model a stage that does not read what the model makes, nor anything after a model a `when` may skip', async () => {
+    // f reads only what pre (before model) makes; g, in the gateway, turns f's output into model's second input.
+    // After model, f would wait for model and model for g: it stays where it is, and the plan says so.
+    const loop = await load(`
+name: loop
+inputs: [{ name: pixels, datatype: UINT8, shape: [-1, -1, -1, 3] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: pre, kind: function, module: stages/f.ts, inputs: [pixels], outputs: [{ name: t, datatype: FP32, shape: [-1, 3, -1, -1] }, { name: b, datatype: FP32, shape: [-1, 2] }] }
+  - { name: f, kind: function, module: stages/f.ts, placement: with_model, inputs: [b], outputs: [{ name: c, datatype: FP32, shape: [-1, 2] }] }
+  - { name: g, kind: function, module: stages/f.ts, placement: gateway, inputs: [c], outputs: [{ name: d, datatype: FP32, shape: [-1, 2] }] }
+  - { name: model, kind: onnx, weights: ${W('a')}, inputs: { x: t, z: d }, outputs: { y: y } }
+`);
+    expect(placeStages(loop).groups[0].colocated).toEqual([{ stage: 'pre', mode: 'moved' }]);
+    expect(gatewayView(loop).order).toEqual(['f', 'g', 'model']);
+    expect(() => planDeployment([loop], { root: path.dirname(loop.file) })).toThrow(/stage 'f'.*placement: with_model, but no ONNX stage's function can run it/);
+    // A conditional model: the gateway gives the items it skips the otherwise tensor, and post must run on those too.
+    const gated = await load(`
+name: gated
+inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
+outputs: [{ name: out, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: cheap, kind: function, module: stages/f.ts, inputs: [x], outputs: [{ name: quick, datatype: FP32, shape: [-1, 3] }, { name: unsure, datatype: BOOL, shape: [-1] }] }
+  - { name: model, kind: onnx, weights: ${W('b')}, inputs: { x: x }, when: unsure, otherwise: { y: quick }, outputs: { y: raw } }
+  - { name: post, kind: function, module: stages/f.ts, placement: with_model, inputs: [raw], outputs: [{ name: out, datatype: FP32, shape: [-1, 2] }] }
+`);
+    expect(placeStages(gated).groups[0].colocated).toEqual([]);
+    expect(() => planDeployment([gated], { root: path.dirname(gated.file) })).toThrow(/stage 'post'.*placement: with_model, but no ONNX stage's function can run it/);
+  });
+
   it('refuses a placement that is not one of auto, with_model, gateway, and on an onnx stage', async () => {
     await expect(load(PIPE.replace('  - name: pre\n    kind: function\n', '  - name: pre\n    kind: function\n    placement: lambda\n'))).rejects.toThrow(/placement: expected one of auto, with_model, gateway, got lambda/);
     await expect(load(PIPE.replace('  - name: model\n    kind: onnx\n', '  - name: model\n    kind: onnx\n    placement: with_model\n'))).rejects.toThrow(/only function stages take a placement/);

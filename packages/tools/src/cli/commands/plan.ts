@@ -24,7 +24,7 @@ export const planCommand: Command = {
   },
 };
 
-/** One line per function: name, memory, timeout, and the stages it runs (co-located ones before the model). */
+/** One line per function: name, memory, timeout, and the stages it runs in order (co-located ones before and after the model). */
 export function placementLines(plan: DeploymentPlan): string[] {
   const rows: string[][] = [['function', 'memory', 'timeout', 'runs', 'receives', 'returns besides the model\'s outputs', 'model outputs it keeps']];
   for (const s of plan.stages) {
