@@ -140,8 +140,7 @@ export function placeStages(m: Manifest): Placement {
     members.sort((a, b) => order.get(a.stage)! - order.get(b.stage)!);
     for (const c of members) claimed.add(c.stage);
     // An ONNX stage a `when` may skip runs no stages after it: the gateway would have to run them on the skipped items.
-    for (;;) {
-      if (o.when) break;
+    while (!o.when) {
       const inside = new Set([o.name, ...members.map((c) => c.stage)]);
       const made = new Set([...inside].flatMap((n) => Object.values(byName.get(n)!.outputs)));
       // What the model, or a stage already placed after it, makes: a stage reading one of these comes after the
@@ -161,7 +160,7 @@ export function placeStages(m: Manifest): Placement {
       current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
     }
     const group: StageGroup = { onnx: o.name, colocated: members, inputs: current.inputs, returns: current.returns };
-    if (current.kept?.length) group.kept = current.kept;
+    if (current.kept.length) group.kept = current.kept;
     groups.push(group);
   }
   return { groups };
@@ -182,7 +181,8 @@ export function groupOf(p: Placement, stage: string): StageGroup | undefined {
  * The manifest as the gateway's executor walks it on Lambda: moved function
  * stages left out, and each ONNX stage with co-located stages reading the
  * group's inputs and writing, besides those of its own outputs that come
- * back, the tensors the group returns (both by their pipeline names). Its timeout covers the whole group.
+ * back, the tensors the group returns (both by their pipeline names). Its
+ * timeout covers the whole group.
  * Unchanged (the same object) when nothing is co-located.
  */
 export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifest {
@@ -242,7 +242,7 @@ function eligible(m: Manifest, f: FunctionStage, lineage: string, readers: Map<s
 function crossing(
   m: Manifest, o: OnnxStage, members: ColocatedStage[], byName: Map<string, StageSpec>,
   producer: Map<string, StageSpec>, readers: Map<string, StageSpec[]>, pipelineOutputs: Set<string>,
-): { inputs: string[]; returns: string[]; kept?: string[]; size?: Size } {
+): { inputs: string[]; returns: string[]; kept: string[]; size?: Size } {
   const group = [o, ...members.map((c) => byName.get(c.stage)!)];
   const inGroup = new Set(group.map((s) => s.name));
   const runsOnlyThere = new Set([o.name, ...members.filter((c) => c.mode === 'moved').map((c) => c.stage)]);
