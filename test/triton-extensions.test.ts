@@ -74,7 +74,7 @@ describe('model configuration', () => {
       name: 'ocr.classify', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 2,
       input: [{ name: 'x', data_type: 'TYPE_FP32', dims: [3, 48, 192] }],
       output: [{ name: 'softmax_0.tmp_0', data_type: 'TYPE_FP32', dims: [2] }],
-      dynamic_batching: { preferred_batch_size: [2], max_queue_delay_microseconds: 0 },
+      dynamic_batching: { preferred_batch_size: [2], max_queue_delay_microseconds: 100 },
       instance_group: [{ name: 'classify', kind: 'KIND_CPU', count: 1 }],
     });
     const fn = await getJson(`${base}/v2/models/ocr.detect-pre/config`);
