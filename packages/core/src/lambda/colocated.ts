@@ -57,6 +57,15 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
         }
         return item;
       };
+      /** A stage's answer for item i joins its tensors by pipeline name; false (the item failed) when an output is missing. */
+      const absorb = (i: number, stage: string, outputs: Record<string, string>, answer: Item | undefined): boolean => {
+        for (const [local, tensor] of Object.entries(outputs)) {
+          const t = answer?.[local];
+          if (!t) { failed[i] = { ok: false, error: `stage '${stage}' did not produce output '${local}'`, code: 'stage_failed' }; return false; }
+          tensors[i].set(tensor, t);
+        }
+        return true;
+      };
       /** Each stage on the batch's live items in turn; what it makes joins the items' tensors, by pipeline name. */
       const runStages = async (list: Colocated[]) => {
         for (const { spec, rt } of list) {
@@ -71,11 +80,7 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
           r.outcomes.forEach((o, j) => {
             const i = idx[j];
             if (!o.ok) { failed[i] = { ok: false, error: `stage '${spec.name}': ${o.error}`, code: o.code }; return; }
-            for (const [local, tensor] of Object.entries(spec.outputs)) {
-              const t = o.items[0]?.[local];
-              if (!t) { failed[i] = { ok: false, error: `stage '${spec.name}' did not produce output '${local}'`, code: 'stage_failed' }; return; }
-              tensors[i].set(tensor, t);
-            }
+            absorb(i, spec.name, spec.outputs, o.items[0]);
           });
         }
       };
@@ -100,12 +105,7 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
         r.outcomes.forEach((o, j) => {
           const i = idx[j];
           if (!o.ok) { failed[i] = o; return; }
-          for (const [local, tensor] of Object.entries(onnx.outputs)) {
-            const t = o.items[0]?.[local];
-            if (!t) { failed[i] = { ok: false, error: `stage '${onnx.name}' did not produce output '${local}'`, code: 'stage_failed' }; return; }
-            tensors[i].set(tensor, t);
-          }
-          own[i] = o.items[0];
+          if (absorb(i, onnx.name, onnx.outputs, o.items[0])) own[i] = o.items[0];
         });
       }
       await runStages(after);
