@@ -194,6 +194,7 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
     const specs = ocrSampleSpecs(3, 7);
     let lines = 0;
     let last: { runId: string; imageBytes: number } | undefined;
+    const runIds: string[] = [];
     for (const spec of specs) {
       const image = await renderTextImage(spec);
       const type = spec.format === 'jpeg' ? 'image/jpeg' : 'image/png';
@@ -207,6 +208,7 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
       expectClose(l.confidence.data as number[], p.confidence.data as number[], 1e-4);
       lines += l.text.data.length;
       last = { runId: overLambda.runId, imageBytes: image.byteLength };
+      runIds.push(overLambda.runId);
     }
     expect(lines).toBeGreaterThanOrEqual(specs.length);
     for (const fn of ['OcrDetect', 'OcrClassify', 'OcrRecognize']) {
@@ -227,6 +229,14 @@ describe('pipelines over LambdaTransport and the local Lambda host', () => {
     // Every Invoke the host answered for this run's lines shows up in the record's hops.
     const recognize = rec.stages.find((s) => s.stage === 'recognize')!;
     expect(recognize.hops!.invokes).toBe(recognize.batches);
+    // A page's line crops, each of its own size, go to OcrClassify two to an Invoke (its max_size): the function
+    // pre-processes each and runs the session on what that makes.
+    const classify = await Promise.all(runIds.map(async (id) => (await record(id)).stages.find((s) => s.stage === 'classify')!));
+    expect(Math.max(...classify.map((c) => c.items))).toBeGreaterThanOrEqual(2);
+    for (const c of classify) {
+      expect(c.batches, JSON.stringify(c.batchSizes)).toBe(Math.ceil(c.items / 2));
+      expect(c.hops!.invokes).toBe(c.batches);
+    }
   });
 });
 

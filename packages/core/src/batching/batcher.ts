@@ -41,6 +41,12 @@ export interface BatcherOptions {
   padAxis?: number;
   /** Per-request inputs: fed to a call whole, so only items whose values agree share a batch. */
   perRequest?: readonly string[];
+  /**
+   * Items of any shapes share a batch: what runs it takes the items one at a
+   * time (a function stage) or sorts them out itself. Default: only items
+   * whose tensors agree in dtype and shape (but the pad axis) do.
+   */
+  anyShapes?: boolean;
   /** Whole-batch call timeout. */
   timeoutMs: number;
   /**
@@ -161,7 +167,7 @@ export class Batcher {
     }
     return new Promise<ItemRun>((resolve, reject) => {
       // A batch of one is compatible with itself: no key to build.
-      const key = this.opts.maxSize === 1 ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
+      const key = this.opts.maxSize === 1 || this.opts.anyShapes ? '' : shapeKey(item, this.opts.padAxis, this.opts.perRequest);
       const p: Pending = { item, key, enqueuedAt: performance.now(), resolve, reject, signal, priority, trace };
       if (priority !== 0) this.prioritized++;
       if (signal) this.watch(signal, p);

@@ -134,6 +134,8 @@ export class Executor {
         queueTimeoutMs: s.batch.queueTimeoutMs,
         padAxis: s.batch.padAxis,
         perRequest: s.perRequest,
+        // A function stage's module gets one item at a time: its batches need not share a shape.
+        anyShapes: s.kind === 'function' || s.anyShapes === true,
         concurrency,
         timeoutMs: s.timeoutMs,
         run,

@@ -198,12 +198,17 @@ export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifes
     const timeoutMs = s.timeoutMs + g.colocated.reduce((n, c) => n + byName.get(c.stage)!.timeoutMs, 0);
     const kept = new Set(g.kept);
     const own = Object.entries(s.outputs).filter(([, t]) => !kept.has(t));
-    stages.push({
+    const view: OnnxStage = {
       ...s,
       inputs: Object.fromEntries(g.inputs.map((t) => [t, t])),
       outputs: { ...Object.fromEntries(own), ...Object.fromEntries(g.returns.map((t) => [t, t])) },
       timeoutMs,
-    } satisfies OnnxStage);
+    };
+    // The function pre-processes each item and runs the session once per shape that gives (lambda/colocated.ts):
+    // a page's line crops, all of different sizes, can share one Invoke. Not with a per-request input, on whose
+    // value the items of a session run must agree.
+    if (g.colocated.some((c) => !c.after) && !s.perRequest?.length) view.anyShapes = true;
+    stages.push(view);
   }
   return { ...m, stages, order: m.order.filter((n) => !moved.has(n)) };
 }

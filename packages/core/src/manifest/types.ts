@@ -235,6 +235,13 @@ interface StageBase {
   perRequest?: string[];
   inputAxes?: Record<string, number>;
   outputAxes?: Record<string, number>;
+  /**
+   * Set by lambda/placement.ts's gatewayView on a stage function that runs
+   * pre-processing before its model: the function pre-processes each item and
+   * runs the session once per shape that makes, so the gateway may batch
+   * items whose inputs (the pre-processing's) differ in shape.
+   */
+  anyShapes?: boolean;
 }
 
 /**

@@ -145,6 +145,17 @@ describe('Batcher', () => {
     expect(mixedBatches).toHaveLength(2);
   });
 
+  it('with anyShapes, batches items of different shapes and datatypes together, in arrival order', async () => {
+    const { batcher, batches } = doubling({ maxSize: 3, maxDelayMs: 40, concurrency: 2, anyShapes: true });
+    const runs = await Promise.all([
+      batcher.submit(item(1, [2])), batcher.submit(item(2, [3])), batcher.submit(item(3, [2, 2])), batcher.submit(item(4, [5])),
+    ]);
+    // max_size still bounds a batch: three leave together, the fourth after the delay.
+    expect(batches).toEqual([[1, 2, 3], [4]]);
+    expect(runs.map((r) => r.batchSize)).toEqual([3, 3, 3, 1]);
+    expect(runs.map(resultOf)).toEqual([2, 4, 6, 8]);
+  });
+
   it('lets items that differ only along pad_axis share a batch, but not along another axis', async () => {
     const { batcher, batches } = doubling({ maxSize: 8, maxDelayMs: 40, padAxis: 1, concurrency: 2 });
     const runs = await Promise.all([

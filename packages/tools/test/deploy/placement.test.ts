@@ -72,6 +72,10 @@ describe('placement', () => {
     expect(model.inputs).toEqual({ pixels: 'pixels' });
     expect(model.outputs).toEqual({ y: 'raw', side: 'side' });
     expect(view.order).not.toContain('pre');
+    // Its function pre-processes each item, so the gateway may batch pixels of any size for it; model2 gets its
+    // input as the session takes it, which only items of one shape can share.
+    expect(model.anyShapes).toBe(true);
+    expect(view.stages.find((s) => s.name === 'model2')!.anyShapes).toBeUndefined();
   });
 
   it('runs a stage in both places when its output is also read in the gateway and is the larger side', async () => {
