@@ -306,6 +306,36 @@ stages:
   });
 });
 
+describe('Executor: function stages batch items of any shapes', () => {
+  let p: Loaded;
+  beforeAll(async () => {
+    p = await h.load(`
+name: mixed
+# x = [count]: 'fan' makes count items t of lengths 1..count; 'len' (a function stage) reads each one's length.
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: n, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - { name: fan, kind: function, module: stages/fan.ts, fanout: true, inputs: [x], outputs: [t] }
+  - name: len
+    kind: function
+    module: stages/len.ts
+    inputs: [t]
+    outputs: [{ name: n, datatype: FP32, shape: [-1, 1] }]
+    batch: { max_size: 8, max_delay_ms: 20 }
+`, {
+      'stages/fan.ts': probeModule('return Array.from({ length: item.x.data[0] }, (_, j) => ({ t: f32(new Array(j + 1).fill(j)) }));'),
+      'stages/len.ts': probeModule('return { n: f32([item.t.shape[0]]) };'),
+    });
+  });
+
+  it("sends a fan-out's children of four shapes to a function stage in one batch", async () => {
+    const r = await p.executor.run({ x: f32([[4]]) });
+    expect(rowsOf(r.outputs.n)).toEqual([[1], [2], [3], [4]]);
+    // The module gets its items one at a time, so nothing needs them to match: one call, not one per shape.
+    expect(r.stages.find((s) => s.stage === 'len')!.batchSizes).toEqual([4]);
+  });
+});
+
 describe('Executor: fan-out', () => {
   let p: Loaded;
   const double = scaleModel(2, ['batch', 2]);
