@@ -98,8 +98,19 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
       }
       const own: (Item | undefined)[] = items.map(() => undefined);
       let result: BatchResult | undefined;
-      for (const { idx, batch } of runs.values()) {
-        const r = await runtime.run(batch, signal);
+      const groups = [...runs.values()];
+      for (const { idx, batch } of groups) {
+        let r: BatchResult;
+        try {
+          r = await runtime.run(batch, signal);
+        } catch (e) {
+          // Items of several shapes (the gateway batches any for this function): the run of one shape failing
+          // fails its items, not the others', which may be other requests'. A batch of one shape throws as it did.
+          if (groups.length === 1 || signal?.aborted) throw e;
+          const why = e instanceof Error ? e.message : String(e);
+          for (const i of idx) failed[i] = { ok: false, error: why.startsWith(`stage '${onnx.name}'`) ? why : `stage '${onnx.name}': ${why}`, code: 'stage_failed' };
+          continue;
+        }
         // The session's first run says whether it was cold; its init and split come with it.
         result ??= r;
         r.outcomes.forEach((o, j) => {

@@ -204,13 +204,33 @@ export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifes
       outputs: { ...Object.fromEntries(own), ...Object.fromEntries(g.returns.map((t) => [t, t])) },
       timeoutMs,
     };
-    // The function pre-processes each item and runs the session once per shape that gives (lambda/colocated.ts):
-    // a page's line crops, all of different sizes, can share one Invoke. Not with a per-request input, on whose
-    // value the items of a session run must agree.
-    if (g.colocated.some((c) => !c.after) && !s.perRequest?.length) view.anyShapes = true;
+    // The view's inputs go by pipeline name, and so must the inputs whose value a batch's items have to share.
+    if (s.perRequest) view.perRequest = s.perRequest.map((local) => s.inputs[local]);
+    // The function pre-processes each item and runs the session once per shape that makes (lambda/colocated.ts):
+    // when that is one shape whatever came in, a page's line crops, all of different sizes, share one Invoke.
+    if (oneShapeFromPreprocessing(m, s, g, byName)) view.anyShapes = true;
     stages.push(view);
   }
   return { ...m, stages, order: m.order.filter((n) => !moved.has(n)) };
+}
+
+/**
+ * Whether every input of the model is made by a stage before it in the group,
+ * with a declared per-item shape that is fixed but for the model's pad axis:
+ * then items of any shapes still make one session run in the function. An
+ * input the gateway sends, a per-request one, or one whose shape may vary
+ * says no (several session runs, one after another, where separate Invokes
+ * would have run side by side).
+ */
+function oneShapeFromPreprocessing(m: Manifest, o: OnnxStage, g: StageGroup, byName: Map<string, StageSpec>): boolean {
+  if (o.perRequest?.length) return false;
+  const made = new Set(g.colocated.filter((c) => !c.after).flatMap((c) => Object.values(byName.get(c.stage)!.outputs)));
+  const pad = o.batch.padAxis;
+  return Object.values(o.inputs).every((t) => {
+    const spec = m.tensors[t];
+    if (!made.has(t) || !spec || spec.datatype === 'BYTES' || (spec.batchAxis ?? 0) !== 0) return false;
+    return spec.shape.slice(1).every((d, i) => d >= 0 || i === pad);
+  });
 }
 
 /** One line per stage function listing what runs in it, for `ensemble plan` and the docs. */

@@ -145,7 +145,7 @@ describe('Batcher', () => {
     expect(mixedBatches).toHaveLength(2);
   });
 
-  it('with anyShapes, batches items of different shapes and datatypes together, in arrival order', async () => {
+  it('with anyShapes, batches items of different shapes and ranks together, in arrival order', async () => {
     const { batcher, batches } = doubling({ maxSize: 3, maxDelayMs: 40, concurrency: 2, anyShapes: true });
     const runs = await Promise.all([
       batcher.submit(item(1, [2])), batcher.submit(item(2, [3])), batcher.submit(item(3, [2, 2])), batcher.submit(item(4, [5])),

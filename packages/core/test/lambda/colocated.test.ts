@@ -108,6 +108,7 @@ describe('co-located stages before and after the model', () => {
     await session.release();
 
     expect(r.outcomes[1]).toEqual({ ok: false, error: "stage 'top': x[0] is negative", code: expect.any(String) });
+    expect(r.outcomes.filter((o) => o.ok)).toHaveLength(2);
     for (const i of [0, 2]) {
       const o = r.outcomes[i];
       if (!o.ok) throw new Error(`item ${i} failed: ${o.error}`);
@@ -115,5 +116,17 @@ describe('co-located stages before and after the model', () => {
       expect(Object.keys(o.items[0])).toEqual(['best']);
       expect(o.items[0].best.data).toEqual(BigInt64Array.of(expected[i]));
     }
+  });
+  it("fails only the items of a shape the session refuses, when a batch holds several", async () => {
+    // The model takes 4 values; an item of 5 passes 'twice' and makes a session run of its own, which fails.
+    const item = (n: number, v: number) => ({ x: { datatype: 'FP32' as const, shape: [n], data: new Float32Array(n).fill(v) } });
+    const r = await runtime.run([item(4, 1), item(5, 1), item(4, 2)]);
+    expect(r.outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+    const bad = r.outcomes[1];
+    if (bad.ok) throw new Error('unreachable');
+    expect(bad.code).toBe('stage_failed');
+    expect(bad.error).toMatch(/^stage 'model'/);
+    // A batch of that shape alone still throws, as a failed session run always did (a function error on Lambda).
+    await expect(runtime.run([item(5, 1)])).rejects.toThrow();
   });
 });

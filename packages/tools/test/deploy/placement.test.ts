@@ -72,10 +72,31 @@ describe('placement', () => {
     expect(model.inputs).toEqual({ pixels: 'pixels' });
     expect(model.outputs).toEqual({ y: 'raw', side: 'side' });
     expect(view.order).not.toContain('pre');
-    // Its function pre-processes each item, so the gateway may batch pixels of any size for it; model2 gets its
-    // input as the session takes it, which only items of one shape can share.
-    expect(model.anyShapes).toBe(true);
+    // pre makes tensors as large as the pixels it gets ([3, -1, -1]): items of different sizes would need a session
+    // run each, one after another in one Invoke, so the gateway keeps batching them by shape.
+    expect(model.anyShapes).toBeUndefined();
     expect(view.stages.find((s) => s.name === 'model2')!.anyShapes).toBeUndefined();
+  });
+
+  it('lets the gateway batch any shapes for a function whose pre-processing makes one shape, keyed by pipeline names', async () => {
+    // fix makes one [3, 8, 8] whatever the pixels' size; model also reads a per-request k in the second manifest.
+    const fixed = (k: string) => `
+name: fixed
+inputs: [{ name: pixels, datatype: UINT8, shape: [-1, -1, -1, 3] }${k}]
+outputs: [{ name: raw, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: fix, kind: function, module: stages/f.ts, placement: with_model, inputs: [pixels], outputs: [{ name: t, datatype: FP32, shape: [-1, 3, 8, 8] }] }
+  - { name: model, kind: onnx, weights: ${W('1')}, inputs: { x: t${k ? ', kk: k' : ''} }, outputs: { y: raw } }
+`;
+    const one = gatewayView(await load(fixed(''))).stages.find((s) => s.name === 'model')!;
+    expect(one.anyShapes).toBe(true);
+    expect(one.perRequest).toBeUndefined();
+    // A per-request input: one session run takes one value, so items keep to their shape and value, and the
+    // value is looked up under the name the view's items carry (k), not the model's (kk).
+    const withK = gatewayView(await load(fixed(', { name: k, datatype: FP32, shape: [], per_request: true }'))).stages.find((s) => s.name === 'model')!;
+    expect(withK.inputs).toEqual({ pixels: 'pixels', k: 'k' });
+    expect(withK.perRequest).toEqual(['k']);
+    expect(withK.anyShapes).toBeUndefined();
   });
 
   it('runs a stage in both places when its output is also read in the gateway and is the larger side', async () => {
@@ -211,5 +232,10 @@ stages:
     expect(byStage('classify').receives).toEqual(['line']);
     expect(byStage('recognize').colocated).toEqual([{ stage: 'rec-pre', mode: 'moved' }]);
     expect(byStage('recognize').receives).toEqual(['line_upright']);
+    // cls-pre makes 3x48x192 of any crop, rec-pre 3x48xW padded along recognize's pad axis: the crops batch in any
+    // shapes. detect-pre's input keeps the page's size.
+    const view = gatewayView(m);
+    const anyShapes = (name: string) => view.stages.find((s) => s.name === name)!.anyShapes;
+    expect([anyShapes('classify'), anyShapes('recognize'), anyShapes('detect')]).toEqual([true, true, undefined]);
   });
 });
