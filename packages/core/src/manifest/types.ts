@@ -236,10 +236,11 @@ interface StageBase {
   inputAxes?: Record<string, number>;
   outputAxes?: Record<string, number>;
   /**
-   * Set by lambda/placement.ts's gatewayView on a stage function that runs
-   * pre-processing before its model: the function pre-processes each item and
-   * runs the session once per shape that makes, so the gateway may batch
-   * items whose inputs (the pre-processing's) differ in shape.
+   * Set by lambda/placement.ts's gatewayView on a stage function whose
+   * pre-processing makes every model input in one shape (but the pad axis)
+   * whatever it gets: the function pre-processes each item and runs the
+   * session once per shape that makes, so the gateway may batch items whose
+   * inputs (the pre-processing's) differ in shape.
    */
   anyShapes?: boolean;
 }
