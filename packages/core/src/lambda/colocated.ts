@@ -2,7 +2,7 @@ import type { FunctionStage, Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
 import type { BatchResult, ItemOutcome, StageRuntime } from '../runtime/types.js';
 import { createFunctionRuntime } from '../runtime/function.js';
-import { EnsembleError } from '../errors.js';
+import { EnsembleError, StageError } from '../errors.js';
 import { groupOf, placeStages, type StageGroup } from './placement.js';
 
 /**
@@ -108,7 +108,9 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
           // fails its items, not the others', which may be other requests'. A batch of one shape throws as it did.
           if (groups.length === 1 || signal?.aborted) throw e;
           const why = e instanceof Error ? e.message : String(e);
-          for (const i of idx) failed[i] = { ok: false, error: why.startsWith(`stage '${onnx.name}'`) ? why : `stage '${onnx.name}': ${why}`, code: 'stage_failed' };
+          // A StageError already names the stage; its code, as a function stage's error keeps its own (runtime/function.ts).
+          const error = e instanceof StageError ? why : `stage '${onnx.name}': ${why}`;
+          for (const i of idx) failed[i] = { ok: false, error, code: e instanceof EnsembleError ? e.code : 'stage_failed' };
           continue;
         }
         // The session's first run says whether it was cold; its init and split come with it.
