@@ -94,6 +94,8 @@ export function renderMarkdown(r: Report): string {
     'node scripts/detect-pre-first-calls.mjs dist/lambda/OcrDetect 640 480  # a fresh process\'s first detect-pre calls (after npm run package)',
     'node scripts/intra-op-threads.mjs <model.onnx> 1,3,160,640  # what a second intra-op thread buys one session.run',
     'npx tsx scripts/answer-size.ts         # a stage function\'s check of its answer against Invoke\'s 6 MB: written out vs counted',
+    'npx tsx scripts/tiny-parts.ts          # the tiny scenario with run records, the journal only, none: CPU per request and sustained req/s',
+    'npx tsx scripts/run-record-sink.ts     # the run record writer alone against the DynamoDB emulator: records/s and CPU per record',
     '```',
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
