@@ -58,13 +58,15 @@ describe('the layout', () => {
       observability: ['errors', 'storage'],
       monitors: ['errors', 'tensor', 'manifest', 'storage'],
       runtime: ['errors', 'deadline', 'tensor', 'manifest'],
-      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'storage', 'observability'],
+      // Which function stages run beside an ONNX stage's model (for the transports that run them there), and running them.
+      placement: ['errors', 'tensor', 'manifest', 'runtime'],
+      transport: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'placement', 'storage', 'observability'],
       batching: ['errors', 'deadline', 'tensor', 'runtime', 'observability'],
       executor: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'batching', 'transport', 'storage', 'observability'],
       pipelines: ['errors', 'manifest', 'executor', 'transport', 'storage', 'runtime', 'observability', 'monitors'],
       jobs: ['errors', 'tensor', 'manifest', 'executor', 'pipelines', 'storage', 'observability'],
       http: ['errors', 'deadline', 'tensor', 'manifest', 'executor', 'pipelines', 'transport', 'storage', 'jobs', 'observability'],
-      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'transport', 'storage', 'executor', 'pipelines', 'http', 'jobs', 'observability'],
+      lambda: ['errors', 'deadline', 'tensor', 'manifest', 'runtime', 'placement', 'transport', 'storage', 'executor', 'pipelines', 'http', 'jobs', 'observability'],
       'index': ['errors', 'tensor', 'runtime', 'observability', 'storage'],
     };
     const bad: string[] = [];

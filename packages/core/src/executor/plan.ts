@@ -1,16 +1,6 @@
 import { conditionTensors } from '../manifest/dag.js';
 import type { Manifest, StageSpec } from '../manifest/types.js';
 
-/** The fan-out lineage a stage runs at: that of its deepest input. */
-export function stageLineage(m: Manifest, stage: StageSpec): readonly string[] {
-  let deepest: readonly string[] = [];
-  for (const t of Object.values(stage.inputs)) {
-    const l = m.lineage[t] ?? [];
-    if (l.length > deepest.length) deepest = l;
-  }
-  return deepest;
-}
-
 /**
  * The stages whose results reach `outputs` (directly, or through a condition
  * or a skipped item's tensor). Stages outside it need not run for a request

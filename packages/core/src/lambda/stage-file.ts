@@ -12,7 +12,7 @@ import type { Manifest } from '../manifest/types.js';
  * changed since (or a file from another build) is not trusted, the YAML is
  * read as before. The whole loaded manifest is kept, because a stage
  * function may also run the function stages placed with its ONNX stage
- * (lambda/placement.ts); paths inside the manifest's folder (the file, its
+ * (placement/placement.ts); paths inside the manifest's folder (the file, its
  * stage modules) are written relative to it and made absolute again where
  * the file is read, so the bundle may live anywhere.
  */

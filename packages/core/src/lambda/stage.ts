@@ -16,7 +16,7 @@ import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 import { StageEmf } from '../observability/emf.js';
 import { emfOptions } from './emf-options.js';
-import { loadColocatedStages } from './colocated.js';
+import { loadColocatedStages } from '../placement/colocated.js';
 import type { Manifest } from '../manifest/types.js';
 
 

@@ -16,7 +16,7 @@ import {
 } from './retry.js';
 import { lambdaStageConcurrency } from './concurrency.js';
 import { abortReason, deadlineOf, startDeadline } from '../deadline.js';
-import { gatewayView } from './placement.js';
+import { gatewayView } from '../placement/placement.js';
 
 
 export interface LambdaTransportOptions {

@@ -2,7 +2,7 @@ import { PIPELINE, stageWhere, type Locator } from './locator.js';
 import type { StaticManifest, TypedOutput } from './schema.js';
 import { formatShape, shapeMismatch } from './shapes.js';
 import { didYouMean } from './suggest.js';
-import type { StageSpec, TensorSpec } from './types.js';
+import type { Manifest, StageSpec, TensorSpec } from './types.js';
 
 /** What the stage graph adds to a manifest: see `Manifest.order`, `levels`, `tensors`. */
 export interface Dag {
@@ -256,4 +256,14 @@ function staticTensors(m: StaticManifest, typedOutputs: readonly TypedOutput[], 
     tensors[spec.name] = spec;
   }
   return tensors;
+}
+
+/** The fan-out lineage a stage runs at: that of its deepest input. */
+export function stageLineage(m: Manifest, stage: StageSpec): readonly string[] {
+  let deepest: readonly string[] = [];
+  for (const t of Object.values(stage.inputs)) {
+    const l = m.lineage[t] ?? [];
+    if (l.length > deepest.length) deepest = l;
+  }
+  return deepest;
 }

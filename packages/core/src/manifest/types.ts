@@ -236,7 +236,7 @@ interface StageBase {
   inputAxes?: Record<string, number>;
   outputAxes?: Record<string, number>;
   /**
-   * Set by lambda/placement.ts's gatewayView on a stage function whose
+   * Set by placement/placement.ts's gatewayView on a stage function whose
    * pre-processing makes every model input in one shape (but the pad axis)
    * whatever it gets: the function pre-processes each item and runs the
    * session once per shape that makes, so the gateway may batch items whose
@@ -279,7 +279,7 @@ export interface FunctionStage extends StageBase {
   /** One input item may produce many output items (one image -> many lines). */
   fanout: boolean;
   /**
-   * Where it runs on Lambda (lambda/placement.ts): `auto` (default) by the
+   * Where it runs on Lambda (placement/placement.ts): `auto` (default) by the
    * size rule; `with_model` in the function of the ONNX stage it feeds, or
    * after the one whose outputs it reads (the author knows the real sizes the
    * rule can only guess); `gateway` never moved.

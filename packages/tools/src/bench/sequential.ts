@@ -6,7 +6,7 @@ import { createFunctionRuntime } from '@ensemble/core/runtime/function.js';
 import { createOnnxRuntime } from '@ensemble/core/runtime/onnx.js';
 import { LineageNode } from '@ensemble/core/executor/lineage.js';
 import { joinOutputs } from '@ensemble/core/executor/join.js';
-import { stageLineage } from '@ensemble/core/executor/plan.js';
+import { stageLineage } from '@ensemble/core/manifest/dag.js';
 import { splitRows } from '@ensemble/core/tensor/rows.js';
 import { EnsembleError, errorCode } from '@ensemble/core/errors.js';
 

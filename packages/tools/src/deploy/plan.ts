@@ -10,7 +10,7 @@ import {
 import { JOBS_TABLE_KEYS } from '@ensemble/core/jobs/store.js';
 import { DEFAULT_QUEUE_POLICY, deadLetterQueueName, queueName } from '@ensemble/core/jobs/queue.js';
 import { firstStage } from '@ensemble/core/jobs/sizing.js';
-import { groupOf, placeStages, unplaced } from '@ensemble/core/lambda/placement.js';
+import { groupOf, placeStages, unplaced } from '@ensemble/core/placement/placement.js';
 import type {
   CopyFile, DeploymentPlan, EventSourcePlan, GatewayFunctionPlan, JobsFunctionPlan, JobsPlan, QueuePlan, LambdaArchitecture, LambdaRuntime, PermissionPlan, PlanOptions, ResourceRef,
   StageFunctionPlan, StageRoute, TablePlan,

@@ -90,7 +90,7 @@ export interface StageFunctionPlan extends FunctionPlan {
   concurrency: { reserved?: number; provisioned?: number };
   /**
    * Function stages that run in this function, in run order
-   * (lambda/placement.ts decides): `moved` ones only here, `both` here and in
+   * (placement/placement.ts decides): `moved` ones only here, `both` here and in
    * the gateway; those marked `after` run on the model's outputs, the others
    * before session.run. Empty: the function runs its model only.
    */

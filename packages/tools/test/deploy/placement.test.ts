@@ -1,12 +1,12 @@
 /**
- * Where planDeployment puts function stages on Lambda (core lambda/placement.ts):
+ * Where planDeployment puts function stages on Lambda (core placement/placement.ts):
  * next to the ONNX stage they feed when that shrinks what crosses the
  * function boundary, judged from the declared dtypes and shapes.
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../../core/src/manifest/load.js';
-import { gatewayView, placeStages } from '../../../core/src/lambda/placement.js';
+import { gatewayView, placeStages } from '../../../core/src/placement/placement.js';
 import { planDeployment } from '../../src/deploy/plan.js';
 import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
 

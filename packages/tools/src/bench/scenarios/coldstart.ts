@@ -6,7 +6,7 @@ import { makeS3Client, settingsFromEnv } from '@ensemble/core/storage/config.js'
 import { decodeStageResponse, encodeStageRequest } from '@ensemble/core/lambda/payload.js';
 import type { ColdStartSplit } from '@ensemble/core/runtime/types.js';
 import type { Manifest } from '@ensemble/core/manifest/types.js';
-import { groupOf, placeStages } from '@ensemble/core/lambda/placement.js';
+import { groupOf, placeStages } from '@ensemble/core/placement/placement.js';
 import type { Item, Tensor } from '@ensemble/core/tensor/types.js';
 import { startLocalServices, withLocalServices } from '../../local/local-services.js';
 import { ensureBucket } from '../../local/bucket.js';

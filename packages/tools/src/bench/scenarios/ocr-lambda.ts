@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { findManifests, loadManifest } from '@ensemble/core/manifest/load.js';
 import type { Manifest } from '@ensemble/core/manifest/types.js';
 import type { RunRecord, StageRunRecord } from '@ensemble/core/storage/types.js';
-import { describePlacement, placeStages } from '@ensemble/core/lambda/placement.js';
+import { describePlacement, placeStages } from '@ensemble/core/placement/placement.js';
 import type { RunningServer } from '../../serve/server.js';
 import { LocalLambdaTransport } from '../../lambda-host/local-transport.js';
 import { buildIfNeeded } from '../../pipelines/build.js';

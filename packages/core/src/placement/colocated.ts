@@ -7,7 +7,7 @@ import { groupOf, placeStages, type StageGroup } from './placement.js';
 
 /**
  * The ONNX stage's runtime with the function stages the placement puts in
- * its function (lambda/placement.ts): the gateway sends the group's inputs
+ * its function (placement/placement.ts): the gateway sends the group's inputs
  * (by pipeline tensor name), each co-located stage before the model runs on
  * the batch in turn, the session runs on what they made, the stages placed
  * after it run on its outputs, and the answer carries the session's outputs

@@ -1,5 +1,5 @@
 /**
- * A stage function's co-located stages (lambda/colocated.ts): a function
+ * A stage function's co-located stages (placement/colocated.ts): a function
  * stage placed before the model runs on what the gateway sends, one placed
  * after it (placement: with_model on a stage reading the model's output) runs
  * on the session's outputs, and the answer carries what the gateway reads,
@@ -12,8 +12,8 @@ import * as ort from 'onnxruntime-node';
 import { buildIfNeeded } from '@ensemble/tools/pipelines/build.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest, OnnxStage } from '../../src/manifest/types.js';
-import { gatewayView, placeStages } from '../../src/lambda/placement.js';
-import { loadColocatedStages } from '../../src/lambda/colocated.js';
+import { gatewayView, placeStages } from '../../src/placement/placement.js';
+import { loadColocatedStages } from '../../src/placement/colocated.js';
 import { createOnnxRuntime } from '../../src/runtime/onnx.js';
 import type { StageRuntime } from '../../src/runtime/types.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';

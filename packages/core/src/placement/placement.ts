@@ -1,6 +1,6 @@
 import type { FunctionStage, Manifest, OnnxStage, StageSpec } from '../manifest/types.js';
 import { bytesPerElement } from '../tensor/datatypes.js';
-import { stageLineage } from '../executor/plan.js';
+import { stageLineage } from '../manifest/dag.js';
 
 /**
  * Where each stage of a pipeline runs on Lambda. Every ONNX stage is its own
@@ -206,7 +206,7 @@ export function gatewayView(m: Manifest, p: Placement = placeStages(m)): Manifes
     };
     // The view's inputs go by pipeline name, and so must the inputs whose value a batch's items have to share.
     if (s.perRequest) view.perRequest = s.perRequest.map((local) => s.inputs[local]);
-    // The function pre-processes each item and runs the session once per shape that makes (lambda/colocated.ts):
+    // The function pre-processes each item and runs the session once per shape that makes (placement/colocated.ts):
     // when that is one shape whatever came in, a page's line crops, all of different sizes, share one Invoke.
     if (oneShapeFromPreprocessing(m, s, g, byName)) view.anyShapes = true;
     stages.push(view);
