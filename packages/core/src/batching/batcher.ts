@@ -436,6 +436,10 @@ export class Batcher {
       if (result.lambda) e.lambda = result.lambda;
     }
     this.opts.onBatch!(e);
+    // Function stages that ran inside this call, beside the model: each a batch of its own to whoever counts them.
+    for (const c of result?.colocated ?? []) {
+      this.opts.onBatch!({ stage: c.stage, size: c.items, queueMs: 0, callMs: c.computeMs, computeMs: c.computeMs, coldStart: false, failedItems: c.failedItems });
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { BadRequestError, PayloadTooLargeError, StageError, errorCode, toEnsembl
 import { blobToData, dataToBlob } from '../tensor/binary-data.js';
 import { elementCount, isDatatype, tensorProblem } from '../tensor/datatypes.js';
 import type { Datatype, Item, Tensor } from '../tensor/types.js';
-import type { BatchResult, ItemOutcome } from '../runtime/types.js';
+import type { BatchResult, ColocatedRun, ItemOutcome } from '../runtime/types.js';
 import { readCarrier, type TraceCarrier } from '../observability/trace-context.js';
 
 export const PAYLOAD_VERSION = 1;
@@ -46,9 +46,9 @@ export type WireOutcome =
  * What the stage function measured besides compute; optional both ways, so a
  * gateway and a stage function of different builds still understand each other.
  */
-export type WireProfile = Pick<BatchResult, 'coldStartSplit' | 'cpuMs' | 'peakRssBytes' | 'servedMs' | 'transfer' | 'lambda'>;
+export type WireProfile = Pick<BatchResult, 'coldStartSplit' | 'cpuMs' | 'peakRssBytes' | 'servedMs' | 'transfer' | 'lambda' | 'colocated'>;
 
-const PROFILE_KEYS = ['coldStartSplit', 'cpuMs', 'peakRssBytes', 'servedMs', 'transfer', 'lambda'] as const;
+const PROFILE_KEYS = ['coldStartSplit', 'cpuMs', 'peakRssBytes', 'servedMs', 'transfer', 'lambda', 'colocated'] as const;
 
 /** A batch result, or a whole-batch failure the stage reports instead of crashing the invocation. */
 export type StageResponsePayload =
@@ -151,8 +151,16 @@ export function decodeStageResponse(payload: unknown, stage: string): BatchResul
     for (const k of ['coldStartSplit', 'transfer', 'lambda'] as const) {
       if (typeof w[k] === 'object' && w[k] !== null) (result as unknown as Record<string, unknown>)[k] = w[k];
     }
+    const runs = Array.isArray(w.colocated) ? (w.colocated as unknown[]).filter(isColocatedRun) : [];
+    if (runs.length) result.colocated = runs;
   }
   return result;
+}
+
+function isColocatedRun(x: unknown): x is ColocatedRun {
+  const r = x as Record<string, unknown> | null;
+  return typeof r === 'object' && r !== null && typeof r.stage === 'string'
+    && (['items', 'failedItems', 'computeMs'] as const).every((k) => typeof r[k] === 'number');
 }
 
 /** JSON text of a payload, refused when it would not fit through Invoke (for callers with no bucket to spill to). */

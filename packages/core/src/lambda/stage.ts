@@ -17,6 +17,7 @@ import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
 import { StageEmf } from '../observability/emf.js';
 import { emfOptions } from './emf-options.js';
 import { loadColocatedStages } from '../placement/colocated.js';
+import { groupOf, placeStages } from '../placement/placement.js';
 import type { Manifest } from '../manifest/types.js';
 
 
@@ -65,7 +66,7 @@ export async function createStageHandler(env: Env = process.env, opts: StageHand
     const weights = await (opts.weights ?? startStageWeights(env));
     // The function stages the deployment plan placed with this one (pre-processing) run here, before session.run;
     // their modules load while the weights download and the session opens.
-    const colocated = loadColocatedStages(weights.manifest, weights.stage);
+    const colocated = loadColocatedStages(weights.manifest, weights.stage, groupOf(placeStages(weights.manifest), weights.stage.name));
     colocated.catch(() => undefined);
     loaded = await load(weights);
     loaded.runtime = (await colocated)(loaded.runtime);

@@ -279,9 +279,9 @@ export interface FunctionStage extends StageBase {
   /** One input item may produce many output items (one image -> many lines). */
   fanout: boolean;
   /**
-   * Where it runs on Lambda (placement/placement.ts): `auto` (default) by the
-   * size rule; `with_model` in the function of the ONNX stage it feeds, or
-   * after the one whose outputs it reads (the author knows the real sizes the
+   * Where it runs (placement/placement.ts): `auto` (default) by the size
+   * rule; `with_model` in the Lambda function or the worker process of the
+   * ONNX stage it feeds, or after the one whose outputs it reads (the author knows the real sizes the
    * rule can only guess); `gateway` never moved.
    */
   placement?: FunctionPlacement;

@@ -1,13 +1,13 @@
 import type { FunctionStage, Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
-import type { BatchResult, ItemOutcome, StageRuntime } from '../runtime/types.js';
+import type { BatchResult, ColocatedRun, ItemOutcome, StageRuntime } from '../runtime/types.js';
 import { createFunctionRuntime } from '../runtime/function.js';
 import { EnsembleError, StageError } from '../errors.js';
-import { groupOf, placeStages, type StageGroup } from './placement.js';
+import type { StageGroup } from './placement.js';
 
 /**
  * The ONNX stage's runtime with the function stages the placement puts in
- * its function (placement/placement.ts): the gateway sends the group's inputs
+ * its function or its worker process (placement.ts decides `group`): the gateway sends the group's inputs
  * (by pipeline tensor name), each co-located stage before the model runs on
  * the batch in turn, the session runs on what they made, the stages placed
  * after it run on its outputs, and the answer carries the session's outputs
@@ -20,8 +20,9 @@ import { groupOf, placeStages, type StageGroup } from './placement.js';
  * pre-processing module may load a native library such as sharp), and the
  * returned function wraps the session's runtime once it exists.
  */
-export async function loadColocatedStages(m: Manifest, onnx: OnnxStage): Promise<(runtime: StageRuntime) => StageRuntime> {
-  const group = groupOf(placeStages(m), onnx.name);
+export async function loadColocatedStages(
+  m: Pick<Manifest, 'name' | 'dir' | 'stages'>, onnx: OnnxStage, group: StageGroup | undefined,
+): Promise<(runtime: StageRuntime) => StageRuntime> {
   if (!group || group.colocated.length === 0) return (runtime) => runtime;
   const loaded = await Promise.all(group.colocated.map(async (c) => {
     const spec = m.stages.find((s) => s.name === c.stage);
@@ -66,6 +67,7 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
         }
         return true;
       };
+      const ran: ColocatedRun[] = [];
       /** Each stage on the batch's live items in turn; what it makes joins the items' tensors, by pipeline name. */
       const runStages = async (list: Colocated[]) => {
         for (const { spec, rt } of list) {
@@ -77,6 +79,7 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
           }
           if (batch.length === 0) break;
           const r = await rt.run(batch, signal);
+          ran.push({ stage: spec.name, items: batch.length, failedItems: r.outcomes.filter((o) => !o.ok).length, computeMs: r.computeMs });
           r.outcomes.forEach((o, j) => {
             const i = idx[j];
             if (!o.ok) { failed[i] = { ok: false, error: `stage '${spec.name}': ${o.error}`, code: o.code }; return; }
@@ -131,7 +134,7 @@ function colocatedRuntime(group: StageGroup, onnx: OnnxStage, before: Colocated[
         return { ok: true, items: [out] };
       });
       // The group's own compute: the co-located stages and the session, as one stage call.
-      return { ...(result ?? { coldStart: false }), outcomes, computeMs: performance.now() - t0 };
+      return { ...(result ?? { coldStart: false }), outcomes, computeMs: performance.now() - t0, colocated: ran };
     },
     async close() {
       await Promise.all([runtime.close(), ...before.map((s) => s.rt.close()), ...after.map((s) => s.rt.close())]);

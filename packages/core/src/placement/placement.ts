@@ -89,7 +89,20 @@ type Size = Map<number, number>;
  * this step is the author's call. O's outputs that only such stages read
  * stay in the function (`kept`).
  */
-export function placeStages(m: Manifest): Placement {
+export interface PlacementOptions {
+  /**
+   * Whether a stage may run in both places (default true). Lambda's
+   * functions are remote, so decoding an image twice beats sending its
+   * pixels; a worker process is on the same machine, where sending bytes
+   * costs less CPU than doing a stage's work again, and only moves count.
+   */
+  duplicate?: boolean;
+  /** The ONNX stages that take function stages at all (default: every one); the others get a group of their own alone. */
+  takes?: (o: OnnxStage) => boolean;
+}
+
+export function placeStages(m: Manifest, opts: PlacementOptions = {}): Placement {
+  const duplicate = opts.duplicate ?? true;
   const byName = new Map(m.stages.map((s) => [s.name, s]));
   const producer = new Map<string, StageSpec>();
   for (const s of m.stages) for (const t of Object.values(s.outputs)) producer.set(t, s);
@@ -107,6 +120,10 @@ export function placeStages(m: Manifest): Placement {
     const lineage = stageLineage(m, o).join('/');
     let members: ColocatedStage[] = [];
     let current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
+    if (opts.takes && !opts.takes(o)) {
+      groups.push({ onnx: o.name, colocated: [], inputs: current.inputs, returns: current.returns });
+      continue;
+    }
     for (;;) {
       let best: { members: ColocatedStage[]; size: Size } | undefined;
       const inside = new Set([o.name, ...members.map((c) => c.stage)]);
@@ -125,7 +142,7 @@ export function placeStages(m: Manifest): Placement {
           return c.size && { members: next, size: c.size };
         };
         const moved = option('moved');
-        const both = option('both');
+        const both = duplicate ? option('both') : undefined;
         // Running in both places must beat a move in the leading term, not only below it: no work done twice for a few bytes.
         const pick = moved && (!both || compare(leading(moved.size), leading(both.size)) <= 0) ? moved : both;
         if (pick && f.placement === 'with_model') forced ??= pick;

@@ -97,6 +97,18 @@ export interface BatchResult {
   hops?: HopSplit;
   /** Set by a stage function on Lambda. */
   lambda?: LambdaBilling;
+  /** The function stages run inside this call beside the model (placement/colocated.ts), one entry each, in run order. */
+  colocated?: ColocatedRun[];
+}
+
+/** One co-located function stage's part of a batch: its observers count it as a batch of its own. */
+export interface ColocatedRun {
+  stage: string;
+  /** Items it ran on (those a stage before it failed on do not reach it). */
+  items: number;
+  failedItems: number;
+  /** Wall time of its call, ms. */
+  computeMs: number;
 }
 
 /** Something that can run a batch for one stage: an ONNX session, a function module. */

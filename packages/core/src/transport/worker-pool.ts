@@ -5,10 +5,10 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { Item, Tensor } from '../tensor/types.js';
-import type { BatchResult, ColdStartSplit } from '../runtime/types.js';
+import type { BatchResult, ColdStartSplit, ItemOutcome } from '../runtime/types.js';
 import type { WeightStore, WeightTiming } from '../storage/types.js';
 import { isStageOf, stageKey, type StageHealth, type StageTransport } from './types.js';
-import { DATA_FD, type FromWorker, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
+import { DATA_FD, type ColocatedInit, type FromWorker, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
 import { FrameReader, PayloadWriter, writeFrame, type Frame } from './frames.js';
 import { addGroup, readTensor, type GroupMeta } from './tensor-frames.js';
 import { stageBatching, type StageBatching } from '../runtime/onnx.js';
@@ -17,6 +17,7 @@ import { EnsembleError, NotReadyError, StageError, TimeoutError, errorCode } fro
 import { InProcessTransport } from './in-process.js';
 import { abortReason, untilAborted } from '../deadline.js';
 import type { Observer } from '../observability/events.js';
+import { gatewayView, groupOf, placeStages, type Placement } from '../placement/placement.js';
 
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.cjs', import.meta.url));
 
@@ -60,6 +61,8 @@ interface Slot {
   weights?: WeightTiming;
   /** Set once the worker reported its session ready. */
   started?: boolean;
+  /** The co-located stages' contexts (PoolGroup.contexts) the worker has been sent. */
+  contexts?: Set<number>;
 }
 
 interface StagePool {
@@ -88,6 +91,28 @@ interface StagePool {
   /** How its batches are stacked and split: the gateway splits a worker's whole outputs per item. */
   batching: StageBatching;
   usage: StageUsage;
+  /** The function stages its workers run around the model, if any, and the stage as the executor sees it then. */
+  colocated?: PoolGroup;
+}
+
+/**
+ * A pool's co-located stages. Pipelines whose stages are the same (the same
+ * modules, options, inputs and outputs) share it, but each stage runs with
+ * its own pipeline's context (name, folder): a worker holds one set of the
+ * stages per context, numbered in `contexts`.
+ */
+interface PoolGroup {
+  /** The stage as the executor walks it: the group's inputs and outputs. */
+  view: OnnxStage;
+  contexts: ColocatedInit[];
+  /** Each user's (stageKey) context. */
+  contextOf: Map<string, number>;
+}
+
+/** One user's co-located stages, if its group has any. */
+interface UserGroup {
+  init: ColocatedInit;
+  view: OnnxStage;
 }
 
 /**
@@ -109,10 +134,12 @@ export interface StageUsage {
   /** The transfer split's parts (TransferSplit). */
   serializeMs: number;
   ipcMs: number;
+  /** CPU time of the workers in the function stages co-located with the model (0 without any). */
+  colocatedCpuMs: number;
 }
 
 function noUsage(): StageUsage {
-  return { batches: 0, items: 0, computeMs: 0, computeCpuMs: 0, serializeMs: 0, ipcMs: 0 };
+  return { batches: 0, items: 0, computeMs: 0, computeCpuMs: 0, serializeMs: 0, ipcMs: 0, colocatedCpuMs: 0 };
 }
 
 interface Waiter { give: (s: Slot) => void; fail: (e: Error) => void }
@@ -122,6 +149,12 @@ export interface WorkerPoolOptions {
   observer?: Observer;
   /** Cores the workers' batches share when the pool chooses their intra-op threads (default: this machine's). */
   cores?: number;
+  /**
+   * Run function stages in the worker of the ONNX stage they feed, or whose
+   * outputs they read, where that shrinks what crosses the pipe (default
+   * true; see `view`). false: every function stage runs in the gateway.
+   */
+  colocate?: boolean;
 }
 
 export interface CloseOptions {
@@ -177,6 +210,8 @@ export class WorkerPoolTransport implements StageTransport {
   private readonly active = new Set<Promise<unknown>>();
 
   private readonly cores: number;
+  /** Each loaded manifest's placement and the view the executor walks, made once. */
+  private readonly placed = new WeakMap<Manifest, { placement: Placement; view: Manifest }>();
 
   constructor(private readonly weights: WeightStore, private readonly opts: WorkerPoolOptions = {}) {
     this.inline = new InProcessTransport(weights);
@@ -185,7 +220,33 @@ export class WorkerPoolTransport implements StageTransport {
     setMaxListeners(0, this.shutdown.signal);
   }
 
+  /**
+   * The DAG the executor walks: a function stage runs in the worker of the
+   * ONNX stage it feeds when that shrinks what crosses the pipe (OCR's
+   * detect-pre, whose 11 MB of floats for a page are four times the pixels
+   * it reads), or of the stage whose outputs it reads when the manifest
+   * marks it `placement: with_model` (detect-post: a few boxes cross back
+   * instead of the probability map). The rule is Lambda's
+   * (placement/placement.ts) without running a stage in both places: a
+   * worker is on this machine, where bytes cost less than doing a stage's
+   * work twice. Inline stages take none (their sessions are in the gateway).
+   */
+  view(manifest: Manifest): Manifest {
+    return this.placement(manifest).view;
+  }
+
+  private placement(manifest: Manifest): { placement: Placement; view: Manifest } {
+    let p = this.placed.get(manifest);
+    if (!p) {
+      const placement = poolPlacement(manifest, this.opts.colocate ?? true);
+      p = { placement, view: gatewayView(manifest, placement) };
+      this.placed.set(manifest, p);
+    }
+    return p;
+  }
+
   async load(manifest: Manifest, address = manifest.name): Promise<void> {
+    const { placement, view } = this.placement(manifest);
     const inline = manifest.stages.filter((s) => s.kind === 'onnx' && s.scale.isolation === 'inline');
     if (inline.length) {
       await this.inline.load({ ...manifest, stages: inline }, address);
@@ -194,8 +255,13 @@ export class WorkerPoolTransport implements StageTransport {
     for (const stage of manifest.stages) {
       if (stage.kind !== 'onnx' || stage.scale.isolation === 'inline') continue;
       const user = stageKey(address, stage.name);
+      const group = groupOf(placement, stage.name);
+      const colocated: UserGroup | undefined = group && group.colocated.length > 0 ? {
+        init: { manifest: { name: manifest.name, dir: manifest.dir, stages: manifest.stages.filter((s) => group.colocated.some((c) => c.stage === s.name)) }, group },
+        view: view.stages.find((s): s is OnnxStage => s.name === stage.name && s.kind === 'onnx')!,
+      } : undefined;
       // A second version of a pipeline (another address) joins the pools of its unchanged stages.
-      const key = poolKey(address, stage);
+      const key = poolKey(address, stage, colocated);
       // Loading a pipeline again moves its stage to the pool its manifest now asks for.
       const before = this.routes.get(user);
       if (before && before.key !== key) await this.detach(before, user);
@@ -209,6 +275,7 @@ export class WorkerPoolTransport implements StageTransport {
           key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set(),
           batching: stageBatching(stage), usage: noUsage(),
         };
+        if (colocated) created.colocated = { view: colocated.view, contexts: [colocated.init], contextOf: new Map([[user, 0]]) };
         for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created, loading));
         created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
         this.pools.set(key, created);
@@ -216,6 +283,7 @@ export class WorkerPoolTransport implements StageTransport {
       }
       // A pipeline loaded again: respawns follow its new manifest (its weights key may have moved).
       if (pool.stage === pool.users.get(user)) { pool.stage = stage; pool.batching = stageBatching(stage); }
+      if (pool.colocated && colocated) joinContext(pool.colocated, user, colocated.init);
       pool.users.set(user, stage);
       this.routes.set(user, pool);
       await pool.loaded;
@@ -338,14 +406,14 @@ export class WorkerPoolTransport implements StageTransport {
     const pool = this.routes.get(stageKey(pipeline, stage));
     if (!pool || pool.closed) throw new NotReadyError(`stage '${stage}' of '${pipeline}' is not loaded`);
     if (pool.broken) throw pool.broken;
-    const running = this.runOn(pool, stage, items, signal, trace);
+    const running = this.runOn(pool, stageKey(pipeline, stage), stage, items, signal, trace);
     pool.active.add(running);
     const done = () => { pool.active.delete(running); };
     running.then(done, done);
     return running;
   }
 
-  private async runOn(pool: StagePool, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
+  private async runOn(pool: StagePool, user: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const bound = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     // What the batch fails with when `bound` aborts: the caller's reason (its deadline), or the shutdown.
     const stopped = (): EnsembleError => {
@@ -358,7 +426,7 @@ export class WorkerPoolTransport implements StageTransport {
     if (bound.aborted) throw stopped();
     // The tensors are laid out (as views, no copy) before a worker is taken: a batch that cannot be sent fails without one.
     const prepStart = performance.now();
-    const { inputs, payload } = layoutInputs(pool.stage, items);
+    const { inputs, payload } = layoutInputs(pool.colocated?.view ?? pool.stage, items);
     const prepMs = performance.now() - prepStart;
     const slot = await this.acquire(pool, bound, stopped);
     try {
@@ -393,6 +461,15 @@ export class WorkerPoolTransport implements StageTransport {
       slot.current = cur;
       const header: RunHeader = trace ? { type: 'run', id, n: items.length, inputs, trace } : { type: 'run', id, n: items.length, inputs };
       if (narrow) header.narrow = true;
+      if (pool.colocated) {
+        // The user's co-located stages run with its own context: sent along the first time this worker gets one.
+        const context = pool.colocated.contextOf.get(user) ?? 0;
+        header.context = context;
+        if (!slot.contexts?.has(context)) {
+          header.colocated = pool.colocated.contexts[context];
+          (slot.contexts ??= new Set()).add(context);
+        }
+      }
       // A worker that died meanwhile makes this write fail quietly: its exit fails the batch.
       writeFrame(slot.data, header, payload);
       cur.writeMs = performance.now() - sentAt;
@@ -495,7 +572,12 @@ export class WorkerPoolTransport implements StageTransport {
         const own = this.weights.timing?.(pool.stage.weights.sha256);
         const before = loading?.weights;
         slot.weights = own && { fetchMs: own.fetchMs + (before?.fetchMs ?? 0), hashMs: own.hashMs + (before?.hashMs ?? 0) };
-        worker.send({ type: 'init', stage: pool.stage, modelPath } satisfies ToWorker);
+        const init: ToWorker = { type: 'init', stage: pool.stage, modelPath };
+        if (pool.colocated) {
+          init.colocated = [...pool.colocated.contexts];
+          slot.contexts = new Set(init.colocated.keys());
+        }
+        worker.send(init);
       },
       (e: unknown) => {
         const err = new StageError(pool.stage.name, `weights: ${e instanceof Error ? e.message : String(e)}`);
@@ -517,12 +599,23 @@ export class WorkerPoolTransport implements StageTransport {
       this.release(pool, slot);
       return;
     }
-    let rows: Item[];
+    let outcomes: ItemOutcome[];
     try {
-      const outputs: Record<string, Tensor> = {};
-      for (const [name, meta] of Object.entries(m.outputs)) outputs[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
-      pool.batching.check(outputs, cur.n);
-      rows = pool.batching.split(outputs, cur.n);
+      if (m.items) {
+        // Co-located stages: each item answered on its own, and one may have failed alone.
+        if (m.items.length !== cur.n) throw new StageError(pool.stage.name, `worker answered ${m.items.length} items for a batch of ${cur.n}`);
+        outcomes = m.items.map((a): ItemOutcome => {
+          if (!a.ok) return { ok: false, error: a.error, code: errorCode(a.code ?? 'stage_failed') };
+          const row: Item = {};
+          for (const [name, meta] of Object.entries(a.outputs)) row[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
+          return { ok: true, items: [row] };
+        });
+      } else {
+        const outputs: Record<string, Tensor> = {};
+        for (const [name, meta] of Object.entries(m.outputs)) outputs[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
+        pool.batching.check(outputs, cur.n);
+        outcomes = pool.batching.split(outputs, cur.n).map((row) => ({ ok: true as const, items: [row] }));
+      }
     } catch (e) {
       cur.reject(e instanceof StageError ? e : new StageError(pool.stage.name, e instanceof Error ? e.message : String(e)));
       this.release(pool, slot);
@@ -530,10 +623,11 @@ export class WorkerPoolTransport implements StageTransport {
     }
     const decodeMs = performance.now() - receivedAt;
     const r: BatchResult = {
-      outcomes: rows.map((row) => ({ ok: true as const, items: [row] })),
+      outcomes,
       computeMs: m.computeMs, coldStart: false, cpuMs: m.cpuMs, peakRssBytes: m.peakRssBytes, servedMs: m.servedMs,
     };
     if (m.threads !== undefined) r.threads = m.threads;
+    if (m.colocated?.length) r.colocated = m.colocated;
     // The session was made when the worker started; the first batch reports that as its cold start.
     if (slot.initMs !== undefined) {
       r.coldStart = true; r.initMs = slot.initMs; slot.initMs = undefined;
@@ -547,10 +641,11 @@ export class WorkerPoolTransport implements StageTransport {
     const u = pool.usage;
     u.batches++;
     u.items += cur.n;
-    u.computeMs += m.computeMs;
+    u.computeMs += m.sessionMs ?? m.computeMs;
     u.computeCpuMs += m.computeCpuMs;
     u.serializeMs += serializeMs;
     u.ipcMs += ipcMs;
+    u.colocatedCpuMs += m.colocatedCpuMs ?? 0;
     cur.resolve(r);
     this.release(pool, slot);
   }
@@ -631,6 +726,19 @@ export class WorkerPoolTransport implements StageTransport {
 }
 
 
+/** A user of a pool with co-located stages gets the context of its pipeline: one already there, or a new one. */
+function joinContext(g: PoolGroup, user: string, init: ColocatedInit): void {
+  const same = (c: ColocatedInit) => c.manifest.name === init.manifest.name && c.manifest.dir === init.manifest.dir;
+  let i = g.contexts.findIndex(same);
+  if (i < 0) i = g.contexts.push(init) - 1;
+  g.contextOf.set(user, i);
+}
+
+/** Which function stages the worker pool runs in its workers (WorkerPoolTransport.view); none when `colocate` is false. */
+export function poolPlacement(manifest: Manifest, colocate = true): Placement {
+  return placeStages(manifest, { duplicate: false, takes: (o) => colocate && o.scale.isolation !== 'inline' });
+}
+
 /** Every stage the pool serves lost a worker. */
 function restartEvents(pool: StagePool, err: EnsembleError): { pipeline: string; stage: string; reason: string }[] {
   // A user is stageKey(pipeline, stage.name): the pipeline is what precedes '/<stage>'.
@@ -661,9 +769,11 @@ function stop(worker: ChildProcess): Promise<void> {
  * own, per loaded version (`address`): a reload of such a stage starts new
  * workers and the old version's stop once it is done.
  */
-function poolKey(address: string, stage: OnnxStage): string {
+function poolKey(address: string, stage: OnnxStage, colocated?: UserGroup): string {
   if (stage.scale.share === false) return `own:${stageKey(address, stage.name)}`;
-  return JSON.stringify([
+  // Co-located stages are part of what a worker runs: the same modules, options, inputs and outputs, or none.
+  const group = colocated ? [colocated.init.group, colocated.init.manifest.stages.map((f) => [f.name, f.kind === 'function' ? f.module : null, f.options, f.inputs, f.outputs])] : null;
+  return JSON.stringify([group,
     stage.weights.sha256, stage.scale.threads, stage.session.graphOptimization, stage.scale.instances, stage.scale.isolation ?? 'process',
     Object.keys(stage.inputs).sort(), Object.keys(stage.outputs).sort(), stage.batch.padAxis ?? null, stage.batch.padValue,
     [...(stage.perRequest ?? [])].sort(), sortedEntries(stage.inputAxes), sortedEntries(stage.outputAxes),

@@ -1,4 +1,6 @@
-import type { OnnxStage } from '../manifest/types.js';
+import type { Manifest, OnnxStage } from '../manifest/types.js';
+import type { StageGroup } from '../placement/placement.js';
+import type { ColocatedRun } from '../runtime/types.js';
 import type { TraceCarrier } from '../observability/trace-context.js';
 import type { GroupMeta, TensorMeta } from './tensor-frames.js';
 
@@ -11,8 +13,20 @@ import type { GroupMeta, TensorMeta } from './tensor-frames.js';
  */
 export const DATA_FD = 4;
 
-/** Messages on the IPC channel. */
-export type ToWorker = { type: 'init'; stage: OnnxStage; modelPath: string };
+/**
+ * Messages on the IPC channel. `colocated`: the function stages the pool's
+ * placement runs in this worker around the model (placement/placement.ts),
+ * once for each pipeline that shares the worker (its context: the stages
+ * see its name and folder); batches then carry the group's inputs by
+ * pipeline name and are answered item by item.
+ */
+export type ToWorker = { type: 'init'; stage: OnnxStage; modelPath: string; colocated?: ColocatedInit[] };
+
+/** The co-located stages' specs (only those: the rest of the manifest stays in the gateway), and where they come from. */
+export interface ColocatedInit {
+  manifest: Pick<Manifest, 'name' | 'dir' | 'stages'>;
+  group: StageGroup;
+}
 
 export type FromWorker =
   /** `sessionMs`: creating the session (a worker of an older build leaves it out). */
@@ -36,12 +50,17 @@ export interface RunHeader {
    * taken by other batches. Only for stages with more than one thread.
    */
   narrow?: boolean;
+  /** With co-located stages: whose (the index of its context in the worker's), and that context the first time the worker gets it. */
+  context?: number;
+  colocated?: ColocatedInit;
 }
 
 /** What the worker measured of a batch (ms), beside the outputs. */
 export interface WorkerTimes {
-  /** Wall time of session.run. */
+  /** Wall time of session.run; with co-located stages, of them and the session's runs (as a stage function reports its group). */
   computeMs: number;
+  /** With co-located stages: the wall time of the session's runs alone. */
+  sessionMs?: number;
   /** CPU time of the worker process (every thread) while session.run ran: the model's own CPU. */
   computeCpuMs: number;
   /** CPU time of the worker process over the batch, from the frame read to the answer written. */
@@ -55,9 +74,22 @@ export interface WorkerTimes {
   readMs: number;
   /** Intra-op threads of the session that ran the batch (a worker of an older build leaves it out). */
   threads?: number;
+  /** CPU time of the worker process in its co-located function stages (a worker with none leaves it out). */
+  colocatedCpuMs?: number;
+  /** Each co-located stage's part of the batch. */
+  colocated?: ColocatedRun[];
 }
 
-/** The answer to a run: the outputs whole (the pool splits them per item), or why the batch failed. */
+/** One item's answer from a worker with co-located stages: its outputs, or why it alone failed. */
+export type ItemAnswer =
+  | { ok: true; outputs: Record<string, TensorMeta> }
+  | { ok: false; error: string; code?: string };
+
+/**
+ * The answer to a run: the outputs whole (the pool splits them per item), or
+ * with co-located stages each item's own (`items`, `outputs` empty), or why
+ * the batch failed.
+ */
 export type ResultHeader =
-  | ({ type: 'result'; id: number; outputs: Record<string, TensorMeta> } & WorkerTimes)
+  | ({ type: 'result'; id: number; outputs: Record<string, TensorMeta>; items?: ItemAnswer[] } & WorkerTimes)
   | { type: 'error'; id: number; message: string; code?: string };

@@ -85,6 +85,17 @@ describe('stage response payload', () => {
     expect('initMs' in encodeStageResult({ ...result, initMs: undefined })).toBe(false);
   });
 
+  it('carries what each co-located stage did, and drops an entry this build does not understand', () => {
+    const result: BatchResult = {
+      outcomes: [{ ok: true, items: [] }], computeMs: 3, coldStart: false,
+      colocated: [{ stage: 'detect-pre', items: 2, failedItems: 1, computeMs: 1.5 }],
+    };
+    expect(decodeStageResponse(viaJson(encodeStageResult(result)), 's').colocated).toEqual(result.colocated);
+    const wire = viaJson(encodeStageResult(result)) as { profile: { colocated: unknown[] } };
+    wire.profile.colocated.push({ stage: 'detect-post', items: 'two' }, null);
+    expect(decodeStageResponse(wire, 's').colocated).toEqual(result.colocated);
+  });
+
   it('turns a whole-batch failure into a StageError with the stage\'s code', () => {
     const failure = viaJson(encodeStageFailure(new TimeoutError('too slow')));
     let err: unknown;

@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { buildIfNeeded } from '@ensemble/tools/pipelines/build.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { Manifest, OnnxStage } from '../../src/manifest/types.js';
-import { gatewayView, placeStages } from '../../src/placement/placement.js';
+import { gatewayView, groupOf, placeStages } from '../../src/placement/placement.js';
 import { loadColocatedStages } from '../../src/placement/colocated.js';
 import { createOnnxRuntime } from '../../src/runtime/onnx.js';
 import type { StageRuntime } from '../../src/runtime/types.js';
@@ -71,7 +71,7 @@ describe('co-located stages before and after the model', () => {
     const { file } = await writePipeline(PIPE, MODULES);
     m = await loadManifest(file);
     const stage = m.stages.find((s): s is OnnxStage => s.name === 'model')!;
-    const wrap = await loadColocatedStages(m, stage);
+    const wrap = await loadColocatedStages(m, stage, groupOf(placeStages(m), stage.name));
     runtime = wrap(await createOnnxRuntime({ stage, modelPath: MODEL }));
   });
   afterAll(async () => {

@@ -91,7 +91,7 @@ export async function profileStage(o: StageProfileOptions): Promise<StageProfile
   // One pool per split, all loaded at once (an idle worker costs memory, not CPU), so passes can alternate between them.
   const pools = o.splits.map((split) => {
     const stage: OnnxStage = { ...o.stage, scale: { ...o.stage.scale, ...split }, batch: { ...o.stage.batch, maxSize: Math.max(...sizes) } };
-    return { split, stage, manifest: { ...o.manifest, stages: [stage] } as Manifest, transport: new WorkerPoolTransport(o.weights), stop: undefined as string | undefined };
+    return { split, stage, manifest: { ...o.manifest, stages: [stage], order: [stage.name] } as Manifest, transport: new WorkerPoolTransport(o.weights), stop: undefined as string | undefined };
   });
   const latencies = new Map<string, number[]>();
   const skipped: Skipped[] = [];
