@@ -421,10 +421,14 @@ export class Batcher {
       failedItems = 0;
       for (const o of result.outcomes) if (!o.ok) failedItems++;
     }
+    // Function stages run inside the call beside the model report their own part: the stage's is the rest.
+    const inside = result?.colocated ?? [];
+    let computeMs = result?.computeMs ?? 0;
+    for (const c of inside) { computeMs -= c.computeMs; failedItems -= c.failedItems; }
     const e: StageBatch = {
       stage: this.opts.stage, size: batch.length, queueMs, callMs,
-      computeMs: result?.computeMs ?? 0, coldStart: result?.coldStart ?? false, initMs: result?.initMs,
-      failedItems, error,
+      computeMs: Math.max(0, computeMs), coldStart: result?.coldStart ?? false, initMs: result?.initMs,
+      failedItems: Math.max(0, failedItems), error,
     };
     if (result) {
       e.transferMs = transferMs(callMs, result);
@@ -437,8 +441,11 @@ export class Batcher {
     }
     this.opts.onBatch!(e);
     // Function stages that ran inside this call, beside the model: each a batch of its own to whoever counts them.
-    for (const c of result?.colocated ?? []) {
-      this.opts.onBatch!({ stage: c.stage, size: c.items, queueMs: 0, callMs: c.computeMs, computeMs: c.computeMs, coldStart: false, failedItems: c.failedItems });
+    for (const c of inside) {
+      this.opts.onBatch!({
+        stage: c.stage, size: c.items, queueMs: 0, callMs: c.computeMs, computeMs: c.computeMs, coldStart: false, failedItems: c.failedItems,
+        within: this.opts.stage,
+      });
     }
   }
 }

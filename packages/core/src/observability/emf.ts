@@ -158,7 +158,8 @@ export class GatewayEmf extends InvocationEmf implements Observer {
     // Queue waits happen here, in the gateway's batchers; the stage functions report their own compute.
     const d = { model: e.pipeline };
     this.buffer.sum(d, 'QueueDuration', 'Milliseconds', e.queueMs);
-    this.buffer.count(d, 'StageCalls', 1);
+    // A stage run inside another's call is not a call of its own.
+    if (!e.within) this.buffer.count(d, 'StageCalls', 1);
     if (e.coldStart) this.buffer.count(d, 'StageColdStarts', 1);
   }
 

@@ -28,6 +28,12 @@ export interface BatchEvent {
   failedItems: number;
   /** The error code when the whole batch failed. */
   error?: string;
+  /**
+   * Set for a function stage that ran inside another stage's call, beside its
+   * model (placement/colocated.ts): the stage whose call it was. Its compute
+   * and failed items are not in that stage's event.
+   */
+  within?: string;
   /* Profile fields, when the batch has an answer and its transport measured them. */
   /** Moving tensors to and from the stage (ms): callMs less computeMs, or the sum of the transport's split. */
   transferMs?: number;

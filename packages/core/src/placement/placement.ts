@@ -120,7 +120,9 @@ export function placeStages(m: Manifest, opts: PlacementOptions = {}): Placement
     const lineage = stageLineage(m, o).join('/');
     let members: ColocatedStage[] = [];
     let current = crossing(m, o, members, byName, producer, readers, pipelineOutputs);
-    if (opts.takes && !opts.takes(o)) {
+    // A `when` may skip the ONNX stage for an item: what a stage moved before it makes (the condition itself,
+    // or a tensor read in the gateway) would then never be made. Such a stage takes none.
+    if (o.when || (opts.takes && !opts.takes(o))) {
       groups.push({ onnx: o.name, colocated: [], inputs: current.inputs, returns: current.returns });
       continue;
     }
@@ -165,7 +167,7 @@ export function placeStages(m: Manifest, opts: PlacementOptions = {}): Placement
       const downstream = new Set([o.name, ...members.filter((c) => c.after).map((c) => c.stage)]
         .flatMap((n) => Object.values(byName.get(n)!.outputs)));
       const received = new Set(current.inputs);
-      const next = m.order.map((n) => byName.get(n)!).find((f): f is FunctionStage => f.kind === 'function'
+      const next = m.order.map((n) => byName.get(n)).find((f): f is FunctionStage => f?.kind === 'function'
         && f.placement === 'with_model' && !claimed.has(f.name)
         && eligible(m, f, lineage, readers)
         && Object.values(f.outputs).every((t) => !(readers.get(t) ?? []).some((r) => r.kind === 'onnx'))

@@ -1,13 +1,8 @@
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { OnnxRuntime } from '../runtime/onnx.js';
 import type { BatchInput, StageBatching } from '../runtime/onnx.js';
-import type { BatchResult, StageRuntime } from '../runtime/types.js';
-import type { Item, Tensor } from '../tensor/types.js';
-import { DATA_FD, type ColocatedInit, type FromWorker, type ItemAnswer, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
-import type { OnnxStage } from '../manifest/types.js';
+import type { Tensor } from '../tensor/types.js';
+import { DATA_FD, type FromWorker, type ResultHeader, type RunHeader, type ToWorker } from './worker-protocol.js';
 import { FrameReader, PayloadWriter, writeFrame, type Frame } from './frames.js';
 import { addTensor, readGroup, type TensorMeta } from './tensor-frames.js';
 import { createOnnxRuntime, stageBatching } from '../runtime/onnx.js';
@@ -15,8 +10,7 @@ import { EnsembleError } from '../errors.js';
 import { markUsage, usageSince } from '../runtime/process-usage.js';
 import { flushTracing, startTracing } from '../observability/tracing.js';
 import { endStageRunSpan, startStageRunSpan } from '../observability/spans.js';
-import { setStageModuleLoader } from '../runtime/function.js';
-import { loadColocatedStages } from '../placement/colocated.js';
+import { ColocatedWorker } from './colocated-worker.js';
 
 /**
  * One stage instance in its own process with its own ONNX Runtime session, so
@@ -46,39 +40,8 @@ let stageName = '';
 let threads = 1;
 /** The stage's session with one intra-op thread, for batches the pool marks narrow; made on the first one. */
 let narrowSession: (() => Promise<OnnxRuntime>) | undefined;
-/**
- * With co-located function stages (placement/colocated.ts): their modules,
- * loaded once for each context (a pipeline sharing this worker) as the pool
- * numbers them, each a wrapper for a session; and what the session's runs of
- * the batch under way cost, summed (a batch may run the session once per
- * pre-processed shape).
- */
-let contexts: Map<number, Promise<Wrap>> | undefined;
-type Wrap = (rt: StageRuntime) => StageRuntime;
-const sessionRuns = { ms: 0, cpuMs: 0 };
-
-function loadContext(c: ColocatedInit, stage: OnnxStage): Promise<Wrap> {
-  const loading = loadColocatedStages(c.manifest, stage, c.group);
-  loading.catch(() => undefined);
-  return loading;
-}
-let initStage: OnnxStage | undefined;
-/**
- * Function stage modules load with `require`: this process runs tsx's
- * CommonJS hook only (stage-worker-entry.cjs), which compiles a TypeScript
- * module's imports to `require`. An ES module that cannot be required (top-level
- * await) is imported instead.
- */
-const requireFile = createRequire(join(process.cwd(), 'stage-worker'));
-function loadModule(file: string): Promise<unknown> {
-  try {
-    return Promise.resolve(requireFile(file));
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') return import(pathToFileURL(file).href);
-    throw e;
-  }
-}
+/** With co-located function stages: they, and the sessions they run around. */
+let colocated: ColocatedWorker | undefined;
 
 /**
  * Run frames of 1 MB and more land in one buffer kept from batch to batch: a
@@ -121,12 +84,18 @@ async function run(frame: Frame<RunHeader>): Promise<void> {
   const t0 = performance.now();
   const mark = markUsage();
   try {
-    if (contexts) {
-      if (h.colocated) contexts.set(h.context ?? 0, loadContext(h.colocated, initStage!));
-      const wrap = contexts.get(h.context ?? 0);
-      if (!wrap) throw new EnsembleError(`no co-located stages for context ${h.context}`);
-      await runGrouped(frame, t0, mark, h.context ?? 0, await wrap);
-      endStageRunSpan(span, { outcomes: new Array<undefined>(h.n), computeMs: sessionRuns.ms });
+    if (colocated) {
+      const session = h.narrow === true && narrowSession ? await narrowSession() : runtime;
+      const payload = new PayloadWriter();
+      const { items, times } = await colocated.run(frame, session, payload);
+      const usage = usageSince(mark);
+      const servedMs = performance.now() - t0;
+      endStageRunSpan(span, { outcomes: new Array<undefined>(h.n), computeMs: times.computeMs });
+      answer({
+        type: 'result', id: h.id, outputs: {}, items, ...times, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes,
+        colocatedCpuMs: Math.max(0, usage.cpuMs - times.computeCpuMs),
+        servedMs, serializeMs: Math.max(0, servedMs - times.computeMs), readMs: frame.readMs, threads: session === runtime ? threads : 1,
+      }, payload);
       return;
     }
     const inputs: Record<string, BatchInput> = {};
@@ -153,74 +122,30 @@ async function run(frame: Frame<RunHeader>): Promise<void> {
   }
 }
 
-/**
- * A batch through the co-located stages and the session: the frame's groups
- * become the items (a per-request input, sent once, is every item's), each
- * item is answered on its own, and an item a stage failed on fails alone.
- */
-async function runGrouped(frame: Frame<RunHeader>, t0: number, mark: ReturnType<typeof markUsage>, context: number, wrap: Wrap): Promise<void> {
-  const h = frame.header;
-  const items: Item[] = Array.from({ length: h.n }, () => ({}));
-  for (const [name, meta] of Object.entries(h.inputs)) {
-    const { parts } = readGroup(frame.payload, meta, `input '${name}'`);
-    if (parts.length !== h.n && parts.length !== 1) throw new EnsembleError(`input '${name}': ${parts.length} tensors for ${h.n} items`);
-    for (let i = 0; i < h.n; i++) items[i][name] = parts.length === 1 ? parts[0] : parts[i];
-  }
-  const session = h.narrow === true && narrowSession ? await narrowSession() : runtime!;
-  sessionRuns.ms = 0;
-  sessionRuns.cpuMs = 0;
-  const result: BatchResult = await groupFor(session, context, wrap).run(items);
-  const payload = new PayloadWriter();
-  const answers = result.outcomes.map((o): ItemAnswer => {
-    if (!o.ok) return o.code ? { ok: false, error: o.error, code: o.code } : { ok: false, error: o.error };
-    const outputs: Record<string, TensorMeta> = {};
-    for (const [name, t] of Object.entries(o.items[0])) outputs[name] = addTensor(payload, t);
-    return { ok: true, outputs };
-  });
-  const usage = usageSince(mark);
-  const servedMs = performance.now() - t0;
-  answer({
-    type: 'result', id: h.id, outputs: {}, items: answers,
-    computeMs: result.computeMs, sessionMs: sessionRuns.ms, computeCpuMs: sessionRuns.cpuMs, cpuMs: usage.cpuMs, peakRssBytes: usage.peakRssBytes,
-    colocatedCpuMs: Math.max(0, usage.cpuMs - sessionRuns.cpuMs), colocated: result.colocated,
-    servedMs, serializeMs: Math.max(0, servedMs - result.computeMs), readMs: frame.readMs, threads: session === runtime ? threads : 1,
-  }, payload);
-}
-
-/** Each session's co-located runtime per context, made on its first batch; its session runs add to `sessionRuns`. */
-const groups = new Map<OnnxRuntime, Map<number, StageRuntime>>();
-function groupFor(session: OnnxRuntime, context: number, wrap: Wrap): StageRuntime {
-  const own = groups.get(session) ?? groups.set(session, new Map()).get(session)!;
-  let g = own.get(context);
-  if (!g) {
-    const timed: StageRuntime = {
-      close: () => session.close(),
-      async run(items: Item[]) {
-        const before = markUsage();
-        const r = await session.run(items);
-        sessionRuns.ms += r.computeMs;
-        sessionRuns.cpuMs += usageSince(before).cpuMs;
-        return r;
-      },
-    };
-    g = wrap(timed);
-    own.set(context, g);
-  }
-  return g;
-}
-
 process.on('message', (msg: ToWorker) => {
+  if (msg.type === 'context') {
+    const id = msg.context.id;
+    if (!colocated) { send({ type: 'context-error', id, message: 'this worker runs no co-located stages' }); return; }
+    colocated.add(msg.context).then(
+      () => send({ type: 'context-ready', id }),
+      (e: unknown) => send({ type: 'context-error', id, message: e instanceof Error ? e.message : String(e) }),
+    );
+    return;
+  }
   if (msg.type !== 'init') return;
   const t0 = performance.now();
   let sessionMs = 0;
   const session = createOnnxRuntime({ stage: msg.stage, modelPath: msg.modelPath }).then((rt) => { sessionMs = performance.now() - t0; return rt; });
-  // The co-located stages' modules load beside the session.
+  // The co-located stages' modules load beside the session. A context that cannot load fails its own batches;
+  // the worker fails to start only when none loads (its first pipeline's load then fails, naming the reason).
   let loaded: Promise<unknown> = Promise.resolve();
   if (msg.colocated) {
-    setStageModuleLoader(loadModule);
-    initStage = msg.stage;
-    const made = new Map(msg.colocated.map((c, i) => [i, loadContext(c, msg.stage)]));
-    loaded = Promise.all(made.values()).then(() => { contexts = made; });
+    const c = new ColocatedWorker(msg.stage, stageBatching(msg.stage));
+    loaded = Promise.allSettled(msg.colocated.map((x) => c.add(x))).then((r) => {
+      const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed && r.every((x) => x.status === 'rejected')) throw failed.reason;
+      colocated = c;
+    });
   }
   // Tracing (when an OTLP endpoint is set in the environment the pool passed on) is up before the first batch.
   Promise.all([session, startTracing('ensemble'), loaded]).then(

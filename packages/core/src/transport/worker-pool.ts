@@ -99,14 +99,16 @@ interface StagePool {
  * A pool's co-located stages. Pipelines whose stages are the same (the same
  * modules, options, inputs and outputs) share it, but each stage runs with
  * its own pipeline's context (name, folder): a worker holds one set of the
- * stages per context, numbered in `contexts`.
+ * stages per context. A context goes when its last user unloads, so a
+ * restarted worker loads only what is still served.
  */
 interface PoolGroup {
   /** The stage as the executor walks it: the group's inputs and outputs. */
   view: OnnxStage;
-  contexts: ColocatedInit[];
-  /** Each user's (stageKey) context. */
+  contexts: Map<number, ColocatedInit>;
+  /** Each user's (stageKey) context id. */
   contextOf: Map<string, number>;
+  nextId: number;
 }
 
 /** One user's co-located stages, if its group has any. */
@@ -275,7 +277,7 @@ export class WorkerPoolTransport implements StageTransport {
           key, users: new Map(), stage, modelPath, slots: [], waiting: [], failedStarts: 0, retries: 0, loaded: Promise.resolve(), active: new Set(),
           batching: stageBatching(stage), usage: noUsage(),
         };
-        if (colocated) created.colocated = { view: colocated.view, contexts: [colocated.init], contextOf: new Map([[user, 0]]) };
+        if (colocated) created.colocated = { view: colocated.view, contexts: new Map([[0, colocated.init]]), contextOf: new Map([[user, 0]]), nextId: 1 };
         for (let i = 0; i < stage.scale.instances; i++) created.slots.push(this.spawn(created, loading));
         created.loaded = Promise.all(created.slots.map((s) => s.ready)).then(() => undefined);
         this.pools.set(key, created);
@@ -283,10 +285,20 @@ export class WorkerPoolTransport implements StageTransport {
       }
       // A pipeline loaded again: respawns follow its new manifest (its weights key may have moved).
       if (pool.stage === pool.users.get(user)) { pool.stage = stage; pool.batching = stageBatching(stage); }
-      if (pool.colocated && colocated) joinContext(pool.colocated, user, colocated.init);
+      const joined = pool.colocated && colocated ? joinContext(pool.colocated, user, colocated.init) : undefined;
       pool.users.set(user, stage);
       this.routes.set(user, pool);
       await pool.loaded;
+      // A pipeline of its own joining running workers: its stages load in them now, and a module that cannot load
+      // fails this load, as it would have failed the first workers' start.
+      if (joined?.fresh) {
+        try {
+          await Promise.all(pool.slots.filter((sl) => sl.started).map((sl) => this.sendContext(pool, sl, joined.id)));
+        } catch (e) {
+          await this.detach(pool, user);
+          throw e instanceof EnsembleError ? e : new StageError(stage.name, String(e));
+        }
+      }
     }
   }
 
@@ -307,6 +319,7 @@ export class WorkerPoolTransport implements StageTransport {
   private async detach(pool: StagePool, user: string): Promise<void> {
     this.routes.delete(user);
     pool.users.delete(user);
+    if (pool.colocated) leaveContext(pool.colocated, user);
     const next = pool.users.values().next();
     if (!next.done) {
       // Respawns start from a stage still served: the one that left may be gone from the bucket.
@@ -319,6 +332,27 @@ export class WorkerPoolTransport implements StageTransport {
     await Promise.allSettled([...pool.active]);
     for (const w of pool.waiting.splice(0)) w.fail(new NotReadyError(`stage '${pool.stage.name}' is unloaded`));
     await Promise.all(pool.slots.splice(0).map((s) => stop(s.worker)));
+  }
+
+  /** Load a context's co-located stages in a running worker; rejects with why they cannot load there. */
+  private sendContext(pool: StagePool, slot: Slot, id: number): Promise<void> {
+    const init = pool.colocated?.contexts.get(id);
+    if (!init) return Promise.resolve();
+    (slot.contexts ??= new Set()).add(id);
+    return new Promise<void>((resolve, reject) => {
+      const done = () => { slot.worker.off('message', onMessage); slot.worker.off('exit', onExit); };
+      const onMessage = (m: FromWorker) => {
+        if ((m.type !== 'context-ready' && m.type !== 'context-error') || m.id !== id) return;
+        done();
+        if (m.type === 'context-ready') resolve();
+        else reject(new StageError(pool.stage.name, `co-located stages: ${m.message}`));
+      };
+      // A worker that dies meanwhile is replaced, and its replacement starts with every context.
+      const onExit = () => { done(); resolve(); };
+      slot.worker.on('message', onMessage);
+      slot.worker.once('exit', onExit);
+      slot.worker.send({ type: 'context', context: { id, ...init } } satisfies ToWorker);
+    });
   }
 
   /** The worker processes of a stage (for tests and diagnostics); none for an inline stage. */
@@ -465,8 +499,9 @@ export class WorkerPoolTransport implements StageTransport {
         // The user's co-located stages run with its own context: sent along the first time this worker gets one.
         const context = pool.colocated.contextOf.get(user) ?? 0;
         header.context = context;
-        if (!slot.contexts?.has(context)) {
-          header.colocated = pool.colocated.contexts[context];
+        const init = pool.colocated.contexts.get(context);
+        if (init && !slot.contexts?.has(context)) {
+          header.colocated = { id: context, ...init };
           (slot.contexts ??= new Set()).add(context);
         }
       }
@@ -574,8 +609,8 @@ export class WorkerPoolTransport implements StageTransport {
         slot.weights = own && { fetchMs: own.fetchMs + (before?.fetchMs ?? 0), hashMs: own.hashMs + (before?.hashMs ?? 0) };
         const init: ToWorker = { type: 'init', stage: pool.stage, modelPath };
         if (pool.colocated) {
-          init.colocated = [...pool.colocated.contexts];
-          slot.contexts = new Set(init.colocated.keys());
+          init.colocated = [...pool.colocated.contexts].map(([id, c]) => ({ id, ...c }));
+          slot.contexts = new Set(pool.colocated.contexts.keys());
         }
         worker.send(init);
       },
@@ -606,9 +641,14 @@ export class WorkerPoolTransport implements StageTransport {
         if (m.items.length !== cur.n) throw new StageError(pool.stage.name, `worker answered ${m.items.length} items for a batch of ${cur.n}`);
         outcomes = m.items.map((a): ItemOutcome => {
           if (!a.ok) return { ok: false, error: a.error, code: errorCode(a.code ?? 'stage_failed') };
-          const row: Item = {};
-          for (const [name, meta] of Object.entries(a.outputs)) row[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
-          return { ok: true, items: [row] };
+          // An item whose outputs do not read back fails alone, as one a co-located stage failed on.
+          try {
+            const row: Item = {};
+            for (const [name, meta] of Object.entries(a.outputs)) row[name] = readTensor(f.payload, meta, `stage '${pool.stage.name}' output '${name}'`);
+            return { ok: true, items: [row] };
+          } catch (e) {
+            return { ok: false, error: e instanceof Error ? e.message : String(e), code: 'bad_gateway' };
+          }
         });
       } else {
         const outputs: Record<string, Tensor> = {};
@@ -726,12 +766,23 @@ export class WorkerPoolTransport implements StageTransport {
 }
 
 
-/** A user of a pool with co-located stages gets the context of its pipeline: one already there, or a new one. */
-function joinContext(g: PoolGroup, user: string, init: ColocatedInit): void {
+/** A user of a pool with co-located stages gets the context of its pipeline: one already there, or a new one (`fresh`). */
+function joinContext(g: PoolGroup, user: string, init: ColocatedInit): { id: number; fresh: boolean } {
   const same = (c: ColocatedInit) => c.manifest.name === init.manifest.name && c.manifest.dir === init.manifest.dir;
-  let i = g.contexts.findIndex(same);
-  if (i < 0) i = g.contexts.push(init) - 1;
-  g.contextOf.set(user, i);
+  for (const [id, c] of g.contexts) {
+    if (same(c)) { g.contextOf.set(user, id); return { id, fresh: false }; }
+  }
+  const id = g.nextId++;
+  g.contexts.set(id, init);
+  g.contextOf.set(user, id);
+  return { id, fresh: true };
+}
+
+/** A user leaves its context; the context goes with its last user. */
+function leaveContext(g: PoolGroup, user: string): void {
+  const id = g.contextOf.get(user);
+  g.contextOf.delete(user);
+  if (id !== undefined && ![...g.contextOf.values()].includes(id)) g.contexts.delete(id);
 }
 
 /** Which function stages the worker pool runs in its workers (WorkerPoolTransport.view); none when `colocate` is false. */

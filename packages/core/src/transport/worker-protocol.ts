@@ -20,7 +20,10 @@ export const DATA_FD = 4;
  * see its name and folder); batches then carry the group's inputs by
  * pipeline name and are answered item by item.
  */
-export type ToWorker = { type: 'init'; stage: OnnxStage; modelPath: string; colocated?: ColocatedInit[] };
+export type ToWorker =
+  | { type: 'init'; stage: OnnxStage; modelPath: string; colocated?: ContextInit[] }
+  /** One more pipeline shares the worker: load its co-located stages, and say whether they loaded. */
+  | { type: 'context'; context: ContextInit };
 
 /** The co-located stages' specs (only those: the rest of the manifest stays in the gateway), and where they come from. */
 export interface ColocatedInit {
@@ -28,10 +31,17 @@ export interface ColocatedInit {
   group: StageGroup;
 }
 
+/** A context as the pool numbers it (ids stay as contexts come and go). */
+export interface ContextInit extends ColocatedInit {
+  id: number;
+}
+
 export type FromWorker =
   /** `sessionMs`: creating the session (a worker of an older build leaves it out). */
   | { type: 'ready'; initMs: number; sessionMs?: number }
-  | { type: 'init-error'; message: string };
+  | { type: 'init-error'; message: string }
+  | { type: 'context-ready'; id: number }
+  | { type: 'context-error'; id: number; message: string };
 
 /**
  * A batch to run: every model input's tensors of the `n` items back to back
@@ -50,9 +60,9 @@ export interface RunHeader {
    * taken by other batches. Only for stages with more than one thread.
    */
   narrow?: boolean;
-  /** With co-located stages: whose (the index of its context in the worker's), and that context the first time the worker gets it. */
+  /** With co-located stages: whose (its context's id), and that context when the worker may not have it yet. */
   context?: number;
-  colocated?: ColocatedInit;
+  colocated?: ContextInit;
 }
 
 /** What the worker measured of a batch (ms), beside the outputs. */

@@ -19,6 +19,8 @@ import type { Tensor } from '../../src/tensor/types.js';
 import { scaleModel, writeModel } from '../fixtures/models.js';
 import { startLocal, tempDir, type Local } from '../storage/local.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
+import type { BatchEvent } from '../../src/observability/events.js';
+import { rm } from 'node:fs/promises';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let local: Local;
@@ -76,6 +78,9 @@ export default { process: ({ x }: { x: T }) => ({ x2: { datatype: 'FP32', shape:
   return { best: { datatype: 'INT64', shape: [], data: BigInt64Array.of(BigInt(best)) }, pid: { datatype: 'INT64', shape: [], data: BigInt64Array.of(BigInt(process.pid)) } };
 } };\n`,
   'stages/name.mjs': `export default { process: ({ best }) => ({ label: best }) };\n`,
+  // top, whose init refuses a pipeline called 'refused'.
+  'stages/picky.mjs': `import top from './top.mjs';
+export default { ...top, init: (ctx) => { if (ctx.pipeline === 'refused') throw new Error('not for refused'); } };\n`,
   // Like top, but its "best" is the length of the pipeline name in its context.
   'stages/tag.mjs': `export default { process: (_item, ctx) => ({
   best: { datatype: 'INT64', shape: [], data: BigInt64Array.of(BigInt(ctx.pipeline.length)) },
@@ -185,6 +190,83 @@ describe('function stages in the worker of their ONNX stage', () => {
       expect(out.map((r) => int(r.outputs.label))).toEqual(['colo'.length, 'colocated-too'.length]);
     } finally {
       for (const ex of runs) await ex.close();
+      await pool.close();
+    }
+  });
+
+  it('counts each co-located stage as a batch of its own, and only the rest as the model stage\'s', async () => {
+    const pool = new WorkerPoolTransport(weights);
+    const events: BatchEvent[] = [];
+    const ex = await Executor.create(manifest, pool, { observer: { batch: (e) => { events.push(e); } } });
+    try {
+      await Promise.allSettled([ex.run(x([1, 2, 3, 4])), ex.run(x([-1, 0, 0, 7]))]);
+      const by = (stage: string) => events.filter((e) => e.stage === stage);
+      expect(by('twice')).toMatchObject([{ size: 2, failedItems: 0, within: 'model' }]);
+      // top refused one item: that failure is top's, not the model's.
+      expect(by('top')).toMatchObject([{ size: 2, failedItems: 1, within: 'model' }]);
+      const [model] = by('model');
+      expect(model).toMatchObject({ size: 2, failedItems: 0 });
+      expect(model.within).toBeUndefined();
+      // The model's compute is the call's less what the co-located stages took of it.
+      expect(model.computeMs).toBeLessThan(model.callMs);
+    } finally {
+      await ex.close();
+      await pool.close();
+    }
+  });
+
+  it('refuses to load a pipeline whose co-located stages cannot start in the running worker it joins; the one already served keeps it', async () => {
+    const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
+    const from = (m: string) => join(manifest.dir, m);
+    // The same module files for both, so both join one worker; picky's init refuses the second pipeline's context.
+    const picky = (name: string) => pipeline(sha256).replace('name: colo', `name: ${name}`)
+      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from('stages/picky.mjs')).replace('stages/name.mjs', from('stages/name.mjs'));
+    const served = await loadManifest((await writePipeline(picky('served'))).file);
+    const refused = await loadManifest((await writePipeline(picky('refused'))).file);
+    const pool = new WorkerPoolTransport(weights);
+    const first = await Executor.create(served, pool);
+    try {
+      const [worker] = pool.workersOf('served', 'model');
+      await expect(Executor.create(refused, pool)).rejects.toThrow(/not for refused/);
+      expect(pool.health('refused')).toEqual([]);
+      expect(int((await first.run(x([0, 0, 0, 1]))).outputs.label)).toBe(3);
+      expect(pool.workersOf('served', 'model')).toEqual([worker]);
+    } finally {
+      await first.close();
+      await pool.close();
+    }
+  });
+
+  it('drops a pipeline\'s context when it unloads: a restarted worker serves the others without its (deleted) folder', async () => {
+    const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
+    const from = (m: string) => join(manifest.dir, m);
+    const shared = (name: string) => pipeline(sha256).replace('name: colo', `name: ${name}`)
+      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from('stages/tag.mjs')).replace('stages/name.mjs', from('stages/name.mjs'));
+    const a = await loadManifest((await writePipeline(shared('alpha'))).file);
+    const b = await writePipeline(shared('beta-pipeline'));
+    const bm = await loadManifest(b.file);
+    const pool = new WorkerPoolTransport(weights);
+    const ea = await Executor.create(a, pool);
+    const eb = await Executor.create(bm, pool);
+    try {
+      expect(pool.workerCount()).toBe(1);
+      expect(int((await eb.run(x([1, 0, 0, 0]))).outputs.label)).toBe('beta-pipeline'.length);
+      await eb.close();
+      await pool.unload('beta-pipeline');
+      await rm(b.dir, { recursive: true, force: true });
+      const [worker] = pool.workersOf('alpha', 'model');
+      const exited = new Promise((r) => worker.once('exit', r));
+      worker.kill('SIGKILL');
+      await exited;
+      // The replacement starts with alpha's context alone, and serves it.
+      let label: number | undefined;
+      for (let i = 0; i < 50 && label === undefined; i++) {
+        try { label = int((await ea.run(x([1, 0, 0, 0]))).outputs.label); } catch { await new Promise((r) => setTimeout(r, 200)); }
+      }
+      expect(label).toBe('alpha'.length);
+      expect(pool.workersOf('alpha', 'model')[0].pid).not.toBe(worker.pid);
+    } finally {
+      await ea.close();
       await pool.close();
     }
   });

@@ -205,6 +205,17 @@ stages:
 `);
     expect(placeStages(gated).groups[0].colocated).toEqual([]);
     expect(() => planDeployment([gated], { root: path.dirname(gated.file) })).toThrow(/stage 'post'.*placement: with_model, but no ONNX stage's function can run it/);
+    // Nor before it: a stage making the model's input and its condition would leave the gateway without the condition.
+    const guarded = await load(`
+name: guarded
+inputs: [{ name: x, datatype: FP32, shape: [-1, 4] }]
+outputs: [{ name: raw, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - { name: prep, kind: function, module: stages/f.ts, placement: with_model, inputs: [x], outputs: [{ name: t, datatype: FP32, shape: [-1, 4] }, { name: unsure, datatype: BOOL, shape: [-1] }, { name: quick, datatype: FP32, shape: [-1, 2] }] }
+  - { name: model, kind: onnx, weights: ${W('b')}, inputs: { x: t }, when: unsure, otherwise: { y: quick }, outputs: { y: raw } }
+`);
+    expect(placeStages(guarded).groups[0].colocated).toEqual([]);
+    expect(gatewayView(guarded)).toBe(guarded);
   });
 
   it('refuses a placement that is not one of auto, with_model, gateway, and on an onnx stage', async () => {

@@ -352,7 +352,7 @@ export async function runOcrScenario(s: BenchSettings): Promise<ScenarioResult> 
       + `Ensemble: raw PNG bodies to /v2/models/ocr/infer from a load generator process; requests per level ${OCR_CONCURRENCY.map((c) => `c=${c}: ${perLevel[c]}`).join(', ')}.`,
       cpuAnalysis(cpus[i16], peerRes, seqRes, peerTput, c16.concurrency, fn, moved),
       computeNote(cpus, loads, fn),
-      `At concurrency 1, per image (mean over the level's run records: each stage's own work — session.run or the function — and, where it is over 1 ms, the longest queue wait of the image's items): ${stageTimes}. `
+      `At concurrency 1, per image (mean over the level's run records: each stage's own work — session.run or the function; for a stage whose worker runs function stages beside the model, theirs too — and, where it is over 1 ms, the longest queue wait of the image's items): ${stageTimes}. `
       + 'An image\'s stages run one after another except that its text lines go through classify and recognize side by side (as many at once as the stage has instances); '
       + 'the time between the stages is the gateway moving tensors to and from the worker processes.',
       misreadNote(samples, { '@gutenye/ocr-node': peerRes.texts, Ensemble: ensTexts }),
