@@ -88,6 +88,19 @@ export default { ...top, init: (ctx) => { if (ctx.pipeline === 'refused') throw 
 }) };\n`,
 };
 
+/**
+ * A pipeline called `name` in a folder of its own that names the first
+ * pipeline's module files (as models/ocr-split names models/ocr's), with
+ * `after` in top's place: it shares the first's worker.
+ */
+async function sameFiles(name: string, after: string): Promise<{ m: Manifest; dir: string }> {
+  const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
+  const from = (f: string) => join(manifest.dir, f);
+  const { file, dir } = await writePipeline(pipeline(sha256).replace('name: colo', `name: ${name}`)
+    .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from(after)).replace('stages/name.mjs', from('stages/name.mjs')));
+  return { m: await loadManifest(file), dir };
+}
+
 const x = (v: number[]): Record<string, Tensor> => ({ x: { datatype: 'FP32', shape: [1, 4], data: Float32Array.from(v) } });
 const int = (t: Tensor | undefined) => Number((t!.data as BigInt64Array)[0]);
 
@@ -169,17 +182,8 @@ describe('function stages in the worker of their ONNX stage', () => {
   });
 
   it('shares a worker with a pipeline whose co-located stages are the same files, each run with its own context', async () => {
-    const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
-    // The second pipeline, in a folder of its own, names the first's module files (as models/ocr-split names models/ocr's).
-    const from = (m: string) => join(manifest.dir, m);
-    const tagged = pipeline(sha256)
-      .replace('name: colo', 'name: colocated-too')
-      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from('stages/tag.mjs')).replace('stages/name.mjs', from('stages/name.mjs'));
-    const { file } = await writePipeline(tagged);
-    const second = await loadManifest(file);
-    const { file: firstFile } = await writePipeline(pipeline(sha256).replace('stages/top.mjs', from('stages/tag.mjs'))
-      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/name.mjs', from('stages/name.mjs')));
-    const first = await loadManifest(firstFile);
+    const { m: first } = await sameFiles('colo', 'stages/tag.mjs');
+    const { m: second } = await sameFiles('colocated-too', 'stages/tag.mjs');
     const pool = new WorkerPoolTransport(weights);
     const runs = [await Executor.create(first, pool), await Executor.create(second, pool)];
     try {
@@ -216,13 +220,9 @@ describe('function stages in the worker of their ONNX stage', () => {
   });
 
   it('refuses to load a pipeline whose co-located stages cannot start in the running worker it joins; the one already served keeps it', async () => {
-    const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
-    const from = (m: string) => join(manifest.dir, m);
     // The same module files for both, so both join one worker; picky's init refuses the second pipeline's context.
-    const picky = (name: string) => pipeline(sha256).replace('name: colo', `name: ${name}`)
-      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from('stages/picky.mjs')).replace('stages/name.mjs', from('stages/name.mjs'));
-    const served = await loadManifest((await writePipeline(picky('served'))).file);
-    const refused = await loadManifest((await writePipeline(picky('refused'))).file);
+    const { m: served } = await sameFiles('served', 'stages/picky.mjs');
+    const { m: refused } = await sameFiles('refused', 'stages/picky.mjs');
     const pool = new WorkerPoolTransport(weights);
     const first = await Executor.create(served, pool);
     try {
@@ -238,13 +238,9 @@ describe('function stages in the worker of their ONNX stage', () => {
   });
 
   it('drops a pipeline\'s context when it unloads: a restarted worker serves the others without its (deleted) folder', async () => {
-    const sha256 = manifest.stages.find((s): s is OnnxStage => s.kind === 'onnx')!.weights.sha256;
-    const from = (m: string) => join(manifest.dir, m);
-    const shared = (name: string) => pipeline(sha256).replace('name: colo', `name: ${name}`)
-      .replace('stages/twice.ts', from('stages/twice.ts')).replace('stages/top.mjs', from('stages/tag.mjs')).replace('stages/name.mjs', from('stages/name.mjs'));
-    const a = await loadManifest((await writePipeline(shared('alpha'))).file);
-    const b = await writePipeline(shared('beta-pipeline'));
-    const bm = await loadManifest(b.file);
+    const { m: a } = await sameFiles('alpha', 'stages/tag.mjs');
+    const b = await sameFiles('beta-pipeline', 'stages/tag.mjs');
+    const bm = b.m;
     const pool = new WorkerPoolTransport(weights);
     const ea = await Executor.create(a, pool);
     const eb = await Executor.create(bm, pool);
