@@ -83,8 +83,9 @@ type Size = Map<number, number>;
  * an output of O (or of a stage already placed after it) and nothing the
  * group neither makes nor receives joins it, moved, when it qualifies as
  * above and none of its outputs feeds an ONNX stage (such a stage belongs
- * with the model it feeds). Not for an O with a `when`: the gateway would
- * have to run those stages on the items it skips. An ONNX stage's outputs
+ * with the model it feeds). An O with a `when` takes no stage, before or
+ * after: for an item it skips, what they make would never be made (the
+ * condition itself, or what the gateway reads). An ONNX stage's outputs
  * have no declared type, so the sizes cannot say whether the answer shrinks:
  * this step is the author's call. O's outputs that only such stages read
  * stay in the function (`kept`).
@@ -158,8 +159,9 @@ export function placeStages(m: Manifest, opts: PlacementOptions = {}): Placement
     }
     members.sort((a, b) => order.get(a.stage)! - order.get(b.stage)!);
     for (const c of members) claimed.add(c.stage);
-    // An ONNX stage a `when` may skip runs no stages after it: the gateway would have to run them on the skipped items.
-    while (!o.when) {
+    // Then the stages after the model (an ONNX stage with a `when` took none above: the gateway would have to run
+    // them on the items it skips).
+    for (;;) {
       const inside = new Set([o.name, ...members.map((c) => c.stage)]);
       const made = new Set([...inside].flatMap((n) => Object.values(byName.get(n)!.outputs)));
       // What the model, or a stage already placed after it, makes: a stage reading one of these comes after the
