@@ -1,6 +1,6 @@
 /**
  * The run record writer alone (storage/dynamo-runs.ts, as `ensemble serve`
- * configures it: BatchWriteItem of up to 25, 4 calls in flight, 20 ms linger)
+ * configures it: BatchWriteItem of up to 25, 4 calls in flight, 250 ms linger)
  * against the local DynamoDB emulator in a process of its own, as the
  * benchmark runs it: how many records a second reach the table, and what the
  * writer costs this process per record. The records are copies of the one the
@@ -54,7 +54,7 @@ try {
   const nested = itemSize({ ...served, expiresAt });
   const asJson = itemSize({ id: served.id, pipeline: served.pipeline, startedAt: served.startedAt, expiresAt, record: json });
   console.log(`DynamoDB item size of the tiny record: ${nested} bytes as nested attributes (${units(nested)}), ${asJson} bytes as one JSON attribute (${units(asJson)})`);
-  const writer = new DynamoRunStore({ dynamo: server.env.dynamo, table: server.env.settings.runsTable, lingerMs: 20 });
+  const writer = new DynamoRunStore({ dynamo: server.env.dynamo, table: server.env.settings.runsTable, lingerMs: 250 });
   for (let pass = 1; pass <= passes; pass++) {
     for (const [kind, make] of Object.entries(kinds)) {
       const records = Array.from({ length: total }, make);

@@ -101,8 +101,11 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   const log = (s: string) => console.error(`[ensemble] ${s}`);
   const table = new DynamoRunStore({
     dynamo, table: settings.runsTable,
-    // A long-running server: let a trickle of records share BatchWriteItem calls.
-    lingerMs: 20,
+    // A long-running server: let a trickle of records share BatchWriteItem calls. Readers do not wait for it
+    // (the journal answers for records not yet in the table), and each call's fixed cost (signing, HTTP, the
+    // wakeups of a request on loopback) was a third of a tiny request's CPU at c=1 with 20 ms: 250 ms took
+    // it from 2.34 to 1.92 ms per request (docs/benchmarks.md, the eleventh pass).
+    lingerMs: 250,
     // The store's messages say what happens to the record (retried, refused): no prefix that could contradict them.
     onError: (e) => log(`run store: ${e instanceof Error ? e.message : String(e)}`),
   });
