@@ -1,0 +1,104 @@
+/**
+ * Where the gateway's CPU goes under OCR load, from the kernel's CPU-time
+ * sampler (Linux perf, `cpu-clock`) rather than the inspector's profiler.
+ * The inspector samples the main thread's stack on a wall clock: on a busy
+ * machine a thread preempted inside a syscall (a pipe write that wakes a
+ * worker, a socket write that wakes the emulator) keeps being charged for the
+ * time it is off the CPU, and the other threads (libuv's pool, V8's compiler
+ * and GC helpers) are not in it at all. perf counts only time on a CPU, for
+ * every thread of the process.
+ *
+ * The benchmark's server for one pipeline (emulators in a process of their
+ * own, stage workers) in this process, warmed, then loaded at one concurrency
+ * while `perf record` samples this process; the report is CPU per image: the
+ * main thread by its innermost JavaScript function (the native code it calls
+ * included), every thread by binary.
+ *
+ *   apt-get install linux-perf    # once
+ *   node --perf-basic-prof --import tsx scripts/perf-gateway.ts
+ *   CONCURRENCY=4 REQUESTS=96 node --perf-basic-prof --import tsx scripts/perf-gateway.ts
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBenchServer } from '../packages/tools/src/bench/bench-server.js';
+import { ocrSamples } from '../packages/tools/src/bench/ocr-images.js';
+import { runLoadInChild } from '../packages/tools/src/bench/load.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const concurrency = Number(process.env.CONCURRENCY ?? 16);
+const requests = Number(process.env.REQUESTS ?? 192);
+const hz = 999;
+if (![concurrency, requests].every((n) => Number.isInteger(n) && n >= 1)) throw new Error('CONCURRENCY and REQUESTS must be positive integers');
+if (spawnSync('perf', ['--version']).status !== 0) throw new Error('perf is not installed (Debian: apt-get install linux-perf)');
+if (!process.execArgv.includes('--perf-basic-prof')) {
+  console.error('note: without node --perf-basic-prof, JavaScript frames have no names (see the usage at the top of this file)');
+}
+
+const dataDir = await mkdtemp(join(tmpdir(), 'ensemble-perf-gateway-'));
+const data = join(dataDir, 'perf.data');
+const server = await startBenchServer({ dataDir, modelsDir: join(root, 'models'), pipelines: ['ocr'], log: () => undefined });
+try {
+  const bodies = (await ocrSamples()).map((s) => ({ path: '/v2/models/ocr/infer', headers: { 'content-type': 'image/png' }, body: new Uint8Array(s.png) }));
+  await runLoadInChild({ url: server.url, requests: bodies, concurrency, maxRequests: 48, maxDurationMs: 60_000 });
+  const perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', String(hz), '-g', '-p', String(process.pid), '-o', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise((r) => setTimeout(r, 500));
+  const u0 = process.cpuUsage();
+  const r = await runLoadInChild({ url: server.url, requests: bodies, concurrency, maxRequests: requests, maxDurationMs: 180_000 });
+  const u = process.cpuUsage(u0);
+  perf.kill('SIGINT');
+  await new Promise((done) => perf.once('exit', done));
+  const script = spawnSync('perf', ['script', '-i', data, '-F', 'tid,ip,sym,dso'], { maxBuffer: 1 << 30, encoding: 'utf8' });
+  if (script.status !== 0) throw new Error(`perf script failed: ${script.stderr}`);
+  console.log(`c=${concurrency}: ${r.ok} images, ${r.throughput.toFixed(1)} images/s, this process ${((u.user + u.system) / 1000 / r.ok).toFixed(1)} ms CPU per image (process.cpuUsage)\n`);
+  console.log(summarise(script.stdout, process.pid, r.ok));
+} finally {
+  await server.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+/** perf script's samples: per thread, the frames innermost first (symbol, binary). */
+function* samples(text: string): Generator<{ tid: number; frames: { sym: string; dso: string }[] }> {
+  for (const block of text.split('\n\n')) {
+    const lines = block.split('\n').filter((l) => l.trim());
+    if (lines.length < 2) continue;
+    const tid = Number(lines[0].trim().split(/\s+/)[0]);
+    const frames = lines.slice(1).map((l) => {
+      const m = /^\s*[0-9a-f]+ (.*) \((.*)\)$/.exec(l);
+      return m ? { sym: m[1].replace(/\+0x[0-9a-f]+$/, '').replace(`file://${root}/`, ''), dso: m[2].split('/').pop()! } : undefined;
+    }).filter((f): f is { sym: string; dso: string } => f !== undefined);
+    if (frames.length) yield { tid, frames };
+  }
+}
+
+function summarise(text: string, mainTid: number, images: number): string {
+  const msPerSample = 1000 / hz;
+  const perImage = (n: number) => ((n * msPerSample) / images).toFixed(2);
+  const byJs = new Map<string, number>();
+  const byDso = new Map<string, number>();
+  let main = 0;
+  let others = 0;
+  for (const s of samples(text)) {
+    const leaf = s.frames[0];
+    const dso = /^perf-\d+\.map$/.test(leaf.dso) ? 'JavaScript (V8\'s compiled code)' : leaf.dso;
+    byDso.set(dso, (byDso.get(dso) ?? 0) + 1);
+    if (s.tid !== mainTid) { others++; continue; }
+    main++;
+    const js = s.frames.find((f) => f.sym.startsWith('JS:'));
+    // Without JavaScript on the stack: ONNX Runtime's run (its frames have no frame pointers) or the event loop itself.
+    const key = js ? js.sym.replace(/:\d+:\d+$/, '') : `(no JavaScript: ${s.frames[s.frames.length - 1].sym === '[unknown]' ? leaf.dso : 'event loop'})`;
+    byJs.set(key, (byJs.get(key) ?? 0) + 1);
+  }
+  const table = (title: string, m: Map<string, number>, total: number, n: number) => [
+    `| ${title} | ms per image | share |`, '| --- | ---: | ---: |',
+    ...[...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `| ${k.replace(/\|/g, '\\|')} | ${perImage(v)} | ${((v * 100) / total).toFixed(1)}% |`),
+  ].join('\n');
+  return [
+    `CPU per image: main thread ${perImage(main)} ms, other threads ${perImage(others)} ms (${hz} Hz cpu-clock samples).`,
+    '', table('main thread, innermost JavaScript function', byJs, main, 30),
+    '', table('every thread, binary of the innermost frame', byDso, main + others, 12),
+  ].join('\n');
+}
