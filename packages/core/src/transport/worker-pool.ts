@@ -22,15 +22,19 @@ import { gatewayView, groupOf, placeStages, type Placement } from '../placement/
 const ENTRY = fileURLToPath(new URL('./stage-worker-entry.cjs', import.meta.url));
 
 /**
- * A worker's environment: the pool's, plus a fixed glibc mmap threshold. By default glibc raises the
- * threshold to the size of every large block freed, so after the model file and its parsed copy are
- * freed, later large blocks come from the heap and what session creation freed stays resident
- * (about 10 to 25 MB a worker). Fixed at glibc's own starting value, blocks over 128 KiB are mapped
- * and unmapped on their own. ONNX Runtime's arena keeps what session.run uses, so runs do not map
- * afresh. Other C libraries ignore the variable; one set by the user wins.
+ * A worker's environment: the pool's, plus glibc's mmap threshold fixed at its own starting value (128 KiB)
+ * for a worker that runs the model alone. By default glibc raises the threshold to the size of every large
+ * block freed, so after the model file and its parsed copy are freed, later large blocks come from the heap
+ * and what session creation freed stays resident (about 10 to 25 MB a worker). Fixed, blocks over 128 KiB
+ * are mapped and unmapped on their own; ONNX Runtime's arena keeps what session.run uses, so runs do not
+ * map afresh. A worker that also runs function stages beside the model (`colocated`) keeps glibc's dynamic
+ * threshold: those stages make large JavaScript arrays every batch (detect's pre-processing, 7 to 11 MB of
+ * FP32 a page), and under a fixed threshold each one is mapped afresh and page-faulted in, which cost the
+ * detect worker about 6 ms of CPU a page for about 6 MB more at idle (docs/benchmarks.md, the eleventh
+ * pass). Other C libraries ignore the variable; one set by the user wins.
  */
-function workerEnv(): NodeJS.ProcessEnv {
-  return { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), ...process.env };
+function workerEnv(colocated: boolean, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return colocated ? { ...env } : { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), ...env };
 }
 
 /** A batch written to a worker, waiting for its answer. */
@@ -557,7 +561,7 @@ export class WorkerPoolTransport implements StageTransport {
     // Tensors go over the data pipe, as frames; the IPC channel only starts the worker.
     const stdio: ('ignore' | 'inherit' | 'ipc' | 'pipe')[] = ['ignore', 'inherit', 'inherit', 'ipc'];
     stdio[DATA_FD] = 'pipe';
-    const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { stdio, execArgv: [], env: workerEnv() });
+    const worker = fork(ENTRY, [`ensemble:${pool.stage.name}`], { stdio, execArgv: [], env: workerEnv(pool.colocated !== undefined) });
     const startedAt = loading?.at ?? performance.now();
     const data = worker.stdio[DATA_FD] as Socket;
     const slot: Slot = { worker, data, ready: Promise.resolve(0) };

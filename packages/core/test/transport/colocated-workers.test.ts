@@ -21,6 +21,7 @@ import { startLocal, tempDir, type Local } from '../storage/local.js';
 import { removePipelines, writePipeline } from '../manifest/helpers.js';
 import type { BatchEvent } from '../../src/observability/events.js';
 import { rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let local: Local;
@@ -150,6 +151,12 @@ describe('function stages in the worker of their ONNX stage', () => {
         const usage = pool.usage('colo', 'model')!;
         if (colocate) expect(usage.colocatedCpuMs).toBeGreaterThan(0);
         else expect(usage.colocatedCpuMs).toBe(0);
+        if (process.platform === 'linux') {
+          // A worker that runs function stages keeps glibc's dynamic mmap threshold (their per-batch arrays
+          // come back from the heap); one that runs the model alone has it fixed (worker-pool.test.ts).
+          const environ = readFileSync(`/proc/${pool.workersOf('colo', 'model')[0].pid}/environ`, 'utf8').split('\0');
+          expect(environ.includes('MALLOC_MMAP_THRESHOLD_=131072')).toBe(!colocate);
+        }
       } finally {
         await ex.close();
         await pool.close();
