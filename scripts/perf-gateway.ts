@@ -18,7 +18,7 @@
  *   apt-get install linux-perf    # once
  *   node --perf-basic-prof --import tsx scripts/perf-gateway.ts
  *   CONCURRENCY=4 REQUESTS=96 node --perf-basic-prof --import tsx scripts/perf-gateway.ts
- *   WORKERS=1 NODE_OPTIONS=--perf-basic-prof npx tsx scripts/perf-gateway.ts   # the workers' JavaScript named too
+ *   WORKERS=1 NODE_OPTIONS=--perf-basic-prof node --import tsx scripts/perf-gateway.ts   # the workers' JavaScript named too
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
