@@ -96,6 +96,7 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
   const byJs = new Map<string, number>();
   const byDso = new Map<string, number>();
   const byKernel = new Map<string, number>();
+  const byNative = new Map<string, number>();
   let kernel = 0;
   let main = 0;
   let others = 0;
@@ -103,6 +104,8 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
     const leaf = s.frames[0];
     const dso = /^perf-\d+\.map$/.test(leaf.dso) ? 'JavaScript (V8\'s compiled code)' : leaf.dso;
     byDso.set(dso, (byDso.get(dso) ?? 0) + 1);
+    // Node's own code (V8, its garbage collector and builtins, libuv) and libc's, by function.
+    if (leaf.dso === 'node' || leaf.dso.startsWith('libc.')) byNative.set(`${leaf.sym} (${leaf.dso})`, (byNative.get(`${leaf.sym} (${leaf.dso})`) ?? 0) + 1);
     if (leaf.dso === '[kernel.kallsyms]') {
       // The kernel's frames up to the first of user space: the syscall or fault that brought it in, and where it was.
       kernel++;
@@ -127,5 +130,6 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
     '', table('main thread, innermost JavaScript function', byJs, main, 30),
     '', table('every thread, binary of the innermost frame', byDso, main + others, 12),
     '', table('every thread, in the kernel: how it entered > where it was', byKernel, kernel, 12),
+    '', table('every thread, in node and libc: the function', byNative, main + others, 15),
   ].join('\n');
 }
