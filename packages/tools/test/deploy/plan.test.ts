@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../../core/src/manifest/load.js';
 import type { Manifest, OnnxStage } from '../../../core/src/manifest/types.js';
-import { planDeployment } from '../../src/deploy/plan.js';
+import { planDeployment, STAGE_MALLOC_TUNABLES } from '../../src/deploy/plan.js';
 import { stageFunctionEnv, stageFunctionName, stageQualifierEnv } from '../../../core/src/lambda/environment.js';
 import { EnsembleError, ManifestError } from '../../../core/src/errors.js';
 import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
@@ -92,7 +92,7 @@ describe('planDeployment on models/demo', () => {
       concurrency: {},
       versioning: false,
       colocated: [], stageModules: [], receives: ['x'], returns: [], kept: [],
-      environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml' },
+      environment: { ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/demo/pipeline.yaml', GLIBC_TUNABLES: STAGE_MALLOC_TUNABLES },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
       permissions: [
         { actions: ['s3:GetObject'], resources: [{ bucket: 'EnsembleWeights', key: `demo/${stage}.onnx` }, { bucket: 'EnsembleWeights', key: 'spill/*' }] },
@@ -166,7 +166,7 @@ describe('planDeployment on three ONNX stages of different scale', () => {
       { name: 'VisionHead1', memoryMb: 768, timeoutSeconds: 1, concurrency: { reserved: 4 }, versioning: false },
       { name: 'VisionHead2', memoryMb: 10240, timeoutSeconds: 20, concurrency: {}, versioning: false },
     ]);
-    expect(plan.stages[1].environment).toEqual({ ENSEMBLE_PIPELINE: 'vision', ENSEMBLE_STAGE: 'head-1', ENSEMBLE_MANIFEST: rel });
+    expect(plan.stages[1].environment).toEqual({ ENSEMBLE_PIPELINE: 'vision', ENSEMBLE_STAGE: 'head-1', ENSEMBLE_MANIFEST: rel, GLIBC_TUNABLES: STAGE_MALLOC_TUNABLES });
     // Function stage modules ride along: the manifest loader checks they exist.
     expect(plan.stages[0].copyFiles).toEqual([{ from: rel }, { from: rel.replace('pipeline.yaml', 'stages/merge.ts') }]);
   });
@@ -296,7 +296,7 @@ describe('planDeployment on models/ocr', () => {
       manifest: 'models/ocr/pipeline.yaml',
       handler: 'functions/stage.handler', runtime: 'nodejs22.x', architecture: 'x86_64',
       memoryMb: 1024, timeoutSeconds: 30, concurrency: {}, versioning: false,
-      environment: { ENSEMBLE_PIPELINE: 'ocr', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/ocr/pipeline.yaml' },
+      environment: { ENSEMBLE_PIPELINE: 'ocr', ENSEMBLE_STAGE: stage, ENSEMBLE_MANIFEST: 'models/ocr/pipeline.yaml', GLIBC_TUNABLES: STAGE_MALLOC_TUNABLES },
       nameEnv: { ENSEMBLE_BUCKET: 'EnsembleWeights', ENSEMBLE_RUNS_TABLE: 'EnsembleRuns' },
       permissions: [
         { actions: ['s3:GetObject'], resources: [{ bucket: 'EnsembleWeights', key: weightsKey(stage) }, { bucket: 'EnsembleWeights', key: 'spill/*' }] },
