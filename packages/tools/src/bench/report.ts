@@ -92,6 +92,7 @@ export function renderMarkdown(r: Report): string {
     'npx tsx scripts/profile-ocr.ts         # the gateway under OCR load at c=16 (CONCURRENCY=N) with the profiler: its CPU per image by part',
     'node --perf-basic-prof --import tsx scripts/perf-gateway.ts  # the same under Linux perf (apt-get install linux-perf): CPU only, every thread',
     'WORKERS=1 NODE_OPTIONS=--perf-basic-prof node --import tsx scripts/perf-gateway.ts  # and the stage workers, one report per process',
+    'npx tsx scripts/session-create.ts <model.onnx>  # InferenceSession.create in fresh processes, glibc\'s malloc defaults against the stage functions\' settings',
     'npx tsx scripts/ocr-levels.ts          # OCR at levels in any order (LEVELS=4,16,4), gateway CPU and GCs per image',
     'node scripts/detect-pre-first-calls.mjs dist/lambda/OcrDetect 640 480  # a fresh process\'s first detect-pre calls (after npm run package)',
     'node scripts/intra-op-threads.mjs <model.onnx> 1,3,160,640  # what a second intra-op thread buys one session.run',
