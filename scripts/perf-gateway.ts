@@ -105,7 +105,8 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
     const dso = /^perf-\d+\.map$/.test(leaf.dso) ? 'JavaScript (V8\'s compiled code)' : leaf.dso;
     byDso.set(dso, (byDso.get(dso) ?? 0) + 1);
     // Node's own code (V8, its garbage collector and builtins, libuv) and libc's, by function.
-    if (leaf.dso === 'node' || leaf.dso.startsWith('libc.')) byNative.set(`${leaf.sym} (${leaf.dso})`, (byNative.get(`${leaf.sym} (${leaf.dso})`) ?? 0) + 1);
+    const native = `${leaf.sym} (${leaf.dso})`;
+    if (leaf.dso === 'node' || leaf.dso.startsWith('libc.')) byNative.set(native, (byNative.get(native) ?? 0) + 1);
     if (leaf.dso === '[kernel.kallsyms]') {
       // The kernel's frames up to the first of user space: the syscall or fault that brought it in, and where it was.
       kernel++;

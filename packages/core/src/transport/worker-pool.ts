@@ -30,10 +30,11 @@ const ENTRY = fileURLToPath(new URL('./stage-worker-entry.cjs', import.meta.url)
  * map afresh. A worker that also runs function stages beside the model (`colocated`) keeps glibc's dynamic
  * threshold: those stages make large JavaScript arrays every batch (detect's pre-processing, 7 to 11 MB of
  * FP32 a page), and under a fixed threshold each one is mapped afresh and page-faulted in, which cost the
- * detect worker about 6 ms of CPU a page for about 6 MB more at idle (docs/benchmarks.md, the eleventh
- * pass). Other C libraries ignore the variable; one set by the user wins.
+ * detect worker about 6 ms of CPU a page. The price is memory at idle: detect 5 MB more, each OCR
+ * recogniser 17 MB (docs/benchmarks.md, the twelfth pass). Other C libraries ignore the variable; one set
+ * by the user wins.
  */
-function workerEnv(colocated: boolean, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function workerEnv(colocated: boolean, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return colocated ? { ...env } : { MALLOC_MMAP_THRESHOLD_: String(128 * 1024), ...env };
 }
 

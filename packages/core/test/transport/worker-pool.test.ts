@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { WorkerPoolTransport } from '../../src/transport/worker-pool.js';
+import { WorkerPoolTransport, workerEnv } from '../../src/transport/worker-pool.js';
 import { S3WeightStore } from '../../src/storage/s3-weights.js';
 import { ensureBucket } from '@ensemble/tools/local/bucket.js';
 import { pushObject } from '@ensemble/tools/pipelines/upload.js';
@@ -127,6 +127,12 @@ describe('WorkerPoolTransport', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it('fixes the mmap threshold only for a worker that runs its model alone, and a value the user set wins', () => {
+    expect(workerEnv(false, { PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_MMAP_THRESHOLD_: '131072' });
+    expect(workerEnv(false, { MALLOC_MMAP_THRESHOLD_: '4096' }).MALLOC_MMAP_THRESHOLD_).toBe('4096');
+    expect(workerEnv(true, { PATH: '/bin' })).toEqual({ PATH: '/bin' });
   });
 
   it.runIf(process.platform === 'linux')('starts a worker with a fixed glibc mmap threshold (what session creation frees goes back)', async () => {

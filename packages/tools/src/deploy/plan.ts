@@ -17,16 +17,19 @@ import type {
 } from './types.js';
 
 /**
- * glibc's malloc settings for a stage function's process. Creating an ONNX Runtime session copies the model
- * several times over (the file, its parsed protobuf, the initializers, the prepacked weights) into memory
- * that is new to the process, and with 4 KiB pages most of that time is page faults: the recogniser's
- * (10.8 MB) session took 172 ms with glibc's defaults and 73 with these, the detector's (4.7 MB) 104 and 46
- * (`npx tsx scripts/session-create.ts <model>`; docs/benchmarks.md, the twelfth pass). `hugetlb=1` asks for transparent huge pages on
- * the heap (glibc 2.35 and later; an older glibc skips a tunable it does not know and applies the rest); a
- * fixed 32 MiB mmap threshold keeps the per-batch arrays of the function stages beside the model
- * (detect-pre's input, 7.7-11 MB a page) in the heap, and a 64 MiB trim threshold keeps freed memory for the
- * next batch instead of returning it and faulting it in again. A function's memory is its own, so what is
- * kept costs nothing else.
+ * glibc's malloc settings for a stage function's process (its GLIBC_TUNABLES; PlanOptions.stageGlibcTunables
+ * replaces them, '' leaves the variable out). Creating an ONNX Runtime session copies the model several times
+ * over (the file, its parsed protobuf, the initializers, the prepacked weights) into memory new to the
+ * process, and with 4 KiB pages most of that time is page faults: the recogniser's (10.8 MB) session took
+ * 172 ms with glibc's defaults and 73 with these, the detector's (4.7 MB) 104 and 46
+ * (`npx tsx scripts/session-create.ts <model>`; docs/benchmarks.md, the twelfth pass).
+ * - `hugetlb=1`: transparent huge pages for the heap (glibc 2.35 and later; an older glibc skips a tunable
+ *   it does not know and applies the rest).
+ * - a fixed 32 MiB mmap threshold, the largest glibc accepts on 64-bit (it ignores a larger one): the
+ *   per-batch arrays of the function stages beside the model (detect-pre's input, 7.7-11 MB a page) come
+ *   from the heap.
+ * - a 64 MiB trim threshold: freed memory is kept for the next batch instead of returned and faulted in
+ *   again. A function's memory is its own, so what is kept costs nothing else.
  */
 export const STAGE_MALLOC_TUNABLES = 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864';
 
@@ -62,6 +65,7 @@ export const GATEWAY_INSTALL = ['sharp'] as const;
  * are bundled with the gateway).
  */
 export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): DeploymentPlan {
+  const tunables = opts.stageGlibcTunables ?? STAGE_MALLOC_TUNABLES;
   const root = path.resolve(opts.root ?? process.cwd());
   const runtime = opts.runtime ?? DEFAULT_RUNTIME;
   const architecture = opts.architecture ?? DEFAULT_ARCHITECTURE;
@@ -142,7 +146,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         returns: group.returns,
         kept: group.kept ?? [],
         versioning,
-        environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest, GLIBC_TUNABLES: STAGE_MALLOC_TUNABLES },
+        environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}) },
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
         permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.

@@ -31,6 +31,11 @@ export async function selectDeployment(opts: SelectOptions = {}): Promise<{ plan
   return { plan: planDeployment(selected, { ...opts, root }), manifests: selected };
 }
 
+/** ENSEMBLE_STAGE_GLIBC_TUNABLES, which replaces the stage functions' malloc settings ('' for none); unset: the default. */
+export function stageGlibcTunablesFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
+  return env.ENSEMBLE_STAGE_GLIBC_TUNABLES?.trim();
+}
+
 /** ENSEMBLE_PIPELINES=demo,ocr as a list. */
 export function pipelinesFromEnv(env: Record<string, string | undefined> = process.env): string[] {
   return (env.ENSEMBLE_PIPELINES ?? '').split(',').map((s) => s.trim()).filter(Boolean);

@@ -25,6 +25,8 @@ export interface PlanOptions {
   gatewayTimeoutSeconds?: number;
   /** Where `npm run package` puts the bundles, relative to the root (default dist/lambda). */
   packageDir?: string;
+  /** Stage functions' GLIBC_TUNABLES (ENSEMBLE_STAGE_GLIBC_TUNABLES); default STAGE_MALLOC_TUNABLES, '' for none. */
+  stageGlibcTunables?: string;
 }
 
 /** A file or folder bundled next to the handler; paths relative to `root`. */

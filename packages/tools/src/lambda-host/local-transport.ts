@@ -8,6 +8,7 @@ import type { TraceCarrier } from '@ensemble/core/observability/trace-context.js
 import type { StageTransport } from '@ensemble/core/transport/types.js';
 import type { AwsSettings } from '@ensemble/core/storage/config.js';
 import { planDeployment } from '../deploy/plan.js';
+import { stageGlibcTunablesFromEnv } from '../deploy/select.js';
 import { ENV } from '@ensemble/core/lambda/environment.js';
 import { LambdaTransport } from '@ensemble/core/lambda/transport.js';
 import { PayloadSpill } from '@ensemble/core/lambda/spill.js';
@@ -63,7 +64,7 @@ export class LocalLambdaTransport implements StageTransport {
   async load(manifest: Manifest): Promise<void> {
     // Planned from the filesystem root, so a manifest anywhere (and stage modules beside it) is in reach.
     const planRoot = path.parse(manifest.file).root;
-    const plan = planDeployment([manifest], { root: planRoot });
+    const plan = planDeployment([manifest], { root: planRoot, stageGlibcTunables: stageGlibcTunablesFromEnv() });
     const names = componentNames(this.opts.settings);
     for (const fn of hostedStageFunctions(plan, { planRoot, names })) this.host.register(fn);
     for (const fn of hostedJobConsumers(plan, { planRoot, names, queuePrefix: this.opts.settings.jobsQueuePrefix })) {

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../../core/src/manifest/load.js';
 import type { Manifest, OnnxStage } from '../../../core/src/manifest/types.js';
 import { planDeployment, STAGE_MALLOC_TUNABLES } from '../../src/deploy/plan.js';
+import { stageGlibcTunablesFromEnv } from '../../src/deploy/select.js';
 import { stageFunctionEnv, stageFunctionName, stageQualifierEnv } from '../../../core/src/lambda/environment.js';
 import { EnsembleError, ManifestError } from '../../../core/src/errors.js';
 import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
@@ -76,6 +77,18 @@ async function vision(yaml = VISION): Promise<{ m: Manifest; root: string }> {
 }
 
 describe('planDeployment on models/demo', () => {
+  it('gives stage functions glibc malloc settings for session creation, which the plan options replace or leave out', async () => {
+    const m = await loadManifest(DEMO);
+    const tunables = (o: Parameters<typeof planDeployment>[1]) => planDeployment([m], { root: REPO, ...o }).stages.map((f) => f.environment.GLIBC_TUNABLES);
+    expect(tunables({})).toEqual(Array(2).fill('glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864'));
+    expect(tunables({ stageGlibcTunables: 'glibc.malloc.arena_max=2' })).toEqual(['glibc.malloc.arena_max=2', 'glibc.malloc.arena_max=2']);
+    expect(planDeployment([m], { root: REPO, stageGlibcTunables: '' }).stages.every((f) => !('GLIBC_TUNABLES' in f.environment))).toBe(true);
+    // Only the stage functions: the gateway runs no session.
+    expect(planDeployment([m], { root: REPO }).gateway.environment.GLIBC_TUNABLES).toBeUndefined();
+    expect(stageGlibcTunablesFromEnv({ ENSEMBLE_STAGE_GLIBC_TUNABLES: ' ' })).toBe('');
+    expect(stageGlibcTunablesFromEnv({})).toBeUndefined();
+  });
+
   it('makes one function per ONNX stage with the manifest\'s memory, timeout and environment', async () => {
     const plan = planDeployment([await loadManifest(DEMO)], { root: REPO });
     expect(plan.stages).toEqual(['branch_a', 'branch_b'].map((stage) => ({
