@@ -64,7 +64,7 @@ try {
   const u = process.cpuUsage(u0);
   perf.kill('SIGINT');
   await perfEnded;
-  const script = spawnSync('perf', ['script', '-i', data, '-F', 'pid,tid,ip,sym,dso'], { maxBuffer: 1 << 30, encoding: 'utf8' });
+  const script = spawnSync('perf', ['script', '-i', data, '-F', 'comm,pid,tid,ip,sym,dso'], { maxBuffer: 1 << 30, encoding: 'utf8' });
   if (script.status !== 0) throw new Error(`perf script failed: ${script.stderr}`);
   console.log(`c=${concurrency}: ${r.ok} images, ${r.throughput.toFixed(1)} images/s, this process ${((u.user + u.system) / 1000 / r.ok).toFixed(1)} ms CPU per image (process.cpuUsage)\n`);
   const all = [...samples(script.stdout)];
@@ -74,19 +74,22 @@ try {
   await rm(dataDir, { recursive: true, force: true });
 }
 
-interface Sample { pid: number; tid: number; frames: { sym: string; dso: string }[] }
+interface Sample { thread: string; pid: number; tid: number; frames: { sym: string; dso: string }[] }
 
 /** perf script's samples: per thread, the frames innermost first (symbol, binary). */
 function* samples(text: string): Generator<Sample> {
   for (const block of text.split('\n\n')) {
     const lines = block.split('\n').filter((l) => l.trim());
     if (lines.length < 2) continue;
-    const [pid, tid] = lines[0].trim().split(/\s+/)[0].split('/').map(Number);
+    // The thread's name (it may hold spaces), then pid/tid.
+    const head = /^\s*(.*?)\s+(\d+)\/(\d+)\s*$/.exec(lines[0]);
+    if (!head) continue;
+    const [thread, pid, tid] = [head[1], Number(head[2]), Number(head[3])];
     const frames = lines.slice(1).map((l) => {
       const m = /^\s*[0-9a-f]+ (.*) \((.*)\)$/.exec(l);
       return m ? { sym: m[1].replace(/\+0x[0-9a-f]+$/, '').replace(`file://${root}/`, ''), dso: m[2].split('/').pop()! } : undefined;
     }).filter((f): f is { sym: string; dso: string } => f !== undefined);
-    if (frames.length) yield { pid, tid, frames };
+    if (frames.length) yield { thread, pid, tid, frames };
   }
 }
 
@@ -97,6 +100,7 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
   const byDso = new Map<string, number>();
   const byKernel = new Map<string, number>();
   const byNative = new Map<string, number>();
+  const byThread = new Map<string, number>();
   let kernel = 0;
   let main = 0;
   let others = 0;
@@ -115,7 +119,12 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
       const key = `${entry} > ${leaf.sym}`;
       byKernel.set(key, (byKernel.get(key) ?? 0) + 1);
     }
-    if (s.tid !== mainTid) { others++; continue; }
+    if (s.tid !== mainTid) {
+      others++;
+      const key = `${s.thread.replace(/\d+$/, 'N')} > ${dso}`;
+      byThread.set(key, (byThread.get(key) ?? 0) + 1);
+      continue;
+    }
     main++;
     const js = s.frames.find((f) => f.sym.startsWith('JS:'));
     // Without JavaScript on the stack: ONNX Runtime's run (its frames have no frame pointers) or the event loop itself.
@@ -132,5 +141,6 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
     '', table('every thread, binary of the innermost frame', byDso, main + others, 12),
     '', table('every thread, in the kernel: how it entered > where it was', byKernel, kernel, 12),
     '', table('every thread, in node and libc: the function', byNative, main + others, 15),
+    '', table('the other threads, by name > binary of the innermost frame', byThread, others, 12),
   ].join('\n');
 }
