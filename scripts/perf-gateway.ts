@@ -12,8 +12,9 @@
  * own, stage workers) in this process, warmed, then loaded at one concurrency
  * while `perf record` samples this process (WORKERS=1: and its stage
  * workers); the report is CPU per image for each process: its main thread by
- * its innermost JavaScript function (the native code it calls included),
- * every thread by binary.
+ * its innermost JavaScript function (the native code it calls included);
+ * every thread by binary, by how it entered the kernel, and by node's and
+ * libc's own functions; the other threads by name.
  *
  *   apt-get install linux-perf    # once
  *   node --perf-basic-prof --import tsx scripts/perf-gateway.ts
@@ -93,6 +94,11 @@ function* samples(text: string): Generator<Sample> {
   }
 }
 
+/** One more sample for `key`. */
+function count(m: Map<string, number>, key: string): void {
+  m.set(key, (m.get(key) ?? 0) + 1);
+}
+
 function summarise(list: Sample[], mainTid: number, images: number): string {
   const msPerSample = 1000 / hz;
   const perImage = (n: number) => ((n * msPerSample) / images).toFixed(2);
@@ -107,29 +113,27 @@ function summarise(list: Sample[], mainTid: number, images: number): string {
   for (const s of list) {
     const leaf = s.frames[0];
     const dso = /^perf-\d+\.map$/.test(leaf.dso) ? 'JavaScript (V8\'s compiled code)' : leaf.dso;
-    byDso.set(dso, (byDso.get(dso) ?? 0) + 1);
+    count(byDso, dso);
     // Node's own code (V8, its garbage collector and builtins, libuv) and libc's, by function.
-    const native = `${leaf.sym} (${leaf.dso})`;
-    if (leaf.dso === 'node' || leaf.dso.startsWith('libc.')) byNative.set(native, (byNative.get(native) ?? 0) + 1);
+    if (leaf.dso === 'node' || leaf.dso.startsWith('libc.')) count(byNative, `${leaf.sym} (${leaf.dso})`);
     if (leaf.dso === '[kernel.kallsyms]') {
       // The kernel's frames up to the first of user space: the syscall or fault that brought it in, and where it was.
       kernel++;
-      const k = s.frames.filter((f, i) => f.dso === '[kernel.kallsyms]' && s.frames.slice(0, i).every((g) => g.dso === '[kernel.kallsyms]'));
+      const user = s.frames.findIndex((f) => f.dso !== '[kernel.kallsyms]');
+      const k = s.frames.slice(0, user < 0 ? s.frames.length : user);
       const entry = [...k].reverse().find((f) => /^(__x64_sys_|asm_exc_|do_|ksys_)/.test(f.sym))?.sym ?? k[k.length - 1].sym;
-      const key = `${entry} > ${leaf.sym}`;
-      byKernel.set(key, (byKernel.get(key) ?? 0) + 1);
+      count(byKernel, `${entry} > ${leaf.sym}`);
     }
     if (s.tid !== mainTid) {
       others++;
-      const key = `${s.thread.replace(/\d+$/, 'N')} > ${dso}`;
-      byThread.set(key, (byThread.get(key) ?? 0) + 1);
+      count(byThread, `${s.thread.replace(/\d+$/, 'N')} > ${dso}`);
       continue;
     }
     main++;
     const js = s.frames.find((f) => f.sym.startsWith('JS:'));
     // Without JavaScript on the stack: ONNX Runtime's run (its frames have no frame pointers) or the event loop itself.
     const key = js ? js.sym.replace(/:\d+:\d+$/, '') : `(no JavaScript: ${s.frames[s.frames.length - 1].sym === '[unknown]' ? leaf.dso : 'event loop'})`;
-    byJs.set(key, (byJs.get(key) ?? 0) + 1);
+    count(byJs, key);
   }
   const table = (title: string, m: Map<string, number>, total: number, n: number) => [
     `| ${title} | ms per image | share |`, '| --- | ---: | ---: |',
