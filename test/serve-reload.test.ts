@@ -192,6 +192,19 @@ describe('the model repository routes', () => {
     expect(r.status).toBe(200);
     expect(r.body.outputs[0].data).toEqual([2, 4]);
     expect((await postJson(`${s.url}/v2/repository/models/nothere/load`, '')).status).toBe(404);
+    // tritonclient's load_model(config=..., files=...): a configuration of the request's own is refused, not ignored.
+    const config = await postJson(`${s.url}/v2/repository/models/scale/load`, { parameters: { config: '{"max_batch_size":4}' } });
+    expect(config.status).toBe(400);
+    expect(config.body.error).toContain("'config' parameter is not supported");
+    const files = await postJson(`${s.url}/v2/repository/models/scale/load`, { parameters: { 'file:1/model.onnx': 'AAAA' } });
+    expect(files.status).toBe(400);
+    expect(files.body.error).toContain("'file:1/model.onnx'");
+    expect((await postJson(`${s.url}/v2/repository/models/scale/load`, '[1]')).status).toBe(400);
+    // What tritonclient sends without them, and its unload's parameter (the folder fixed first).
+    await writeFile(join(models, 'scale', 'pipeline.yaml'), scaleYaml('scale', 3));
+    const post = (path: string, body: string) => fetch(`${s.url}/v2/repository/models/scale/${path}`, { method: 'POST', body });
+    expect((await post('load', '{}')).status).toBe(200);
+    expect((await post('unload', '{"parameters":{"unload_dependents":false}}')).status).toBe(200);
   }, 60_000);
 
   it('index, unload and load: an unloaded pipeline answers 503 and is listed UNAVAILABLE "unloaded"', async () => {
@@ -208,6 +221,9 @@ describe('the model repository routes', () => {
     expect(r.status).toBe(503);
     expect(r.body.error).toContain('unloaded');
     expect((await infer(s, 'other')).status).toBe(200);
+    // As Triton's: a model unloaded on purpose leaves the server ready (a readiness probe keeps the pod).
+    expect((await getJson(`${s.url}/v2/health/ready`)).status).toBe(200);
+    expect((await getJson(`${s.url}/v2/models/scale/ready`)).status).toBe(503);
     expect((await postJson(`${s.url}/v2/repository/index`, '')).body).toContainEqual({ name: 'scale', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' });
     expect((await postJson(`${s.url}/v2/repository/index`, { ready: true })).body.map((m: { name: string }) => m.name)).toEqual(['other']);
     expect((await fetch(`${s.url}/v2/repository/models/nothere/unload`, { method: 'POST' })).status).toBe(404);

@@ -35,6 +35,7 @@ import { InferRouter } from './infer-router.js';
 import { UNOFFERED_EXTENSIONS, notOffered } from './unoffered.js';
 import { classificationsAsked, classifyOutput } from './classification.js';
 import { registerJobRoutes } from './jobs-routes.js';
+import { registerRepositoryRoutes, type ModelRepository } from './repository-routes.js';
 import type { Jobs } from '../jobs/service.js';
 import { finishInferTrace, startInferTrace, traceHeaders, type InferOutcome } from './request-trace.js';
 import type { RequestTrace } from '../observability/spans.js';
@@ -85,11 +86,7 @@ export interface AppMount {
   public?: boolean;
 }
 
-export interface ModelRepository {
-  /** Load or reload `name` from disk; rejects with why, the version serving (if any) still serving. */
-  load(name: string): Promise<void>;
-  unload(name: string): Promise<void>;
-}
+export type { ModelRepository } from './repository-routes.js';
 
 /**
  * The gateway: one Hono app speaking the Open Inference Protocol v2, served by
@@ -152,25 +149,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
     app.post(`${base}/infer`, (c) => tracedInfer(c));
   }
 
-  if (repository) {
-    // Triton's model repository extension: the index is a JSON array, load and unload answer an empty body.
-    app.post('/v2/repository/index', async (c) => {
-      const ready = await readyFilter(c);
-      return c.json(registry.index().filter((m) => visible(c, m.name) && (!ready || m.state === 'READY')));
-    });
-    app.post('/v2/repository/models/:name/load', async (c) => {
-      const name = c.req.param('name');
-      if (!visible(c, name)) throw new NotFoundError(`unknown model '${name}'`);
-      await repository.load(name);
-      return c.body(null, 200);
-    });
-    app.post('/v2/repository/models/:name/unload', async (c) => {
-      const name = c.req.param('name');
-      if (!visible(c, name)) throw new NotFoundError(`unknown model '${name}'`);
-      await repository.unload(name);
-      return c.body(null, 200);
-    });
-  }
+  if (repository) registerRepositoryRoutes(app, { registry, repository, visible });
 
   app.get('/v2/runs/:id', async (c) => {
     const id = c.req.param('id');
@@ -349,17 +328,6 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
   }
 
   return app;
-}
-
-/** `{ "ready": true }` in an index request's body lists only the models that are ready; an empty body lists all. */
-async function readyFilter(c: Context): Promise<boolean> {
-  const text = await c.req.text();
-  if (!text.trim()) return false;
-  let body: unknown;
-  try { body = JSON.parse(text); } catch { throw new BadRequestError('the repository index request body is not JSON'); }
-  const ready = (body as { ready?: unknown } | null)?.ready;
-  if (ready !== undefined && typeof ready !== 'boolean') throw new BadRequestError(`'ready' must be true or false, got ${clip(JSON.stringify(ready))}`);
-  return ready === true;
 }
 
 /**

@@ -177,7 +177,11 @@ export class PipelineRegistry {
   isReady(name: string): boolean {
     return this.entries.get(name)?.serving !== undefined && this.stageHealth(name).every((h) => h.ready);
   }
-  allReady(): boolean { return this.names().every((n) => this.isReady(n)); }
+  /**
+   * The server's readiness: every pipeline ready, but for those unloaded on purpose (Triton's server is ready
+   * with a model unloaded through the repository API; one that failed to load still makes it not ready).
+   */
+  allReady(): boolean { return this.names().every((n) => this.entries.get(n)!.unloaded === true || this.isReady(n)); }
 
   /** What keeps a known pipeline from serving: why it failed to load, and which stages are down and why. */
   status(name: string): { ready: boolean; reason?: string; stages: StageHealth[] } {
