@@ -182,5 +182,12 @@ describe('ensemble init', () => {
     // A scalar input is one value per request; a scalar output has no items to give back.
     expect(r.stderr).toContain("model output 'y'");
     expect(r.stderr).toContain('no batch dimension');
+    // A folder for the file, and a file that is not there: said so, not the file system's error code.
+    r = await runCli(['init', root, '--models', modelsDir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${root} is a folder, not an ONNX file`);
+    expect(r.stderr).not.toContain('EISDIR');
+    r = await runCli(['init', join(root, 'missing.onnx'), '--models', modelsDir]);
+    expect(r.stderr).toContain('no such model file');
   });
 });

@@ -121,8 +121,9 @@ export class TimeoutError extends EnsembleError {
 /** A stage failed while running; `code` is what the stage said it was, when it said. */
 export class StageError extends EnsembleError {
   readonly stage: string;
+  /** `message` already naming the stage (an item's outcome made from a failed batch's error) is kept as it is. */
   constructor(stage: string, message: string, code: ErrorCode = 'stage_failed', options?: { cause?: unknown }) {
-    super(`stage '${stage}' failed: ${message}`, code, options);
+    super(message.startsWith(`stage '${stage}'`) ? message : `stage '${stage}' failed: ${message}`, code, options);
     this.stage = stage;
   }
 }

@@ -142,7 +142,9 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
   requestEnded(e: RequestEnd): void {
     this.pending.set(e.pipeline, (this.pending.get(e.pipeline) ?? 1) - 1);
     if (e.version) this.versions.set(e.pipeline, e.version);
-    const s = this.model(e.pipeline, e.version);
+    // A request refused before a version was chosen (the pipeline unloaded, still loading) counts against the last
+    // version it served, not a series of its own with an empty version; '' only when it never served one.
+    const s = this.model(e.pipeline, e.version || (this.versions.get(e.pipeline) ?? ''));
     if (e.error === undefined && e.httpStatus < 400) {
       s.success++;
       s.exec++;

@@ -92,13 +92,14 @@ export class ModelStatistics implements Observer {
     }
     // Triton's ensemble: its batch size is the request's, its compute the sum of its steps' (here the
     // compute of every batch the request's items rode in); it queues only in its steps.
-    const items = Math.max(1, e.items ?? 1);
+    // A request of zero rows succeeds and is counted, but it is no inference and nothing executed for it.
+    const items = e.items ?? 1;
     const inferNs = (e.computeMs ?? 0) * NS_PER_MS;
     c.success.count++;
     c.success.ns += ns;
     c.inferenceCount += items;
     c.inferNs += inferNs;
-    this.executed(c, items, 0, inferNs, 0);
+    if (items > 0) this.executed(c, items, 0, inferNs, 0);
   }
 
   batch(e: BatchEvent): void {

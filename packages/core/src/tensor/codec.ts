@@ -165,7 +165,10 @@ function decodeTensors(
     if (seen.has(name)) fail(`${where}: duplicate ${kind} name`);
     seen.add(name);
     if (typeof r.datatype !== 'string' || !isDatatype(r.datatype)) {
-      fail(`${where}: unknown datatype ${JSON.stringify(r.datatype) ?? 'undefined'}`);
+      // BF16 is the protocol's, not a type any served tensor has (ONNX Runtime for Node has no bfloat16 tensors).
+      fail(r.datatype === 'BF16'
+        ? `${where}: datatype BF16 is not supported by this server (use FP32 or FP16)`
+        : `${where}: unknown datatype ${JSON.stringify(r.datatype) ?? 'undefined'}`);
     }
     if (!Array.isArray(r.shape)) fail(`${where}: shape must be an array of non-negative integers`);
     for (const d of r.shape as unknown[]) {

@@ -252,6 +252,28 @@ stages:
     expect(f.error.message).toBe("stage 'breaks' failed: x must not be 2");
   });
 
+  it("names the stage once when its model fails on a request's input (ONNX Runtime's own error)", async () => {
+    const add = addModel();
+    const mismatch = await h.load(`
+name: mismatch
+inputs:
+  - { name: a, datatype: FP32, shape: [-1, 2] }
+  - { name: b, datatype: FP32, shape: [-1, 3] }
+outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
+stages:
+  - name: join
+    kind: onnx
+    weights: ${weightsYaml('mismatch/add.onnx', 'add.onnx', add)}
+    inputs: { a: a, b: b }
+    outputs: { sum: y }
+`, { 'add.onnx': add });
+    // Widths 2 and 3 are the manifest's, and the model's Add (both inputs [batch, n]) cannot broadcast them.
+    const f = await failureOf(mismatch.executor.run({ a: f32([[1, 2]]), b: f32([[1, 2, 3]]) }));
+    expect(f.error.code).toBe('stage_failed');
+    expect(f.error.message).toMatch(/^stage 'join' failed: /);
+    expect(f.error.message.split("stage 'join'")).toHaveLength(2);
+  });
+
   it('times a slow stage out with 504 naming the stage', async () => {
     const f = await failureOf(failing.executor.run({ x: f32([[3]]) }));
     expect(f.error.code).toBe('timeout');

@@ -55,6 +55,14 @@ describe('model statistics', () => {
     expect(st.batch_stats).toEqual([{ batch_size: 3, compute_input: { count: 1, ns: 0 }, compute_infer: { count: 1, ns: 2.5e6 }, compute_output: { count: 1, ns: 0 } }]);
   });
 
+  it('counts a request of zero rows as a success with no inference and no execution', () => {
+    const s = new ModelStatistics();
+    s.requestEnded({ pipeline: 'p', version: '1', httpStatus: 200, durationMs: 1, items: 0, computeMs: 0 });
+    const st = s.stat('p', '1');
+    expect(st).toMatchObject({ inference_count: 0, execution_count: 0, batch_stats: [] });
+    expect(st.inference_stats.success).toEqual({ count: 1, ns: 1e6 });
+  });
+
   it('renders every duration as whole nanoseconds, and zeros for a model that has not run', () => {
     const s = new ModelStatistics();
     s.batch(batch({ size: 3, queueMs: 1, callMs: 0.0013, computeMs: 0.0007 }));

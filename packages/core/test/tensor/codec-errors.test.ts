@@ -40,6 +40,8 @@ describe('decodeInferRequest rejects bad requests with BadRequestError', () => {
   it('unknown datatype', () => {
     expect(errorOf(one({ datatype: 'FLOAT32', data: [1] })).message).toMatch(/input 'x': unknown datatype "FLOAT32"/);
     expect(errorOf(one({ datatype: undefined, data: [1] })).message).toMatch(/input 'x': unknown datatype/);
+    // The protocol's BF16 is a known name this server does not take, and says so.
+    expect(errorOf(one({ datatype: 'BF16', data: [1] })).message).toMatch(/input 'x': datatype BF16 is not supported by this server/);
   });
 
   it('bad shapes', () => {

@@ -90,6 +90,20 @@ describe('WorkerPoolTransport', () => {
     }
   });
 
+  it("names the stage once when the worker's session fails on a batch", async () => {
+    const pool = new WorkerPoolTransport(weights);
+    try {
+      await pool.load(manifest);
+      // Five values where the model takes [batch, 4]: ONNX Runtime refuses the run in the worker.
+      const bad: Item = { x: { datatype: 'FP32', shape: [5], data: Float32Array.of(1, 2, 3, 4, 5) } };
+      const e = await pool.invoke('pool', 'triple', [bad]).then(() => undefined, (err: unknown) => err as Error);
+      expect(e?.message).toMatch(/^stage 'triple' failed: /);
+      expect(e?.message.split("stage 'triple'")).toHaveLength(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('runs a batch in a worker process and reports the first call as the cold start', async () => {
     const pool = new WorkerPoolTransport(weights);
     try {

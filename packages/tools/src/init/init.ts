@@ -3,7 +3,7 @@
  * serves with no edit — the weights next to a manifest written from the
  * model's metadata, and a first request to send.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -144,6 +144,7 @@ function fromJsonData(t: InitPlan['example']['inputs'][number]): Tensor['data'] 
 export async function initPipeline(opts: InitPipelineOptions): Promise<InitResult> {
   const log = opts.log ?? (() => undefined);
   if (!existsSync(opts.model)) throw new EnsembleError(`no such model file: ${opts.model}`, 'usage');
+  if (!statSync(opts.model).isFile()) throw new EnsembleError(`${opts.model} is a folder, not an ONNX file: name the .onnx file in it`, 'usage');
   const name = opts.name ?? pipelineName(path.basename(opts.model).replace(/\.onnx$/i, ''));
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) throw new EnsembleError(`'${name}' is not a valid pipeline name: use lowercase letters, digits, '-' and '_' (--name)`, 'usage');
   const dir = path.resolve(opts.modelsDir ?? 'models', name);
