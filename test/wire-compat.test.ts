@@ -176,6 +176,38 @@ describe('JSON labelled application/octet-stream (tritonclient.http.aio)', () =>
   });
 });
 
+describe("Triton's raw binary request (Inference-Header-Content-Length: 0)", () => {
+  const rawHeaders = { 'content-type': 'application/octet-stream', [INFERENCE_HEADER_CONTENT_LENGTH]: '0' };
+
+  it('takes the whole body as one item of the single input, its free dim from the size, and answers every output binary', async () => {
+    const row = Float32Array.from(README_X.slice(0, 4));
+    const r = await raw('POST', '/v2/models/demo/infer', new Uint8Array(row.buffer), rawHeaders);
+    expect(r.status, r.body.toString()).toBe(200);
+    expect(r.headers['content-type']).toBe('application/octet-stream');
+    expect(Number(r.headers[INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()])).toBeGreaterThan(0);
+    const { response, tensors } = decodeInferResponse(new Uint8Array(r.body), Number(r.headers[INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()]));
+    expect(response.outputs.every((o) => typeof o.parameters?.binary_data_size === 'number')).toBe(true);
+    const y = tensors[response.outputs[0].name];
+    expect(y.shape[0]).toBe(1);
+    expectClose(Array.from(y.data as Float32Array), demoExpected(README_X.slice(0, 4)));
+    // A BYTES input of one element per item: the body is that element, without a length prefix.
+    const echo = await raw('POST', '/v2/models/echo/infer', 'hello', rawHeaders);
+    expect(echo.status).toBe(200);
+    const back = decodeInferResponse(new Uint8Array(echo.body), Number(echo.headers[INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()]));
+    expect(back.tensors.same.shape).toEqual([1]);
+    expect(Buffer.from((back.tensors.same.data as Uint8Array[])[0]).toString()).toBe('hello');
+  });
+
+  it('refuses, naming why, a size that is not whole elements and a model of several inputs', async () => {
+    const odd = await raw('POST', '/v2/models/demo/infer', new Uint8Array(15), rawHeaders);
+    expect(odd.status).toBe(400);
+    expect(json(odd).error).toContain('raw binary request (Inference-Header-Content-Length: 0): 15 bytes is not 16');
+    const several = await raw('POST', '/v2/models/passthrough/infer', new Uint8Array(8), rawHeaders);
+    expect(several.status).toBe(400);
+    expect(json(several).error).toContain("model 'passthrough' has 3 inputs");
+  });
+});
+
 describe('64-bit integers and non-finite floats in JSON', () => {
   const body = '{"inputs":['
     + '{"name":"a","datatype":"INT64","shape":[5],"data":[9007199254740992,9007199254740993,9223372036854775807,-9223372036854775808,-1]},'

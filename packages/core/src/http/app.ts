@@ -19,7 +19,7 @@ import { isRunId } from '../storage/run-id.js';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { RunFailure } from '../executor/executor.js';
 import { jsonEncodable } from '../tensor/json-data.js';
-import { rawInputTensors } from '../manifest/raw-input.js';
+import { rawBinaryTensors, rawInputTensors } from '../manifest/raw-input.js';
 import { readBody } from './body.js';
 import { validateInputs } from '../manifest/validate-inputs.js';
 import { modelMetadata, serverMetadata, unreadableMetadata } from './metadata.js';
@@ -379,6 +379,8 @@ async function decodeBody(
   // Only an image or an octet stream without the binary-data header may be a raw body; anything else
   // (curl's default form type included) is read as Open Inference Protocol JSON.
   const raw = type.startsWith('image/') || type.startsWith('application/octet-stream');
+  // Triton's raw binary request: no inference header at all, the body one item of the single input, every output binary.
+  if (headerLength === 0) return { request: { inputs: [], parameters: { binary_data_output: true } }, tensors: rawBinaryTensors(m, body) };
   if (headerLength !== undefined || !raw) return decodeInferRequest(body, headerLength, { maxItems: m.maxItems });
   // tritonclient.http.aio labels every JSON request an octet stream: a body that is an OIP request object
   // is one, whatever its label (no image starts with '{').
