@@ -3,6 +3,7 @@
  * `ensemble runs`, then SIGTERM — and the run record must have been flushed.
  */
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,6 +176,39 @@ stages:
     const runs = JSON.parse(r.stdout) as RunRecord[];
     expect(runs.map((x) => x.id)).toEqual([id]);
     expect(runs[0]).toMatchObject({ status: 'succeeded', httpStatus: 200 });
+  }, 180_000);
+});
+
+describe('ensemble serve shutdown with a client that stalls', () => {
+  it('closes a connection still unanswered at the drain deadline, and exits 0', async () => {
+    const stalledData = join(root, 'stalled');
+    const s = await startServe(['--port', '0', '--data', stalledData, '--pipeline', 'demo', '--quiet', '--drain-timeout', '1']);
+    try {
+      const { port } = new URL(s.url);
+      // Headers and 10 of the 80 body bytes they promise, then nothing: without a deadline this holds the server open.
+      const socket = connect(Number(port), '127.0.0.1');
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write('POST /v2/models/demo/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{"inputs":');
+      const socketClosed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      s.child.kill('SIGTERM');
+      const { code } = await s.exited;
+      expect(code, s.stderr()).toBe(0);
+      // The deadline is 1 s; well before Node's own 300 s request timeout, and not at once.
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect(s.stderr()).toContain('unanswered after 1000 ms of draining: closing their connections');
+      await socketClosed;
+      // Its record says the client went away (499), not that it sent a bad body.
+      const r = await runCli(['runs', 'demo', '--data', stalledData, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const runs = JSON.parse(r.stdout) as RunRecord[];
+      expect(runs).toHaveLength(1);
+      expect(runs[0]).toMatchObject({ status: 'failed', httpStatus: 499 });
+    } finally {
+      if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    }
   }, 180_000);
 });
 

@@ -1,4 +1,4 @@
-import { BadRequestError, PayloadTooLargeError } from '../errors.js';
+import { BadRequestError, EnsembleError, PayloadTooLargeError } from '../errors.js';
 import { decodeBody, requestEncodings } from './content-encoding.js';
 
 /**
@@ -35,7 +35,7 @@ async function readRaw(req: Request, limit: number, fromNodeServer: boolean, con
     try {
       buf = await req.arrayBuffer();
     } catch {
-      throw new BadRequestError('request body could not be read');
+      throw unreadable(req);
     }
     return new Uint8Array(buf);
   }
@@ -48,7 +48,7 @@ async function readRaw(req: Request, limit: number, fromNodeServer: boolean, con
     try {
       r = await reader.read();
     } catch {
-      throw new BadRequestError('request body could not be read');
+      throw unreadable(req);
     }
     if (r.done) break;
     size += r.value.byteLength;
@@ -65,3 +65,10 @@ async function readRaw(req: Request, limit: number, fromNodeServer: boolean, con
   return out;
 }
 
+
+/** A body that stopped coming: the client hung up (499, as any other request it leaves), or it was not a body at all. */
+function unreadable(req: Request): EnsembleError {
+  return req.signal.aborted
+    ? new EnsembleError('the client went away before its request body was read', 'cancelled')
+    : new BadRequestError('request body could not be read');
+}

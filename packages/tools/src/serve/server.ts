@@ -72,8 +72,17 @@ export interface RunningServer {
   metrics: PrometheusMetrics;
   manifests: Manifest[];
   jobs: Jobs;
-  close(): Promise<void>;
+  /**
+   * Stop taking connections, let the requests in flight finish, flush run
+   * records and stop the stages. A request still unanswered after `drainMs`
+   * (default DEFAULT_DRAIN_MS; a client stalled mid-body, a stage that hangs)
+   * has its connection closed: it ends as the client gone, with its record.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>;
 }
+
+/** How long close() waits for requests in flight before it closes their connections (Kubernetes' default grace is 30 s). */
+export const DEFAULT_DRAIN_MS = 25_000;
 
 /**
  * `ensemble serve`: data services (local emulators or AWS), pipelines built,
@@ -168,13 +177,25 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, metrics, manifests: selected, jobs,
-      close() {
+      close({ drainMs = DEFAULT_DRAIN_MS } = {}) {
         closing ??= (async () => {
           watcher?.close();
           // Requests still running finish, but on a connection that then closes: a client's
           // keep-alive socket would otherwise hold server.close() open until it times out.
           for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
-          await new Promise<void>((r) => server.close(() => r()));
+          const closed = new Promise<void>((r) => server.close(() => r()));
+          const http = server as Server;
+          // Idle keep-alive sockets go now; what is still unanswered at the deadline, then.
+          http.closeIdleConnections();
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), drainMs); });
+          const drained = await Promise.race([closed, late]);
+          clearTimeout(timer);
+          if (drained === 'late') {
+            log(`still ${answering.size} request(s) unanswered after ${drainMs} ms of draining: closing their connections`);
+            http.closeAllConnections();
+          }
+          await closed;
           for (const c of cleanup) await c();
         })();
         return closing;

@@ -2,13 +2,13 @@ import type { Command } from '../args.js';
 import { int, str } from '../args.js';
 import { resolve } from 'node:path';
 import { UsageError } from '../args.js';
-import { startServer } from '../../serve/server.js';
+import { DEFAULT_DRAIN_MS, startServer } from '../../serve/server.js';
 import { LocalLambdaTransport } from '../../lambda-host/local-transport.js';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve every pipeline in models/ over the Open Inference Protocol (local S3 and DynamoDB emulators unless pointed at AWS).',
-  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...] [--transport local|lambda] [--api-key KEY] [--observer module.ts ...] [--watch] [--quiet]',
+  usage: 'serve [--port 8080] [--host 127.0.0.1] [--data .ensemble] [--models models] [--pipeline NAME ...] [--transport local|lambda] [--api-key KEY] [--observer module.ts ...] [--watch] [--drain-timeout 25] [--quiet]',
   help: [
     ['--port N', 'port to listen on (default 8080; 0 picks a free one)'],
     ['--host H', 'address to bind (default 127.0.0.1)'],
@@ -23,6 +23,8 @@ export const serveCommand: Command = {
     ['--watch', 'reload a pipeline when its manifest, stage code or weights change (and load new pipeline folders);'],
     ['', 'the old version serves until the new one is loaded, and keeps serving if it fails to load'],
     ['--observer FILE', 'an observer module told of every pipeline\'s runs, batches and monitor findings (repeatable; docs/manifest.md)'],
+    ['--drain-timeout S', 'on SIGTERM or SIGINT, wait at most S seconds (default 25) for requests in flight, then close their'],
+    ['', 'connections (they end as the client gone, with their run records) and exit'],
     ['--quiet', 'no access log (by default one line per request on stdout: method, path, status, ms, run id, pipeline)'],
     ['', 'env: ENSEMBLE_S3_ENDPOINT / ENSEMBLE_DYNAMODB_ENDPOINT or ENSEMBLE_USE_AWS=1 use those instead of emulators;'],
     ['', '     ENSEMBLE_BUCKET, ENSEMBLE_RUNS_TABLE, AWS_REGION name the resources'],
@@ -30,12 +32,13 @@ export const serveCommand: Command = {
   options: {
     port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, models: { type: 'string' },
     pipeline: { type: 'string', multiple: true }, transport: { type: 'string' }, 'lambda-port': { type: 'string' },
-    quiet: { type: 'boolean' }, watch: { type: 'boolean' }, 'api-key': { type: 'string' }, observer: { type: 'string', multiple: true },
+    quiet: { type: 'boolean' }, watch: { type: 'boolean' }, 'drain-timeout': { type: 'string' }, 'api-key': { type: 'string' }, observer: { type: 'string', multiple: true },
   },
   async run({ values }) {
     const transport = str(values.transport, 'local');
     if (transport !== 'local' && transport !== 'lambda') throw new UsageError(`--transport must be local or lambda, got '${transport}'`);
     const dataDir = str(values.data, '.ensemble');
+    const drainMs = int(values['drain-timeout'], DEFAULT_DRAIN_MS / 1000, '--drain-timeout') * 1000;
     const log = (s: string) => console.error(`[ensemble] ${s}`);
     const server = await startServer({
       transport: transport === 'lambda'
@@ -65,7 +68,7 @@ export const serveCommand: Command = {
         if (stopping) return;
         stopping = true;
         console.error(`[ensemble] ${sig}: draining in-flight requests and flushing run records...`);
-        server.close().then(resolve, (e) => { console.error(e); resolve(); });
+        server.close({ drainMs }).then(resolve, (e) => { console.error(e); resolve(); });
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
