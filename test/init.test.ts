@@ -158,6 +158,9 @@ describe('ensemble init', () => {
     const r = await runCli(['init', file, '--models', modelsDir, '--stages', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('(2 stages)');
+    // Each stage batches as the whole model would have (init's own default, with its comment-free form here).
+    const yaml = await readFile(join(modelsDir, 'skip', 'pipeline.yaml'), 'utf8');
+    expect(yaml.match(/max_size: 8\n\s+max_delay_ms: 2/g)).toHaveLength(2);
     await serve('skip', async (server) => {
       const data = Array.from(seededFloats(16, 9));
       const res = await postJson(`${server.url}/v2/models/skip/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 8], data }] });
@@ -165,6 +168,22 @@ describe('ensemble init', () => {
       const want = await direct(model, { x: new ort.Tensor('float32', Float32Array.from(data), [2, 8]) });
       res.body.outputs[0].data.forEach((v: number, i: number) => expect(v).toBeCloseTo(want.y[i], 5));
     });
+  });
+
+  it('cuts a model that runs only at larger free dims, at the size the whole model ran at', async () => {
+    // A length-3 convolution over a free length: at length 1 it cannot run, which is all decompose would try.
+    const file = join(root, 'conv.onnx');
+    await writeFile(file, new GraphBuilder('conv')
+      .input('x', 'FP32', ['batch', 1, 'len'])
+      .initializer('w', 'FP32', [1, 1, 3], Float32Array.of(1, 2, 1))
+      .output('z', 'FP32', ['batch', 1, 'out'])
+      .node('Conv', ['x', 'w'], ['c'])
+      .node('Relu', ['c'], ['z'])
+      .build());
+    const r = await runCli(['init', file, '--models', modelsDir, '--stages', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('(2 stages)');
+    expect(r.stdout).toContain('sets the model\'s free dims to 8');
   });
 
   it('refuses an existing folder, an unknown output and a model without a batch dim, saying what to do', async () => {

@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { inspectModel } from '../onnx/inspect.js';
 import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
 import { cutModel } from './cut.js';
-import { pipelineName, pipelineYaml } from './manifest-fragment.js';
+import { pipelineName, pipelineYaml, type PipelineOptions } from './manifest-fragment.js';
 import { runStages, timeModel } from './run-stages.js';
 import { sampleInputs } from './samples.js';
 import type { CutOptions, CutPlan, CutResult } from './types.js';
@@ -22,6 +22,8 @@ export interface DecomposeOptions extends CutOptions {
   sampleBatch?: number;
   /** Timed runs per stage (median reported; default 5). */
   runs?: number;
+  /** Every stage's batch block in the manifest written (default: none). */
+  batch?: PipelineOptions['batch'];
 }
 
 export interface DecomposeReport {
@@ -53,6 +55,7 @@ export async function decomposeModel(modelPath: string, plan: CutPlan, opts: Dec
     name: pipelineName(name),
     keyPrefix: pipelineName(name),
     sourceDir: '',
+    batch: opts.batch,
     description: `${basename(modelPath)} cut into ${cut.stages.length} stages`,
     header: `Written by \`ensemble decompose ${basename(modelPath)} ${planText}\`.\nThe stages: block can be pasted into another pipeline (fix weights.source paths and tensor names).`,
   }));

@@ -37,6 +37,8 @@ export interface FragmentOptions {
   sourceDir: string;
   /** Pipeline tensor names for some ONNX tensors (e.g. the model input `x` -> `rec_input`). */
   rename?: Record<string, string>;
+  /** Every stage's batch block (default: none, the manifest's defaults). */
+  batch?: { max_size: number; max_delay_ms: number };
 }
 
 export interface StageEntry {
@@ -45,6 +47,7 @@ export interface StageEntry {
   weights: { key: string; sha256: string; source: string };
   inputs: Record<string, string>;
   outputs: Record<string, string>;
+  batch?: { max_size: number; max_delay_ms: number };
 }
 
 /** A pipeline tensor name for each ONNX tensor of the cut: its own when valid, else sanitized, never two alike. */
@@ -75,6 +78,7 @@ export function stageEntries(cut: CutResult, opts: FragmentOptions): StageEntry[
     weights: { key: `${opts.keyPrefix}/${s.name}.onnx`, sha256: s.sha256, source: file(s.name) },
     inputs: Object.fromEntries(s.inputs.map((i) => [i.name, names.get(i.name)!])),
     outputs: Object.fromEntries(s.outputs.map((o) => [o, names.get(o)!])),
+    ...(opts.batch ? { batch: { ...opts.batch } } : {}),
   }));
 }
 

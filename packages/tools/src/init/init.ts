@@ -16,7 +16,7 @@ import { pipelineName } from '../decompose/manifest-fragment.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { keepOutputs } from '../decompose/keep-outputs.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
-import { exampleRequest, layoutOf, planInit, type InitPlan } from './plan.js';
+import { exampleRequest, initMaxSize, layoutOf, planInit, type InitPlan } from './plan.js';
 import type { ModelInfo } from '../onnx/inspect.js';
 import * as ort from 'onnxruntime-node';
 import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
@@ -57,6 +57,8 @@ interface Probe {
   note?: string;
   /** Set when the model ran one item but not two in one call. */
   oneItem?: string;
+  /** The size its free dims ran at (absent: it has none, or ran at none tried). */
+  freeSize?: number;
 }
 
 /**
@@ -83,7 +85,7 @@ async function probeModel(bytes: Uint8Array, info: ModelInfo): Promise<Probe> {
       const example = exampleRequest(info, size);
       if (await runs(session, example) === undefined) continue; // too small for the model: try the next size
       const note = size === 1 ? undefined : `the example request sets the model's free dims to ${size} (it did not run with smaller ones)`;
-      return { example, note, oneItem: await oneItemOnly(session, info, size) };
+      return { example, note, oneItem: await oneItemOnly(session, info, size), ...(free ? { freeSize: size } : {}) };
     }
   } finally {
     await session.release();
@@ -135,6 +137,18 @@ function shortError(message: string): string {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
+/** Every named free dim of the inputs but their items' axis, at `size` (undefined: decompose's default of 1). */
+function freeDims(info: ModelInfo, size: number | undefined): Record<string, number> | undefined {
+  if (size === undefined) return undefined;
+  const layout = layoutOf(info);
+  const dims: Record<string, number> = {};
+  for (const v of info.inputs) {
+    const l = layout.get(v.name)!;
+    v.shape.forEach((d, a) => { if (typeof d === 'string' && d !== '' && (l.perRequest || a !== l.axis)) dims[d] = size; });
+  }
+  return dims;
+}
+
 function fromJsonData(t: InitPlan['example']['inputs'][number]): Tensor['data'] {
   const n = t.data.length;
   if (t.datatype === 'BYTES') return Array.from({ length: n }, () => new Uint8Array(0));
@@ -170,7 +184,11 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
         const file = path.join(tmp, path.basename(opts.model));
         await writeFile(file, bytes);
         log(`cutting ${opts.model} into ${opts.stages} stages`);
-        await decomposeModel(file, { stages: opts.stages }, { outDir: dir, name, sampleBatch: 0, log });
+        // The cut is probed at the free dims' size the whole model ran at, and its stages batch as the whole would.
+        await decomposeModel(file, { stages: opts.stages }, {
+          outDir: dir, name, sampleBatch: 0, log, dims: freeDims(info, probe.freeSize),
+          batch: { max_size: initMaxSize(info, probe.oneItem), max_delay_ms: 2 },
+        });
       } finally {
         await rm(tmp, { recursive: true, force: true });
       }

@@ -75,6 +75,20 @@ export function layoutOf(info: ModelInfo): Map<string, Layout> {
   return out;
 }
 
+/** The inputs whose items' axis is fixed to 1 (the model takes one item per call). */
+function fixedToOne(info: ModelInfo, layout: Map<string, Layout>): ValueInfo[] {
+  return info.inputs.filter((v) => { const l = layout.get(v.name)!; return !l.perRequest && v.shape[l.axis] === 1; });
+}
+
+/**
+ * batch.max_size for a model served by init, whole or cut: 1 when its batch
+ * dim is fixed to 1 or it failed on two items in one call (`oneItem`), else
+ * DEFAULT_MAX_SIZE.
+ */
+export function initMaxSize(info: ModelInfo, oneItem?: string): number {
+  return fixedToOne(info, layoutOf(info)).length || oneItem ? 1 : DEFAULT_MAX_SIZE;
+}
+
 /** JSON-quoted YAML scalar: tensor names may hold '.', ':' or '/'. */
 const q = (s: string): string => JSON.stringify(s);
 
@@ -82,9 +96,9 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
   const layout = layoutOf(info);
   const axisOf = (v: ValueInfo): number => { const l = layout.get(v.name)!; return l.perRequest ? -1 : l.axis; };
   const notes: string[] = [];
-  const fixedOne = info.inputs.filter((v) => axisOf(v) >= 0 && v.shape[axisOf(v)] === 1);
+  const fixedOne = fixedToOne(info, layout);
   const oneItem = fixedOne.length ? undefined : opts.oneItem;
-  const maxSize = fixedOne.length || oneItem ? 1 : DEFAULT_MAX_SIZE;
+  const maxSize = initMaxSize(info, opts.oneItem);
   if (fixedOne.length) notes.push(`the model takes one item per call (${fixedOne.map((v) => `'${v.name}' dim 0 is 1`).join(', ')}): batch.max_size is 1`);
   if (oneItem) notes.push(`${oneItem}: batch.max_size is 1`);
 

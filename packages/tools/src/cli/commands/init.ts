@@ -31,7 +31,8 @@ export const initCommand: Command = {
       force: values.force === true,
       log: (line) => console.error(line),
     });
-    const rel = (p: string) => relative(process.cwd(), p) || '.';
+    // Relative to here when under it; a path outside (a --models elsewhere) reads better whole.
+    const rel = (p: string) => { const r = relative(process.cwd(), p) || '.'; return r.startsWith('..') ? p : r; };
     console.log(`wrote ${rel(r.manifestPath)}${stages ? ` (${stages} stages)` : ''} and ${rel(r.examplePath)}`);
     for (const n of r.notes) console.log(`note: ${n}`);
     const body = JSON.stringify(r.example);
