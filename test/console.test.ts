@@ -172,6 +172,12 @@ describe.skipIf(noBrowser)(`the console in Chromium (${CHROMIUM})`, () => {
         expect(edges.find((e) => e.edge === edge)?.tensors, edge).toContain(t);
       }
     }
+    // Where each function stage runs, as the worker pool placed it.
+    const meta = Object.fromEntries(await page.$$eval('svg.dag g.stage', (gs) => gs.map((g) => [g.getAttribute('data-stage'), g.textContent ?? ''])));
+    expect(meta['detect-pre']).toContain('runs with detect, before it');
+    expect(meta['detect-post']).toContain('runs with detect, after it');
+    expect(meta['rec-pre']).toContain('runs with recognize, before it');
+    expect(meta.crop).toContain('runs in the gateway');
     const labels = await page.$$eval('svg.dag text.edge-label', (ts) => ts.map((t) => t.textContent));
     for (const t of ['rgb', 'det_scale', 'line', 'line_box', 'rec_best']) expect(labels, t).toContain(t);
     // Clicking a stage shows its settings.
@@ -201,6 +207,11 @@ describe.skipIf(noBrowser)(`the console in Chromium (${CHROMIUM})`, () => {
     }
     // A chain: the response waited on every stage, and the rows are in the manifest's order.
     expect(rows.map((r) => r.stage)).toEqual(rec.stages.map((s) => s.stage));
+    expect(rows.every((r) => r.critical)).toBe(true);
+    // The stages run beside a model (in its worker) have no row of their own, and are on the path where it is.
+    const m = await loadManifest(join(REPO, 'models', 'ocr', 'pipeline.yaml'));
+    expect(rows.length).toBeLessThan(m.order.length);
+    expect(await page.textContent('body')).toContain(m.order.join(' → '));
     expect(await page.textContent('details.response pre')).toContain('"model_name": "ocr"');
     await page.close();
   });

@@ -40,6 +40,12 @@ export interface StageView {
   when?: { tensor: string; otherwise: Record<string, string> };
   batch: { maxSize: number; maxDelayMs: number; maxQueue: number };
   scale: { instances: number; threads: number; memoryMb: number };
+  /**
+   * A function stage the transport runs beside an ONNX stage (in its worker
+   * process or its Lambda function): which one, and whether after its model.
+   * Absent: it runs in the gateway (or it is an ONNX stage).
+   */
+  runsWith?: { stage: string; after: boolean };
   live: StageLive;
 }
 
@@ -64,13 +70,16 @@ export function pipelineView(registry: PipelineRegistry, manifest: Manifest): Pi
     // Not serving (loading, failed, unloaded): the graph is still worth drawing.
   }
   const health = new Map(status.stages.map((h) => [h.stage, h]));
+  const placement = registry.transport.placement?.(manifest);
+  const runsWith = new Map(placement?.groups.flatMap((g) => g.colocated.filter((c) => c.mode === 'moved')
+    .map((c) => [c.stage, { stage: g.onnx, after: c.after === true }] as const)) ?? []);
   const view: PipelineView = {
     name: manifest.name,
     version: manifest.version,
     ready: status.ready,
     inputs: manifest.inputs.map(tensorView),
     outputs: manifest.outputs.map(tensorView),
-    stages: manifest.order.map((n) => manifest.stages.find((s) => s.name === n)!).map((s) => stageView(s, load[s.name], health.get(s.name), status.ready)),
+    stages: manifest.order.map((n) => manifest.stages.find((s) => s.name === n)!).map((s) => stageView(s, load[s.name], health.get(s.name), status.ready, runsWith.get(s.name))),
     levels: manifest.levels,
   };
   if (manifest.description) view.description = manifest.description;
@@ -89,6 +98,7 @@ function stageView(
   load: { queued: number; inFlight: number } | undefined,
   health: { ready: boolean; reason?: string; workers?: number } | undefined,
   pipelineReady: boolean,
+  runsWith: StageView['runsWith'],
 ): StageView {
   const live: StageLive = { queued: load?.queued ?? 0, inFlight: load?.inFlight ?? 0, ready: health?.ready ?? pipelineReady };
   if (health?.reason !== undefined) live.reason = health.reason;
@@ -104,5 +114,6 @@ function stageView(
     live,
   };
   if (s.when) view.when = { tensor: s.when.tensor, otherwise: s.when.otherwise };
+  if (runsWith) view.runsWith = runsWith;
   return view;
 }

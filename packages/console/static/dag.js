@@ -4,7 +4,7 @@
 // for an edge that skips rows, so no edge crosses a node.
 
 import { s, textWidth } from './dom.js';
-import { layers, pipelineGraph } from './graph.js';
+import { functionPlace, layers, pipelineGraph } from './graph.js';
 
 /** @typedef {import('./graph.js').PipelineView} PipelineView */
 /** @typedef {import('./graph.js').GraphNode} GraphNode */
@@ -182,7 +182,7 @@ function stageNode(st, b, opts) {
     s('text', { x: b.x + 16, y: b.y + 20, class: 'stage-name', text: st.name }),
     s('text', { x: b.x + b.w - 10, y: b.y + 20, 'text-anchor': 'end', class: 'stage-kind', fill: accent, text: st.kind === 'onnx' ? 'ONNX' : 'function' }),
     s('text', { x: b.x + 16, y: b.y + 38, class: 'stage-meta', text: `batch ≤ ${st.batch.maxSize} · wait ${st.batch.maxDelayMs} ms · queue ≤ ${st.batch.maxQueue}` }),
-    s('text', { x: b.x + 16, y: b.y + 54, class: 'stage-meta', text: st.kind === 'onnx' ? `${st.scale.instances} × ${st.scale.threads} thread${st.scale.threads === 1 ? '' : 's'} · ${st.scale.memoryMb} MB` : 'runs in the gateway' }),
+    s('text', { x: b.x + 16, y: b.y + 54, class: 'stage-meta', text: st.kind === 'onnx' ? `${st.scale.instances} × ${st.scale.threads} thread${st.scale.threads === 1 ? '' : 's'} · ${st.scale.memoryMb} MB` : `runs ${functionPlace(st)}` }),
     s('text', {
       x: b.x + 16, y: b.y + 71, class: `stage-live${live.ready ? '' : ' down'}`, 'data-live': st.name,
       text: live.ready

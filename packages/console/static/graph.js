@@ -8,7 +8,8 @@
  * @typedef {{ name: string, kind: 'onnx' | 'function', fanout: boolean, inputs: Record<string, string>,
  *   outputs: Record<string, string>, when?: { tensor: string, otherwise: Record<string, string> },
  *   batch: { maxSize: number, maxDelayMs: number, maxQueue: number },
- *   scale: { instances: number, threads: number, memoryMb: number }, live: StageLive }} StageView
+ *   scale: { instances: number, threads: number, memoryMb: number },
+ *   runsWith?: { stage: string, after: boolean }, live: StageLive }} StageView
  * @typedef {{ name: string, version: string, description?: string, ready: boolean, reason?: string,
  *   inputs: TensorView[], outputs: TensorView[], stages: StageView[], levels: Record<string, number> }} PipelineView
  * @typedef {{ id: string, kind: 'input' | 'stage' | 'output', label: string, stage?: StageView }} GraphNode
@@ -99,4 +100,15 @@ export function layers(nodes, edges) {
   const last = Math.max(0, ...[...layer.values()]);
   for (const n of nodes) if (n.kind === 'output') layer.set(n.id, last);
   return layer;
+}
+
+/**
+ * Where a function stage runs, as the views say it: beside the ONNX stage
+ * the transport puts it with (its worker process or its Lambda function), or
+ * in the gateway.
+ * @param {StageView} st @returns {string}
+ */
+export function functionPlace(st) {
+  if (!st.runsWith) return 'in the gateway';
+  return `with ${st.runsWith.stage}, ${st.runsWith.after ? 'after' : 'before'} it`;
 }

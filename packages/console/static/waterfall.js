@@ -21,19 +21,30 @@ const ROW_H = 44;
 const AXIS_H = 30;
 
 /**
- * The stages of the critical path, last first.
- * @param {RunRecord} rec @param {Map<string, string[]>} preds
+ * The stages of the critical path, last first. A function stage that runs
+ * beside an ONNX stage (`runsWith`: stage -> that ONNX stage) has no line of
+ * its own in the record; it is on the path where the ONNX stage is, its time
+ * within the ONNX stage's.
+ * @param {RunRecord} rec @param {Map<string, string[]>} preds @param {Map<string, string>} [runsWith]
  * @returns {string[]}
  */
-export function criticalPath(rec, preds) {
+export function criticalPath(rec, preds, runsWith = new Map()) {
   const timed = new Map(rec.stages.filter((x) => x.endMs !== undefined).map((x) => [x.stage, x]));
-  let cur = [...timed.values()].sort((a, b) => b.endMs - a.endMs)[0];
+  /** @param {string} n */
+  const endOf = (n) => timed.get(n)?.endMs ?? timed.get(runsWith.get(n) ?? '')?.endMs;
+  const latest = (/** @type {string[]} */ names) => names.filter((n) => endOf(n) !== undefined).sort((a, b) => endOf(b) - endOf(a))[0];
+  let cur = latest([...timed.keys()]);
   const path = [];
-  while (cur && !path.includes(cur.stage)) {
-    path.push(cur.stage);
-    cur = (preds.get(cur.stage) ?? []).map((n) => timed.get(n)).filter(Boolean).sort((a, b) => b.endMs - a.endMs)[0];
+  while (cur && !path.includes(cur)) {
+    path.push(cur);
+    cur = latest(preds.get(cur) ?? []);
   }
   return path;
+}
+
+/** Each function stage the view says runs beside an ONNX stage, to that stage. @param {import('./graph.js').PipelineView | undefined} view */
+export function colocatedStages(view) {
+  return new Map((view?.stages ?? []).flatMap((st) => (st.runsWith ? [[st.name, st.runsWith.stage]] : [])));
 }
 
 /**
@@ -48,7 +59,7 @@ export function drawWaterfall(rec, view, width = 1180) {
   function rank(n) { const i = order.indexOf(n); return i < 0 ? order.length : i; }
   const kind = new Map(view?.stages.map((x) => [x.name, x]) ?? []);
   const preds = view ? stagePredecessors(view) : new Map();
-  const critical = new Set(criticalPath(rec, preds));
+  const critical = new Set(criticalPath(rec, preds, colocatedStages(view)));
   const level = (name) => {
     const st = kind.get(name);
     return st ? Math.max(0, ...Object.values(st.inputs).map((t) => view.levels[t] ?? 0)) : 0;

@@ -16,7 +16,7 @@ import {
 } from './retry.js';
 import { lambdaStageConcurrency } from './concurrency.js';
 import { abortReason, deadlineOf, startDeadline } from '../deadline.js';
-import { gatewayView } from '../placement/placement.js';
+import { gatewayView, placeStages, type Placement } from '../placement/placement.js';
 
 
 export interface LambdaTransportOptions {
@@ -90,6 +90,7 @@ export class LambdaTransport implements StageTransport {
 
   /** The deployment plan's placement: function stages co-located with their ONNX stage run in its function, not here. */
   view(manifest: Manifest): Manifest { return gatewayView(manifest); }
+  placement(manifest: Manifest): Placement { return placeStages(manifest); }
 
   async invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     const target = this.targets.get(stageKey(pipeline, stage));

@@ -2,6 +2,7 @@ import type { Item } from '../tensor/types.js';
 import type { BatchResult } from '../runtime/types.js';
 import type { Manifest, OnnxStage } from '../manifest/types.js';
 import type { TraceCarrier } from '../observability/trace-context.js';
+import type { Placement } from '../placement/placement.js';
 
 /** How transports key a stage of a loaded pipeline (by its address) in their own tables. */
 export function stageKey(pipeline: string, stage: string): string { return `${pipeline}/${stage}`; }
@@ -56,6 +57,12 @@ export interface StageTransport {
    * the manifest as loaded.
    */
   view?(manifest: Manifest): Manifest;
+  /**
+   * Which function stages run beside which ONNX stage (in its worker or its
+   * function) with this transport, for those who show where a stage runs
+   * (the console). Absent: every function stage runs in the gateway.
+   */
+  placement?(manifest: Manifest): Placement;
   /** How many batches of `stage` may be in flight at once through this transport (the batcher's bound). */
   concurrency(stage: OnnxStage): number;
   /**

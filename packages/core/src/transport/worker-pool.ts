@@ -218,7 +218,7 @@ export class WorkerPoolTransport implements StageTransport {
 
   private readonly cores: number;
   /** Each loaded manifest's placement and the view the executor walks, made once. */
-  private readonly placed = new WeakMap<Manifest, { placement: Placement; view: Manifest }>();
+  private readonly placements = new WeakMap<Manifest, { placement: Placement; view: Manifest }>();
 
   constructor(private readonly weights: WeightStore, private readonly opts: WorkerPoolOptions = {}) {
     this.inline = new InProcessTransport(weights);
@@ -239,21 +239,25 @@ export class WorkerPoolTransport implements StageTransport {
    * work twice. Inline stages take none (their sessions are in the gateway).
    */
   view(manifest: Manifest): Manifest {
-    return this.placement(manifest).view;
+    return this.placed(manifest).view;
   }
 
-  private placement(manifest: Manifest): { placement: Placement; view: Manifest } {
-    let p = this.placed.get(manifest);
+  placement(manifest: Manifest): Placement {
+    return this.placed(manifest).placement;
+  }
+
+  private placed(manifest: Manifest): { placement: Placement; view: Manifest } {
+    let p = this.placements.get(manifest);
     if (!p) {
       const placement = poolPlacement(manifest, this.opts.colocate ?? true);
       p = { placement, view: gatewayView(manifest, placement) };
-      this.placed.set(manifest, p);
+      this.placements.set(manifest, p);
     }
     return p;
   }
 
   async load(manifest: Manifest, address = manifest.name): Promise<void> {
-    const { placement, view } = this.placement(manifest);
+    const { placement, view } = this.placed(manifest);
     const inline = manifest.stages.filter((s) => s.kind === 'onnx' && s.scale.isolation === 'inline');
     if (inline.length) {
       await this.inline.load({ ...manifest, stages: inline }, address);

@@ -6,6 +6,7 @@ import type { Item } from '@ensemble/core/tensor/types.js';
 import type { BatchResult } from '@ensemble/core/runtime/types.js';
 import type { TraceCarrier } from '@ensemble/core/observability/trace-context.js';
 import type { StageTransport } from '@ensemble/core/transport/types.js';
+import type { Placement } from '@ensemble/core/placement/placement.js';
 import type { AwsSettings } from '@ensemble/core/storage/config.js';
 import { planDeployment } from '../deploy/plan.js';
 import { stageGlibcTunablesFromEnv } from '../deploy/select.js';
@@ -80,6 +81,7 @@ export class LocalLambdaTransport implements StageTransport {
   concurrency(stage: OnnxStage): number { return this.inner.concurrency(stage); }
 
   view(manifest: Manifest): Manifest { return this.inner.view(manifest); }
+  placement(manifest: Manifest): Placement { return this.inner.placement(manifest); }
 
   invoke(pipeline: string, stage: string, items: Item[], signal?: AbortSignal, trace?: TraceCarrier): Promise<BatchResult> {
     return this.inner.invoke(pipeline, stage, items, signal, trace);
