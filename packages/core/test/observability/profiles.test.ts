@@ -85,6 +85,24 @@ describe('run profiles', () => {
     expect(s.transferMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("a function stage in the gateway reports the event loop's CPU time over its call, and the gateway's peak RSS", async () => {
+    const spin = await h.load(`
+name: spin
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]
+stages:
+  - { name: busy, kind: function, module: stages/busy.ts, inputs: [x], outputs: [y] }
+`, {
+      // 40 ms of the thread's CPU on purpose: a sleep would cost none.
+      'stages/busy.ts': 'export default { process(item: any) { const end = Date.now() + 40; let n = 0; while (Date.now() < end) n++; return { y: item.x }; } };\n',
+    });
+    const s = (await spin.executor.run({ x: { datatype: 'FP32', shape: [1, 1], data: Float32Array.of(1) } })).stages[0];
+    expect(s.stage).toBe('busy');
+    // Linux has the thread's count (/proc/thread-self/schedstat, or Node's threadCpuUsage): most of the 40 ms, a tick behind at most.
+    expect(s.cpuMs).toBeGreaterThan(20);
+    expect(s.peakRssBytes).toBeGreaterThanOrEqual(process.memoryUsage().rss * 0.5);
+  });
+
   it('the in-process cold start splits into fetch, hash and session, within initMs', async () => {
     const weights = new S3WeightStore({ s3: h.local.s3, bucket: h.local.settings.bucket, cacheDir: join(loaded.dir, 'inproc-cache') });
     const transport = new InProcessTransport(weights);
