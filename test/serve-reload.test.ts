@@ -60,7 +60,7 @@ stages:
 `;
 }
 
-async function start(modelsDir: string, extra: { watch?: boolean } = {}): Promise<RunningServer> {
+async function start(modelsDir: string, extra: { watch?: boolean; log?: (line: string) => void } = {}): Promise<RunningServer> {
   const s = await startServer({ port: 0, dataDir: join(modelsDir, '..', 'data'), modelsDir, env: {}, log: () => undefined, ...extra });
   servers.push(s);
   return s;
@@ -94,7 +94,10 @@ outputs: [{ name: y, datatype: FP32, shape: [-1, 2] }]
 stages:
   - { name: m, kind: onnx, weights: { key: noweights/m.onnx, source: build/missing.onnx }, inputs: { x: x }, outputs: { y: y } }
 `);
-    const s = await start(models);
+    const lines: string[] = [];
+    const s = await start(models, { log: (l) => lines.push(l) });
+    // The line that says the server is up names what it serves, and only that.
+    expect(lines.find((l) => l.startsWith('serving '))).toMatch(/^serving good \(not serving badschema, badyaml, noweights: failed to load\) on http/);
 
     const ok = await infer(s, 'good');
     expect(ok.status).toBe(200);

@@ -173,7 +173,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     // Where the CLI finds this server; an address bound on every interface is reached on loopback.
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
-    log(`serving ${registry.names().join(', ')} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
+    // The pipelines that failed to load were each named with why as they failed; here only which ones.
+    const down = registry.names().filter((n) => registry.status(n).reason?.startsWith('failed to load'));
+    const serving = registry.names().filter((n) => !down.includes(n));
+    log(`serving ${serving.join(', ') || 'no pipeline'}${down.length ? ` (not serving ${down.join(', ')}: failed to load)` : ''} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
     let closing: Promise<void> | undefined;
     return {
       url, port, app, env, registry, metrics, manifests: selected, jobs,
