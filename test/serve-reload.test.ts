@@ -215,6 +215,8 @@ describe('the model repository routes', () => {
     await scalePipeline(models, 'scale', 2);
     await scalePipeline(models, 'other', 5);
     const s = await start(models);
+    expect((await infer(s, 'scale')).status).toBe(200);
+    expect((await getJson(`${s.url}/v2/models/scale/stats`)).body.model_stats[0].inference_count).toBeGreaterThan(0);
     expect((await postJson(`${s.url}/v2/repository/index`, '')).body).toEqual([
       { name: 'other', version: '1', state: 'READY', reason: '' },
       { name: 'scale', version: '1', state: 'READY', reason: '' },
@@ -233,7 +235,10 @@ describe('the model repository routes', () => {
 
     // A new folder is loaded by name.
     await scalePipeline(models, 'added', 7);
+    const count = async () => (await getJson(`${s.url}/v2/models/scale/stats`)).body.model_stats[0]?.inference_count;
     expect((await fetch(`${s.url}/v2/repository/models/scale/load`, { method: 'POST' })).status).toBe(200);
+    // Loaded again, it counts from zero (as Triton's does), though its version is the same.
+    expect(await count()).toBe(0);
     expect((await fetch(`${s.url}/v2/repository/models/added/load`, { method: 'POST' })).status).toBe(200);
     expect((await infer(s, 'scale')).body.outputs[0].data).toEqual([2, 4]);
     expect((await infer(s, 'added')).body.outputs[0].data).toEqual([7, 14]);

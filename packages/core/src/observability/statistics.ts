@@ -1,4 +1,5 @@
 import type { BatchEvent, Observer, RequestEnd } from './events.js';
+import type { Manifest } from '../manifest/types.js';
 
 /**
  * Triton's statistics extension (docs/protocol/extension_statistics.md in
@@ -138,6 +139,12 @@ export class ModelStatistics implements Observer {
   /** Forget a model's counters (an unloaded version). */
   forget(name: string, version: string): void {
     this.models.delete(key(name, version));
+  }
+
+  /** A pipeline version (re)loaded: it and its stage models start at zero, as a model Triton loads again does. */
+  loaded(m: Pick<Manifest, 'name' | 'version' | 'stages'>): void {
+    this.forget(m.name, m.version);
+    for (const s of m.stages) this.forget(stageModelName(m.name, s.name), m.version);
   }
 
   private executed(c: Counters, size: number, inputNs: number, inferNs: number, outputNs: number): void {

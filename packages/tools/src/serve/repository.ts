@@ -11,6 +11,8 @@ export interface RepositoryOptions {
   registry: PipelineRegistry;
   /** Build, push and verify a pipeline before it may serve. */
   prepare: (m: Manifest) => Promise<void>;
+  /** Told of each version loaded here, once it serves. */
+  loaded?: (m: Manifest) => void;
   log: (s: string) => void;
 }
 
@@ -19,7 +21,7 @@ export interface RepositoryOptions {
  * reads the folder again, so a changed manifest, stage module or weights file
  * is what the new version runs; it fails without touching the version serving.
  */
-export function pipelineRepository({ modelsDir, registry, prepare, log }: RepositoryOptions): ModelRepository {
+export function pipelineRepository({ modelsDir, registry, prepare, loaded, log }: RepositoryOptions): ModelRepository {
   return {
     async load(name) {
       const { manifests, broken } = await scanPipelines(modelsDir);
@@ -39,6 +41,7 @@ export function pipelineRepository({ modelsDir, registry, prepare, log }: Reposi
         log(`${name}: not reloaded: ${message(e)}`);
         throw e;
       }
+      loaded?.(m);
       log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
     },
     async unload(name) {

@@ -157,7 +157,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const total = selected.length + unreadable.length;
     if (total && failed.length === total) throw new EnsembleError(`no pipeline could be loaded (${failed.join(', ')}); see above`, 'not_ready');
 
-    const repository = pipelineRepository({ modelsDir, registry, prepare, log });
+    // A version loaded again counts from zero in /stats, as Triton's; /metrics' counters only ever grow.
+    const repository = pipelineRepository({ modelsDir, registry, prepare, loaded: (m) => statistics.loaded(m), log });
     const access = apiKeyAccess(keys, { required: false });
     const transportKind = registry.transport.kind;
     const jobs = await startJobs({ env, registry, manifests: selected, transport: transportKind, policy: opts.jobQueuePolicy, log });
