@@ -8,7 +8,7 @@ import { jobResultsCommand } from './job-results.js';
 export const jobCommand: Command = {
   name: 'job',
   summary: 'Batch jobs: submit a folder or S3 prefix of inputs, follow a job, cancel it, fetch its results (docs/jobs.md).',
-  usage: 'job submit <pipeline> <folder | s3 prefix> [--output PREFIX] [--jsonl] | job status <id> [--follow] | job results <id> [--out FILE] | job cancel <id>   [--url URL] [--data DIR]',
+  usage: 'job submit <pipeline> <folder | s3 prefix> [--output PREFIX] [--jsonl] | job status <id> [--follow] [--json] | job results <id> [--out FILE] | job cancel <id>   [--url URL] [--data DIR]',
   help: [
     ['submit <pipeline> <src>', 'a local folder (uploaded first, with a progress bar) or a prefix in the bucket; prints the job id alone on its last line'],
     ['--output PREFIX', 'submit: where results go in the bucket (default results/<pipeline>/<time>/)'],
