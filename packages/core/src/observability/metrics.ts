@@ -87,9 +87,9 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     counter('nv_inference_count', 'Inferences performed: items (request rows) of successful requests; for a stage, the items it ran', LABELS, total('count'));
     counter('nv_inference_exec_count', 'Executions: requests run for a pipeline, batches run for a stage (count / exec_count is the average batch)', LABELS, total('exec'));
     counter('nv_inference_request_duration_us', 'Cumulative end-to-end handling time of successful requests (for a stage: of its items, queue included), microseconds', LABELS, total('requestUs'));
-    counter('nv_inference_queue_duration_us', "Cumulative time items waited in stage queues, microseconds (a pipeline's is the sum of its stages')", LABELS, total('queueUs'));
-    counter('nv_inference_compute_input_duration_us', 'Cumulative time moving batches to and from the stage (both directions, measured as one), per item, microseconds', LABELS, total('computeInputUs'));
-    counter('nv_inference_compute_infer_duration_us', 'Cumulative time the model or function ran, per item, microseconds', LABELS, total('computeInferUs'));
+    counter('nv_inference_queue_duration_us', "Cumulative time items waited in a stage's queue, microseconds; a pipeline's requests wait only in its stages (0, as a Triton ensemble's)", LABELS, total('queueUs'));
+    counter('nv_inference_compute_input_duration_us', "Cumulative time moving batches to and from the stage (both directions, measured as one), per item, microseconds; 0 for a pipeline", LABELS, total('computeInputUs'));
+    counter('nv_inference_compute_infer_duration_us', "Cumulative time the model or function ran, per item, microseconds; a pipeline's request counts the compute of every batch its items rode in", LABELS, total('computeInferUs'));
     counter('nv_inference_compute_output_duration_us', 'Always 0: the output transfer is counted in nv_inference_compute_input_duration_us', LABELS, total('computeOutputUs'));
 
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the gauge as `this`
@@ -150,6 +150,8 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
       s.exec++;
       s.count += e.items ?? 0;
       s.requestUs += e.durationMs * US_PER_MS;
+      // As Triton's ensemble: its compute the sum of its steps' for this request, its queue none of its own.
+      s.computeInferUs += (e.computeMs ?? 0) * US_PER_MS;
     } else {
       s.failure[failureReason(e.error)]++;
     }
@@ -174,11 +176,9 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     const inferUs = e.computeMs * e.size * US_PER_MS;
     const inputUs = Math.max(0, e.callMs - e.computeMs) * e.size * US_PER_MS;
     s.requestUs += queueUs + e.callMs * e.size * US_PER_MS;
-    for (const m of [s, s.pipeline]) {
-      m.queueUs += queueUs;
-      m.computeInferUs += inferUs;
-      m.computeInputUs += inputUs;
-    }
+    s.queueUs += queueUs;
+    s.computeInferUs += inferUs;
+    s.computeInputUs += inputUs;
   }
 
   workerRestarted(e: WorkerRestart): void {
