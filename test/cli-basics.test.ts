@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
 import { REPO } from './helpers/pipelines.js';
@@ -34,5 +35,15 @@ describe('ensemble infer with no server', () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`error: no server at ${url}: start one with npm start`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('ensemble runs with no server and no data folder', () => {
+  it('says so instead of making an empty folder and reporting no runs', async () => {
+    const missing = join(tmpdir(), `ensemble-no-such-data-${process.pid}`);
+    const r = await runCli(['runs', 'demo', '--data', missing]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`no server is running for data folder ${missing} and it does not exist`);
+    expect(existsSync(missing)).toBe(false);
   });
 });

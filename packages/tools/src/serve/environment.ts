@@ -44,6 +44,12 @@ export interface Environment {
   close(): Promise<void>;
 }
 
+/** Whether openEnvironment starts the emulators under the data folder (no endpoint or AWS asked for). */
+export function usesLocalEmulators(env: Record<string, string | undefined> = process.env): boolean {
+  const settings = settingsFromEnv(env);
+  return !(env.ENSEMBLE_USE_AWS === '1' || settings.s3Endpoint !== undefined || settings.dynamoEndpoint !== undefined);
+}
+
 /**
  * Local mode unless told otherwise: with no ENSEMBLE_S3_ENDPOINT /
  * ENSEMBLE_DYNAMODB_ENDPOINT and no ENSEMBLE_USE_AWS=1, start s3rver and
@@ -55,7 +61,7 @@ export async function openEnvironment(opts: EnvironmentOptions): Promise<Environ
   const dataDir = resolve(opts.dataDir);
   let settings = settingsFromEnv(env);
   let services: LocalServices | undefined;
-  const remote = env.ENSEMBLE_USE_AWS === '1' || settings.s3Endpoint !== undefined || settings.dynamoEndpoint !== undefined;
+  const remote = !usesLocalEmulators(env);
   let lock: DataLock | undefined;
   let sharedWith: DataLockInfo | undefined;
   if (!remote && opts.shareRunningServer) {

@@ -1,7 +1,9 @@
 import type { Command } from '../args.js';
 import type { RunRecord } from '@ensemble/core/storage/types.js';
 import { int, str } from '../args.js';
-import { openEnvironment } from '../../serve/environment.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { openEnvironment, usesLocalEmulators } from '../../serve/environment.js';
 import { findServer, isConnectionRefused } from '../find-server.js';
 import { authHeaders } from '../api-key-header.js';
 import { EnsembleError } from '@ensemble/core/errors.js';
@@ -37,7 +39,12 @@ export const runsCommand: Command = {
       }
     }
     if (!runs) {
-      const env = await openEnvironment({ dataDir: str(values.data, '.ensemble'), shareRunningServer: true });
+      const dataDir = str(values.data, '.ensemble');
+      // No server, and no folder a server ever wrote: opening one would only make an empty one here.
+      if (!existsSync(dataDir) && usesLocalEmulators()) {
+        throw new EnsembleError(`no server is running for data folder ${resolve(dataDir)} and it does not exist: start one (npm start), or name the folder (--data) or the server (--url)`, 'usage');
+      }
+      const env = await openEnvironment({ dataDir, shareRunningServer: true });
       try { runs = await env.runs.listByPipeline(pipeline, limit); } finally { await env.close(); }
     }
     if (values.summary) {
