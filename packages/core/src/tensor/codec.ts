@@ -81,7 +81,11 @@ function parseJson(bytes: Uint8Array, what: string, fail: Fail, key: 'inputs' | 
   } catch (e) {
     error = e as Error;
   }
-  if (error !== undefined || (isObject(value) && roundsIntegers(value[key]))) {
+  // A body JSON.parse refused is read again only if a bare NaN or Infinity could be why: on the event loop,
+  // the exact reader takes several times JSON.parse's time, and malformed JSON must not cost that twice.
+  const nonFinite = error !== undefined && (text.includes('NaN') || text.includes('Infinity'));
+  if (error !== undefined && !nonFinite) return fail(`${what}: malformed JSON: ${error.message}`);
+  if (nonFinite || (isObject(value) && roundsIntegers(value[key]))) {
     try {
       value = parseJsonExact(text);
     } catch {
