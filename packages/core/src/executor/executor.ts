@@ -211,6 +211,8 @@ class RequestRun {
   private joining = false;
   /** Items each fan-out stage has produced for this request, against max_items. */
   private readonly fannedOut = new Map<string, number>();
+  /** Bytes this request's stage outputs came to so far, against the pipeline's max_run_bytes. */
+  private producedBytes = 0;
   private settled = false;
   private resolve!: (r: RunResult) => void;
   private reject!: (e: RunFailure) => void;
@@ -443,6 +445,13 @@ class RequestRun {
       let bytes = 0;
       for (const it of outcome.items) bytes += itemBytes(it);
       stats.answered(bytes);
+      this.producedBytes += bytes;
+      const { maxRunBytes } = this.ex.manifest;
+      if (this.producedBytes > maxRunBytes) {
+        this.fail(new PayloadTooLargeError(`stage '${stage.name}' brought this request's stage outputs to ${this.producedBytes} bytes, `
+          + `over the pipeline's max_run_bytes ${maxRunBytes}: send fewer or smaller items per request (or raise max_run_bytes)`));
+        return;
+      }
     }
     if (!outcome.ok) {
       stats.failed(outcome.error);

@@ -20,6 +20,8 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_GRAPH_OPTIMIZATION = 'all';
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_ITEMS = 10_000;
+/** Bytes one request's stage outputs may hold in all (1 GiB): past it the request gets 413. */
+export const DEFAULT_MAX_RUN_BYTES = 1024 ** 3;
 export const DEFAULT_VERSION = '1';
 
 /** Lambda's own bounds on memory size. */

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DATATYPES, type Datatype } from '../tensor/types.js';
 import {
-  DEFAULT_BATCH, DEFAULT_GRAPH_OPTIMIZATION, DEFAULT_MAX_ITEMS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SCALE,
+  DEFAULT_BATCH, DEFAULT_GRAPH_OPTIMIZATION, DEFAULT_MAX_ITEMS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RUN_BYTES, DEFAULT_SCALE,
   DEFAULT_TIMEOUT_MS, DEFAULT_VERSION, LAMBDA_MEMORY_MB,
 } from './defaults.js';
 import {
@@ -39,7 +39,7 @@ export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/i;
 const GRAPH_OPTIMIZATIONS = ['disabled', 'basic', 'extended', 'all'] as const;
 
-const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'inputs', 'outputs', 'defaults', 'jobs', 'stages', 'observers'] as const;
+const TOP_KEYS = ['name', 'version', 'description', 'max_request_bytes', 'max_items', 'max_run_bytes', 'inputs', 'outputs', 'defaults', 'jobs', 'stages', 'observers'] as const;
 const JOBS_KEYS = ['max_receives', 'batch_size', 'max_concurrency'] as const;
 const DEFAULTS_KEYS = ['batch', 'scale', 'timeout_ms'] as const;
 const TENSOR_KEYS = ['name', 'datatype', 'shape', 'description'] as const;
@@ -74,6 +74,7 @@ export function readManifest(root: YNode, file: string, loc: Locator, opts: Mani
     ? readInt(s, top.max_request_bytes, 'max_request_bytes', 1)
     : DEFAULT_MAX_REQUEST_BYTES;
   const maxItems = top.max_items ? readInt(s, top.max_items, 'max_items', 1) : DEFAULT_MAX_ITEMS;
+  const maxRunBytes = top.max_run_bytes ? readInt(s, top.max_run_bytes, 'max_run_bytes', 1) : DEFAULT_MAX_RUN_BYTES;
 
   const inputs = readTensorList(s, need(s, top.inputs, 'inputs', 'required: the pipeline needs at least one input'), 'inputs', 'input', dir);
   const outputs = withCompanions(s, readTensorList(s, need(s, top.outputs, 'outputs', 'required: the pipeline needs at least one output'), 'outputs', 'output', dir));
@@ -99,7 +100,7 @@ export function readManifest(root: YNode, file: string, loc: Locator, opts: Mani
     typedOutputs.push(...typed);
   });
 
-  const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems };
+  const manifest: StaticManifest = { name, version, file, dir, inputs, outputs, stages, maxRequestBytes, maxItems, maxRunBytes };
   if (description !== undefined) manifest.description = description;
   if (top.jobs) manifest.jobs = readJobs(s, top.jobs);
   if (top.observers) {

@@ -319,6 +319,12 @@ export interface Manifest {
    * fan-out stage produces for one request. Past it the request gets 413.
    */
   maxItems: number;
+  /**
+   * Most bytes the outputs of one request's stages may hold, summed over its
+   * stages and items (a decoded image, a detector's input, ...). Past it the
+   * request gets 413: a small body must not make the gateway hold gigabytes.
+   */
+  maxRunBytes: number;
   /** Batch job settings, when the manifest has a `jobs:` section. */
   jobs?: JobsSpec;
   /** Stage names in a topological order (producers before consumers). */

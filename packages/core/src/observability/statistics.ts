@@ -1,5 +1,4 @@
 import type { BatchEvent, Observer, RequestEnd } from './events.js';
-import type { Manifest } from '../manifest/types.js';
 
 /**
  * Triton's statistics extension (docs/protocol/extension_statistics.md in
@@ -142,7 +141,7 @@ export class ModelStatistics implements Observer {
   }
 
   /** A pipeline version (re)loaded: it and its stage models start at zero, as a model Triton loads again does. */
-  loaded(m: Pick<Manifest, 'name' | 'version' | 'stages'>): void {
+  loaded(m: { name: string; version: string; stages: readonly { name: string }[] }): void {
     this.forget(m.name, m.version);
     for (const s of m.stages) this.forget(stageModelName(m.name, s.name), m.version);
   }

@@ -633,6 +633,24 @@ export default {
     expect(f.error.message).toBe("stage 'fan' produced 6 items for this request, over the pipeline's max_items 5");
   });
 
+  it("refuses a request whose stages' outputs pass max_run_bytes, naming the stage and the limit", async () => {
+    // Each item's output is 100 FP32 values (400 bytes): two items fit in 1000 bytes, three do not.
+    const wide = await h.load(`
+name: wide
+max_run_bytes: 1000
+inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]
+outputs: [{ name: w, datatype: FP32, shape: [-1, 100] }]
+stages:
+  - { name: widen, kind: function, module: stages/widen.ts, inputs: [x], outputs: [w] }
+`, { 'stages/widen.ts': probeModule('return { w: f32(Array.from({ length: 100 }, () => item.x.data[0])) };') });
+    const ok = await wide.executor.run({ x: f32([[1], [2]]) });
+    expect(ok.outputs.w.shape).toEqual([2, 100]);
+    const f = await failureOf(wide.executor.run({ x: f32([[1], [2], [3]]) }));
+    expect(f.error.code).toBe('too_large');
+    expect(f.error.message).toBe("stage 'widen' brought this request's stage outputs to 1200 bytes, over the pipeline's max_run_bytes 1000: "
+      + 'send fewer or smaller items per request (or raise max_run_bytes)');
+  });
+
   it('serves 10 000 rows, seeded and joined in pieces, in row order, padded to the longest item', async () => {
     const n = 10_000;
     const r = await grow.executor.run({ x: { datatype: 'FP32', shape: [n, 1], data: Float32Array.from({ length: n }, (_, i) => i) } });
