@@ -99,6 +99,7 @@ export function renderMarkdown(r: Report): string {
     'npx tsx scripts/answer-size.ts         # a stage function\'s check of its answer against Invoke\'s 6 MB: written out vs counted',
     'npx tsx scripts/tiny-parts.ts          # the tiny scenario with run records, the journal only, none: CPU per request and sustained req/s',
     'npx tsx scripts/run-record-sink.ts     # the run record writer alone against the DynamoDB emulator: records/s and CPU per record',
+    'npx tsx scripts/malformed-json.ts      # what a 33 MB malformed JSON body costs the event loop to refuse',
     '```',
     '',
     'Each scenario starts what it needs (the real server with a temporary data folder, the baselines) and stops it. '
