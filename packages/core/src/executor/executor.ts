@@ -6,7 +6,6 @@ import type { StageTransport } from '../transport/types.js';
 import type { StageRunRecord } from '../storage/types.js';
 import { Batcher, type ItemRun } from '../batching/batcher.js';
 import { createFunctionRuntime, functionStageConcurrency } from '../runtime/function.js';
-import { onGatewayThread } from '../runtime/process-usage.js';
 import type { SyncActivity } from './activity.js';
 import { splitAlong, splitRows } from '../tensor/rows.js';
 import { conditionTensors } from '../manifest/dag.js';
@@ -117,8 +116,7 @@ export class Executor {
       let concurrency: number;
       if (s.kind === 'function') {
         const rt = await createFunctionRuntime(s, view.name, view.dir);
-        // In the gateway: its CPU time is the event loop's over the call (the module's own, and whatever else ran).
-        run = (items, signal, traces) => traceBatch(s.name, 'function', traces, () => onGatewayThread(() => rt.run(items, signal)));
+        run = (items, signal, traces) => traceBatch(s.name, 'function', traces, () => rt.run(items, signal));
         concurrency = functionStageConcurrency(s);
       } else {
         run = (items, signal, traces) => traceBatch(s.name, transport.kind, traces,

@@ -4,6 +4,7 @@ import type { Item } from '../tensor/types.js';
 import type { BatchResult, FunctionStageContext, FunctionStageModule, ItemOutcome, StageRuntime } from './types.js';
 import { EnsembleError, StageError } from '../errors.js';
 import { untilAborted } from '../deadline.js';
+import { threadCpuMicros, usageSince } from './process-usage.js';
 
 /** Imports a function stage's module, given its absolute path. */
 export type StageModuleLoader = (file: string) => Promise<unknown>;
@@ -58,9 +59,12 @@ export async function createFunctionRuntime(stage: FunctionStage, pipeline: stri
     async run(items: Item[], signal?: AbortSignal): Promise<BatchResult> {
       const start = performance.now();
       const callCtx: FunctionStageContext = signal ? { ...ctx, signal } : ctx;
+      // The CPU the module's own code takes on this thread: each item's process() runs synchronously up to its
+      // first await, all of them inside this map, so two reads bound that work and nothing of another batch's.
+      const cpuMark = threadCpuMicros();
       // The batch ends at its deadline whether or not the module listens to the signal: a call
       // that never settles must not hold its batcher slot forever.
-      const outcomes = await untilAborted(Promise.all(items.map(async (item): Promise<ItemOutcome> => {
+      const settled = Promise.all(items.map(async (item): Promise<ItemOutcome> => {
         try {
           const out = await impl.process(item, callCtx);
           if (Array.isArray(out) !== stage.fanout) {
@@ -70,10 +74,16 @@ export async function createFunctionRuntime(stage: FunctionStage, pipeline: stri
         } catch (e) {
           return { ok: false, error: e instanceof Error ? e.message : String(e), code: e instanceof EnsembleError ? e.code : 'stage_failed' };
         }
-      })), signal);
+      }));
+      const cpuNow = cpuMark === undefined ? undefined : threadCpuMicros();
+      const outcomes = await untilAborted(settled, signal);
       const coldStart = cold;
       cold = false;
-      return { outcomes, computeMs: performance.now() - start, coldStart, initMs: coldStart ? initMs : undefined };
+      const result: BatchResult = { outcomes, computeMs: performance.now() - start, coldStart, initMs: coldStart ? initMs : undefined };
+      if (cpuNow !== undefined) result.cpuMs = (cpuNow - cpuMark!) / 1000;
+      // This process's peak RSS (the gateway's, or the worker's it runs in), read at most once a second.
+      result.peakRssBytes = usageSince(undefined, { peakRssWithinMs: 1_000 }).peakRssBytes;
+      return result;
     },
     async close() { /* nothing held */ },
   };

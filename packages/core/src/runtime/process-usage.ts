@@ -1,5 +1,4 @@
 import { openSync, readSync } from 'node:fs';
-import type { BatchResult } from './types.js';
 
 /**
  * CPU time and peak memory of this process around a batch. The kernel's
@@ -79,23 +78,6 @@ export function threadCpuMicros(): number | undefined {
     schedstat = null;
     return undefined;
   }
-}
-
-/**
- * A batch run on the gateway's event-loop thread (a function stage, an ONNX
- * session with one intra-op thread), measured as its run record counts it:
- * that thread's CPU time over the call, whatever else the loop did
- * meanwhile, and the gateway's peak RSS, read at most once a second (batches
- * here are many and small). Where the thread's count cannot be read, only
- * the peak RSS: the process-wide count stalls a loaded gateway.
- */
-export async function onGatewayThread(run: () => Promise<BatchResult>): Promise<BatchResult> {
-  const mark = threadCpuMicros();
-  const result = await run();
-  const now = mark === undefined ? undefined : threadCpuMicros();
-  if (now !== undefined) result.cpuMs = (now - mark!) / 1000;
-  result.peakRssBytes = usageSince(undefined, { peakRssWithinMs: 1_000 }).peakRssBytes;
-  return result;
 }
 
 const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.bind(process);
