@@ -87,11 +87,12 @@ export class PipelineRegistry {
   /**
    * Load `manifest` and move its traffic to it; the version it replaces
    * closes once its requests are done. If the new version fails to load, the
-   * old one keeps serving and the error is thrown.
+   * old one keeps serving and the error is thrown. `serving` is called at the
+   * moment traffic moves to it, before the old version's requests are done.
    */
-  async reload(manifest: Manifest): Promise<LoadedPipeline> {
+  async reload(manifest: Manifest, opts: { serving?: () => void } = {}): Promise<LoadedPipeline> {
     const e = this.entry(manifest.name);
-    return this.serialized(e, () => this.start(e, manifest));
+    return this.serialized(e, () => this.start(e, manifest, opts.serving));
   }
 
   /** Stop serving `name`: known still, its requests answer 503 until it is loaded again. */
@@ -233,7 +234,7 @@ export class PipelineRegistry {
     return run;
   }
 
-  private async start(e: Entry, manifest: Manifest): Promise<LoadedPipeline> {
+  private async start(e: Entry, manifest: Manifest, serving?: () => void): Promise<LoadedPipeline> {
     if (this.closed) throw new NotReadyError(`model '${manifest.name}': the server is shutting down`);
     e.loads++;
     const address = e.loads === 1 ? manifest.name : `${manifest.name}#${e.loads}`;
@@ -257,6 +258,7 @@ export class PipelineRegistry {
       monitors: createMonitors(manifest), observer: observers(modules),
     };
     e.manifest = manifest;
+    serving?.();
     e.serving = v;
     e.failure = undefined;
     e.unloaded = false;

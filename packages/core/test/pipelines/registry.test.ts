@@ -75,3 +75,24 @@ describe('PipelineRegistry.reload on one shared transport', () => {
     expect(transport.calls).toEqual(['load x', 'load x#2', 'unload x', 'load x#3', 'unload x#3', 'unload x#2', 'load x#4', 'unload x#4', 'close']);
   });
 });
+
+describe('PipelineRegistry.reload, told as traffic moves', () => {
+  it('calls serving() once the new version takes requests, before the old version has finished its own', async () => {
+    const registry = new PipelineRegistry(countingTransport());
+    await registry.add(await pipeline('a', 'x'));
+    // A request still on the old version: the reload waits for it before it resolves.
+    let release!: () => void;
+    const held = registry.use('x', undefined, () => new Promise<void>((r) => { release = r; }));
+    const events: string[] = [];
+    const reloading = registry.reload(await pipeline('b', 'x'), { serving: () => events.push(`serving (now ${registry.get('x').address})`) })
+      .then(() => events.push('reloaded'));
+    for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual(['serving (now x)']);
+    expect(registry.get('x').address).toBe('x#2');
+    release();
+    await held;
+    await reloading;
+    expect(events).toEqual(['serving (now x)', 'reloaded']);
+    await registry.close();
+  });
+});

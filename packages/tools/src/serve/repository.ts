@@ -11,7 +11,7 @@ export interface RepositoryOptions {
   registry: PipelineRegistry;
   /** Build, push and verify a pipeline before it may serve. */
   prepare: (m: Manifest) => Promise<void>;
-  /** Told of each version loaded here, once it serves. */
+  /** Told of each version loaded here, as traffic moves to it. */
   loaded?: (m: Manifest) => void;
   log: (s: string) => void;
 }
@@ -35,13 +35,13 @@ export function pipelineRepository({ modelsDir, registry, prepare, loaded, log }
       }
       try {
         await prepare(m);
-        await registry.reload(m);
+        // Told as traffic moves, not once the old version's last requests are done: the new one's would be lost.
+        await registry.reload(m, { serving: () => loaded?.(m) });
       } catch (e) {
         registry.loadFailed(name, e, m);
         log(`${name}: not reloaded: ${message(e)}`);
         throw e;
       }
-      loaded?.(m);
       log(`loaded ${m.name} v${m.version} (${m.stages.length} stages)`);
     },
     async unload(name) {
