@@ -13,7 +13,7 @@ export async function runView(root, id) {
   /** @type {import('./graph.js').PipelineView | undefined} */
   let view;
   try { view = await getJson(`/console/api/pipelines/${enc(rec.pipeline)}`); } catch { view = undefined; }
-  const path = view ? criticalPath(rec, stagePredecessors(view), colocatedStages(view)).reverse() : [];
+  const path = view ? criticalPath(rec, stagePredecessors(view), colocatedStages(view), view.stages.map((x) => x.name)).reverse() : [];
   const figures = [
     ['pipeline', h('a', { href: `/console/pipelines/${enc(rec.pipeline)}`, text: `${rec.pipeline} v${rec.version}` })],
     ['status', h('span', { class: `badge ${rec.status === 'succeeded' ? 'ok' : 'bad'}`, id: 'run-status', text: `${rec.status} (HTTP ${rec.httpStatus})` })],

@@ -22,18 +22,30 @@ const AXIS_H = 30;
 
 /**
  * The stages of the critical path, last first. A function stage that runs
- * beside an ONNX stage (`runsWith`: stage -> that ONNX stage) has no line of
- * its own in the record; it is on the path where the ONNX stage is, its time
- * within the ONNX stage's.
- * @param {RunRecord} rec @param {Map<string, string[]>} preds @param {Map<string, string>} [runsWith]
+ * beside an ONNX stage has no line of its own in the record (`colocated`:
+ * stage -> that ONNX stage, and whether it runs after the model); it is on
+ * the path where that stage is: one run before the model ends when the model
+ * starts, one run after it when the model ends. Among stages that end
+ * together the later in `order` (the pipeline's) is the one the others fed.
+ * @param {RunRecord} rec @param {Map<string, string[]>} preds
+ * @param {Map<string, { stage: string, after: boolean }>} [colocated] @param {string[]} [order]
  * @returns {string[]}
  */
-export function criticalPath(rec, preds, runsWith = new Map()) {
+export function criticalPath(rec, preds, colocated = new Map(), order = []) {
   const timed = new Map(rec.stages.filter((x) => x.endMs !== undefined).map((x) => [x.stage, x]));
-  /** @param {string} n */
-  const endOf = (n) => timed.get(n)?.endMs ?? timed.get(runsWith.get(n) ?? '')?.endMs;
-  const latest = (/** @type {string[]} */ names) => names.filter((n) => endOf(n) !== undefined).sort((a, b) => endOf(b) - endOf(a))[0];
-  let cur = latest([...timed.keys()]);
+  /** @param {string} n @returns {number | undefined} */
+  const endOf = (n) => {
+    const own = timed.get(n);
+    if (own) return own.endMs;
+    const c = colocated.get(n);
+    const model = c && timed.get(c.stage);
+    return model ? (c.after ? model.endMs : model.startMs) : undefined;
+  };
+  const rank = (/** @type {string} */ n) => order.indexOf(n);
+  /** @param {string[]} names */
+  const latest = (names) => names.filter((n) => endOf(n) !== undefined)
+    .sort((a, b) => endOf(b) - endOf(a) || rank(b) - rank(a))[0];
+  let cur = latest([...new Set([...timed.keys(), ...colocated.keys()])]);
   const path = [];
   while (cur && !path.includes(cur)) {
     path.push(cur);
@@ -42,9 +54,9 @@ export function criticalPath(rec, preds, runsWith = new Map()) {
   return path;
 }
 
-/** Each function stage the view says runs beside an ONNX stage, to that stage. @param {import('./graph.js').PipelineView | undefined} view */
+/** Each function stage the view says runs beside an ONNX stage: that stage, and whether after its model. @param {import('./graph.js').PipelineView | undefined} view */
 export function colocatedStages(view) {
-  return new Map((view?.stages ?? []).flatMap((st) => (st.runsWith ? [[st.name, st.runsWith.stage]] : [])));
+  return new Map((view?.stages ?? []).flatMap((st) => (st.runsWith ? [[st.name, st.runsWith]] : [])));
 }
 
 /**
@@ -59,7 +71,7 @@ export function drawWaterfall(rec, view, width = 1180) {
   function rank(n) { const i = order.indexOf(n); return i < 0 ? order.length : i; }
   const kind = new Map(view?.stages.map((x) => [x.name, x]) ?? []);
   const preds = view ? stagePredecessors(view) : new Map();
-  const critical = new Set(criticalPath(rec, preds, colocatedStages(view)));
+  const critical = new Set(criticalPath(rec, preds, colocatedStages(view), order));
   const level = (name) => {
     const st = kind.get(name);
     return st ? Math.max(0, ...Object.values(st.inputs).map((t) => view.levels[t] ?? 0)) : 0;
