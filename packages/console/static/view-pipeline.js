@@ -68,7 +68,7 @@ function stagePanel(view, name, runs) {
     ['writes', outputs],
     ...(st.when ? [['runs when', `${st.when.tensor} is true; otherwise ${Object.entries(st.when.otherwise).map(([k, v]) => `${k} = ${v}`).join(', ')}`]] : []),
     ['batch', `max ${st.batch.maxSize} items, waits ≤ ${st.batch.maxDelayMs} ms to fill, queue ≤ ${st.batch.maxQueue}`],
-    ['scale', st.kind === 'onnx' ? `${st.scale.instances} instance${st.scale.instances === 1 ? '' : 's'} × ${st.scale.threads} thread${st.scale.threads === 1 ? '' : 's'}, ${st.scale.memoryMb} MB on Lambda` : functionPlace(st) === 'in the gateway' ? 'in the gateway process' : `${functionPlace(st)} (in its worker process or Lambda function)`],
+    ['scale', st.kind === 'onnx' ? `${st.scale.instances} instance${st.scale.instances === 1 ? '' : 's'} × ${st.scale.threads} thread${st.scale.threads === 1 ? '' : 's'}, ${st.scale.memoryMb} MB on Lambda` : st.runsWith ? `${functionPlace(st)} (in its worker process or Lambda function)` : 'in the gateway process'],
     ['queued now', String(st.live.queued)],
     ['batches running', String(st.live.inFlight)],
     ...(st.live.workers !== undefined ? [['workers up', `${st.live.workers} of ${st.scale.instances}`]] : []),

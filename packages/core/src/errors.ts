@@ -107,6 +107,8 @@ export class OverloadedError extends EnsembleError {
 export class NotReadyError extends EnsembleError {
   constructor(message: string) { super(message, 'not_ready'); }
 }
+/** The pipeline asked for is not serving (still loading, failed to load, unloaded): a state, not a fault. */
+export class NotServingError extends NotReadyError {}
 /** Refused for now, not because of the request (a backlog to drain); `retryAfterSeconds` becomes the Retry-After header. */
 export class UnavailableError extends EnsembleError {
   readonly retryAfterSeconds: number;

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { EnsembleError, MethodNotAllowedError, OverloadedError, UnavailableError, UnsupportedEncodingError, clip, toEnsembleError, type ErrorCode } from '../errors.js';
+import { EnsembleError, MethodNotAllowedError, NotServingError, OverloadedError, UnavailableError, UnsupportedEncodingError, clip, toEnsembleError, type ErrorCode } from '../errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -55,7 +55,8 @@ export function errorResponse(c: Context, h: HttpError): Response {
   else if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
   else if (error.code === 'overloaded') headers['retry-after'] = String(error instanceof OverloadedError ? error.retryAfterSeconds : 1);
   // A refusal to let a backlog drain is expected under load, and whoever refuses logs it once, not per request.
-  // Nor is a pipeline that is loading or unloaded: its 503 says so, and a stack per request would bury the log.
-  if (status >= 500 && !(error instanceof UnavailableError) && error.code !== 'not_ready') console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);
+  // Nor is a pipeline that is loading, failed to load or unloaded: its 503 says so, and a stack per request would
+  // bury the log (a stage that is not ready is logged).
+  if (status >= 500 && !(error instanceof UnavailableError) && !(error instanceof NotServingError)) console.error(`[ensemble] ${c.req.method} ${c.req.path} answered ${status}:`, error);
   return c.json({ error: clip(error.message, 4_000) }, status as 500, headers);
 }

@@ -1,6 +1,7 @@
 import type { Context, Hono } from 'hono';
 import type { PipelineRegistry } from '../pipelines/registry.js';
 import { BadRequestError, NotFoundError, clip } from '../errors.js';
+import { readBody } from './body.js';
 
 export interface ModelRepository {
   /** Load or reload `name` from disk; rejects with why, the version serving (if any) still serving. */
@@ -37,16 +38,19 @@ export function registerRepositoryRoutes(app: Hono, { registry, repository, visi
   app.post('/v2/repository/models/:name/unload', async (c) => {
     const name = c.req.param('name');
     if (!visible(c, name)) throw new NotFoundError(`unknown model '${name}'`);
-    // `unload_dependents` asks for what a Triton ensemble's composing models: a pipeline's stages go with it anyway.
+    // Triton's `unload_dependents` also unloads an ensemble's composing models: a pipeline's stages go with it anyway.
     parametersOf(await repositoryBody(c, 'unload'));
     await repository.unload(name);
     return c.body(null, 200);
   });
 }
 
+/** Bodies here are a few parameters; a load carrying model files (base64) is refused unread past this. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
 /** The request body as a JSON object; an empty body is `{}`. */
 async function repositoryBody(c: Context, what: string): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
+  const text = new TextDecoder().decode(await readBody(c.req.raw, MAX_BODY_BYTES));
   if (!text.trim()) return {};
   let body: unknown;
   try { body = JSON.parse(text); } catch { throw new BadRequestError(`the repository ${what} request body is not JSON`); }

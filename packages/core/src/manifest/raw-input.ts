@@ -39,7 +39,7 @@ export function rawBinaryTensors(m: Manifest, body: Uint8Array): Record<string, 
   const fixed = shape.reduce((n, d) => (d < 0 ? n : n * d), 1);
   if (spec.datatype === 'BYTES') {
     if (free.length > 0 || fixed !== 1) fail(`input '${spec.name}' is BYTES of shape [${spec.shape.join(', ')}]: a raw body is one element, and an item of it holds ${free.length ? 'a free number' : fixed}`);
-    return { [spec.name]: { datatype: 'BYTES', shape, data: [body.slice()] } };
+    return { [spec.name]: { datatype: 'BYTES', shape, data: [body] } };
   }
   const width = bytesPerElement(spec.datatype)!;
   const perElement = fixed * width;

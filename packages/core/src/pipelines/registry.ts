@@ -5,7 +5,7 @@ import { SyncActivity } from '../executor/activity.js';
 import { observers, type LoadedObserver, type Observer } from '../observability/events.js';
 import { createMonitors, type PipelineMonitors } from '../monitors/pipeline-monitors.js';
 import { closeObservers, loadObservers } from './observers.js';
-import { NotFoundError, NotReadyError } from '../errors.js';
+import { NotFoundError, NotReadyError, NotServingError } from '../errors.js';
 import { duplicatePipeline } from './load-all.js';
 
 export interface LoadedPipeline {
@@ -147,7 +147,7 @@ export class PipelineRegistry {
   /** The manifest, or 404 (unknown) / 503 (its manifest could not be read). */
   manifest(name: string, version?: string): Manifest {
     const m = this.known(name, version);
-    if (!m) throw new NotReadyError(`model '${name}' failed to load: ${this.entries.get(name)?.failure ?? 'no manifest'}`);
+    if (!m) throw new NotServingError(`model '${name}' failed to load: ${this.entries.get(name)?.failure ?? 'no manifest'}`);
     return m;
   }
 
@@ -155,7 +155,7 @@ export class PipelineRegistry {
   get(name: string, version?: string): LoadedPipeline {
     this.known(name, version);
     const e = this.entries.get(name)!;
-    if (!e.serving) throw new NotReadyError(`model '${name}' ${this.notServing(e)}`);
+    if (!e.serving) throw new NotServingError(`model '${name}' ${this.notServing(e)}`);
     return e.serving;
   }
 
@@ -178,6 +178,12 @@ export class PipelineRegistry {
   isReady(name: string): boolean {
     return this.entries.get(name)?.serving !== undefined && this.stageHealth(name).every((h) => h.ready);
   }
+  /** Known, and not serving because its manifest, weights or stages failed to load (not unloaded, not still loading). */
+  failedToLoad(name: string): boolean {
+    const e = this.entries.get(name);
+    return e !== undefined && !e.serving && !e.unloaded && e.failure !== undefined;
+  }
+
   /**
    * The server's readiness: every pipeline ready, but for those unloaded on purpose (Triton's server is ready
    * with a model unloaded through the repository API; one that failed to load still makes it not ready).

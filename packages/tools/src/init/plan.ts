@@ -34,6 +34,8 @@ export interface InitOptions {
 }
 
 const DEFAULT_MAX_SIZE = 8;
+/** How long the first item of a batch waits for more, in a pipeline init writes. */
+export const INIT_MAX_DELAY_MS = 2;
 
 /** The dim as a manifest writes it: -1 for anything not a fixed size. */
 const dim = (d: number | string): number => (typeof d === 'number' && d > 0 ? d : -1);
@@ -157,7 +159,7 @@ export function planInit(info: ModelInfo, opts: InitOptions): InitPlan {
       : oneItem
         ? `      max_size: 1        # ${oneItem.replace(/\s+/g, ' ')}: one item per call`
         : '      max_size: 1        # the model\'s batch dim is fixed to 1: one item per call',
-    '      max_delay_ms: 2    # how long the first item of a batch waits for more',
+    `      max_delay_ms: ${INIT_MAX_DELAY_MS}    # how long the first item of a batch waits for more`,
     '    scale:',
     '      instances: 1       # locally: worker processes, each with its own session; on Lambda: provisioned instances',
     '      threads: 1         # ONNX Runtime intra-op threads per session',

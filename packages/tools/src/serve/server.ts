@@ -175,7 +175,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     await env.lock?.update({ url: `http://${clientHost(host)}:${port}` });
     const watcher = opts.watch ? watchPipelines({ modelsDir, repository, chosen, log }) : undefined;
     // The pipelines that failed to load were each named with why as they failed; here only which ones.
-    const down = registry.names().filter((n) => registry.status(n).reason?.startsWith('failed to load'));
+    const down = registry.names().filter((n) => registry.failedToLoad(n));
     const serving = registry.names().filter((n) => !down.includes(n));
     log(`serving ${serving.join(', ') || 'no pipeline'}${down.length ? ` (not serving ${down.join(', ')}: failed to load)` : ''} on ${url} (data: ${env.mode === 'local' ? resolve(opts.dataDir ?? '.ensemble') : 'AWS'})${watcher ? `, watching ${modelsDir}` : ''}; console at ${url}/console`);
     let closing: Promise<void> | undefined;
