@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchEvent, FindingEvent, Observer, RequestEnd, RequestStart, WorkerRestart } from './events.js';
+import { countedForModel, ensembleFigures } from './ensemble-figures.js';
 import type { MetricsEndpoint, MetricsSources, StageDepth } from './endpoint.js';
 
 import { FAILURE_REASONS, failureReason, type FailureReason } from './failure-reason.js';
@@ -88,7 +89,7 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
     counter('nv_inference_exec_count', 'Executions: requests run for a pipeline, batches run for a stage (count / exec_count is the average batch)', LABELS, total('exec'));
     counter('nv_inference_request_duration_us', 'Cumulative end-to-end handling time of successful requests (for a stage: of its items, queue included), microseconds', LABELS, total('requestUs'));
     counter('nv_inference_queue_duration_us', "Cumulative time items waited in a stage's queue, microseconds; a pipeline's requests wait only in its stages (0, as a Triton ensemble's)", LABELS, total('queueUs'));
-    counter('nv_inference_compute_input_duration_us', "Cumulative time moving batches to and from the stage (both directions, measured as one), per item, microseconds; 0 for a pipeline", LABELS, total('computeInputUs'));
+    counter('nv_inference_compute_input_duration_us', "Cumulative time moving batches to and from the stage (both directions, measured as one), per item, microseconds; a pipeline's request counts its stages' for it", LABELS, total('computeInputUs'));
     counter('nv_inference_compute_infer_duration_us', "Cumulative time the model or function ran, per item, microseconds; a pipeline's request counts the compute of every batch its items rode in", LABELS, total('computeInferUs'));
     counter('nv_inference_compute_output_duration_us', 'Always 0: the output transfer is counted in nv_inference_compute_input_duration_us', LABELS, total('computeOutputUs'));
 
@@ -141,17 +142,20 @@ export class PrometheusMetrics implements Observer, MetricsEndpoint {
 
   requestEnded(e: RequestEnd): void {
     this.pending.set(e.pipeline, (this.pending.get(e.pipeline) ?? 1) - 1);
-    if (e.version) this.versions.set(e.pipeline, e.version);
-    // A request refused before a version was chosen (the pipeline unloaded, still loading) counts against the last
-    // version it served, not a series of its own with an empty version; '' only when it never served one.
-    const s = this.model(e.pipeline, e.version || (this.versions.get(e.pipeline) ?? ''));
+    // Refused before a version was chosen (the pipeline unloaded, loading, failed): no model's request, as in
+    // Triton, and no series with an empty version; its status is in ensemble_http_responses_total.
+    if (!countedForModel(e)) return;
+    this.versions.set(e.pipeline, e.version);
+    const s = this.model(e.pipeline, e.version);
     if (e.error === undefined && e.httpStatus < 400) {
+      const f = ensembleFigures(e);
       s.success++;
-      s.exec++;
-      s.count += e.items ?? 0;
+      s.exec += f.executions;
+      s.count += f.items;
       s.requestUs += e.durationMs * US_PER_MS;
-      // As Triton's ensemble: its compute the sum of its steps' for this request, its queue none of its own.
-      s.computeInferUs += (e.computeMs ?? 0) * US_PER_MS;
+      s.computeInferUs += f.computeInferMs * US_PER_MS;
+      // Both directions in compute_input, as a stage's are here.
+      s.computeInputUs += f.transferMs * US_PER_MS;
     } else {
       s.failure[failureReason(e.error)]++;
     }

@@ -1,4 +1,5 @@
 import type { BatchEvent, Observer, RequestEnd } from './events.js';
+import { countedForModel, ensembleFigures } from './ensemble-figures.js';
 
 /**
  * Triton's statistics extension (docs/protocol/extension_statistics.md in
@@ -81,8 +82,7 @@ export class ModelStatistics implements Observer {
   private readonly models = new Map<string, Counters>();
 
   requestEnded(e: RequestEnd): void {
-    // A request that failed before a version was chosen (still loading, unloaded) is no version's.
-    if (!e.version) return;
+    if (!countedForModel(e)) return;
     const c = this.counters(e.pipeline, e.version);
     const ns = e.durationMs * NS_PER_MS;
     if (e.httpStatus >= 400) {
@@ -90,16 +90,18 @@ export class ModelStatistics implements Observer {
       c.fail.ns += ns;
       return;
     }
-    // Triton's ensemble: its batch size is the request's, its compute the sum of its steps' (here the
-    // compute of every batch the request's items rode in); it queues only in its steps.
-    // A request of zero rows succeeds and is counted, but it is no inference and nothing executed for it.
-    const items = e.items ?? 1;
-    const inferNs = (e.computeMs ?? 0) * NS_PER_MS;
+    // Triton's ensemble: its batch size is the request's, its compute its steps' for it (ensemble-figures.ts).
+    const f = ensembleFigures(e);
+    const inferNs = f.computeInferMs * NS_PER_MS;
+    // The transfer is timed as a round trip: each direction gets half, as a stage model's does.
+    const moveNs = (f.transferMs / 2) * NS_PER_MS;
     c.success.count++;
     c.success.ns += ns;
-    c.inferenceCount += items;
+    c.inferenceCount += f.items;
     c.inferNs += inferNs;
-    if (items > 0) this.executed(c, items, 0, inferNs, 0);
+    c.inputNs += moveNs;
+    c.outputNs += moveNs;
+    if (f.executions) this.executed(c, f.items, moveNs, inferNs, moveNs);
   }
 
   batch(e: BatchEvent): void {

@@ -7,21 +7,24 @@ async function scrape(m: PrometheusMetrics) {
 }
 
 describe('PrometheusMetrics, the Triton-named series', () => {
-  it('counts a request refused before a version was chosen against the version the pipeline last served', async () => {
+  it('counts no request refused before a version was chosen: no model saw it, and no series has an empty version', async () => {
     const m = new PrometheusMetrics({ processMetrics: false });
     m.requestEnded({ pipeline: 'demo', version: '3', httpStatus: 200, durationMs: 2, items: 4 });
-    // Unloaded since: the 503 knows no version of its own.
+    // Unloaded since: the 503 knows no version (its status is in ensemble_http_responses_total).
     m.requestEnded({ pipeline: 'demo', version: '', httpStatus: 503, durationMs: 1, error: 'not_ready' });
     const text = await scrape(m);
     expect(text.find('nv_inference_request_success', { model: 'demo' }).map((s) => s.labels.version)).toEqual(['3']);
     expect(text.find('nv_inference_count', { model: 'demo', version: '' })).toEqual([]);
-    expect(text.value('nv_inference_request_failure', { model: 'demo', version: '3' })).toBe(1);
+    expect(text.value('nv_inference_request_failure', { model: 'demo' })).toBe(0);
     expect(text.value('nv_inference_count', { model: 'demo', version: '3' })).toBe(4);
   });
 
-  it("keeps the empty version for a pipeline that never served one (it failed to load)", async () => {
+  it('counts a zero-row request as a success with no inference and no execution, as /stats does', async () => {
     const m = new PrometheusMetrics({ processMetrics: false });
-    m.requestEnded({ pipeline: 'broken', version: '', httpStatus: 503, durationMs: 1, error: 'not_ready' });
-    expect((await scrape(m)).value('nv_inference_request_failure', { model: 'broken', version: '' })).toBe(1);
+    m.requestEnded({ pipeline: 'demo', version: '1', httpStatus: 200, durationMs: 1, items: 0, computeMs: 0 });
+    const text = await scrape(m);
+    expect(text.value('nv_inference_request_success', { model: 'demo' })).toBe(1);
+    expect(text.value('nv_inference_count', { model: 'demo' })).toBe(0);
+    expect(text.value('nv_inference_exec_count', { model: 'demo' })).toBe(0);
   });
 });

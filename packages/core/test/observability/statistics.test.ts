@@ -55,6 +55,17 @@ describe('model statistics', () => {
     expect(st.batch_stats).toEqual([{ batch_size: 3, compute_input: { count: 1, ns: 0 }, compute_infer: { count: 1, ns: 2.5e6 }, compute_output: { count: 1, ns: 0 } }]);
   });
 
+  it("charges a pipeline's request its stages' transfer as input and output, half each, as Triton's ensemble sums its steps'", () => {
+    const s = new ModelStatistics();
+    const stage = (transferMs: number) => ({ stage: 's', batches: 1, batchSizes: [1], items: 1, queueWaitMs: 0, computeMs: 1, coldStart: false, transferMs });
+    const record = { id: 'r', pipeline: 'p', version: '1', status: 'succeeded' as const, httpStatus: 200, startedAt: '', durationMs: 5, stages: [stage(1.5), stage(0.5)] };
+    s.requestEnded({ pipeline: 'p', version: '1', httpStatus: 200, durationMs: 5, items: 1, computeMs: 2, record });
+    const st = s.stat('p', '1');
+    expect(st.inference_stats.compute_input).toEqual({ count: 1, ns: 1e6 });
+    expect(st.inference_stats.compute_output).toEqual({ count: 1, ns: 1e6 });
+    expect(st.inference_stats.compute_infer).toEqual({ count: 1, ns: 2e6 });
+  });
+
   it('counts a request of zero rows as a success with no inference and no execution', () => {
     const s = new ModelStatistics();
     s.requestEnded({ pipeline: 'p', version: '1', httpStatus: 200, durationMs: 1, items: 0, computeMs: 0 });
