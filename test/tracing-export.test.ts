@@ -83,7 +83,7 @@ describe('export over OTLP/HTTP', () => {
     // Closing flushes the gateway's spans; the workers send theirs as they are stopped.
     await server!.close();
     server = undefined;
-    const want = ['POST /v2/models/workers/infer', 'batch branch_a', 'batch branch_b', 'run branch_a', 'run branch_b'];
+    const want = ['POST /v2/models/{name}/infer', 'batch branch_a', 'batch branch_b', 'run branch_a', 'run branch_b'];
     for (let i = 0; i < 100 && !want.every((n) => received.some((x) => x.span.name === n)); i++) await new Promise((res) => setTimeout(res, 50));
 
     const mine = received.filter((x) => x.span.traceId === TRACE);
@@ -91,7 +91,7 @@ describe('export over OTLP/HTTP', () => {
     expect([...contentTypes]).toEqual(['application/json']);
     for (const x of mine) expect(x.service).toBe('ensemble-under-test');
     const byName = (n: string) => mine.filter((x) => x.span.name === n).map((x) => x.span);
-    expect(byName('POST /v2/models/workers/infer')[0].parentSpanId).toBe(CALLER);
+    expect(byName('POST /v2/models/{name}/infer')[0].parentSpanId).toBe(CALLER);
     for (const stage of ['branch_a', 'branch_b']) {
       const [batch] = byName(`batch ${stage}`);
       const runs = byName(`run ${stage}`);

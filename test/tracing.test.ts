@@ -85,14 +85,16 @@ describe('an infer request in a trace', () => {
 
     const all = spans(CALLER_TRACE);
     const request = all.find((s) => s.kind === SpanKind.SERVER)!;
-    expect(request.name).toBe('POST /v2/models/demo/infer');
+    // Named for the route, as the HTTP conventions ask; the model is an attribute.
+    expect(request.name).toBe('POST /v2/models/{name}/infer');
     expect(request.spanContext().spanId).toBe(serverSpan);
     expect(parentOf(request)).toBe(CALLER_SPAN);
     expect(request.spanContext().traceState?.get('vendor')).toBe('abc');
     expect(request.attributes).toMatchObject({
       model_name: 'demo', model_version: '1', 'http.request.method': 'POST', 'http.route': '/v2/models/{name}/infer', 'http.response.status_code': 200,
-      'ensemble.run_id': r.headers.get('x-ensemble-run-id'),
+      'ensemble.run_id': r.headers.get('x-ensemble-run-id'), 'url.scheme': 'http', 'url.path': '/v2/models/demo/infer', 'server.address': '127.0.0.1',
     });
+    expect(request.attributes['server.port']).toBe(Number(new URL(server.url).port));
 
     // Two rows, three stages: six item spans, children of the request span, each knowing its batch.
     const items = all.filter((s) => s.name.startsWith('stage '));
@@ -149,7 +151,7 @@ describe('an infer request in a trace', () => {
     const r = await postJson(`${server.url}/v2/models/failing/infer`, demoBody(README_X.slice(0, 4)));
     expect(r.status).toBeGreaterThanOrEqual(500);
     const all = spans(r.headers.get('x-ensemble-trace-id')!);
-    for (const name of ['POST /v2/models/failing/infer', 'stage boom']) {
+    for (const name of ['POST /v2/models/{name}/infer', 'stage boom']) {
       const s = all.find((x) => x.name === name);
       expect(s?.status.code, name).toBe(SpanStatusCode.ERROR);
       expect(s?.status.message, name).toContain('boom: the stage gave up');
@@ -162,7 +164,9 @@ describe('an infer request in a trace', () => {
     expect(bad.status).toBe(400);
     const request = spans(bad.headers.get('x-ensemble-trace-id')!).find((x) => x.kind === SpanKind.SERVER)!;
     expect(request.status.code).toBe(SpanStatusCode.UNSET);
-    expect(request.attributes).toMatchObject({ 'http.response.status_code': 400, 'error.type': 'invalid_input' });
+    // A client's error is no error.type on a server span (the HTTP conventions); why it was refused is our own attribute.
+    expect(request.attributes).toMatchObject({ 'http.response.status_code': 400, 'ensemble.error_code': 'invalid_input' });
+    expect(request.attributes['error.type']).toBeUndefined();
   });
 
   it('names an unknown model by the route template, not by the name asked for', async () => {

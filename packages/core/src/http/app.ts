@@ -196,7 +196,7 @@ export function createApp({ registry, runs, transport = 'worker-pool', guard, vi
       known = err;
     }
     const header = headerReader(c);
-    const trace = startInferTrace(c, name, known === undefined, hostTraceHeader, header);
+    const trace = startInferTrace(c, hostTraceHeader, header);
     const outcome: InferOutcome = {};
     let res: Response;
     try {

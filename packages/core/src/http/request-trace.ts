@@ -21,11 +21,11 @@ export interface InferOutcome {
 /**
  * The trace of an infer request: the caller's `traceparent`/`tracestate`,
  * else an X-Ray header (the request's, then the host's), else a new one. The
- * span is named for the route and the model when the model is served (a
- * name nobody serves stays out of span names, as it stays out of run records).
+ * span is named for the route, as the HTTP semantic conventions ask
+ * (`POST /v2/models/{name}/infer`); the model is in its attributes.
  */
 export function startInferTrace(
-  c: Context, model: string, served: boolean, hostTraceHeader?: (c: Context) => string | undefined,
+  c: Context, hostTraceHeader?: (c: Context) => string | undefined,
   header: (name: string) => string | undefined = (name) => c.req.header(name),
 ): RequestTrace {
   const inbound = inboundTrace({
@@ -33,10 +33,8 @@ export function startInferTrace(
     tracestate: header('tracestate'),
     xray: [header('x-amzn-trace-id'), hostTraceHeader?.(c)],
   });
-  const route = c.req.param('version') === undefined ? '/v2/models/{name}/infer' : '/v2/models/{name}/versions/{version}/infer';
-  const name = served ? `POST /v2/models/${model}/infer` : `POST ${route}`;
   // Attributes only for a span that exists: with tracing off nothing is built but the ids.
-  return startRequestSpan(inbound, name, {});
+  return startRequestSpan(inbound, `POST ${inferRoute(c)}`, {});
 }
 
 /** The headers naming the trace, into the plain header record a response is about to be made with. */
@@ -52,12 +50,18 @@ export function finishInferTrace(c: Context, t: RequestTrace, res: Response, mod
     res.headers.set(TRACE_ID_HEADER, t.traceId);
   }
   if (t.span) {
+    const url = new URL(c.req.url);
     const attrs: Record<string, string | number> = {
       [ATTR.httpMethod]: 'POST',
-      [ATTR.httpRoute]: c.req.param('version') === undefined ? '/v2/models/{name}/infer' : '/v2/models/{name}/versions/{version}/infer',
-      [ATTR.urlPath]: new URL(c.req.url).pathname,
+      [ATTR.httpRoute]: inferRoute(c),
+      [ATTR.urlPath]: url.pathname,
+      [ATTR.urlScheme]: url.protocol.replace(/:$/, ''),
+      [ATTR.serverAddress]: url.hostname,
       [ATTR.modelName]: model,
     };
+    if (url.port) attrs[ATTR.serverPort] = Number(url.port);
+    const agent = c.req.header('user-agent');
+    if (agent) attrs[ATTR.userAgent] = agent;
     if (outcome.version) attrs[ATTR.modelVersion] = outcome.version;
     if (outcome.requestId) attrs[ATTR.requestId] = outcome.requestId;
     const runId = outcome.runId ?? res.headers.get('x-ensemble-run-id');
@@ -65,4 +69,8 @@ export function finishInferTrace(c: Context, t: RequestTrace, res: Response, mod
     endRequestSpan(t, res.status, attrs, outcome.failure);
   }
   return res;
+}
+
+function inferRoute(c: Context): string {
+  return c.req.param('version') === undefined ? '/v2/models/{name}/infer' : '/v2/models/{name}/versions/{version}/infer';
 }

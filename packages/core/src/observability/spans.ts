@@ -2,7 +2,7 @@ import {
   ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, createTraceState, trace,
   type Attributes, type Context, type Link, type Span, type SpanContext, type Tracer,
 } from '@opentelemetry/api';
-import { activeTracer } from './tracing.js';
+import { activeTracer, rootSpanInTrace } from './tracing.js';
 import {
   SAMPLED, formatTraceparent, newSpanId, parseTraceparent, traceFromXRay,
   type InboundTrace, type TraceCarrier,
@@ -39,6 +39,12 @@ export const ATTR = {
   httpRoute: 'http.route',
   httpStatus: 'http.response.status_code',
   urlPath: 'url.path',
+  urlScheme: 'url.scheme',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  userAgent: 'user_agent.original',
+  /** Why a request failed with a 4xx: not `error.type`, which the HTTP conventions keep for server errors. */
+  errorCode: 'ensemble.error_code',
 } as const;
 
 /** One request's trace: its ids always, its span only while tracing is on. */
@@ -67,11 +73,20 @@ export function traceResponse(t: RequestTrace): string {
 export function startRequestSpan(inbound: InboundTrace, name: string, attributes: Attributes): RequestTrace {
   const tracer = activeTracer();
   if (!tracer) return { traceId: inbound.traceId, spanId: newSpanId(), flags: 0 };
+  // X-Ray without a Parent names the trace but no span in it: the request span is the trace's root (where the
+  // provider's ids are ours to choose), not the child of a parent nobody exported.
+  const root = inbound.origin === 'xray' && inbound.parentSpanId === undefined
+    ? rootSpanInTrace(inbound.traceId, () => tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, ROOT_CONTEXT))
+    : undefined;
+  if (root) {
+    const sc = root.spanContext();
+    return { traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags, span: root, context: trace.setSpan(ROOT_CONTEXT, root) };
+  }
   let parent = ROOT_CONTEXT;
   if (inbound.origin !== 'new') {
     parent = trace.setSpanContext(ROOT_CONTEXT, {
       traceId: inbound.traceId,
-      // X-Ray without a Parent still names the trace: the request span then hangs off an id of the X-Ray root.
+      // A provider of someone else's: the request span then hangs off an id of the X-Ray root.
       spanId: inbound.parentSpanId ?? inbound.traceId.slice(16),
       traceFlags: inbound.sampled || inbound.origin === 'xray' ? TraceFlags.SAMPLED : TraceFlags.NONE,
       isRemote: true,
@@ -89,9 +104,9 @@ export function endRequestSpan(t: RequestTrace, status: number, attributes: Attr
   if (!span) return;
   span.setAttributes(attributes);
   span.setAttribute(ATTR.httpStatus, status);
-  // The semantic conventions leave a 4xx unset on a server span: the server did its job.
+  // The semantic conventions leave a 4xx unset on a server span, error.type included: the server did its job.
   if (status >= 500 && error) fail(span, error.message, error.code);
-  else if (error) span.setAttribute(ATTR.errorType, error.code ?? String(status));
+  else if (error) span.setAttribute(ATTR.errorCode, error.code ?? String(status));
   span.end();
 }
 

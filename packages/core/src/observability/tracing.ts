@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
 
 /**
@@ -21,6 +22,8 @@ interface Installed {
   /** Export what is buffered; resolves when sent (or failed: tracing never fails a request). */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
+  /** The provider takes its ids from RootTraceIds (rootSpanInTrace works). */
+  ownIds: boolean;
 }
 
 let installed: Installed | undefined;
@@ -31,9 +34,47 @@ export function activeTracer(): Tracer | undefined {
   return installed?.tracer;
 }
 
-/** Whether the environment asks for OTLP export. */
+/**
+ * Whether the environment asks for OTLP export: an endpoint is set, and
+ * neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none turns it off
+ * (the SDK configuration spec's switches; another exporter than otlp is not
+ * offered here, and is refused at start).
+ */
 export function tracingConfigured(env: Env = process.env): boolean {
+  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return false;
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (exporters.includes('none')) return false;
   return Boolean(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim());
+}
+
+/**
+ * The ids of the provider this module makes: random, as the SDK's, except a
+ * root span started through `rootSpanInTrace`, which gets the trace id asked
+ * for (an X-Ray trace with no parent segment: the request span is then the
+ * trace's root instead of hanging off a parent that does not exist).
+ */
+export class RootTraceIds {
+  private next: string | undefined;
+  generateTraceId(): string {
+    const id = this.next;
+    this.next = undefined;
+    return id ?? randomBytes(16).toString('hex');
+  }
+  generateSpanId(): string { return randomBytes(8).toString('hex'); }
+  /** `start` (which starts one root span, synchronously) with `traceId` as that span's trace id. */
+  rootSpanInTrace<T>(traceId: string, start: () => T): T {
+    this.next = traceId;
+    try { return start(); } finally { this.next = undefined; }
+  }
+}
+
+const rootTraceIds = new RootTraceIds();
+
+/** Start a root span in `traceId` when the installed provider takes its ids from here; undefined when it does not. */
+export function rootSpanInTrace<T extends { spanContext(): { traceId: string } }>(traceId: string, start: () => T): T | undefined {
+  if (!installed?.ownIds) return undefined;
+  const span = rootTraceIds.rootSpanInTrace(traceId, start);
+  return span.spanContext().traceId === traceId ? span : undefined;
 }
 
 /**
@@ -60,8 +101,8 @@ export function startTracing(defaultService: string, env: Env = process.env): Pr
     // The URL from `env` (the exporter itself would read process.env only); headers, timeout and the
     // batch processor's settings still come from their OTEL_* variables.
     const exporter = new OTLPTraceExporter({ url: tracesUrl(env) });
-    const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
-    install(provider, true, () => provider.forceFlush(), () => provider.shutdown());
+    const provider = new BasicTracerProvider({ resource, idGenerator: rootTraceIds, spanProcessors: [new BatchSpanProcessor(exporter)] });
+    install(provider, true, () => provider.forceFlush(), () => provider.shutdown(), true);
     return true;
   })().catch((e: unknown) => {
     // Tracing is an aid, never a reason not to serve.
@@ -82,16 +123,23 @@ export function tracesUrl(env: Env): string {
  * Record spans through `provider` (tests: an in-memory exporter; an
  * embedding application: its own SDK setup). Returns what undoes it.
  */
-export function useTracerProvider(provider: TracerProvider & { forceFlush?: () => Promise<void>; shutdown?: () => Promise<void> }): () => void {
-  install(provider, false, () => provider.forceFlush?.() ?? Promise.resolve(), () => provider.shutdown?.() ?? Promise.resolve());
+export function useTracerProvider(
+  provider: TracerProvider & { forceFlush?: () => Promise<void>; shutdown?: () => Promise<void> },
+  opts: { ids?: RootTraceIds } = {},
+): () => void {
+  // `ids`: the provider was made with `idGenerator: tracingIds()`, so X-Ray roots without a parent become root spans.
+  install(provider, false, () => provider.forceFlush?.() ?? Promise.resolve(), () => provider.shutdown?.() ?? Promise.resolve(), opts.ids === rootTraceIds);
   return () => { installed = undefined; trace.disable(); };
 }
 
-function install(provider: TracerProvider, fromEnv: boolean, flush: () => Promise<void>, shutdown: () => Promise<void>): void {
+/** The id generator to give a provider passed to useTracerProvider, for the same root spans as the one made here. */
+export function tracingIds(): RootTraceIds { return rootTraceIds; }
+
+function install(provider: TracerProvider, fromEnv: boolean, flush: () => Promise<void>, shutdown: () => Promise<void>, ownIds = false): void {
   // Global too, so a stage module's own OpenTelemetry spans join the same traces.
   trace.disable();
   trace.setGlobalTracerProvider(provider);
-  installed = { tracer: provider.getTracer(TRACER_NAME), fromEnv, flush: quiet(flush), shutdown: quiet(shutdown) };
+  installed = { tracer: provider.getTracer(TRACER_NAME), fromEnv, flush: quiet(flush), shutdown: quiet(shutdown), ownIds };
 }
 
 /** Export buffered spans now (a Lambda instance is frozen once its handler returns). */
