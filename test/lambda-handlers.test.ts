@@ -32,6 +32,7 @@ import type { Item } from '../packages/core/src/tensor/types.js';
 import { OverloadedError, StageError } from '../packages/core/src/errors.js';
 import { README_X, demoExpected, expectClose } from './helpers/demo.js';
 import { REPO } from './helpers/pipelines.js';
+import { emfDocument, emfViolations } from '../packages/core/test/observability/emf-spec.js';
 import { DEMO_IN, DEMO_OUT, DEMO_WEIGHTS } from '../models/demo/build.js';
 
 const API_KEY = 'test-key-0123456789';
@@ -288,6 +289,21 @@ describe('functions/stage.ts', () => {
     const junk = await call({ hello: 'world' });
     expect(junk).toMatchObject({ v: 1, ok: false, code: 'invalid_input' });
     expect(() => decodeStageResponse(junk, 'branch_a')).toThrow(StageError);
+  });
+
+  it('writes a metrics line for a batch that fails whole (every item failed) and for a payload it refuses', async () => {
+    const lines: string[] = [];
+    const handler = await createStageHandler({ ...baseEnv, ENSEMBLE_PIPELINE: 'demo', ENSEMBLE_STAGE: 'branch_a', ENSEMBLE_MANIFEST: DEMO_MANIFEST }, { metricsLog: (l) => lines.push(l) });
+    // Five values where the model takes four: ONNX Runtime refuses the batch, and the handler throws (a function error).
+    const wrong: Item[] = [0, 1].map(() => ({ input: { datatype: 'FP32', shape: [5], data: new Float32Array(5) } }));
+    await expect(handler(JSON.parse(JSON.stringify(encodeStageRequest('demo', 'branch_a', wrong))))).rejects.toThrow();
+    expect(lines).toHaveLength(1);
+    expect(emfViolations(lines[0])).toEqual([]);
+    expect(emfDocument(lines[0]).members).toMatchObject({ model: 'demo', stage: 'branch_a', ExecCount: 1, FailedItems: 2, InferenceCount: 0 });
+    await handler(JSON.parse(JSON.stringify(encodeStageRequest('demo', 'branch_b', rows(README_X)))));
+    expect(lines).toHaveLength(2);
+    expect(emfViolations(lines[1])).toEqual([]);
+    expect(emfDocument(lines[1]).members).toMatchObject({ model: 'demo', stage: 'branch_a', RejectedInvocations: 1 });
   });
 
   it('reports a failed init on every call instead of crashing', async () => {

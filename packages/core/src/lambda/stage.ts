@@ -100,6 +100,7 @@ export async function createStageHandler(env: Env = process.env, opts: StageHand
         throw new BadRequestError(`this function serves stage '${stage.name}' of '${loaded.pipeline}', not '${req.stage}' of '${req.pipeline}'`);
       }
     } catch (e) {
+      metrics.rejected({ pipeline: loaded.pipeline, stage: stage.name });
       return encodeStageFailure(e);
     }
     // The gateway's batch span when it sent one; else the X-Ray trace Lambda set for this invocation.
@@ -111,6 +112,13 @@ export async function createStageHandler(env: Env = process.env, opts: StageHand
       endStageRunSpan(span, result);
     } catch (e) {
       endStageRunSpan(span, undefined, e);
+      // The whole batch failed: its line says so (every item failed), as an alarm on FailedItems expects.
+      metrics.invocation({
+        pipeline: loaded.pipeline, stage: stage.name, items: req.items.length, failedItems: req.items.length,
+        computeMs: performance.now() - t0, coldStart: cold, initMs: firstCall ? loaded.initMs : undefined,
+      });
+      cold = false;
+      firstCall = false;
       throw e;
     } finally {
       // Lambda freezes the instance once the handler returns: what is buffered goes now.

@@ -190,6 +190,12 @@ export class StageEmf extends InvocationEmf {
     if (e.initMs !== undefined) this.buffer.observe(d, 'InitDuration', 'Milliseconds', e.initMs);
     this.invocationEnded();
   }
+
+  /** An invocation whose payload was refused before any item ran (not this stage's, unreadable): a line all the same. */
+  rejected(e: Pick<StageInvocation, 'pipeline' | 'stage'>): void {
+    this.buffer.count({ model: e.pipeline, stage: e.stage }, 'RejectedInvocations', 1);
+    this.invocationEnded();
+  }
 }
 
 function capitalized(reason: string): string {
