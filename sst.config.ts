@@ -12,7 +12,7 @@ export default $config({
   },
   async run() {
     const { execFileSync } = await import('node:child_process');
-    const { pipelinesFromEnv, selectDeployment, stageGlibcTunablesFromEnv } = await import('./packages/tools/src/deploy/select.js');
+    const { pipelinesFromEnv, selectDeployment, stageGlibcTunablesFromEnv, telemetryFromEnv } = await import('./packages/tools/src/deploy/select.js');
     const { storage } = await import('./stacks/storage.js');
     const { stageFunctions } = await import('./stacks/stages.js');
     const { gateway } = await import('./stacks/gateway.js');
@@ -20,7 +20,7 @@ export default $config({
 
     // ENSEMBLE_PIPELINES=demo,ocr deploys a subset; default every models/*/pipeline.yaml.
     const pipelines = pipelinesFromEnv();
-    const { plan } = await selectDeployment({ root: process.cwd(), appName: $app.name, pipelines, stageGlibcTunables: stageGlibcTunablesFromEnv() });
+    const { plan } = await selectDeployment({ root: process.cwd(), appName: $app.name, pipelines, stageGlibcTunables: stageGlibcTunablesFromEnv(), telemetry: telemetryFromEnv() });
     for (const w of plan.warnings) console.warn(`warning: ${w}`);
 
     // Every function is deployed from the folder `npm run package` builds (dist/lambda/<name>): build it

@@ -68,6 +68,7 @@ export const GATEWAY_INSTALL = ['sharp'] as const;
  */
 export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): DeploymentPlan {
   const tunables = opts.stageGlibcTunables ?? STAGE_MALLOC_TUNABLES;
+  const telemetry = opts.telemetry ?? {};
   const root = path.resolve(opts.root ?? process.cwd());
   const runtime = opts.runtime ?? DEFAULT_RUNTIME;
   const architecture = opts.architecture ?? DEFAULT_ARCHITECTURE;
@@ -148,7 +149,7 @@ export function planDeployment(manifests: Manifest[], opts: PlanOptions = {}): D
         returns: group.returns,
         kept: group.kept ?? [],
         versioning,
-        environment: { [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}) },
+        environment: { ...telemetry, [ENV.pipeline]: m.name, [ENV.stage]: s.name, [ENV.manifest]: manifest, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}) },
         nameEnv: { [ENV.bucket]: COMPONENTS.bucket, [ENV.runsTable]: COMPONENTS.table },
         permissions: stagePermissions(s),
         // loadManifest checks that function stage modules exist, so they ride along even here.
@@ -258,7 +259,7 @@ function planJobs(manifests: Manifest[], o: GatewayInputs & { app: string; logic
       memoryMb,
       timeoutSeconds,
       // The stacks add ENV.jobsQueuePrefix: the queue names hold the SST stage, which the plan does not know.
-      environment: { [ENV.manifests]: manifest, [ENV.transport]: 'lambda' },
+      environment: { ...(o.opts.telemetry ?? {}), [ENV.manifests]: manifest, [ENV.transport]: 'lambda' },
       nameEnv,
       versionEnv: Object.fromEntries(own.filter((r) => r.qualifierEnv).map((r) => [r.qualifierEnv!, r.function])),
       permissions: consumerPermissions(own, queue, dead, table.name),
@@ -369,7 +370,7 @@ function planGateway(manifests: Manifest[], { root, runtime, architecture, route
     architecture,
     memoryMb,
     timeoutSeconds,
-    environment: { [ENV.manifests]: manifestPaths.join(','), [ENV.transport]: 'lambda' },
+    environment: { ...(opts.telemetry ?? {}), [ENV.manifests]: manifestPaths.join(','), [ENV.transport]: 'lambda' },
     nameEnv,
     versionEnv,
     secretEnv: { [ENV.apiKey]: COMPONENTS.apiKey },

@@ -36,6 +36,20 @@ export function stageGlibcTunablesFromEnv(env: Record<string, string | undefined
   return env.ENSEMBLE_STAGE_GLIBC_TUNABLES?.trim();
 }
 
+/**
+ * The OpenTelemetry export settings of this environment that every function should get: the OTLP
+ * endpoints, headers and timeouts, the batch processor's, the resource attributes and the SDK's switches.
+ * OTEL_SERVICE_NAME is left out: each function names itself (ensemble, ensemble-<stage>).
+ */
+export function telemetryFromEnv(env: Record<string, string | undefined> = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || v.trim() === '' || !/^OTEL_/.test(k) || k === 'OTEL_SERVICE_NAME') continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** ENSEMBLE_PIPELINES=demo,ocr as a list. */
 export function pipelinesFromEnv(env: Record<string, string | undefined> = process.env): string[] {
   return (env.ENSEMBLE_PIPELINES ?? '').split(',').map((s) => s.trim()).filter(Boolean);

@@ -27,6 +27,11 @@ export interface PlanOptions {
   packageDir?: string;
   /** Stage functions' GLIBC_TUNABLES (ENSEMBLE_STAGE_GLIBC_TUNABLES); default STAGE_MALLOC_TUNABLES, '' for none. */
   stageGlibcTunables?: string;
+  /**
+   * OpenTelemetry settings every function gets (telemetryFromEnv: the deploying shell's OTEL_* export
+   * variables), so the stage functions send their `run` spans as the gateway sends its own.
+   */
+  telemetry?: Record<string, string>;
 }
 
 /** A file or folder bundled next to the handler; paths relative to `root`. */

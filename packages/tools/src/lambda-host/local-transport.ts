@@ -9,7 +9,7 @@ import type { StageTransport } from '@ensemble/core/transport/types.js';
 import type { Placement } from '@ensemble/core/placement/placement.js';
 import type { AwsSettings } from '@ensemble/core/storage/config.js';
 import { planDeployment } from '../deploy/plan.js';
-import { stageGlibcTunablesFromEnv } from '../deploy/select.js';
+import { stageGlibcTunablesFromEnv, telemetryFromEnv } from '../deploy/select.js';
 import { ENV } from '@ensemble/core/lambda/environment.js';
 import { LambdaTransport } from '@ensemble/core/lambda/transport.js';
 import { PayloadSpill } from '@ensemble/core/lambda/spill.js';
@@ -65,7 +65,7 @@ export class LocalLambdaTransport implements StageTransport {
   async load(manifest: Manifest): Promise<void> {
     // Planned from the filesystem root, so a manifest anywhere (and stage modules beside it) is in reach.
     const planRoot = path.parse(manifest.file).root;
-    const plan = planDeployment([manifest], { root: planRoot, stageGlibcTunables: stageGlibcTunablesFromEnv() });
+    const plan = planDeployment([manifest], { root: planRoot, stageGlibcTunables: stageGlibcTunablesFromEnv(), telemetry: telemetryFromEnv() });
     const names = componentNames(this.opts.settings);
     for (const fn of hostedStageFunctions(plan, { planRoot, names })) this.host.register(fn);
     for (const fn of hostedJobConsumers(plan, { planRoot, names, queuePrefix: this.opts.settings.jobsQueuePrefix })) {

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../../core/src/manifest/load.js';
 import type { Manifest, OnnxStage } from '../../../core/src/manifest/types.js';
 import { planDeployment, STAGE_MALLOC_TUNABLES } from '../../src/deploy/plan.js';
-import { stageGlibcTunablesFromEnv } from '../../src/deploy/select.js';
+import { stageGlibcTunablesFromEnv, telemetryFromEnv } from '../../src/deploy/select.js';
 import { stageFunctionEnv, stageFunctionName, stageQualifierEnv } from '../../../core/src/lambda/environment.js';
 import { EnsembleError, ManifestError } from '../../../core/src/errors.js';
 import { removePipelines, STAGE_MODULE, writePipeline } from '../../../core/test/manifest/helpers.js';
@@ -87,6 +87,18 @@ describe('planDeployment on models/demo', () => {
     expect(planDeployment([m], { root: REPO }).gateway.environment.GLIBC_TUNABLES).toBeUndefined();
     expect(stageGlibcTunablesFromEnv({ ENSEMBLE_STAGE_GLIBC_TUNABLES: ' ' })).toBe('');
     expect(stageGlibcTunablesFromEnv({})).toBeUndefined();
+  });
+
+  it("gives every function the deploying shell's OpenTelemetry export settings, so stage functions send their spans", async () => {
+    const m = await loadManifest(DEMO);
+    const telemetry = telemetryFromEnv({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x-key=1', OTEL_SERVICE_NAME: 'mine', OTEL_BSP_SCHEDULE_DELAY: '', PATH: '/bin',
+    });
+    // Each function names its own service; an empty variable is no setting.
+    expect(telemetry).toEqual({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x-key=1' });
+    const plan = planDeployment([m], { root: REPO, telemetry });
+    for (const f of [...plan.stages, plan.gateway]) expect(f.environment, f.name).toMatchObject(telemetry);
+    expect(planDeployment([m], { root: REPO }).stages.every((f) => !('OTEL_EXPORTER_OTLP_ENDPOINT' in f.environment))).toBe(true);
   });
 
   it('makes one function per ONNX stage with the manifest\'s memory, timeout and environment', async () => {

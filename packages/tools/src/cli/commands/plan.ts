@@ -1,6 +1,6 @@
 import type { Command } from '../args.js';
 import { str } from '../args.js';
-import { pipelinesFromEnv, selectDeployment, stageGlibcTunablesFromEnv } from '../../deploy/select.js';
+import { pipelinesFromEnv, selectDeployment, stageGlibcTunablesFromEnv, telemetryFromEnv } from '../../deploy/select.js';
 import type { DeploymentPlan } from '../../deploy/types.js';
 
 export const planCommand: Command = {
@@ -16,7 +16,7 @@ export const planCommand: Command = {
   async run({ values }) {
     const root = str(values.root, process.cwd());
     const pipelines = (values.pipeline as string[] | undefined) ?? pipelinesFromEnv();
-    const { plan } = await selectDeployment({ root, pipelines, stageGlibcTunables: stageGlibcTunablesFromEnv() });
+    const { plan } = await selectDeployment({ root, pipelines, stageGlibcTunables: stageGlibcTunablesFromEnv(), telemetry: telemetryFromEnv() });
     if (values.json) console.log(JSON.stringify(plan, null, 2));
     else for (const line of placementLines(plan)) console.log(line);
     for (const w of plan.warnings) console.error(`[ensemble] warning: ${w}`);
