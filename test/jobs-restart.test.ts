@@ -62,5 +62,14 @@ describe('a job across a kill -9', () => {
     expect(results.code, results.stderr).toBe(0);
     expect(results.stderr).toMatch(new RegExp(`${n} result lines`));
     expect((await jobStatus(serve.url, id)).output.manifest).toBeDefined();
+
+    // Mistakes said before anything is uploaded: a pipeline the server does not serve, a local folder that is not there.
+    const unknown = await runCli(['job', 'submit', 'nope', file, '--jsonl', '--url', serve.url, '--data', data]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("GET /v2/models/nope answered 404: unknown model 'nope'");
+    expect(unknown.stderr).not.toContain('uploading');
+    const missing = await runCli(['job', 'submit', 'demo', join(dir, 'no-such-folder'), '--url', serve.url, '--data', data]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(`no such folder: ${join(dir, 'no-such-folder')}`);
   }, 300_000);
 });

@@ -12,10 +12,15 @@ export async function jobSubmit(values: Record<string, unknown>, args: string[])
   if (args.length !== 2) throw new UsageError('job submit takes a pipeline and a local folder or an S3 prefix');
   const [pipeline, source] = args;
   const jsonl = values.jsonl === true;
-  const kind = await stat(source).then((s) => (s.isDirectory() ? 'folder' : s.isFile() && jsonl ? 'file' : undefined), () => undefined);
+  const found = await stat(source).catch(() => undefined);
+  const kind = found?.isDirectory() ? 'folder' : found?.isFile() && jsonl ? 'file' : undefined;
+  // A path written as one (absolute, ./, ../, ~) names a local folder: missing, it is no prefix in the bucket.
+  if (!found && /^(\/|\.{1,2}\/|~)/.test(source)) throw new UsageError(`no such folder: ${source}`);
   let prefix = source.replace(/^s3:\/\/[^/]+\//, '');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   if (kind) {
+    // Before uploading anything: a pipeline the server does not know would leave the uploads behind for nothing.
+    await jobRequest(values, `/v2/models/${encodeURIComponent(pipeline)}`);
     const uploaded = await upload(values, resolve(source), `uploads/${stamp}/`);
     // A local JSONL file is one object: the job reads that key.
     prefix = kind === 'file' ? `${uploaded}${basename(source)}` : uploaded;
