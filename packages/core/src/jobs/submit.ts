@@ -70,18 +70,24 @@ async function listItems(deps: SubmitDeps, id: string, req: SubmitJobRequest): P
   if ('keys' in inputs) return inputs.keys.map((k) => ({ key: k, object: k, format: 'raw' }));
   if ('prefix' in inputs) {
     const items: JobItem[] = [];
+    let skipped = 0;
     let token: string | undefined;
     do {
       const out = await deps.s3.send(new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: inputs.prefix, ContinuationToken: token }));
       for (const o of out.Contents ?? []) {
         // The results of an earlier job written under the same prefix are not inputs.
+        if (o.Key?.startsWith(req.output.prefix)) skipped++;
         if (!o.Key || o.Key.endsWith('/') || o.Key.startsWith(req.output.prefix)) continue;
         items.push({ key: o.Key, object: o.Key, format: 'raw' });
       }
       if (items.length > MAX_JOB_ITEMS) throw new BadRequestError(`a job takes at most ${MAX_JOB_ITEMS} inputs; '${clip(inputs.prefix, 64)}' holds more`);
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
-    if (!items.length) throw new BadRequestError(`no objects under '${clip(inputs.prefix, 200)}' in bucket '${deps.bucket}'`);
+    if (!items.length) {
+      throw new BadRequestError(skipped
+        ? `no inputs under '${clip(inputs.prefix, 200)}': its ${skipped} objects are under the output prefix '${clip(req.output.prefix, 200)}', whose objects are results, not inputs; write the results elsewhere`
+        : `no objects under '${clip(inputs.prefix, 200)}' in bucket '${deps.bucket}'`);
+    }
     return items;
   }
   const text = await readText(deps, inputs.jsonl);

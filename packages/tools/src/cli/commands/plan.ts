@@ -34,6 +34,10 @@ export function placementLines(plan: DeploymentPlan): string[] {
   }
   const g = plan.gateway;
   rows.push([g.name, `${g.memoryMb} MB`, `${g.timeoutSeconds} s`, 'the DAG and every function stage not moved above', '-', '-', '-']);
+  for (const c of plan.jobs?.consumers ?? []) {
+    const from = c.eventSources.map((e) => `${e.queue} (${e.batchSize} a call${e.maximumConcurrency ? `, ${e.maximumConcurrency} at once` : ''})`).join(', ');
+    rows.push([c.name, `${c.memoryMb} MB`, `${c.timeoutSeconds} s`, `${c.pipeline}: batch jobs, the DAG as the gateway runs it`, from, '-', '-']);
+  }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  '));
 }
