@@ -153,6 +153,10 @@ describe('batch jobs', () => {
     expect((await submitJob(server.url, 'demo', { inputs: { keys: ['a'] } })).json.error).toMatch(/output/);
     expect((await submitJob(server.url, 'demo', { inputs: { keys: ['a', 'a'] }, output: { prefix: 'o/' } })).json.error).toMatch(/twice/);
     expect((await submitJob(server.url, 'demo', { inputs: { prefix: 'nothing-here/' }, output: { prefix: 'o/' } })).status).toBe(400);
+    // The first job's results are there, under its output prefix: the same prefix as inputs and output says why it holds none.
+    const same = await submitJob(server.url, 'demo', { inputs: { prefix: 'out/first' }, output: { prefix: 'out/first' } });
+    expect(same.status).toBe(400);
+    expect(same.json.error).toMatch(/objects are under the output prefix 'out\/first\/?'/);
     expect((await submitJob(server.url, 'nope', { inputs: { keys: ['a'] }, output: { prefix: 'o/' } })).status).toBe(404);
     expect((await fetch(`${server.url}/v2/jobs/00000000-0000-4000-8000-000000000000`)).status).toBe(404);
     expect((await fetch(`${server.url}/v2/jobs/not-a-job`)).status).toBe(400);
