@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +128,33 @@ describe('inference on the demo', () => {
     expect(y).toMatchObject({ name: 'y', datatype: 'FP32', shape: [2, 3] });
     expectClose(y.data, demoExpected(README_X));
     expect(r.body.parameters.run_id).toBe(r.headers.get('x-ensemble-run-id'));
+  });
+
+  it('answers requests a client pipelines on one connection, each in order, none taken for a client gone', async () => {
+    // HTTP/1.1 lets a client send its next request before the last one's answer: the later ones wait
+    // for their turn to answer, with no socket of their own until then.
+    const { port } = new URL(base);
+    const xs = [[1, 2, 3, 4], [0.5, -1, 0, 2], [-3, 0.25, 8, 1]];
+    const wire = xs.map((x, i) => {
+      const body = JSON.stringify({ id: `p${i}`, ...demoBody(x) });
+      return `POST /v2/models/demo/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    }).join('');
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(wire));
+      let got = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        got += chunk;
+        if ((got.match(/HTTP\/1\.1 /g) ?? []).length === xs.length && got.trimEnd().endsWith('}')) { socket.end(); resolve(got); }
+      });
+      socket.on('error', reject);
+      setTimeout(() => { socket.destroy(); reject(new Error(`timed out with: ${got.slice(0, 300)}`)); }, 10_000);
+    });
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 200, 200]);
+    const bodies = [...text.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1 |$)/gs)].map((m) => JSON.parse(m[1]) as { id: string; outputs: { data: number[] }[] });
+    expect(bodies.map((b) => b.id)).toEqual(['p0', 'p1', 'p2']);
+    bodies.forEach((b, i) => expectClose(b.outputs[0].data, demoExpected(xs[i])));
   });
 
   it('accepts nested JSON data and the versioned route, and echoes the request id', async () => {

@@ -344,9 +344,18 @@ function clientGone(c: Context): ((cancel: () => void) => void) | undefined {
   const outgoing = env?.outgoing;
   if (!incoming || !outgoing || typeof outgoing.once !== 'function') return undefined;
   return (cancel) => {
-    const socket = outgoing.socket;
+    // A request pipelined behind others on its connection (HTTP/1.1 lets a client send the next one
+    // before the last is answered) gets its response's socket only when the ones before it are done:
+    // until then the request's own socket says whether the client is there.
+    const socket = outgoing.socket ?? incoming.socket;
     if (incoming.errored || !socket || socket.destroyed) { cancel(); return; }
-    outgoing.once('close', () => { if (incoming.errored || !outgoing.writableFinished) cancel(); });
+    if (outgoing.socket) {
+      outgoing.once('close', () => { if (incoming.errored || !outgoing.writableFinished) cancel(); });
+      return;
+    }
+    const onClose = () => { if (!outgoing.writableFinished) cancel(); };
+    socket.once('close', onClose);
+    outgoing.once('finish', () => socket.off('close', onClose));
   };
 }
 
