@@ -238,3 +238,29 @@ describe('perf_analyzer’s sequence', () => {
     expect(r.header.outputs[0].shape[0]).toBeGreaterThan(0);
   });
 });
+
+describe('request parameters, as Triton’s HTTP server reads them', () => {
+  const withParameters = (parameters: unknown) => postJson(`${base}/v2/models/demo/infer`, { ...demoRows(1), parameters });
+
+  it('takes priority and the sequence parameters of the right types, and refuses the wrong ones naming them', async () => {
+    for (const ok of [{ priority: 0 }, { priority: 3 }, { sequence_id: 42, sequence_start: true }, { sequence_id: 'abc', sequence_end: false }, { my_custom: 'x', n: 1.5, flag: true }]) {
+      expect((await withParameters(ok)).status, JSON.stringify(ok)).toBe(200);
+    }
+    const refused: [unknown, RegExp][] = [
+      [{ priority: -1 }, /priority must be a non-negative integer/],
+      [{ priority: 1.5 }, /priority must be a non-negative integer/],
+      [{ priority: 'high' }, /priority must be a non-negative integer/],
+      [{ sequence_start: 1 }, /sequence_start must be a boolean/],
+      [{ sequence_id: -2 }, /sequence_id must be a non-negative integer or a string/],
+      [{ triton_enable_empty_final_response: true }, /keys starting with 'triton_' are reserved/],
+      [{ my_custom: { a: 1 } }, /parameter 'my_custom' must be a string, a number or a boolean, got object/],
+      [{ list: [1] }, /got an array/],
+      [{ timeout: 1.5 }, /whole, non-negative number of microseconds/],
+    ];
+    for (const [parameters, message] of refused) {
+      const r = await withParameters(parameters);
+      expect(r.status, JSON.stringify(parameters)).toBe(400);
+      expect(r.body.error).toMatch(message);
+    }
+  });
+});

@@ -427,8 +427,9 @@ function timeoutParam(request: InferRequestJson): number | undefined {
     throw new BadRequestError('parameters.timeout (microseconds) and parameters.timeout_ms (milliseconds) are both set; send one');
   }
   if (micros !== undefined) {
-    if (typeof micros !== 'number' || !Number.isFinite(micros) || micros < 0) {
-      throw new BadRequestError(`parameters.timeout must be a non-negative number of microseconds, got ${JSON.stringify(micros)}`);
+    // An unsigned integer, as Triton's server reads it.
+    if (typeof micros !== 'number' || !Number.isSafeInteger(micros) || micros < 0) {
+      throw new BadRequestError(`parameters.timeout must be a whole, non-negative number of microseconds, got ${JSON.stringify(micros)}`);
     }
     if (micros === 0) return undefined;
     if (micros / 1000 > MAX_TIMER_MS) {

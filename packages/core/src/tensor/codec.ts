@@ -143,6 +143,32 @@ function checkParameters(v: unknown, where: string, fail: Fail): InferParameters
   return v;
 }
 
+/**
+ * A request's own parameters, read as Triton's HTTP server reads them: a
+ * value is a string, number or boolean (the protocol's $parameter), keys
+ * starting with `triton_` are reserved, and the parameters Triton gives a
+ * meaning have its types. `priority` and the sequence parameters are taken
+ * and not acted on, as Triton does for a model with one priority level and
+ * no sequence batcher: every model here is such a model.
+ */
+function checkRequestParameters(parameters: InferParameters, what: string, fail: Fail): void {
+  for (const [key, value] of Object.entries(parameters)) {
+    const name = clip(key);
+    if (key.startsWith('triton_')) fail(`${what}: parameter keys starting with 'triton_' are reserved ('${name}')`);
+    if (value === null || !['string', 'number', 'boolean'].includes(typeof value)) {
+      fail(`${what}: parameter '${name}' must be a string, a number or a boolean, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+    }
+    const nonNegativeInteger = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+    if ((key === 'binary_data_output' || key === 'sequence_start' || key === 'sequence_end') && typeof value !== 'boolean') {
+      fail(`${what}: parameter ${key} must be a boolean`);
+    }
+    if (key === 'priority' && !nonNegativeInteger) fail(`${what}: parameter priority must be a non-negative integer, got ${JSON.stringify(value)}`);
+    if (key === 'sequence_id' && !nonNegativeInteger && typeof value !== 'string') {
+      fail(`${what}: parameter sequence_id must be a non-negative integer or a string`);
+    }
+  }
+}
+
 interface DecodedTensors {
   entries: (InferInputJson | InferOutputJson)[];
   tensors: Record<string, Tensor>;
@@ -267,9 +293,7 @@ export function decodeInferRequest(
   }
   const parameters = checkParameters(raw.parameters, what, fail);
   if (parameters !== undefined) {
-    if (parameters.binary_data_output !== undefined && typeof parameters.binary_data_output !== 'boolean') {
-      fail(`${what}: parameter binary_data_output must be a boolean`);
-    }
+    checkRequestParameters(parameters, what, fail);
     request.parameters = parameters;
   }
   if (raw.outputs !== undefined) {
