@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../packages/tools/src/onnx/builder.js';
+import { encodeModel } from '../packages/tools/src/onnx/proto.js';
 import { inspectModel } from '../packages/tools/src/onnx/inspect.js';
 import type { RunningServer } from '../packages/tools/src/serve/server.js';
 import { runWhole, withPipeline } from './helpers/serve-models.js';
@@ -86,6 +87,43 @@ describe('ensemble init', () => {
       expect(mask.shape).toEqual([2, 3, 2, 2]);
       mask.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(whole.mask[i], 5));
     });
+  });
+
+  it('folds weights kept as ONNX external data into the model it writes, and serves what onnxruntime computes from the files', async () => {
+    const dir = await mkdtemp(join(root, 'external-'));
+    const proto = new GraphBuilder('two_heads').input('image', 'FP32', ['batch', 3, 'h', 'w'])
+      .output('mask', 'FP32', ['batch', 3, 'h', 'w']).output('side', 'FP32', ['batch', 3, 'h', 'w'])
+      .initializer('k', 'FP32', [1, 3, 1, 1], Float32Array.of(2, 3, 4)).initializer('one', 'FP32', [], Float32Array.of(1))
+      .node('Mul', ['image', 'k'], ['mask']).node('Add', ['image', 'one'], ['side']).toModel();
+    // 'k' in a side file at an offset, as exporters write it (the bytes before it belong to other tensors).
+    const k = proto.graph!.initializer!.find((t) => t.name === 'k')!;
+    const raw = k.rawData as Uint8Array;
+    await writeFile(join(dir, 'model.onnx.data'), Buffer.concat([Buffer.alloc(8, 7), Buffer.from(raw)]));
+    k.rawData = new Uint8Array(0);
+    k.dataLocation = 1;
+    k.externalData = [{ key: 'location', value: 'model.onnx.data' }, { key: 'offset', value: '8' }, { key: 'length', value: String(raw.byteLength) }];
+    const file = join(dir, 'model.onnx');
+    await writeFile(file, encodeModel(proto));
+    expect(inspectModel(file).externalData).toEqual(['model.onnx.data']);
+
+    const r = await runCli(['init', file, '--name', 'external', '--models', modelsDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('model.onnx.data are inside model.onnx now');
+    expect(inspectModel(join(modelsDir, 'external', 'model.onnx')).externalData).toEqual([]);
+    const data = Array.from(seededFloats(12, 9));
+    const want = Object.fromEntries(Object.entries(await (await ort.InferenceSession.create(file)).run({ image: new ort.Tensor('float32', Float32Array.from(data), [1, 3, 2, 2]) }))
+      .map(([name, t]) => [name, Array.from(t.data as Float32Array)]));
+    await serve('external', async (server) => {
+      const res = await postJson(`${server.url}/v2/models/external/infer`, { inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 3, 2, 2], data }] });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const name of ['mask', 'side']) expect(res.body.outputs.find((o: { name: string }) => o.name === name).data).toEqual(want[name]);
+    });
+
+    // A side file that is not there is named, with where it was looked for.
+    await rm(join(dir, 'model.onnx.data'));
+    const missing = await runCli(['init', file, '--name', 'external-missing', '--models', modelsDir]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("initializer 'k' keeps its weights in model.onnx.data, which is not next to the model");
   });
 
   it('writes max_size 1 for a model whose batch dim is fixed to 1, and serves two rows one call each', async () => {

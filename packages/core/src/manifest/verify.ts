@@ -78,7 +78,12 @@ async function readModelMetadata(stage: OnnxStage, file: string, loc: Locator): 
     // Only the signature is needed: skip graph optimization to load fast.
     session = await InferenceSession.create(file, { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
   } catch (err) {
-    throw loc.error(where, 'weights.key', `ONNX Runtime cannot load the model: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    // A stage's weights are one object: side files of ONNX external data never reach the cache.
+    const hint = /external data/i.test(message)
+      ? '; the model keeps its weights in external files, and a stage\'s weights must be one file: `ensemble init <model.onnx>` (or `ensemble decompose`) writes a model with them inside'
+      : '';
+    throw loc.error(where, 'weights.key', `ONNX Runtime cannot load the model: ${message}${hint}`);
   }
   try {
     const convert = (meta: readonly InferenceSession.ValueMetadata[], side: 'inputs' | 'outputs'): ModelValue[] =>

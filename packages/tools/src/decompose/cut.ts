@@ -193,8 +193,9 @@ export async function cutModel(model: Uint8Array | onnx.ModelProto, plan: CutPla
   const proto = model instanceof Uint8Array ? decodeModel(model) : model;
   const info = inspectModel(bytes);
   if (info.externalData.length > 0) {
-    // Stage files are written elsewhere, where the relative paths of external weights would not resolve.
-    throw new EnsembleError(`the model keeps its weights in external files (${info.externalData.join(', ')}); save it with the weights inside the .onnx first`, 'invalid_input');
+    // Stage files are written elsewhere, where the relative paths of external weights would not resolve
+    // (decomposeModel and init read them into the model first: embedExternalData).
+    throw new EnsembleError(`the model keeps its weights in external files (${info.externalData.join(', ')}); read them into it first (embedExternalData)`, 'invalid_input');
   }
   const g = analyzeModel(proto);
   const log = opts.log ?? (() => undefined);

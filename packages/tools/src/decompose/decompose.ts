@@ -4,6 +4,7 @@
  * input so the user sees how even the cut came out.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { embedExternalData } from '../onnx/external-data.js';
 import { basename, join, resolve } from 'node:path';
 import { inspectModel } from '../onnx/inspect.js';
 import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
@@ -38,7 +39,9 @@ export interface DecomposeReport {
 export async function decomposeModel(modelPath: string, plan: CutPlan, opts: DecomposeOptions): Promise<DecomposeReport> {
   const log = opts.log ?? (() => undefined);
   const name = opts.name ?? pipelineName(basename(modelPath).replace(/\.onnx$/i, ''));
-  const bytes = new Uint8Array(await readFile(modelPath));
+  // Weights kept in side files are read into the model first: each stage file holds its own.
+  const { bytes, files: external } = await embedExternalData(new Uint8Array(await readFile(modelPath)), modelPath);
+  if (external.length) log(`read the weights kept in ${external.join(', ')} into the stage files`);
   const cut = await cutModel(bytes, plan, { ...opts, name });
 
   const outDir = resolve(opts.outDir);

@@ -16,6 +16,7 @@ import { pipelineName } from '../decompose/manifest-fragment.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { keepOutputs } from '../decompose/keep-outputs.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
+import { embedExternalData } from '../onnx/external-data.js';
 import { INIT_MAX_DELAY_MS, exampleRequest, initMaxSize, layoutOf, planInit, type InitPlan } from './plan.js';
 import type { ModelInfo } from '../onnx/inspect.js';
 import * as ort from 'onnxruntime-node';
@@ -168,6 +169,11 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
   }
   let bytes: Uint8Array = new Uint8Array(await readFile(opts.model));
   const notes: string[] = [];
+  const embedded = await embedExternalData(bytes, opts.model);
+  if (embedded.files.length) {
+    bytes = embedded.bytes;
+    notes.push(`the weights kept in ${embedded.files.join(', ')} are inside ${WEIGHTS_FILE} now: a stage's weights are one file`);
+  }
   if (opts.outputs?.length) {
     const kept = keepOutputs(bytes, opts.outputs);
     bytes = kept.bytes;
