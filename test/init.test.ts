@@ -126,6 +126,27 @@ describe('ensemble init', () => {
     expect(missing.stderr).toContain("initializer 'k' keeps its weights in model.onnx.data, which is not next to the model");
   });
 
+  it('fails only the request whose token id the model refuses, not the requests batched with it', async () => {
+    // Gather from a 4-row table: an id of 9 makes ONNX Runtime refuse the whole batch it is in.
+    const file = join(root, 'embed.onnx');
+    await writeFile(file, new GraphBuilder('embed').input('ids', 'INT64', ['batch', 'seq']).output('vec', 'FP32', ['batch', 'seq', 2])
+      .initializer('table', 'FP32', [4, 2], Float32Array.of(0, 1, 10, 11, 20, 21, 30, 31)).node('Gather', ['table', 'ids'], ['vec']).build());
+    const r = await runCli(['init', file, '--models', modelsDir]);
+    expect(r.code, r.stderr).toBe(0);
+    // Wait long enough for all five to share the model's first batch.
+    const yaml = join(modelsDir, 'embed', 'pipeline.yaml');
+    await writeFile(yaml, (await readFile(yaml, 'utf8')).replace(/max_delay_ms: [\d.]+/, 'max_delay_ms: 50'));
+    await serve('embed', async (server) => {
+      const ids = [[0, 1], [2, 3], [9, 0], [3, 3], [1, 0]];
+      const answers = await Promise.all(ids.map((row) => postJson(`${server.url}/v2/models/embed/infer`, { inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: row }] })));
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 500, 200, 200]);
+      expect(answers[2].body.error).toContain('out of');
+      ids.forEach((row, i) => {
+        if (i !== 2) expect(answers[i].body.outputs[0].data).toEqual(row.flatMap((id) => [id * 10, id * 10 + 1]));
+      });
+    });
+  });
+
   it('writes max_size 1 for a model whose batch dim is fixed to 1, and serves two rows one call each', async () => {
     const file = join(root, 'fixed.onnx');
     const model = twoHeadModel(1);

@@ -123,10 +123,18 @@ export class TimeoutError extends EnsembleError {
 /** A stage failed while running; `code` is what the stage said it was, when it said. */
 export class StageError extends EnsembleError {
   readonly stage: string;
+  /**
+   * The stage's own run threw on this batch (ONNX Runtime refused its
+   * inputs: an index out of range, shapes that do not broadcast), as
+   * opposed to a crash, a timeout or the transport failing: run apart, the
+   * items of each request in it may fare differently (the batcher does).
+   */
+  readonly byRun: boolean;
   /** `message` already naming the stage (an item's outcome made from a failed batch's error) is kept as it is. */
-  constructor(stage: string, message: string, code: ErrorCode = 'stage_failed', options?: { cause?: unknown }) {
+  constructor(stage: string, message: string, code: ErrorCode = 'stage_failed', options?: { cause?: unknown; byRun?: boolean }) {
     super(message.startsWith(`stage '${stage}'`) ? message : `stage '${stage}' failed: ${message}`, code, options);
     this.stage = stage;
+    this.byRun = options?.byRun ?? false;
   }
 }
 /** An output failed a monitor whose action is reject (422: the request was fine, what it produced is not served). */

@@ -76,9 +76,12 @@ interface Pending {
   trace?: SpanContext;
   /** Chosen for a batch during a pump, before the queue is compacted. */
   taken?: boolean;
+  /** Back in the queue after a batch with other requests' items failed (runApart): batched with its own request's items only. */
+  apart?: boolean;
 }
 
 let nextBatchId = 1;
+let nextApart = 1;
 
 /** Per signal, the batchers holding items of it (their abort handlers). */
 const holders = new WeakMap<CancelSignal, Set<(signal: CancelSignal) => void>>();
@@ -403,6 +406,7 @@ export class Batcher {
       })
       .catch((err: unknown) => {
         const e = err instanceof EnsembleError ? err : new StageError(stage, err instanceof Error ? err.message : String(err));
+        if (this.runApart(batch, e)) return;
         if (this.opts.onBatch) this.report(batch, start, performance.now() - start, undefined, e.code);
         for (const p of batch) p.reject(e);
       })
@@ -410,6 +414,41 @@ export class Batcher {
         this.unanswered--;
         this.pump();
       });
+  }
+
+  /**
+   * A batch whose run threw on its inputs (StageError.byRun), holding items
+   * of more than one request: one request's bad input (a token id past the
+   * embedding table) must not fail the others it shared the batch with.
+   * Each request's items go back to the head of the queue as a batch of
+   * their own, never to be split again or joined by others, so only the
+   * request whose input the model refuses gets the error. Items of no
+   * request (no signal) each go alone. False (nothing done) for any other
+   * failure, or a batch of one request.
+   */
+  private runApart(batch: Pending[], e: EnsembleError): boolean {
+    if (!(e instanceof StageError) || !e.byRun || batch.length < 2 || batch.some((p) => p.apart)) return false;
+    const groups = new Map<CancelSignal | Pending, Pending[]>();
+    for (const p of batch) {
+      const by = p.signal ?? p;
+      const g = groups.get(by);
+      if (g) g.push(p);
+      else groups.set(by, [p]);
+    }
+    if (groups.size < 2) return false;
+    const again: Pending[] = [];
+    for (const g of groups.values()) {
+      const key = `\u0000apart:${nextApart++}`;
+      for (const p of g) {
+        if (p.signal?.aborted) { p.reject(abortReason(p.signal)); continue; }
+        const q: Pending = { ...p, key, apart: true, taken: false };
+        if (q.priority !== 0) this.prioritized++;
+        if (q.signal) this.watch(q.signal, q);
+        again.push(q);
+      }
+    }
+    this.queue.unshift(...again);
+    return true;
   }
 
   /** Tells the listener of one answered batch; kept out of dispatch so the batch path pays nothing when no one listens. */

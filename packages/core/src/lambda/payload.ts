@@ -126,7 +126,9 @@ export function decodeStageResponse(payload: unknown, stage: string): BatchResul
   const p = asRecord(payload, 'the response', fail);
   checkVersion(p.v, fail);
   if (p.ok === false) {
-    throw new StageError(stage, typeof p.error === 'string' ? p.error : 'failed without a message', errorCode(p.code));
+    // The function ran and says the batch failed: a stage_failed is its run throwing (a crash is a FunctionError).
+    const code = errorCode(p.code);
+    throw new StageError(stage, typeof p.error === 'string' ? p.error : 'failed without a message', code, { byRun: code === 'stage_failed' });
   }
   if (p.ok !== true) fail('ok must be true or false');
   if (!Array.isArray(p.outcomes)) fail('outcomes must be an array');

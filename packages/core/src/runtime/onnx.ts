@@ -107,7 +107,7 @@ export async function createOnnxRuntime({ stage, modelPath, weights, loadStarted
     try {
       results = await session.run(ortFeeds, outputNames);
     } catch (e) {
-      throw new StageError(stage.name, e instanceof Error ? e.message : String(e));
+      throw new StageError(stage.name, e instanceof Error ? e.message : String(e), 'stage_failed', { byRun: true });
     }
     const computeMs = performance.now() - start;
     const outputs: Record<string, Tensor> = {};

@@ -639,7 +639,9 @@ export class WorkerPoolTransport implements StageTransport {
     if (!cur || cur.id !== m.id) return;
     slot.current = undefined;
     if (m.type === 'error') {
-      cur.reject(new StageError(pool.stage.name, m.message, errorCode(m.code ?? 'stage_failed')));
+      // The worker is alive and says its run threw (a crash is its exit, below).
+      const code = errorCode(m.code ?? 'stage_failed');
+      cur.reject(new StageError(pool.stage.name, m.message, code, { byRun: code === 'stage_failed' }));
       this.release(pool, slot);
       return;
     }

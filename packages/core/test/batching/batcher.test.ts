@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batcher, type BatcherOptions, type ItemRun, type StageBatch } from '../../src/batching/batcher.js';
-import { OverloadedError, TimeoutError, type EnsembleError } from '../../src/errors.js';
+import { OverloadedError, StageError, TimeoutError, type EnsembleError } from '../../src/errors.js';
 import { RunCancel } from '../../src/deadline.js';
 import type { BatchResult } from '../../src/runtime/types.js';
 import type { Item, Tensor } from '../../src/tensor/types.js';
@@ -378,6 +378,53 @@ describe('Batcher', () => {
     expect(good.outcome.ok).toBe(true);
     expect(bad.outcome).toEqual({ ok: false, error: 'negative', code: 'invalid_input' });
     expect(good.batchId).toBe(bad.batchId);
+  });
+});
+
+describe('Batcher: a batch whose run throws on one request\'s input', () => {
+  /** A stage whose whole run fails, as ONNX Runtime does, when any item's value is negative. */
+  function strict(opts: Partial<BatcherOptions> = {}, error = (v: number) => new StageError('embed', `index ${v} out of range`, 'stage_failed', { byRun: true })) {
+    const batches: number[][] = [];
+    const batcher = new Batcher({
+      stage: 'embed', maxSize: 8, maxDelayMs: 20, maxQueue: 100, queueTimeoutMs: 5000, concurrency: 1, timeoutMs: 5000,
+      run: async (items) => {
+        const values = items.map((it) => first(it.v));
+        batches.push(values);
+        const bad = values.find((v) => v < 0);
+        if (bad !== undefined) throw error(bad);
+        return { outcomes: items.map((it) => ({ ok: true as const, items: [it] })), computeMs: 0, coldStart: false };
+      },
+      ...opts,
+    });
+    made.push(batcher);
+    return { batcher, batches };
+  }
+
+  it('runs each request\'s items apart, so only the request with the bad input fails', async () => {
+    const { batcher, batches } = strict();
+    const [a, b, c] = [new RunCancel(), new RunCancel(), new RunCancel()];
+    const settled = await Promise.allSettled([
+      batcher.submit(item(1), a), batcher.submit(item(2), a),
+      batcher.submit(item(-9), b), batcher.submit(item(3), b),
+      batcher.submit(item(4), c), batcher.submit(item(5)),
+    ]);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((settled[2] as PromiseRejectedResult).reason.message).toBe("stage 'embed' failed: index -9 out of range");
+    // One shared batch, then one per request (the item of no request alone), each request's items together.
+    expect(batches).toEqual([[1, 2, -9, 3, 4, 5], [1, 2], [-9, 3], [4], [5]]);
+  });
+
+  it('fails the whole batch as before when the failure is not the run\'s (a crash, a timeout) or the batch is one request\'s', async () => {
+    const crash = strict({}, () => new StageError('embed', 'worker exited (SIGSEGV)'));
+    const [a, b] = [new RunCancel(), new RunCancel()];
+    const both = await Promise.allSettled([crash.batcher.submit(item(1), a), crash.batcher.submit(item(-1), b)]);
+    expect(both.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(crash.batches).toHaveLength(1);
+    const one = strict();
+    const mine = new RunCancel();
+    const own = await Promise.allSettled([one.batcher.submit(item(1), mine), one.batcher.submit(item(-1), mine)]);
+    expect(own.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(one.batches).toHaveLength(1);
   });
 });
 
