@@ -50,7 +50,12 @@ export interface StageEntry {
   batch?: { max_size: number; max_delay_ms: number };
 }
 
-/** A pipeline tensor name for each ONNX tensor of the cut: its own when valid, else sanitized, never two alike. */
+/**
+ * A pipeline tensor name for each ONNX tensor of the cut, never two alike:
+ * the whole model's inputs and outputs keep their own names (`input:0`,
+ * `x.1`: what its clients send and read, as the uncut pipeline has them),
+ * the tensors between stages are sanitized to letters, digits, '_' and '-'.
+ */
 export function tensorNames(cut: CutResult, rename: Record<string, string> = {}): Map<string, string> {
   const all: string[] = [];
   const add = (t: string): void => { if (!all.includes(t)) all.push(t); };
@@ -58,7 +63,13 @@ export function tensorNames(cut: CutResult, rename: Record<string, string> = {})
   for (const s of cut.stages) { for (const i of s.inputs) add(i.name); for (const o of s.outputs) add(o); }
   const names = new Map<string, string>();
   const taken = new Set<string>(Object.values(rename));
+  for (const v of [...cut.inputs, ...cut.outputs]) {
+    if (rename[v.name] || names.has(v.name) || taken.has(v.name)) continue;
+    names.set(v.name, v.name);
+    taken.add(v.name);
+  }
   for (const t of all) {
+    if (names.has(t)) continue;
     if (rename[t]) { names.set(t, rename[t]); continue; }
     const base = t.replace(/[^A-Za-z0-9_-]/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'tensor';
     let name = base;

@@ -25,9 +25,9 @@ const cut: CutResult = {
 };
 
 describe('manifest fragment', () => {
-  it('gives every tensor a valid, unique pipeline name, or the one asked for', () => {
+  it('keeps the model\'s own input and output names, gives the tensors between stages valid, unique ones, or the one asked for', () => {
     expect([...tensorNames(cut)]).toEqual([
-      ['x', 'x'], ['conv.out', 'conv_out'], ['conv_out', 'conv_out_2'], ['p2o.Add.1', 'p2o_Add_1'], ['softmax_11.tmp_0', 'softmax_11_tmp_0'],
+      ['x', 'x'], ['softmax_11.tmp_0', 'softmax_11.tmp_0'], ['conv.out', 'conv_out'], ['conv_out', 'conv_out_2'], ['p2o.Add.1', 'p2o_Add_1'],
     ]);
     expect(tensorNames(cut, { x: 'rec_input', 'softmax_11.tmp_0': 'rec_prob' }).get('softmax_11.tmp_0')).toBe('rec_prob');
   });
@@ -37,7 +37,7 @@ describe('manifest fragment', () => {
     expect(stages).toEqual([
       { name: 'rec_1', kind: 'onnx', weights: { key: 'ocr/rec_1.onnx', sha256: '1'.repeat(64), source: 'build/rec_1.onnx' }, inputs: { x: 'rec_input' }, outputs: { 'conv.out': 'conv_out', conv_out: 'conv_out_2' } },
       { name: 'rec_2', kind: 'onnx', weights: { key: 'ocr/rec_2.onnx', sha256: '2'.repeat(64), source: 'build/rec_2.onnx' }, inputs: { 'conv.out': 'conv_out' }, outputs: { 'p2o.Add.1': 'p2o_Add_1' } },
-      { name: 'rec_3', kind: 'onnx', weights: { key: 'ocr/rec_3.onnx', sha256: '3'.repeat(64), source: 'build/rec_3.onnx' }, inputs: { conv_out: 'conv_out_2', 'p2o.Add.1': 'p2o_Add_1' }, outputs: { 'softmax_11.tmp_0': 'softmax_11_tmp_0' } },
+      { name: 'rec_3', kind: 'onnx', weights: { key: 'ocr/rec_3.onnx', sha256: '3'.repeat(64), source: 'build/rec_3.onnx' }, inputs: { conv_out: 'conv_out_2', 'p2o.Add.1': 'p2o_Add_1' }, outputs: { 'softmax_11.tmp_0': 'softmax_11.tmp_0' } },
     ]);
   });
 
@@ -46,7 +46,7 @@ describe('manifest fragment', () => {
     expect(text.startsWith('# made by a test\nname: rec\n')).toBe(true);
     expect(text).toContain('  - { name: x, datatype: FP32, shape: [-1, 3, 48, -1] }');
     const doc = parse(text);
-    expect(doc.outputs).toEqual([{ name: 'softmax_11_tmp_0', datatype: 'FP32', shape: [-1, -1, 6625], ragged: { pad_value: 0 } }]);
+    expect(doc.outputs).toEqual([{ name: 'softmax_11.tmp_0', datatype: 'FP32', shape: [-1, -1, 6625], ragged: { pad_value: 0 } }]);
     expect(doc.stages[0].weights.source).toBe('rec_1.onnx');
     expect(() => pipelineYaml(cut, { name: 'Rec!', keyPrefix: 'r', sourceDir: '' })).toThrow(/not a valid pipeline name/);
     expect(pipelineName('ch_PP-OCRv4 rec')).toBe('ch_pp-ocrv4_rec');
