@@ -260,6 +260,19 @@ describe('ensemble init', () => {
     // A scalar input is one value per request; a scalar output has no items to give back.
     expect(r.stderr).toContain("model output 'y'");
     expect(r.stderr).toContain('no batch dimension');
+    // An output that is a sequence (ZipMap's kind), and one that is the input passed through: said so, with the way out.
+    const seq = new GraphBuilder('seq').input('x', 'FP32', ['n', 2]).output('y', 'FP32', ['n', 2]).node('Relu', ['x'], ['y'])
+      .node('SequenceConstruct', ['x', 'y'], ['parts']).toModel();
+    seq.graph!.output!.push({ name: 'parts', type: { sequenceType: { elemType: { tensorType: { elemType: 1 } } } } });
+    seq.graph!.output!.push({ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }, { dimValue: 2 }] } } } });
+    const seqFile = join(root, 'seq.onnx');
+    await writeFile(seqFile, encodeModel(seq));
+    r = await runCli(['init', seqFile, '--models', modelsDir]);
+    expect(r.stderr).toContain("model output 'parts' is a sequence, not a tensor: the Open Inference Protocol carries tensors only; serve the others with --outputs y");
+    r = await runCli(['init', seqFile, '--models', modelsDir, '--outputs', 'y,x']);
+    expect(r.stderr).toContain("model output 'x' is its input 'x' passed through");
+    r = await runCli(['init', seqFile, '--models', modelsDir, '--outputs', 'y']);
+    expect(r.code, r.stderr).toBe(0);
     // A folder for the file, and a file that is not there: said so, not the file system's error code.
     r = await runCli(['init', root, '--models', modelsDir]);
     expect(r.code).not.toBe(0);

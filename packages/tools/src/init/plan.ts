@@ -7,6 +7,7 @@
 import { EnsembleError } from '@ensemble/core/errors.js';
 import type { Datatype } from '@ensemble/core/tensor/types.js';
 import type { ModelInfo, ValueInfo } from '../onnx/inspect.js';
+import { onnxDataTypeName } from '../onnx/proto.js';
 
 export interface InitPlan {
   name: string;
@@ -57,8 +58,19 @@ export function layoutOf(info: ModelInfo): Map<string, Layout> {
   const names = new Set<string>();
   for (const v of info.inputs) if (typeof v.shape[0] === 'string' && v.shape[0] !== '') names.add(v.shape[0]);
   const out = new Map<string, Layout>();
+  const inputNames = new Set(info.inputs.map((v) => v.name));
+  const others = (v: ValueInfo) => info.outputs.filter((o) => o !== v && o.kind === 'tensor' && !inputNames.has(o.name)).map((o) => o.name);
+  const keepOthers = (v: ValueInfo) => (others(v).length ? `; serve the others with --outputs ${others(v).join(',')}` : '');
   const place = (v: ValueInfo, side: 'input' | 'output') => {
-    if (!v.datatype) throw new EnsembleError(`model ${side} '${v.name}' has an element type the Open Inference Protocol cannot carry (ONNX type ${v.elemType})`, 'invalid_input');
+    if (v.kind !== 'tensor') {
+      throw new EnsembleError(`model ${side} '${v.name}' is ${v.kind === 'unknown' ? 'of no declared type' : `a ${v.kind}`}, not a tensor: the Open Inference Protocol carries tensors only${side === 'output' ? keepOthers(v) : ''}`, 'invalid_input');
+    }
+    if (!v.datatype) {
+      throw new EnsembleError(`model ${side} '${v.name}' has element type ${onnxDataTypeName(v.elemType)}, which the Open Inference Protocol cannot carry${side === 'output' ? keepOthers(v) : ''}`, 'invalid_input');
+    }
+    if (side === 'output' && inputNames.has(v.name)) {
+      throw new EnsembleError(`model output '${v.name}' is its input '${v.name}' passed through: a pipeline tensor has one producer${keepOthers(v)}`, 'invalid_input');
+    }
     if (side === 'input' && v.rankKnown && v.shape.length === 0) { out.set(v.name, { perRequest: true }); return; }
     if (!v.rankKnown || v.shape.length === 0) {
       throw new EnsembleError(`model ${side} '${v.name}' (${describe(v)}) has no batch dimension: ensemble init cannot tell how its items are laid out; write the pipeline by hand (docs/manifest.md)`, 'invalid_input');

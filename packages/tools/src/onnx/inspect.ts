@@ -23,6 +23,8 @@ export interface ValueInfo {
    */
   shape: Dim[];
   rankKnown: boolean;
+  /** What the value is: a tensor, or one of ONNX's other types (sequence, map, optional, sparse tensor). */
+  kind: 'tensor' | 'sequence' | 'map' | 'optional' | 'sparse tensor' | 'unknown';
 }
 
 export interface ModelInfo {
@@ -52,7 +54,11 @@ const UNKNOWN_DIM = '';
 function valueInfo(v: onnx.IValueInfoProto): ValueInfo {
   const name = v.name ?? '';
   const tensor = v.type?.tensorType;
-  if (!tensor) return { name, datatype: null, elemType: 0, shape: [], rankKnown: false };
+  if (!tensor) {
+    const t = v.type;
+    const kind = t?.sequenceType ? 'sequence' : t?.mapType ? 'map' : t?.optionalType ? 'optional' : t?.sparseTensorType ? 'sparse tensor' : 'unknown';
+    return { name, datatype: null, elemType: 0, shape: [], rankKnown: false, kind };
+  }
   const elemType = tensor.elemType ?? 0;
   const shape: Dim[] = (tensor.shape?.dim ?? []).map((d) => {
     if (d.dimParam) return d.dimParam;
@@ -60,7 +66,7 @@ function valueInfo(v: onnx.IValueInfoProto): ValueInfo {
     if (d.dimValue !== null && d.dimValue !== undefined) return int64ToNumber(d.dimValue);
     return UNKNOWN_DIM;
   });
-  return { name, datatype: datatypeFromOnnx(elemType), elemType, shape, rankKnown: tensor.shape != null };
+  return { name, datatype: datatypeFromOnnx(elemType), elemType, shape, rankKnown: tensor.shape != null, kind: 'tensor' };
 }
 
 interface Size { elements: number; bytes: number; external?: string }
