@@ -18,16 +18,20 @@ export interface ModelStatus {
 
 /**
  * OIP model metadata, plus the stage list (an extension field clients may
- * ignore) and, under `parameters`, whether it is ready and which stages are
- * down and why.
+ * ignore) and, under `parameters`, whether it is ready, why not, and which
+ * stages are down (their names, comma-separated: the protocol's parameter
+ * values are strings, numbers and booleans); the extension field
+ * `stages_down` has each of those stages with its reason and next retry.
  */
 export function modelMetadata(m: Manifest, status?: ModelStatus) {
-  const parameters: Record<string, unknown> = {};
+  const parameters: Record<string, string | number | boolean> = {};
+  let stagesDown: Record<string, unknown>[] | undefined;
   if (status) {
     parameters.ready = status.ready;
     if (status.reason !== undefined) parameters.reason = status.reason;
     const down = status.stages.filter((h) => !h.ready);
-    parameters.stages_down = down.map((h) => {
+    parameters.stages_down = down.map((h) => h.stage).join(', ');
+    stagesDown = down.map((h) => {
       const d: Record<string, unknown> = { stage: h.stage, reason: h.reason ?? 'not ready' };
       if (h.retryInMs !== undefined) d.retry_in_ms = h.retryInMs;
       return d;
@@ -40,14 +44,14 @@ export function modelMetadata(m: Manifest, status?: ModelStatus) {
     inputs: m.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     outputs: m.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     stages: m.stages.map((s) => ({ name: s.name, kind: s.kind, inputs: Object.values(s.inputs), outputs: Object.values(s.outputs), max_batch_size: s.batch.maxSize, instances: s.scale.instances })),
-    ...(status ? { parameters } : {}),
+    ...(status ? { stages_down: stagesDown, parameters } : {}),
   };
 }
 
 /** The metadata of a pipeline whose manifest could not be read: its name, and why it does not serve. */
 export function unreadableMetadata(name: string, status: ModelStatus) {
   return {
-    name, versions: [], platform: 'ensemble', inputs: [], outputs: [], stages: [],
-    parameters: { ready: false, reason: status.reason ?? 'failed to load', stages_down: [] },
+    name, versions: [], platform: 'ensemble', inputs: [], outputs: [], stages: [], stages_down: [],
+    parameters: { ready: false, reason: status.reason ?? 'failed to load', stages_down: '' },
   };
 }

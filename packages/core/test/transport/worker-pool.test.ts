@@ -327,7 +327,7 @@ stages:
     try {
       await registry.add(m);
       expect(await get('/v2/health/ready')).toEqual({ status: 200, body: { ready: true } });
-      expect((await get('/v2/models/flaky')).body.parameters).toEqual({ ready: true, stages_down: [] });
+      expect((await get('/v2/models/flaky')).body.parameters).toEqual({ ready: true, stages_down: '' });
 
       // The worker is killed (as by the OOM killer); meanwhile its cached weights and the bucket's copy went bad,
       // so every fresh worker fails to start: the cache copy is dropped, the download does not match.
@@ -341,8 +341,10 @@ stages:
       expect(meta.status).toBe(200);
       expect(meta.body).toMatchObject({ name: 'flaky', versions: ['1'], platform: 'ensemble', inputs: [{ name: 'x' }], outputs: [{ name: 'y' }] });
       expect(meta.body.parameters.ready).toBe(false);
-      expect(meta.body.parameters.stages_down).toEqual([{ stage: 'five', reason: expect.stringMatching(/failed to start 3 times/), retry_in_ms: expect.any(Number) }]);
-      expect(meta.body.parameters.stages_down[0].reason).toContain(`expected ${good.sha256}`);
+      // The protocol's parameters are scalars: the names there, each stage's reason and retry beside them.
+      expect(meta.body.parameters.stages_down).toBe('five');
+      expect(meta.body.stages_down).toEqual([{ stage: 'five', reason: expect.stringMatching(/failed to start 3 times/), retry_in_ms: expect.any(Number) }]);
+      expect(meta.body.stages_down[0].reason).toContain(`expected ${good.sha256}`);
       expect(meta.body.parameters.reason).toMatch(/stage 'five' is down/);
       const refused = await pool.invoke('flaky', 'five', [row([1, 2, 3, 4])]).catch((e: unknown) => e);
       expect((refused as EnsembleError).code).toBe('not_ready');
