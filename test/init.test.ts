@@ -67,7 +67,11 @@ describe('ensemble init', () => {
     expect(r.stdout).toContain('two_heads/pipeline.yaml');
     expect(r.stdout).toContain('ragged');
     // It ran two items in one call here, so it batches.
-    expect(await readFile(join(modelsDir, 'two_heads', 'pipeline.yaml'), 'utf8')).toMatch(/max_size: 8 /);
+    const written = await readFile(join(modelsDir, 'two_heads', 'pipeline.yaml'), 'utf8');
+    expect(written).toMatch(/max_size: 8 /);
+    // Triton's defaults for an ONNX Runtime model on CPU: no queue delay, two instances.
+    expect(written).toMatch(/max_delay_ms: 0 /);
+    expect(written).toMatch(/instances: 2 /);
     expect(r.stdout).not.toContain('in one call');
     const body = await printedBody(r.stdout);
     await serve('two_heads', async (server) => {
@@ -219,7 +223,7 @@ describe('ensemble init', () => {
     expect(r.stdout).toContain('(2 stages)');
     // Each stage batches as the whole model would have (init's own default, with its comment-free form here).
     const yaml = await readFile(join(modelsDir, 'skip', 'pipeline.yaml'), 'utf8');
-    expect(yaml.match(/max_size: 8\n\s+max_delay_ms: 2/g)).toHaveLength(2);
+    expect(yaml.match(/max_size: 8\n\s+max_delay_ms: 0\n\s+scale:\n\s+instances: 2/g)).toHaveLength(2);
     await serve('skip', async (server) => {
       const data = Array.from(seededFloats(16, 9));
       const res = await postJson(`${server.url}/v2/models/skip/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 8], data }] });

@@ -255,6 +255,9 @@ describe('paths and methods', () => {
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
     expect((await raw('GET', '/v2/nothing/here')).status).toBe(404);
+    // One trailing slash is the route; two are no route, not a 405 that names the method asked as the one to use.
+    expect((await raw('GET', '/v2/health/live//')).status).toBe(404);
+    expect((await raw('POST', '/v2/models/demo/infer//', '{}')).status).toBe(404);
   });
 });
 

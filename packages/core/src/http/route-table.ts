@@ -10,9 +10,13 @@ export class RouteTable {
     this.routes.push({ pattern: toPattern(path), method: method.toUpperCase() });
   }
 
-  /** The methods served on `path` (a trailing slash ignored), in the order registered; empty for an unknown path. */
+  /**
+   * The methods served on `path` (one trailing slash ignored, as the router
+   * ignores it: `/v2/health/live//` is no route at all), in the order
+   * registered; empty for an unknown path.
+   */
   allowed(path: string): string[] {
-    const p = path.length > 1 ? path.replace(/\/+$/, '') : path;
+    const p = path.length > 1 ? path.replace(/\/$/, '') : path;
     const out: string[] = [];
     for (const r of this.routes) if (r.pattern.test(p) && !out.includes(r.method)) out.push(r.method);
     // Hono answers HEAD with the GET route.

@@ -25,6 +25,8 @@ export interface DecomposeOptions extends CutOptions {
   runs?: number;
   /** Every stage's batch block in the manifest written (default: none). */
   batch?: PipelineOptions['batch'];
+  /** Every stage's scale block in the manifest written (default: none). */
+  scale?: PipelineOptions['scale'];
 }
 
 export interface DecomposeReport {
@@ -59,6 +61,7 @@ export async function decomposeModel(modelPath: string, plan: CutPlan, opts: Dec
     keyPrefix: pipelineName(name),
     sourceDir: '',
     batch: opts.batch,
+    scale: opts.scale,
     description: `${basename(modelPath)} cut into ${cut.stages.length} stages`,
     header: `Written by \`ensemble decompose ${basename(modelPath)} ${planText}\`.\nThe stages: block can be pasted into another pipeline (fix weights.source paths and tensor names).`,
   }));

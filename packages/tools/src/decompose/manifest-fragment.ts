@@ -39,6 +39,8 @@ export interface FragmentOptions {
   rename?: Record<string, string>;
   /** Every stage's batch block (default: none, the manifest's defaults). */
   batch?: { max_size: number; max_delay_ms: number };
+  /** Every stage's scale block (default: none, the manifest's defaults). */
+  scale?: { instances: number };
 }
 
 export interface StageEntry {
@@ -48,6 +50,7 @@ export interface StageEntry {
   inputs: Record<string, string>;
   outputs: Record<string, string>;
   batch?: { max_size: number; max_delay_ms: number };
+  scale?: { instances: number };
 }
 
 /**
@@ -90,6 +93,7 @@ export function stageEntries(cut: CutResult, opts: FragmentOptions): StageEntry[
     inputs: Object.fromEntries(s.inputs.map((i) => [i.name, names.get(i.name)!])),
     outputs: Object.fromEntries(s.outputs.map((o) => [o, names.get(o)!])),
     ...(opts.batch ? { batch: { ...opts.batch } } : {}),
+    ...(opts.scale ? { scale: { ...opts.scale } } : {}),
   }));
 }
 

@@ -17,7 +17,7 @@ import { inspectModel } from '../onnx/inspect.js';
 import { keepOutputs } from '../decompose/keep-outputs.js';
 import { LocalFileWeightStore } from '../pipelines/local-weights.js';
 import { embedExternalData } from '../onnx/external-data.js';
-import { INIT_MAX_DELAY_MS, exampleRequest, initMaxSize, layoutOf, planInit, type InitPlan } from './plan.js';
+import { INIT_INSTANCES, INIT_MAX_DELAY_MS, exampleRequest, initMaxSize, layoutOf, planInit, type InitPlan } from './plan.js';
 import type { ModelInfo } from '../onnx/inspect.js';
 import * as ort from 'onnxruntime-node';
 import { toOrt } from '@ensemble/core/runtime/ort-tensors.js';
@@ -193,7 +193,7 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
         // The cut is probed at the free dims' size the whole model ran at, and its stages batch as the whole would.
         await decomposeModel(file, { stages: opts.stages }, {
           outDir: dir, name, sampleBatch: 0, log, dims: freeDims(info, probe.freeSize),
-          batch: { max_size: initMaxSize(info, probe.oneItem), max_delay_ms: INIT_MAX_DELAY_MS },
+          batch: { max_size: initMaxSize(info, probe.oneItem), max_delay_ms: INIT_MAX_DELAY_MS }, scale: { instances: INIT_INSTANCES },
         });
       } finally {
         await rm(tmp, { recursive: true, force: true });
