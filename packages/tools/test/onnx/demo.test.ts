@@ -46,8 +46,8 @@ describe('demo models', () => {
   it('declares input [batch, 4] and output [batch, 3], both FP32', async () => {
     for (const m of await buildDemoModels(tempDir())) {
       const info = inspectModel(m.file);
-      expect(info.inputs).toEqual([{ name: 'input', datatype: 'FP32', elemType: 1, shape: ['batch', 4], rankKnown: true }]);
-      expect(info.outputs).toEqual([{ name: 'output', datatype: 'FP32', elemType: 1, shape: ['batch', 3], rankKnown: true }]);
+      expect(info.inputs).toEqual([{ name: 'input', datatype: 'FP32', elemType: 1, shape: ['batch', 4], rankKnown: true, kind: 'tensor' }]);
+      expect(info.outputs).toEqual([{ name: 'output', datatype: 'FP32', elemType: 1, shape: ['batch', 3], rankKnown: true, kind: 'tensor' }]);
       expect(info.parameterCount).toBe(4 * 3 + 3);
     }
   });

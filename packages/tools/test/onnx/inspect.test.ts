@@ -31,8 +31,8 @@ describe('inspectModel on fixture models', () => {
   it('reports inputs, outputs and symbolic dims', () => {
     const info = inspectModel(addModel());
     expect(info.inputs).toEqual([
-      { name: 'a', datatype: 'FP32', elemType: 1, shape: ['batch', 'n'], rankKnown: true },
-      { name: 'b', datatype: 'FP32', elemType: 1, shape: ['batch', 'n'], rankKnown: true },
+      { name: 'a', datatype: 'FP32', elemType: 1, shape: ['batch', 'n'], rankKnown: true, kind: 'tensor' },
+      { name: 'b', datatype: 'FP32', elemType: 1, shape: ['batch', 'n'], rankKnown: true, kind: 'tensor' },
     ]);
     expect(info.outputs.map((o) => [o.name, o.shape])).toEqual([['sum', ['batch', 'n']]]);
     expect(info).toMatchObject({ nodeCount: 1, parameterCount: 0, weightBytes: 0, opsetVersion: 17, irVersion: 8, producer: 'ensemble' });
