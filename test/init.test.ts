@@ -70,7 +70,7 @@ describe('ensemble init', () => {
     const written = await readFile(join(modelsDir, 'two_heads', 'pipeline.yaml'), 'utf8');
     expect(written).toMatch(/max_size: 8 /);
     // Triton's defaults for an ONNX Runtime model on CPU: no queue delay, two instances.
-    expect(written).toMatch(/max_delay_ms: 0 /);
+    expect(written).toMatch(/max_delay_ms: 0\.1 /);
     expect(written).toMatch(/instances: 2 /);
     expect(r.stdout).not.toContain('in one call');
     const body = await printedBody(r.stdout);
@@ -86,6 +86,10 @@ describe('ensemble init', () => {
       const data = Array.from(seededFloats(24, 3));
       const two = await postJson(`${server.url}/v2/models/two_heads/infer`, { inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 3, 2, 2], data }] });
       expect(two.status).toBe(200);
+      // The request's two rows leave in one batch, though an instance was free when the first was queued.
+      await server.env.runs.flush();
+      const record = await (await fetch(`${server.url}/v2/runs/${two.body.parameters.run_id}`)).json() as { stages: { batchSizes: number[] }[] };
+      expect(record.stages[0].batchSizes).toEqual([2]);
       const whole = await direct(model, { image: new ort.Tensor('float32', Float32Array.from(data), [2, 3, 2, 2]) });
       const mask = two.body.outputs.find((o: { name: string }) => o.name === 'mask');
       expect(mask.shape).toEqual([2, 3, 2, 2]);
@@ -223,7 +227,7 @@ describe('ensemble init', () => {
     expect(r.stdout).toContain('(2 stages)');
     // Each stage batches as the whole model would have (init's own default, with its comment-free form here).
     const yaml = await readFile(join(modelsDir, 'skip', 'pipeline.yaml'), 'utf8');
-    expect(yaml.match(/max_size: 8\n\s+max_delay_ms: 0\n\s+scale:\n\s+instances: 2/g)).toHaveLength(2);
+    expect(yaml.match(/max_size: 8\n\s+max_delay_ms: 0\.1\n\s+scale:\n\s+instances: 2/g)).toHaveLength(2);
     await serve('skip', async (server) => {
       const data = Array.from(seededFloats(16, 9));
       const res = await postJson(`${server.url}/v2/models/skip/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 8], data }] });

@@ -406,8 +406,9 @@ export class Batcher {
       })
       .catch((err: unknown) => {
         const e = err instanceof EnsembleError ? err : new StageError(stage, err instanceof Error ? err.message : String(err));
-        if (this.runApart(batch, e)) return;
+        // The failed call is an execution either way (its time, its Invoke): counted before its items run apart.
         if (this.opts.onBatch) this.report(batch, start, performance.now() - start, undefined, e.code);
+        if (this.runApart(batch, e)) return;
         for (const p of batch) p.reject(e);
       })
       .finally(() => {
@@ -420,8 +421,10 @@ export class Batcher {
    * A batch whose run threw on its inputs (StageError.byRun), holding items
    * of more than one request: one request's bad input (a token id past the
    * embedding table) must not fail the others it shared the batch with.
-   * Each request's items go back to the head of the queue as a batch of
-   * their own, never to be split again or joined by others, so only the
+   * Each request's items go back into the queue at their place by arrival
+   * (ahead of what came after them: the queue stays oldest first, as the
+   * queue timeout reads it) as a batch of their own, never to be split
+   * again or joined by others, so only the
    * request whose input the model refuses gets the error. Items of no
    * request (no signal) each go alone. False (nothing done) for any other
    * failure, or a batch of one request.
@@ -447,7 +450,8 @@ export class Batcher {
         again.push(q);
       }
     }
-    this.queue.unshift(...again);
+    again.sort((x, y) => x.enqueuedAt - y.enqueuedAt);
+    this.queue = mergeByArrival(again, this.queue);
     return true;
   }
 
@@ -526,4 +530,15 @@ function valueKey(t: Tensor | undefined): string {
   if (!t) return '';
   if (Array.isArray(t.data)) return t.data.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')).join(',');
   return Array.from(t.data as ArrayLike<number | bigint>, String).join(',');
+}
+
+/** Two queues, each oldest first, as one oldest first (on a tie, `a`'s item first). */
+function mergeByArrival(a: Pending[], b: Pending[]): Pending[] {
+  const out: Pending[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(a[i].enqueuedAt <= b[j].enqueuedAt ? a[i++] : b[j++]);
+  while (i < a.length) out.push(a[i++]);
+  while (j < b.length) out.push(b[j++]);
+  return out;
 }

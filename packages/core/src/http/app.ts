@@ -2,6 +2,7 @@ import { runProfile } from '../observability/profile.js';
 import { lambdaFunctionOf, processAssumptions } from '../observability/assumptions.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Hono, type Context } from 'hono';
 import type { LoadedPipeline, PipelineRegistry } from '../pipelines/registry.js';
 import type { TransportKind } from '../transport/types.js';
@@ -353,10 +354,24 @@ function clientGone(c: Context): ((cancel: () => void) => void) | undefined {
       outgoing.once('close', () => { if (incoming.errored || !outgoing.writableFinished) cancel(); });
       return;
     }
-    const onClose = () => { if (!outgoing.writableFinished) cancel(); };
-    socket.once('close', onClose);
-    outgoing.once('finish', () => socket.off('close', onClose));
+    const forget = whenClosed(socket, () => { if (!outgoing.writableFinished) cancel(); });
+    outgoing.once('finish', forget);
   };
+}
+
+/** Per connection, what its pipelined requests do if it closes: one listener per socket, however many wait. */
+const onSocketClose = new WeakMap<Socket, Set<() => void>>();
+
+function whenClosed(socket: Socket, fn: () => void): () => void {
+  let waiting = onSocketClose.get(socket);
+  if (!waiting) {
+    const set = new Set<() => void>();
+    waiting = set;
+    onSocketClose.set(socket, set);
+    socket.once('close', () => { for (const f of [...set]) f(); set.clear(); });
+  }
+  waiting.add(fn);
+  return () => { waiting.delete(fn); };
 }
 
 /**

@@ -401,7 +401,8 @@ describe('Batcher: a batch whose run throws on one request\'s input', () => {
   }
 
   it('runs each request\'s items apart, so only the request with the bad input fails', async () => {
-    const { batcher, batches } = strict();
+    const events: StageBatch[] = [];
+    const { batcher, batches } = strict({ onBatch: (e) => events.push(e) });
     const [a, b, c] = [new RunCancel(), new RunCancel(), new RunCancel()];
     const settled = await Promise.allSettled([
       batcher.submit(item(1), a), batcher.submit(item(2), a),
@@ -412,6 +413,8 @@ describe('Batcher: a batch whose run throws on one request\'s input', () => {
     expect((settled[2] as PromiseRejectedResult).reason.message).toBe("stage 'embed' failed: index -9 out of range");
     // One shared batch, then one per request (the item of no request alone), each request's items together.
     expect(batches).toEqual([[1, 2, -9, 3, 4, 5], [1, 2], [-9, 3], [4], [5]]);
+    // Every call is an execution in the statistics, the failed shared one included.
+    expect(events.map((e) => [e.size, e.error])).toEqual([[6, 'stage_failed'], [2, undefined], [2, 'stage_failed'], [1, undefined], [1, undefined]]);
   });
 
   it('fails the whole batch as before when the failure is not the run\'s (a crash, a timeout) or the batch is one request\'s', async () => {

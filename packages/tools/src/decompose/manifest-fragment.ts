@@ -2,8 +2,9 @@
  * The manifest side of a cut: the `stages:` entries that wire the stage
  * models (docs/manifest.md), and a complete pipeline around them so a cut can
  * be loaded, served and verified as is. ONNX tensor names stay the model-side
- * keys; the pipeline-side names are sanitized (paddle2onnx names such as
- * `conv2d_195.tmp_0` become `conv2d_195_tmp_0`).
+ * keys; the whole model's inputs and outputs keep their names on the
+ * pipeline side, and the tensors between stages are sanitized (paddle2onnx
+ * names such as `conv2d_195.tmp_0` become `conv2d_195_tmp_0`).
  */
 import { Document, isMap, isScalar, isSeq, visit } from 'yaml';
 import { EnsembleError } from '@ensemble/core/errors.js';

@@ -172,7 +172,7 @@ export async function initPipeline(opts: InitPipelineOptions): Promise<InitResul
   const embedded = await embedExternalData(bytes, opts.model);
   if (embedded.files.length) {
     bytes = embedded.bytes;
-    notes.push(`the weights kept in ${embedded.files.join(', ')} are inside ${WEIGHTS_FILE} now: a stage's weights are one file`);
+    notes.push(`the weights kept in ${embedded.files.join(', ')} are inside ${opts.stages !== undefined ? 'the stage files' : WEIGHTS_FILE} now: a stage's weights are one file`);
   }
   if (opts.outputs?.length) {
     const kept = keepOutputs(bytes, opts.outputs);

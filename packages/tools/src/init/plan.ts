@@ -37,18 +37,19 @@ export interface InitOptions {
 const DEFAULT_MAX_SIZE = 8;
 /**
  * How long the first item of a batch waits for more, in a pipeline init
- * writes: not at all, as Triton's dynamic batcher by default. A lone request
- * leaves at once; under load, items queue behind busy instances and leave
- * together. On a 2-core machine, a recogniser served whole answered a lone
- * request in 29.0 ms at 0 against 32.2 at 2 ms, at the same throughput at
- * concurrency 8 (docs/benchmarks.md, the fourteenth pass).
+ * writes: to the end of the event-loop turn, no timer (a delay under 1 ms;
+ * docs/manifest.md). A lone request leaves at once, with all its rows (at 0
+ * an idle instance would take the first row alone: a request of 8 rows ran
+ * as batches of 1, 1 and 6); under load, items queue behind busy instances
+ * and leave together. A 2 ms timer bought nothing measurable on a model
+ * served whole (docs/benchmarks.md, the fourteenth pass).
  */
-export const INIT_MAX_DELAY_MS = 0;
+export const INIT_MAX_DELAY_MS = 0.1;
 /**
  * Worker processes per stage in a pipeline init writes: two, as Triton gives
  * an ONNX Runtime model on CPU by default, so a batch runs while the next
- * one is made and sent. One left a core idle: 38.9 -> 52.6-56.0 requests/s
- * at concurrency 8 on the same recogniser (the fourteenth pass).
+ * one is made and sent. One left a core idle: 33.8-38.9 -> 48.1-56.0
+ * requests/s at concurrency 8 on the same recogniser (the fourteenth pass).
  */
 export const INIT_INSTANCES = 2;
 

@@ -48,12 +48,14 @@ export async function embedExternalData(bytes: Uint8Array, modelFile: string): P
     const who = `initializer '${t.name ?? '?'}'`;
     if (!location) throw new EnsembleError(`${who} is stored as external data with no location`, 'invalid_input');
     const file = path.resolve(dir, location);
-    if (path.isAbsolute(location) || path.relative(dir, file).startsWith('..')) {
+    const rel = path.relative(dir, file);
+    if (path.isAbsolute(location) || rel === '..' || rel.startsWith(`..${path.sep}`)) {
       throw new EnsembleError(`${who} keeps its weights in ${location}, outside the model's folder ${dir}`, 'invalid_input');
     }
     const offset = Number(entry('offset') ?? 0);
-    const handle = await open(file).catch(() => {
-      throw new EnsembleError(`${who} keeps its weights in ${location}, which is not next to the model (${file}): copy it there`, 'invalid_input');
+    const handle = await open(file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw new EnsembleError(`${who} keeps its weights in ${location}, which is not next to the model (${file}): copy it there`, 'invalid_input');
+      throw new EnsembleError(`${who} keeps its weights in ${location}, which cannot be read: ${e.message}`, 'invalid_input');
     });
     try {
       const size = (await handle.stat()).size;
@@ -66,7 +68,8 @@ export async function embedExternalData(bytes: Uint8Array, modelFile: string): P
         throw new EnsembleError(`the model and its external weights come to over 2 GB, more than one .onnx file can hold, and a stage's weights are one file`, 'invalid_input');
       }
       const data = new Uint8Array(length);
-      await handle.read(data, 0, length, offset);
+      const { bytesRead } = await handle.read(data, 0, length, offset);
+      if (bytesRead !== length) throw new EnsembleError(`${who}: read ${bytesRead} of ${length} bytes from ${location}`, 'invalid_input');
       t.rawData = data;
     } finally {
       await handle.close();
