@@ -424,10 +424,9 @@ export class Batcher {
    * Each request's items go back into the queue at their place by arrival
    * (ahead of what came after them: the queue stays oldest first, as the
    * queue timeout reads it) as a batch of their own, never to be split
-   * again or joined by others, so only the
-   * request whose input the model refuses gets the error. Items of no
-   * request (no signal) each go alone. False (nothing done) for any other
-   * failure, or a batch of one request.
+   * again or joined by others, so only the request whose input the model
+   * refuses gets the error. Items of no request (no signal) each go alone.
+   * False (nothing done) for any other failure, or a batch of one request.
    */
   private runApart(batch: Pending[], e: EnsembleError): boolean {
     if (!(e instanceof StageError) || !e.byRun || batch.length < 2 || batch.some((p) => p.apart)) return false;
